@@ -1,0 +1,1 @@
+"""Bronze tier: normalized Databento events, front month only, never rewritten once written."""

@@ -1,0 +1,308 @@
+"""Find Databento DBN files under ``raw/`` and decode them to Polars without per-record Python.
+
+Files may have any names and any split across files: what a file holds (dataset, schema, time range)
+is read from its DBN metadata header and its records, never from its name. Decoding goes
+``DBNStore.to_ndarray(count=...)`` -> NumPy structured chunks -> Polars columns, so memory stays
+bounded by the chunk size plus the selected rows (Databento DBN encoding spec:
+https://databento.com/docs/standards-and-conventions/databento-binary-encoding).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from ..errors import RawDataError
+
+#: DBN fixed-point price scale: 1 unit = 1e-9 index points.
+FIXED_PRICE_SCALE = 1e-9
+#: Sentinel of an undefined price in DBN (i64::MAX).
+UNDEF_PRICE = np.iinfo(np.int64).max
+DBN_SUFFIXES = (".dbn", ".dbn.zst")
+_CHUNK_RECORDS = 1_000_000
+
+
+@dataclass(frozen=True)
+class DbnFileInfo:
+    """What one raw DBN file holds, from its metadata header and record timestamps.
+
+    ``ts_min``/``ts_max`` are the first and last record ``ts_event`` in ns since the epoch (UTC);
+    both are None for a file with no records.
+    """
+
+    path: Path
+    dataset: str
+    schema: str
+    ts_min: int | None
+    ts_max: int | None
+    size: int
+    mtime_ns: int
+
+    def overlaps(self, start: datetime, end: datetime) -> bool:
+        """True when some record lies in ``[start, end)`` (aware datetimes)."""
+        if self.ts_min is None or self.ts_max is None:
+            return False
+        return self.ts_min < _ns(end) and self.ts_max >= _ns(start)
+
+
+def _ns(ts: datetime) -> int:
+    return int(ts.astimezone(timezone.utc).timestamp()) * 1_000_000_000 + ts.microsecond * 1000
+
+
+def _store(path: Path):
+    import databento as db
+
+    try:
+        return db.DBNStore.from_file(path)
+    except Exception as exc:  # databento raises ValueError/RuntimeError/BentoError variously
+        raise RawDataError(f"{path}: not a readable DBN file ({exc})") from exc
+
+
+def iter_records(path: Path, chunk_records: int = _CHUNK_RECORDS):
+    """Yield the records of ``path`` as NumPy structured arrays of at most ``chunk_records`` rows.
+
+    Raises:
+        RawDataError: the file cannot be decoded (corrupt, truncated, not DBN), naming the file.
+    """
+    store = _store(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for chunk in store.to_ndarray(count=chunk_records):
+                yield chunk
+    except RawDataError:
+        raise
+    except Exception as exc:
+        raise RawDataError(f"{path}: DBN records cannot be decoded, the file is corrupt or truncated ({exc})") from exc
+
+
+def inspect_file(path: Path) -> DbnFileInfo:
+    """Read ``path``'s header and the ts_event range of its records.
+
+    Raises:
+        RawDataError: unreadable or truncated file, naming it.
+    """
+    store = _store(path)
+    ts_min: int | None = None
+    ts_max: int | None = None
+    for chunk in iter_records(path):
+        if len(chunk):
+            ts = chunk["ts_event"]
+            lo, hi = int(ts.min()), int(ts.max())
+            ts_min = lo if ts_min is None else min(ts_min, lo)
+            ts_max = hi if ts_max is None else max(ts_max, hi)
+    st = path.stat()
+    return DbnFileInfo(
+        path=path,
+        dataset=str(store.dataset),
+        schema=str(store.schema),
+        ts_min=ts_min,
+        ts_max=ts_max,
+        size=st.st_size,
+        mtime_ns=st.st_mtime_ns,
+    )
+
+
+def find_dbn_files(raw_dir: Path) -> list[Path]:
+    """Every ``*.dbn`` / ``*.dbn.zst`` file under ``raw_dir`` (recursively), sorted by path.
+
+    Raises:
+        RawDataError: ``raw_dir`` does not exist.
+    """
+    if not raw_dir.is_dir():
+        raise RawDataError(f"{raw_dir}: raw data directory does not exist (put Databento DBN files there)")
+    return sorted(p for p in raw_dir.rglob("*") if p.is_file() and p.name.endswith(DBN_SUFFIXES))
+
+
+class RawCatalog:
+    """Index of the raw DBN files, cached in memory per (path, size, mtime) so files are inspected once."""
+
+    def __init__(self, raw_dir: Path):
+        self.raw_dir = Path(raw_dir)
+        self._cache: dict[tuple[str, int, int], DbnFileInfo] = {}
+
+    def files(self, schema: str | None = None, dataset: str = "GLBX.MDP3") -> list[DbnFileInfo]:
+        """Inspected files, optionally only those of one DBN ``schema`` (e.g. ``"ohlcv-1m"``)."""
+        out = []
+        for path in find_dbn_files(self.raw_dir):
+            st = path.stat()
+            key = (str(path), st.st_size, st.st_mtime_ns)
+            if key not in self._cache:
+                self._cache[key] = inspect_file(path)
+            info = self._cache[key]
+            if info.dataset == dataset and (schema is None or info.schema == schema):
+                out.append(info)
+        return out
+
+    def files_for_window(self, schema: str, start: datetime, end: datetime) -> list[DbnFileInfo]:
+        """Files of ``schema`` holding at least one record in ``[start, end)``."""
+        return [f for f in self.files(schema) if f.overlaps(start, end)]
+
+
+def symbol_map(path: Path) -> dict[int, str]:
+    """instrument_id -> raw symbol from the file's symbology mappings (Databento metadata).
+
+    Works for files requested by raw symbol or parent (stype_out instrument_id), where each mapping
+    interval's ``symbol`` is the instrument_id as text.
+    """
+    store = _store(path)
+    out: dict[int, str] = {}
+    for raw_symbol, intervals in (store.mappings or {}).items():
+        for interval in intervals:
+            sym = str(interval.get("symbol", ""))
+            if sym.isdigit():
+                out[int(sym)] = raw_symbol
+    return out
+
+
+def read_ohlcv_1m(paths: list[Path], start: datetime, end: datetime) -> pl.DataFrame:
+    """Decode ``ohlcv-1m`` records with ts_event in ``[start, end)`` from ``paths``.
+
+    Returns columns ts_event (Datetime ns UTC, bar open), instrument_id (UInt32), raw_symbol (Utf8,
+    null when no mapping names it), open/high/low/close (Float64, index points), volume (Int64,
+    contracts), deduplicated on (ts_event, instrument_id) and sorted by ts_event then instrument_id.
+
+    Raises:
+        RawDataError: a file is unreadable or holds a record with an undefined price, naming the file.
+    """
+    lo, hi = _ns(start), _ns(end)
+    frames: list[pl.DataFrame] = []
+    for path in paths:
+        symbols = symbol_map(path)
+        for chunk in iter_records(path):
+            sel = chunk[(chunk["ts_event"] >= lo) & (chunk["ts_event"] < hi)]
+            if not len(sel):
+                continue
+            prices = {c: sel[c] for c in ("open", "high", "low", "close")}
+            if any((p == UNDEF_PRICE).any() for p in prices.values()):
+                raise RawDataError(f"{path}: ohlcv-1m record with an undefined price")
+            frames.append(
+                pl.DataFrame(
+                    {
+                        "ts_event": sel["ts_event"].astype(np.int64),
+                        "instrument_id": sel["instrument_id"].astype(np.uint32),
+                        **{c: p.astype(np.float64) * FIXED_PRICE_SCALE for c, p in prices.items()},
+                        "volume": sel["volume"].astype(np.int64),
+                    }
+                ).with_columns(
+                    pl.col("ts_event").cast(pl.Datetime("ns", "UTC")),
+                    pl.col("instrument_id")
+                    .replace_strict(symbols, default=None, return_dtype=pl.Utf8)
+                    .alias("raw_symbol"),
+                )
+            )
+    schema = {
+        "ts_event": pl.Datetime("ns", "UTC"),
+        "instrument_id": pl.UInt32,
+        "raw_symbol": pl.Utf8,
+        "open": pl.Float64,
+        "high": pl.Float64,
+        "low": pl.Float64,
+        "close": pl.Float64,
+        "volume": pl.Int64,
+    }
+    if not frames:
+        return pl.DataFrame(schema=schema)
+    out = pl.concat(frames).select(list(schema))
+    # Files may overlap (a re-download beside an old one); keep one bar per instrument and minute.
+    return out.unique(["ts_event", "instrument_id"], keep="last").sort(["ts_event", "instrument_id"])
+
+
+def _fixed(a: np.ndarray) -> np.ndarray:
+    out = a.astype(np.float64) * FIXED_PRICE_SCALE
+    out[a == UNDEF_PRICE] = np.nan
+    return out
+
+
+def _text(a: np.ndarray) -> list[str]:
+    return [x.decode() if isinstance(x, bytes) else str(x) for x in a.tolist()]
+
+
+def read_definitions(paths: list[Path], until: datetime) -> pl.DataFrame:
+    """Decode ``definition`` records published before ``until``; the latest per instrument_id wins.
+
+    Returns columns instrument_id (UInt32), raw_symbol, instrument_class (Utf8: F future, S spread,
+    C/P option...), security_type, asset, underlying (Utf8), expiration, activation (Datetime ns UTC),
+    min_price_increment, unit_of_measure_qty (contract multiplier, 50 for ES), strike_price
+    (Float64, null when undefined), ts_recv (Datetime ns UTC). Definitions are few (thousands), so
+    the per-column text decoding here is not a hot path.
+
+    Raises:
+        RawDataError: a file is unreadable, naming it.
+    """
+    hi = _ns(until)
+    frames = []
+    for path in paths:
+        for chunk in iter_records(path):
+            sel = chunk[chunk["ts_recv"] < hi] if "ts_recv" in chunk.dtype.names else chunk
+            if not len(sel):
+                continue
+            frames.append(
+                pl.DataFrame(
+                    {
+                        "instrument_id": sel["instrument_id"].astype(np.uint32),
+                        "raw_symbol": _text(sel["raw_symbol"]),
+                        "instrument_class": _text(sel["instrument_class"]),
+                        "security_type": _text(sel["security_type"]),
+                        "asset": _text(sel["asset"]),
+                        "underlying": _text(sel["underlying"]),
+                        "expiration": sel["expiration"].astype(np.int64),
+                        "activation": sel["activation"].astype(np.int64),
+                        "min_price_increment": _fixed(sel["min_price_increment"]),
+                        "unit_of_measure_qty": _fixed(sel["unit_of_measure_qty"]),
+                        "strike_price": _fixed(sel["strike_price"]),
+                        "ts_recv": sel["ts_recv"].astype(np.int64),
+                    }
+                )
+            )
+    if not frames:
+        return empty_definitions()
+    return (
+        pl.concat(frames)
+        .with_columns(pl.col(c).cast(pl.Datetime("ns", "UTC")) for c in ("expiration", "activation", "ts_recv"))
+        .with_columns(pl.col("strike_price").fill_nan(None))
+        .sort("ts_recv")
+        .unique("instrument_id", keep="last")
+        .sort("instrument_id")
+    )
+
+
+def empty_definitions() -> pl.DataFrame:
+    """A definitions frame with no rows and the columns of :func:`read_definitions`."""
+    return pl.DataFrame(
+        schema={
+            "instrument_id": pl.UInt32,
+            "raw_symbol": pl.Utf8,
+            "instrument_class": pl.Utf8,
+            "security_type": pl.Utf8,
+            "asset": pl.Utf8,
+            "underlying": pl.Utf8,
+            "expiration": pl.Datetime("ns", "UTC"),
+            "activation": pl.Datetime("ns", "UTC"),
+            "min_price_increment": pl.Float64,
+            "unit_of_measure_qty": pl.Float64,
+            "strike_price": pl.Float64,
+            "ts_recv": pl.Datetime("ns", "UTC"),
+        }
+    )
+
+
+def utc_day_range(day: date) -> tuple[datetime, datetime]:
+    """``[00:00, next 00:00)`` UTC of calendar day ``day``."""
+    start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    return start, start + timedelta(days=1)
+
+
+def file_fingerprint(paths: list[Path]) -> str:
+    """A short text naming the files and their sizes and mtimes, for run keys and metadata."""
+    parts = []
+    for p in sorted(paths):
+        st = os.stat(p)
+        parts.append(f"{p.name}:{st.st_size}:{st.st_mtime_ns}")
+    return ";".join(parts)

@@ -1,0 +1,106 @@
+"""The one typed configuration of Spymaster: sessions, levels, thresholds, retrieval and paths.
+
+Every domain function takes a :class:`SpymasterConfig` (or the few fields it needs) as an argument;
+nothing reads module-level settings. Each materialization records ``config.as_metadata()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from datetime import time
+from pathlib import Path
+
+#: The six level kinds, in the fixed order used by every table and vector.
+LEVEL_KINDS: tuple[str, ...] = ("PM_HIGH", "PM_LOW", "OR_HIGH", "OR_LOW", "SMA_90", "EMA_20")
+#: Approach directions: UP = close below the level (testing resistance), DOWN = close above it.
+DIRECTIONS: tuple[str, ...] = ("UP", "DOWN")
+#: Outcome classes, in the fixed order of every probability vector.
+OUTCOMES: tuple[str, ...] = ("BREAK", "REJECT", "CHOP")
+
+SESSION_TZ = "America/New_York"
+EXCHANGE_CALENDAR = "CMES"
+
+
+@dataclass(frozen=True)
+class SpymasterConfig:
+    """Configuration shared by every tier. Times are America/New_York wall-clock times.
+
+    Units: ``*_atr`` fields are multiples of the 14-period ATR of 2-minute bars (index points per
+    ATR); ``*_minutes`` are minutes; ``home`` is the data root holding ``raw/``, ``lake/`` and
+    ``reports/``.
+    """
+
+    home: Path = Path("data")
+    # Session clock (DESIGN.md "Sessions and levels").
+    session_open: time = time(18, 0)  # previous calendar day
+    session_close: time = time(17, 0)
+    premarket_start: time = time(4, 0)
+    rth_open: time = time(9, 30)
+    opening_range_minutes: int = 15
+    anchor_start: time = time(9, 30)
+    anchor_end: time = time(12, 30)
+    # Bars and indicators.
+    base_bar_minutes: int = 1
+    level_bar_minutes: int = 2
+    atr_period: int = 14
+    sma_period: int = 90
+    ema_period: int = 20
+    warmup_sessions: int = 1
+    # Setups and outcomes.
+    approach_zone_atr: float = 2.0
+    break_atr: float = 1.0
+    reject_atr: float = 1.0
+    horizon_minutes: int = 16
+    # Vector.
+    trajectory_minutes: int = 20
+    dct_coefficients: int = 8
+    kinematic_lags_minutes: tuple[int, ...] = (1, 3, 5, 10, 20)
+    stack_thresholds_atr: tuple[float, ...] = (0.5, 1.0, 2.0)
+    time_bucket_edges_minutes: tuple[int, ...] = (0, 15, 30, 60, 120, 180)
+    # Normalization, index and retrieval.
+    normalization_sessions: int = 60
+    robust_z_clip: float = 4.0
+    top_k: int = 50
+    max_neighbours_per_session: int = 2
+    dirichlet_prior_strength: float = 10.0
+    interval_level: float = 0.90
+    approximate_index_min_vectors: int = 200_000
+    index_retention_sessions: int = 20
+    smoothing_span_anchors: int = 3
+    # Evaluation.
+    min_history_sessions: int = 3
+    calibration_bins: int = 10
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> "SpymasterConfig":
+        """Build the configuration, taking ``home`` from ``SPYMASTER_HOME`` when it is set."""
+        if "home" not in overrides and os.environ.get("SPYMASTER_HOME"):
+            overrides["home"] = Path(os.environ["SPYMASTER_HOME"])
+        return cls(**overrides)  # type: ignore[arg-type]
+
+    @property
+    def raw_dir(self) -> Path:
+        """Where Databento DBN files are read from (any names, any split across files)."""
+        return Path(self.home) / "raw"
+
+    @property
+    def lake_dir(self) -> Path:
+        """Root of the Hive-partitioned Parquet lake: ``lake/<tier>/<table>/date=YYYY-MM-DD/``."""
+        return Path(self.home) / "lake"
+
+    @property
+    def reports_dir(self) -> Path:
+        """Where PNG reports (reliability diagrams) are written."""
+        return Path(self.home) / "reports"
+
+    @property
+    def time_bucket_labels(self) -> tuple[str, ...]:
+        """Labels of the time buckets, e.g. ``"0-15"`` (minutes since 09:30)."""
+        e = self.time_bucket_edges_minutes
+        return tuple(f"{e[i]}-{e[i + 1]}" for i in range(len(e) - 1))
+
+    def as_metadata(self) -> dict[str, str]:
+        """Flat string view of every field, for Dagster materialization metadata."""
+        return {f"config/{f.name}": str(getattr(self, f.name)) for f in dataclasses.fields(self)}

@@ -1,0 +1,18 @@
+"""Errors raised for bad input, each naming the file or argument and the reason."""
+
+from __future__ import annotations
+
+
+class SpymasterError(Exception):
+    """Base class of every error Spymaster raises on purpose."""
+
+
+class RawDataError(SpymasterError):
+    """A raw Databento file is unreadable, truncated, or lacks what a session needs.
+
+    The message always starts with the file path (or the session date when no file is at fault).
+    """
+
+
+class MissingPartitionError(SpymasterError):
+    """An upstream lake partition has not been materialized yet; the message says which asset to run."""
