@@ -26,6 +26,8 @@ FIXED_PRICE_SCALE = 1e-9
 UNDEF_PRICE = np.iinfo(np.int64).max
 DBN_SUFFIXES = (".dbn", ".dbn.zst")
 _CHUNK_RECORDS = 1_000_000
+#: Records of older DBN versions are upgraded on decode, so their sizes are only checked for this one.
+CURRENT_DBN_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,9 @@ def _store(path: Path):
     import databento as db
 
     try:
-        return db.DBNStore.from_file(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return db.DBNStore.from_file(path)
     except Exception as exc:  # databento raises ValueError/RuntimeError/BentoError variously
         raise RawDataError(f"{path}: not a readable DBN file ({exc})") from exc
 
@@ -71,15 +75,31 @@ def iter_records(path: Path, chunk_records: int = _CHUNK_RECORDS):
         RawDataError: the file cannot be decoded (corrupt, truncated, not DBN), naming the file.
     """
     store = _store(path)
+    decoded_bytes = 0
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for chunk in store.to_ndarray(count=chunk_records):
+                # `length` is each record's size in 32-bit words as written in the file.
+                decoded_bytes += int(chunk["length"].astype(np.int64).sum()) * 4
                 yield chunk
     except RawDataError:
         raise
     except Exception as exc:
         raise RawDataError(f"{path}: DBN records cannot be decoded, the file is corrupt or truncated ({exc})") from exc
+    body = _body_bytes(store)
+    if store.metadata.version == CURRENT_DBN_VERSION and body != decoded_bytes:
+        # The decoder silently drops a partial last record; a short file must not look complete.
+        raise RawDataError(f"{path}: truncated DBN file ({body - decoded_bytes} bytes after the last whole record)")
+
+
+def _body_bytes(store) -> int:
+    """Bytes after the metadata header in the (decompressed) stream, read in bounded blocks."""
+    reader = store.reader
+    total = 0
+    while block := reader.read(1 << 24):
+        total += len(block)
+    return total - store._metadata_length
 
 
 def inspect_file(path: Path) -> DbnFileInfo:
@@ -153,7 +173,10 @@ def symbol_map(path: Path) -> dict[int, str]:
     """
     store = _store(path)
     out: dict[int, str] = {}
-    for raw_symbol, intervals in (store.mappings or {}).items():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mappings = store.mappings or {}
+    for raw_symbol, intervals in mappings.items():
         for interval in intervals:
             sym = str(interval.get("symbol", ""))
             if sym.isdigit():

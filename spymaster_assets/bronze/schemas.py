@@ -22,7 +22,6 @@ BRONZE_DEFINITIONS = pa.DataFrameSchema(
         "unit_of_measure_qty": pa.Column(pl.Float64, nullable=True),
         "strike_price": pa.Column(pl.Float64, nullable=True),
         "ts_recv": pa.Column(UTC_NS),
-        "is_front_month": pa.Column(pl.Boolean),
     },
     strict=True,
     name="bronze_definitions",
@@ -57,7 +56,6 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "expiration": "last trading instant, UTC (ES futures: 09:30 ET on the third Friday)",
         "unit_of_measure_qty": "contract multiplier in USD per index point (50 for ES)",
         "min_price_increment": "tick size, index points (0.25 for ES)",
-        "is_front_month": "the session's volume-dominant outright",
     },
     "bronze_futures_ohlcv_1m": {
         "ts_event": "bar open time, UTC (Databento ohlcv convention); the bar covers [ts_event, +1 min)",

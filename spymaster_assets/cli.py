@@ -1,0 +1,160 @@
+"""The ``spymaster`` command line: backfill sessions, ask what similar setups did, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import warnings
+from datetime import date, datetime, time
+from pathlib import Path
+
+from .config import LEVEL_KINDS, SpymasterConfig
+from .errors import SpymasterError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def _time(text: str) -> time:
+    try:
+        return time.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a time (HH:MM, New York): {text!r}") from None
+
+
+def _level(text: str) -> str:
+    kind = text.upper()
+    if kind not in LEVEL_KINDS:
+        raise argparse.ArgumentTypeError(f"unknown level {text!r}; choose from {', '.join(LEVEL_KINDS)}")
+    return kind
+
+
+def _use_dagster_home(home: Path) -> None:
+    """Point DAGSTER_HOME under the data root (unless set) so CLI runs show in the UI started by scripts/ui.sh."""
+    if os.environ.get("DAGSTER_HOME"):
+        return
+    dagster_home = (home / ".dagster").resolve()
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    template = REPO_ROOT / "dagster.yaml"
+    if template.is_file() and not (dagster_home / "dagster.yaml").exists():
+        shutil.copy(template, dagster_home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+
+
+def backfill(config: SpymasterConfig, start: date, end: date, quiet: bool = False) -> list[date]:
+    """Materialize every asset for each session with regular-hours data in ``[start, end]``, in date order.
+
+    Runs in process against the Dagster instance at DAGSTER_HOME, with a progress bar on stderr.
+    Returns the sessions materialized.
+
+    Raises:
+        SpymasterError: no session in the range has raw data, or a session's run failed (named).
+    """
+    from dagster import DagsterInstance, materialize
+    from tqdm import tqdm
+
+    from spymaster_resources import SpymasterResource
+
+    from .bronze.dbn_files import RawCatalog
+    from .bronze.ingest import sessions_with_rth_data
+    from .definitions import all_assets
+
+    sessions = sessions_with_rth_data(RawCatalog(config.raw_dir), config, start, end)
+    if not sessions:
+        raise SpymasterError(f"no session between {start} and {end} has regular-hours bars in {config.raw_dir}")
+    _use_dagster_home(Path(config.home))
+    instance = DagsterInstance.get()
+    resources = {"spymaster": SpymasterResource(home=str(config.home))}
+    bar = tqdm(sessions, desc="backfill", unit="session", disable=quiet, file=sys.stderr)
+    for day in bar:
+        bar.set_postfix_str(str(day))
+        result = materialize(all_assets, partition_key=day.isoformat(), instance=instance, resources=resources, raise_on_error=False)
+        if not result.success:
+            failures = [e for e in result.all_events if e.is_failure]
+            reason = failures[0].message if failures else "see the Dagster run log"
+            raise SpymasterError(f"session {day}: materialization failed: {reason}")
+    return sessions
+
+
+def _print_answer(answer: dict) -> None:
+    print(f"{answer['date']} {answer['time']} ET  close {answer['close']:.2f}  ATR {answer['atr_points']:.2f} pts")
+    for lvl in answer["levels"]:
+        head = f"  {lvl['level_kind']:<8} {lvl['level_price']:>9.2f}  {lvl['direction']:<4}  d={lvl['distance_atr']:+.2f} ATR"
+        if not lvl["in_zone"]:
+            print(f"{head}  (outside the approach zone)")
+            continue
+        p, lo, hi = lvl["probabilities"], lvl["lower"], lvl["upper"]
+        probs = "  ".join(f"P({k})={p[k]:.2f} [{lo[k]:.2f},{hi[k]:.2f}]" for k in p)
+        base = " ".join(f"{k}={v:.2f}" for k, v in lvl["base_rate"].items())
+        print(f"{head}  {probs}  n_eff={lvl['effective_sample_size']:.1f}  base: {base}")
+        for n in lvl["neighbours"][:5]:
+            print(f"      {n['date']} {n['time']}  sim={n['similarity']:.3f}  {n['outcome']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``spymaster`` console script. Returns the process exit code."""
+    parser = argparse.ArgumentParser(
+        prog="spymaster",
+        description=(
+            "Spymaster: when ES price nears a level (pre-market high/low, opening-range high/low, SMA_90, "
+            "EMA_20), find the most similar past setups and show how often they broke, rejected or chopped. "
+            "Data root: --home, else $SPYMASTER_HOME, else ./data (raw DBN files in <home>/raw, outputs in <home>/lake)."
+        ),
+    )
+    parser.add_argument("--home", type=Path, help="data root holding raw/ and lake/ (default $SPYMASTER_HOME or ./data)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p_back = sub.add_parser("backfill", help="materialize every asset for the sessions in a date range, in order")
+    p_back.add_argument("--start", type=_date, required=True, help="first session date, YYYY-MM-DD")
+    p_back.add_argument("--end", type=_date, required=True, help="last session date, YYYY-MM-DD")
+    p_back.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p_query = sub.add_parser("query", help="what did similar past setups do at this bar? (uses the index as of --date)")
+    p_query.add_argument("--date", type=_date, required=True, help="session date, YYYY-MM-DD (must be materialized)")
+    p_query.add_argument("--time", type=_time, required=True, help="bar close time HH:MM New York, in the anchor window (09:32-12:30)")
+    p_query.add_argument("--level", type=_level, help=f"only this level kind ({', '.join(LEVEL_KINDS)})")
+    p_query.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+
+    p_demo = sub.add_parser("demo", help="copy the embedded real ES sample to a data root, backfill it, query it, evaluate")
+    p_demo.add_argument("--home", dest="demo_home", type=Path, default=Path("data/demo"), help="data root for the demo (default data/demo)")
+
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    try:
+        if args.command == "demo":
+            from .demo import run_demo
+
+            return run_demo(args.demo_home)
+        config = SpymasterConfig.from_env(**({"home": args.home} if args.home else {}))
+        if args.command == "backfill":
+            if args.end < args.start:
+                parser.error("--end is before --start")
+            done = backfill(config, args.start, args.end, quiet=args.quiet)
+            print(f"materialized {len(done)} sessions: {', '.join(d.isoformat() for d in done)}")
+            return 0
+        if args.command == "query":
+            from .gold.query import answer_query
+
+            answer = answer_query(config, args.date, args.time, args.level)
+            if args.json:
+                print(json.dumps(answer, indent=2, default=str))
+            else:
+                _print_answer(answer)
+            return 0
+    except SpymasterError as exc:
+        print(f"spymaster: error: {exc}", file=sys.stderr)
+        return 2
+    return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""``spymaster demo``: the whole pipeline on the embedded real ES sample, then one answer and the scores."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date, time
+from pathlib import Path
+
+import polars as pl
+
+from .config import SpymasterConfig
+from .errors import SpymasterError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_RAW = REPO_ROOT / "data" / "sample" / "raw"
+
+
+def install_sample(home: Path) -> Path:
+    """Copy the committed sample DBN files into ``home/raw`` (existing files are left alone). Returns raw/."""
+    if not SAMPLE_RAW.is_dir():
+        raise SpymasterError(f"{SAMPLE_RAW}: the embedded sample is missing (is this a full clone?)")
+    raw = home / "raw"
+    for src in SAMPLE_RAW.rglob("*.dbn.zst"):
+        dst = raw / src.relative_to(SAMPLE_RAW)
+        if not dst.exists():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+    return raw
+
+
+def pick_query_bar(config: SpymasterConfig, day: date) -> time:
+    """A bar of ``day`` where some level is in the approach zone (the first such anchor after 10:00 ET)."""
+    from .sessions import NY
+
+    state = pl.read_parquet(config.lake_dir / "silver" / "silver_level_state" / f"date={day}" / "part-0.parquet")
+    zone = state.filter(pl.col("in_zone")).sort("ts_event")
+    times = [t.astimezone(NY).time() for t in zone["ts_event"].to_list()]
+    later = [t for t in times if t >= time(10, 0)]
+    return (later or times or [time(10, 0)])[0]
+
+
+def run_demo(home: Path) -> int:
+    """Install the sample under ``home``, backfill every sample session, print a query and the evaluation."""
+    from .cli import _print_answer, backfill
+    from .gold.query import answer_query
+
+    home = Path(home)
+    install_sample(home)
+    config = SpymasterConfig(home=home)
+    print(f"Spymaster demo: real ES 1-minute bars (QuantConnect Lean, Apache-2.0) under {home}/raw")
+    sessions = backfill(config, date(2000, 1, 1), date.today())
+    print(f"materialized {len(sessions)} sessions through bronze, silver and gold: {sessions[0]} .. {sessions[-1]}")
+    day = sessions[-1]
+    bar = pick_query_bar(config, day)
+    print(f"\nspymaster query --date {day} --time {bar:%H:%M}   (index as of {day}: only earlier sessions)")
+    _print_answer(answer_query(config, day, bar, None))
+    evaluation = pl.read_parquet(config.lake_dir / "gold" / "gold_evaluation" / f"date={day}" / "part-0.parquet")
+    overall = evaluation.filter((pl.col("scope") == "cumulative") & (pl.col("level_kind") == "ALL") & (pl.col("direction") == "ALL"))
+    print("\nWalk-forward evaluation over every session with enough history:")
+    if overall.height:
+        row = overall.row(0, named=True)
+        print(
+            f"  episodes {row['n_episodes']}  sessions {row['n_sessions']}\n"
+            f"  Brier {row['brier']:.4f} vs base rate {row['brier_base']:.4f}  (skill score {row['brier_skill_score']:+.4f})\n"
+            f"  log loss {row['log_loss']:.4f} vs base {row['log_loss_base']:.4f}  ECE {row['ece']:.4f}\n"
+            f"  {'beats' if row['beats_base_rate'] else 'does NOT beat'} the base rate"
+        )
+    else:
+        print("  not enough history to score")
+    print(f"  reliability diagram: {config.reports_dir / f'reliability_{day}.png'}")
+    return 0
