@@ -1,0 +1,48 @@
+"""Shared fixtures: the committed real ES sample as a data root, and a few sessions materialized through every asset."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_RAW = REPO / "data" / "sample" / "raw"
+SHARED_DATA = REPO.parent / "shared" / "data"
+#: Five consecutive real sessions (ESZ3) used by the Dagster chain and query tests.
+CHAIN_SESSIONS = [date(2013, 10, 7), date(2013, 10, 8), date(2013, 10, 9), date(2013, 10, 10), date(2013, 10, 11)]
+
+
+@pytest.fixture(scope="session")
+def sample_home(tmp_path_factory) -> Path:
+    """A fresh data root whose raw/ holds a copy of the committed sample DBN files."""
+    home = tmp_path_factory.mktemp("home")
+    shutil.copytree(SAMPLE_RAW, home / "raw")
+    return home
+
+
+@pytest.fixture(scope="session")
+def materialized_home(tmp_path_factory) -> Path:
+    """A data root with CHAIN_SESSIONS materialized through every asset (in process, ephemeral instance)."""
+    from dagster import DagsterInstance, materialize
+
+    from spymaster_assets.definitions import all_assets
+    from spymaster_resources import SpymasterResource
+
+    home = tmp_path_factory.mktemp("chain")
+    raw = home / "raw" / "GLBX.MDP3"
+    raw.mkdir(parents=True)
+    for src in SAMPLE_RAW.rglob("*.dbn.zst"):
+        if src.name[10:18] <= "20131011":
+            shutil.copy2(src, raw / src.name)
+    instance = DagsterInstance.ephemeral()
+    resources = {"spymaster": SpymasterResource(home=str(home))}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for day in CHAIN_SESSIONS:
+            result = materialize(all_assets, partition_key=day.isoformat(), instance=instance, resources=resources)
+            assert result.success, f"materialization of {day} failed"
+    return home
