@@ -1,6 +1,5 @@
 """Bronze assets (Dagster wiring only): raw DBN -> front-month Parquet, never rewritten once written."""
 
-from __future__ import annotations
 
 from dagster import AssetExecutionContext, Config, MaterializeResult, asset
 

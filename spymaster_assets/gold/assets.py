@@ -1,6 +1,5 @@
 """Gold assets (Dagster wiring only): episodes, normalization, setup index, signals and their evaluation."""
 
-from __future__ import annotations
 
 from datetime import date
 
@@ -16,7 +15,7 @@ from . import as_of
 from .episodes import select_episodes
 from .evaluation import evaluate, evaluate_by, png_to_markdown, reliability_diagram_png
 from .normalization import stats_to_frame
-from .schemas import column_descriptions, validate_gold_episodes, validate_gold_normalization, validate_gold_signals
+from .schemas import GoldNormalization, column_descriptions, validate_episodes, validate_signals
 from .signals import answer
 from .vectors import vector_columns
 
@@ -30,7 +29,7 @@ def gold_episodes(context: AssetExecutionContext, spymaster: SpymasterResource) 
     """Setups: anchors inside the approach zone (|d| <= 2 ATR) with their vector, index partition key and outcome, one row per (anchor, level kind)."""
     day = session_of_partition_key(context.partition_key)
     cfg, lake = spymaster.config, spymaster.lake
-    episodes = validate_gold_episodes(
+    episodes = validate_episodes(
         select_episodes(lake.read("silver", "silver_level_state", day), lake.read("silver", "silver_outcomes", day), cfg), cfg
     )
     path = lake.write(TIER, "gold_episodes", day, episodes)
@@ -61,7 +60,7 @@ def gold_normalization(context: AssetExecutionContext, spymaster: SpymasterResou
     day = session_of_partition_key(context.partition_key)
     cfg, lake = spymaster.config, spymaster.lake
     stats = as_of.fit_as_of(lake, day, cfg)
-    frame = validate_gold_normalization(stats_to_frame(stats))
+    frame = GoldNormalization.validate(stats_to_frame(stats))
     path = lake.write(TIER, "gold_normalization", day, frame)
     if stats.n_sessions == 0:
         context.log.warning(f"gold_normalization {day}: no earlier session in the lake; identity statistics (median 0, scale 1)")
@@ -121,7 +120,7 @@ def gold_signals(context: AssetExecutionContext, spymaster: SpymasterResource) -
     cfg, lake = spymaster.config, spymaster.lake
     index = as_of.index_as_of(lake, day, cfg)
     signals, neighbours = answer(index, as_of.stats_as_of(lake, day), lake.read(TIER, "gold_episodes", day), cfg)
-    signals = validate_gold_signals(signals)
+    signals = validate_signals(signals, cfg)
     path = lake.write(TIER, "gold_signals", day, signals)
     lake.write(TIER, "gold_signal_neighbours", day, neighbours)
     return MaterializeResult(

@@ -1,6 +1,5 @@
 """Silver assets (Dagster wiring only): bars, levels, level-relative state and outcome labels per session."""
 
-from __future__ import annotations
 
 from datetime import date
 

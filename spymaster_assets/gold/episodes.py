@@ -1,0 +1,98 @@
+"""gold_episodes: the setups (anchors inside the approach zone) with their vector, partition key and outcome."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from ..config import SpymasterConfig
+from .vectors import state_to_matrix, vector_columns, vector_version
+
+_JOIN_KEYS = ["session_date", "ts_event", "level_kind"]
+
+
+def _iso_days(frame: pl.DataFrame) -> list[str]:
+    return sorted({d.isoformat() for d in frame["session_date"].to_list()})
+
+
+def partition_key_expr() -> pl.Expr:
+    """Polars expression for the index partition key ``"{level_kind}|{direction}|{time_bucket}"``."""
+    return pl.concat_str([pl.col("level_kind"), pl.col("direction"), pl.col("time_bucket")], separator="|")
+
+
+def episodes_schema(dim: int) -> dict[str, pl.DataType]:
+    """Column names and dtypes of gold_episodes for a vector of ``dim`` dimensions."""
+    return {
+        "session_date": pl.Date(),
+        "ts_event": pl.Datetime("ns", "UTC"),
+        "level_kind": pl.String(),
+        "direction": pl.String(),
+        "time_bucket": pl.String(),
+        "partition_key": pl.String(),
+        "vector_version": pl.String(),
+        "vector": pl.Array(pl.Float32, dim),
+        "distance_atr": pl.Float64(),
+        "outcome": pl.String(),
+        "ambiguous": pl.Boolean(),
+        "horizon_complete": pl.Boolean(),
+    }
+
+
+def select_episodes(state: pl.DataFrame, outcomes: pl.DataFrame, config: SpymasterConfig) -> pl.DataFrame:
+    """Build gold_episodes from silver_level_state and silver_outcomes.
+
+    Episodes are the state rows with ``in_zone`` true and a finite ``atr_points > 0`` (points),
+    inner-joined with their outcome on (session_date, ts_event, level_kind).
+
+    Output, sorted by (session_date, ts_event, level_kind): session_date (Date), ts_event
+    (Datetime ns UTC, the anchor bar close T), level_kind, direction, time_bucket, partition_key
+    (``"{level_kind}|{direction}|{time_bucket}"``), vector_version, vector
+    (Array(Float32, D) of :func:`vector_columns` in order, nulls as NaN, not yet normalized),
+    distance_atr (ATR), outcome (BREAK/REJECT/CHOP), ambiguous, horizon_complete.
+
+    Raises ValueError naming the session(s) if an episode has no outcome row, if an outcome row is
+    duplicated, or if the state and outcome directions disagree.
+    """
+    columns = vector_columns(config)
+    version = vector_version(config)
+    schema = episodes_schema(len(columns))
+
+    zone = state.filter(
+        pl.col("in_zone").fill_null(False)
+        & pl.col("atr_points").is_finite().fill_null(False)
+        & (pl.col("atr_points") > 0).fill_null(False)
+    )
+    if zone.height == 0:
+        return pl.DataFrame(schema=schema)
+
+    labels = outcomes.select(
+        *_JOIN_KEYS,
+        pl.col("direction").alias("_outcome_direction"),
+        "outcome",
+        "ambiguous",
+        "horizon_complete",
+    )
+    duplicated = labels.filter(pl.struct(_JOIN_KEYS).is_duplicated())
+    if duplicated.height:
+        days = _iso_days(duplicated)
+        raise ValueError(f"silver_outcomes has duplicate rows per (session_date, ts_event, level_kind) in sessions {days}")
+
+    joined = zone.join(labels, on=_JOIN_KEYS, how="left", maintain_order="left")
+    unlabelled = joined.filter(pl.col("outcome").is_null())
+    if unlabelled.height:
+        days = _iso_days(unlabelled)
+        raise ValueError(
+            f"{unlabelled.height} in-zone state rows have no outcome row in silver_outcomes; sessions {days}"
+        )
+    mismatch = joined.filter(pl.col("direction") != pl.col("_outcome_direction"))
+    if mismatch.height:
+        days = _iso_days(mismatch)
+        raise ValueError(f"state and outcome directions disagree for {mismatch.height} rows; sessions {days}")
+
+    joined = joined.sort(_JOIN_KEYS)
+    matrix = state_to_matrix(joined, columns)
+    vectors = pl.Series("vector", matrix, dtype=pl.Array(pl.Float32, len(columns)))
+    return joined.with_columns(
+        partition_key=partition_key_expr(),
+        vector_version=pl.lit(version),
+        vector=vectors,
+    ).select([pl.col(name).cast(dtype) for name, dtype in schema.items()])

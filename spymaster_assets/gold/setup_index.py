@@ -1,0 +1,470 @@
+"""gold_setup_index: one FAISS inner-product index per partition (level kind x direction x time bucket).
+
+Vectors are the normalized setup vectors (unit L2 norm, see ``normalization.normalize``), so the
+inner product is cosine similarity. A partition uses the exact ``IndexFlatIP`` while it holds fewer
+than ``config.approximate_index_min_vectors`` vectors and an HNSW graph (Malkov & Yashunin 2018,
+``faiss.IndexHNSWFlat``) once larger, with its recall@top_k against exact search measured at build
+time. Searches over-fetch and then keep at most ``max_neighbours_per_session`` neighbours per past
+session (the successive anchors of one session are near-duplicates of each other).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import faiss
+import numpy as np
+import polars as pl
+from numba import njit
+
+from ..config import OUTCOMES, SpymasterConfig
+from .retrieval import base_rate, outcome_codes
+
+#: Columns of each partition's metadata frame, aligned with the FAISS row ids of that partition.
+META_COLUMNS: tuple[str, ...] = ("session_date", "ts_event", "level_kind", "direction", "time_bucket", "outcome")
+HNSW_NEIGHBOURS = 32  # M: graph degree (faiss default recommendation for D ~ 50)
+HNSW_EF_CONSTRUCTION = 64
+HNSW_EF_SEARCH = 128
+RECALL_QUERIES = 200
+MANIFEST = "manifest.json"
+META_FILE = "meta.parquet"
+_EPOCH = date(1970, 1, 1)
+
+
+@dataclass(frozen=True)
+class PartitionStats:
+    """Build statistics of one partition: vector count, index kind ("flat"/"hnsw") and recall@top_k (1.0 for flat)."""
+
+    n_vectors: int
+    kind: str
+    recall: float
+
+
+@dataclass
+class _Partition:
+    index: faiss.Index
+    meta: pl.DataFrame  # META_COLUMNS + partition_key + row_id, row i = FAISS id i
+    session_code: np.ndarray  # int32 dense code of session_date (order of SetupIndex.sessions)
+    outcome_code: np.ndarray  # int8 index into OUTCOMES
+
+
+@njit(cache=True)
+def _filter_candidates(cand_ids, cand_sims, session_code, cutoff_code, k, max_per_session, n_sessions):
+    """Keep, per query row, the first k candidates whose session is < cutoff and not yet seen max_per_session times.
+
+    Candidates come best first from FAISS (id -1 = none). O(F) per row: a per-session counter
+    array is reset after each row by walking only the kept ids.
+    """
+    m, width = cand_ids.shape
+    out_ids = np.full((m, k), -1, dtype=np.int64)
+    out_sims = np.full((m, k), np.nan, dtype=np.float32)
+    n_found = np.zeros(m, dtype=np.int64)
+    counts = np.zeros(max(n_sessions, 1), dtype=np.int32)
+    for r in range(m):
+        n = 0
+        for j in range(width):
+            i = cand_ids[r, j]
+            if i < 0:
+                continue
+            s = session_code[i]
+            if s >= cutoff_code or counts[s] >= max_per_session:
+                continue
+            counts[s] += 1
+            out_ids[r, n] = i
+            out_sims[r, n] = cand_sims[r, j]
+            n += 1
+            if n == k:
+                break
+        n_found[r] = n
+        for t in range(n):
+            counts[session_code[out_ids[r, t]]] = 0
+    return out_ids, out_sims, n_found
+
+
+def safe_partition_name(partition_key: str) -> str:
+    """File-system-safe stem for a partition key: ``"PM_HIGH|UP|0-15"`` -> ``"PM_HIGH__UP__0-15"``."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", partition_key.replace("|", "__"))
+
+
+def _days(dates: pl.Series) -> np.ndarray:
+    return dates.cast(pl.Int32).to_numpy()
+
+
+class SetupIndex:
+    """FAISS indexes of normalized setup vectors, one per partition_key, with per-row metadata.
+
+    Attributes: ``vector_version``, ``as_of`` (the day D the index serves; all sessions < D),
+    ``dim`` (D), ``sessions`` (sorted source session dates), ``stats`` (partition_key ->
+    :class:`PartitionStats`), ``config``.
+    """
+
+    def __init__(
+        self,
+        partitions: dict[str, _Partition],
+        sessions: list[date],
+        dim: int,
+        vector_version: str | None,
+        as_of: date | None,
+        stats: dict[str, PartitionStats],
+        config: SpymasterConfig,
+    ) -> None:
+        self._partitions = partitions
+        self.sessions = sessions
+        self.dim = dim
+        self.vector_version = vector_version
+        self.as_of = as_of
+        self.stats = stats
+        self.config = config
+
+    # ------------------------------------------------------------------ build
+    @classmethod
+    def build(
+        cls,
+        vectors_normalized: np.ndarray,
+        meta: pl.DataFrame,
+        config: SpymasterConfig,
+        *,
+        as_of: date | None = None,
+        vector_version: str | None = None,
+    ) -> "SetupIndex":
+        """Build one index per partition_key.
+
+        vectors_normalized: (n, D) float32, rows L2-normalized. meta: n rows aligned with the
+        vectors, columns partition_key plus :data:`META_COLUMNS` (an optional vector_version column
+        must hold one value). Partitions with fewer than ``approximate_index_min_vectors`` vectors
+        get ``IndexFlatIP``; larger ones ``IndexHNSWFlat(D, 32, METRIC_INNER_PRODUCT)`` with
+        efSearch 128 and recall@top_k measured on up to 200 held-in queries against exact search.
+
+        Raises ValueError on misaligned rows, missing columns, unknown outcomes, mixed vector
+        versions, or (point in time) any session_date >= ``as_of``.
+        """
+        x = np.ascontiguousarray(vectors_normalized, dtype=np.float32)
+        if x.ndim != 2:
+            raise ValueError(f"vectors must be 2-D (n, D), got shape {x.shape}")
+        if x.shape[0] != meta.height:
+            raise ValueError(f"{x.shape[0]} vectors but {meta.height} metadata rows")
+        missing = [c for c in ("partition_key", *META_COLUMNS) if c not in meta.columns]
+        if missing:
+            raise ValueError(f"index metadata lacks columns {missing}")
+        if "vector_version" in meta.columns and meta.height:
+            versions = meta["vector_version"].unique().to_list()
+            if len(versions) != 1:
+                raise ValueError(f"an index never mixes vector versions; got {sorted(map(str, versions))}")
+            if vector_version is not None and versions[0] != vector_version:
+                raise ValueError(f"metadata vector_version {versions[0]!r} != requested {vector_version!r}")
+            vector_version = versions[0]
+        if as_of is not None and meta.height:
+            late = meta.filter(pl.col("session_date") >= as_of)
+            if late.height:
+                raise ValueError(
+                    f"point-in-time violation: index as of {as_of} would hold sessions "
+                    f"{sorted({d.isoformat() for d in late['session_date'].to_list()})}"
+                )
+        outcome_codes(meta["outcome"])  # raises on an unknown label
+
+        sessions = sorted(set(meta["session_date"].to_list()))
+        session_days = np.array([(s - _EPOCH).days for s in sessions], dtype=np.int64)
+        indexed = meta.select("partition_key", *META_COLUMNS).with_row_index("_source_row")
+        partitions: dict[str, _Partition] = {}
+        stats: dict[str, PartitionStats] = {}
+        for (key,), part_meta in indexed.partition_by("partition_key", as_dict=True, maintain_order=True).items():
+            rows = part_meta["_source_row"].to_numpy()
+            part_vectors = np.ascontiguousarray(x[rows])
+            index, part_stats = _build_partition_index(part_vectors, config)
+            part_meta = part_meta.drop("_source_row").with_row_index("row_id")
+            partitions[key] = _make_partition(index, part_meta, session_days)
+            stats[key] = part_stats
+        return cls(partitions, sessions, x.shape[1], vector_version, as_of, stats, config)
+
+    # ----------------------------------------------------------------- access
+    @property
+    def partition_keys(self) -> list[str]:
+        """Partition keys present in the index, sorted."""
+        return sorted(self._partitions)
+
+    def meta(self, partition_key: str) -> pl.DataFrame:
+        """Metadata of a partition (row_id = FAISS id, plus :data:`META_COLUMNS`); empty if absent."""
+        part = self._partitions.get(partition_key)
+        if part is None:
+            return pl.DataFrame(schema={"row_id": pl.UInt32, "partition_key": pl.String, **_meta_schema()})
+        return part.meta
+
+    def n_vectors(self, partition_key: str) -> int:
+        """Vectors held in a partition (0 if absent)."""
+        part = self._partitions.get(partition_key)
+        return 0 if part is None else int(part.index.ntotal)
+
+    def partition_base_rates(self) -> dict[str, np.ndarray]:
+        """partition_key -> add-one-smoothed outcome frequencies, shape (3,) in OUTCOMES order (retrieval.base_rate)."""
+        return {key: base_rate(part.outcome_code) for key, part in self._partitions.items()}
+
+    def outcome_codes_of(self, partition_key: str, ids: np.ndarray) -> np.ndarray:
+        """Outcome codes (int8 index into OUTCOMES) of partition row ``ids``; -1 where the id is -1 (no neighbour)."""
+        ids = np.asarray(ids)
+        part = self._partitions.get(partition_key)
+        if part is None or part.outcome_code.size == 0:
+            return np.full(ids.shape, -1, dtype=np.int8)
+        return np.where(ids >= 0, part.outcome_code[np.clip(ids, 0, None)], -1).astype(np.int8)
+
+    # ----------------------------------------------------------------- search
+    def search_batch(
+        self,
+        partition_key: str,
+        queries: np.ndarray,
+        k: int | None = None,
+        max_per_session: int | None = None,
+        exclude_on_or_after: date | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Fast path: neighbours of m queries as arrays, best first.
+
+        queries: (m, D) float32 normalized vectors. Returns (ids (m, k) int64 partition row ids,
+        -1 padded; similarities (m, k) float32 cosine, NaN padded). At most ``max_per_session``
+        (default config.max_neighbours_per_session) per session_date, only sessions before
+        ``exclude_on_or_after`` when given. FAISS is asked for k*4 candidates, doubling for the
+        queries still short until they have k or the partition is exhausted.
+        Raises ValueError if the query width is not D.
+        """
+        k = self.config.top_k if k is None else int(k)
+        max_per_session = self.config.max_neighbours_per_session if max_per_session is None else int(max_per_session)
+        q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        if q.shape[1] != self.dim:
+            raise ValueError(f"queries have {q.shape[1]} dimensions, index has {self.dim}")
+        m = q.shape[0]
+        part = self._partitions.get(partition_key)
+        if part is None or part.index.ntotal == 0 or m == 0 or k <= 0:
+            return np.full((m, max(k, 0)), -1, dtype=np.int64), np.full((m, max(k, 0)), np.nan, dtype=np.float32)
+        cutoff = len(self.sessions)
+        if exclude_on_or_after is not None:
+            cutoff = int(np.searchsorted(np.array(self.sessions, dtype="datetime64[D]"), np.datetime64(exclude_on_or_after, "D")))
+        total = int(part.index.ntotal)
+        fetch = min(total, k * 4)
+        sims, ids = part.index.search(q, fetch)
+        out_ids, out_sims, found = _filter_candidates(ids, sims, part.session_code, cutoff, k, max_per_session, len(self.sessions))
+        pending = np.flatnonzero(found < k) if fetch < total else np.empty(0, dtype=np.int64)
+        while pending.size:
+            fetch = min(total, fetch * 2)
+            sims, ids = part.index.search(np.ascontiguousarray(q[pending]), fetch)
+            more_ids, more_sims, more_found = _filter_candidates(
+                ids, sims, part.session_code, cutoff, k, max_per_session, len(self.sessions)
+            )
+            out_ids[pending], out_sims[pending] = more_ids, more_sims
+            pending = pending[more_found < k] if fetch < total else np.empty(0, dtype=np.int64)
+        return out_ids, out_sims
+
+    def neighbours_frame(self, partition_key: str, ids: np.ndarray, similarities: np.ndarray) -> pl.DataFrame:
+        """Long frame of the neighbours from :meth:`search_batch`: one row per (query, rank) found.
+
+        Columns: query (Int64, row of the query batch), rank (Int32, 1 = most similar),
+        similarity (Float32, cosine), then :data:`META_COLUMNS` of the neighbour and its row_id.
+        """
+        ids = np.atleast_2d(ids)
+        similarities = np.atleast_2d(similarities)
+        query, rank = np.nonzero(ids >= 0)  # row-major: queries in order, ranks ascending
+        schema = {"query": pl.Int64, "rank": pl.Int32, "similarity": pl.Float32, "row_id": pl.UInt32, **_meta_schema()}
+        if query.size == 0:
+            return pl.DataFrame(schema=schema)
+        meta = self._partitions[partition_key].meta
+        found = meta.select(pl.col("row_id", *META_COLUMNS).gather(pl.Series(ids[query, rank])))
+        return pl.DataFrame(
+            {
+                "query": query.astype(np.int64),
+                "rank": (rank + 1).astype(np.int32),
+                "similarity": similarities[query, rank].astype(np.float32),
+            }
+        ).hstack(found).select(list(schema))
+
+    def search(
+        self,
+        partition_key: str,
+        queries: np.ndarray,
+        k: int | None = None,
+        max_per_session: int | None = None,
+        exclude_on_or_after: date | None = None,
+    ) -> list[pl.DataFrame]:
+        """Neighbours of each of m queries as a list of m frames, best first.
+
+        Each frame: rank (Int32), similarity (Float32 cosine), session_date, ts_event, level_kind,
+        direction, time_bucket, outcome, row_id; at most k rows and at most ``max_per_session`` per
+        session_date. Same arguments and errors as :meth:`search_batch`.
+        """
+        ids, sims = self.search_batch(partition_key, queries, k, max_per_session, exclude_on_or_after)
+        frame = self.neighbours_frame(partition_key, ids, sims)
+        groups = frame.partition_by("query", as_dict=True, maintain_order=True, include_key=False)
+        empty = frame.drop("query").clear()
+        return [groups.get((i,), empty) for i in range(ids.shape[0])]
+
+    # ------------------------------------------------------------ persistence
+    def manifest(self) -> dict:
+        """JSON-able description: vector_version, as_of, dim, source session dates, and per partition its file, counts, kind, recall."""
+        names: dict[str, str] = {}
+        for key in sorted(self._partitions):
+            name = safe_partition_name(key)
+            while name in names.values():  # two keys differing only in unsafe characters
+                name += "_"
+            names[key] = name
+        return {
+            "format": 1,
+            "metric": "inner_product",
+            "vector_version": self.vector_version,
+            "as_of": self.as_of.isoformat() if self.as_of else None,
+            "dim": self.dim,
+            "n_vectors": sum(int(p.index.ntotal) for p in self._partitions.values()),
+            "source_session_dates": [s.isoformat() for s in self.sessions],
+            "partitions": {
+                key: {
+                    "file": f"{names[key]}.faiss",
+                    "n_vectors": self.stats[key].n_vectors,
+                    "kind": self.stats[key].kind,
+                    "recall": self.stats[key].recall,
+                    "outcome_counts": dict(
+                        zip(OUTCOMES, np.bincount(part.outcome_code, minlength=len(OUTCOMES)).tolist())
+                    ),
+                }
+                for key, part in sorted(self._partitions.items())
+            },
+        }
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write the index to ``directory`` atomically and return its path.
+
+        Files: one ``<safe partition name>.faiss`` per partition (faiss.write_index),
+        ``meta.parquet`` (all partitions' metadata with partition_key and row_id) and
+        ``manifest.json`` (written last). Everything goes to a sibling temporary directory first,
+        which then replaces ``directory`` by rename; an existing directory is moved aside and only
+        deleted after the rename succeeded, so a failure at any point leaves the previous index
+        whole (and removes the temporary files).
+        """
+        target = Path(directory)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tag = uuid.uuid4().hex[:12]
+        staging = target.parent / f".{target.name}.tmp-{tag}"
+        aside = target.parent / f".{target.name}.old-{tag}"
+        staging.mkdir()
+        try:
+            manifest = self.manifest()
+            for key, entry in manifest["partitions"].items():
+                faiss.write_index(self._partitions[key].index, str(staging / entry["file"]))
+            metas = [self._partitions[key].meta for key in sorted(self._partitions)]
+            meta = pl.concat(metas) if metas else self.meta("")
+            meta.write_parquet(staging / META_FILE, compression="zstd")
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+            if target.exists():
+                os.replace(target, aside)
+            try:
+                os.replace(staging, target)
+            except BaseException:
+                if aside.exists():
+                    os.replace(aside, target)
+                raise
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        shutil.rmtree(aside, ignore_errors=True)
+        return target
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike, config: SpymasterConfig) -> "SetupIndex":
+        """Read an index written by :meth:`save`.
+
+        Raises FileNotFoundError naming the path if the directory, manifest, metadata or a
+        partition file is missing, and ValueError naming the path if the manifest is unreadable
+        or the files disagree with it (counts, dimension).
+        """
+        root = Path(directory)
+        manifest_path = root / MANIFEST
+        if not manifest_path.is_file():
+            raise FileNotFoundError(f"setup index incomplete: {manifest_path} does not exist")
+        try:
+            manifest = json.loads(manifest_path.read_text())
+            entries = manifest["partitions"]
+            dim = int(manifest["dim"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"setup index manifest {manifest_path} is unreadable: {error}") from error
+        meta_path = root / META_FILE
+        if not meta_path.is_file():
+            raise FileNotFoundError(f"setup index incomplete: {meta_path} does not exist")
+        meta = pl.read_parquet(meta_path)
+        sessions = [date.fromisoformat(s) for s in manifest["source_session_dates"]]
+        session_days = np.array([(s - _EPOCH).days for s in sessions], dtype=np.int64)
+        by_key = meta.partition_by("partition_key", as_dict=True, maintain_order=True) if meta.height else {}
+        partitions: dict[str, _Partition] = {}
+        stats: dict[str, PartitionStats] = {}
+        for key, entry in entries.items():
+            path = root / entry["file"]
+            if not path.is_file():
+                raise FileNotFoundError(f"setup index incomplete: {path} does not exist")
+            index = faiss.read_index(str(path))
+            part_meta = by_key.get((key,))
+            if part_meta is None or part_meta.height != index.ntotal or index.ntotal != entry["n_vectors"]:
+                raise ValueError(
+                    f"setup index {root}: partition {key!r} has {index.ntotal} vectors in {path}, "
+                    f"{0 if part_meta is None else part_meta.height} metadata rows, manifest says {entry['n_vectors']}"
+                )
+            if index.d != dim:
+                raise ValueError(f"setup index {root}: {path} has dimension {index.d}, manifest says {dim}")
+            partitions[key] = _make_partition(index, part_meta.sort("row_id"), session_days)
+            stats[key] = PartitionStats(int(entry["n_vectors"]), str(entry["kind"]), float(entry["recall"]))
+        if meta.height != sum(p.index.ntotal for p in partitions.values()):
+            raise ValueError(f"setup index {root}: {meta_path} holds rows of partitions not in the manifest")
+        as_of = date.fromisoformat(manifest["as_of"]) if manifest.get("as_of") else None
+        return cls(partitions, sessions, dim, manifest.get("vector_version"), as_of, stats, config)
+
+
+def _meta_schema() -> dict[str, pl.DataType]:
+    return {
+        "session_date": pl.Date(),
+        "ts_event": pl.Datetime("ns", "UTC"),
+        "level_kind": pl.String(),
+        "direction": pl.String(),
+        "time_bucket": pl.String(),
+        "outcome": pl.String(),
+    }
+
+
+def _make_partition(index: faiss.Index, meta: pl.DataFrame, session_days: np.ndarray) -> _Partition:
+    """Attach the numpy lookups the search kernel needs (dense session codes, outcome codes)."""
+    days = _days(meta["session_date"])
+    session_code = np.searchsorted(session_days, days).astype(np.int32)
+    if session_code.size and (session_code.max() >= len(session_days) or not np.array_equal(session_days[session_code], days)):
+        raise ValueError("index metadata holds sessions not in the index's session list")
+    return _Partition(index, meta, session_code, outcome_codes(meta["outcome"]))
+
+
+def _build_partition_index(vectors: np.ndarray, config: SpymasterConfig) -> tuple[faiss.Index, PartitionStats]:
+    """Exact flat index for a small partition; HNSW with measured recall@top_k for a large one."""
+    n, dim = vectors.shape
+    if n < config.approximate_index_min_vectors:
+        index = faiss.IndexFlatIP(dim)
+        index.add(vectors)
+        return index, PartitionStats(n, "flat", 1.0)
+    index = faiss.IndexHNSWFlat(dim, HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+    index.add(vectors)
+    index.hnsw.efSearch = max(HNSW_EF_SEARCH, config.top_k)
+    return index, PartitionStats(n, "hnsw", measure_recall(index, vectors, config.top_k))
+
+
+def measure_recall(index: faiss.Index, vectors: np.ndarray, k: int, n_queries: int = RECALL_QUERIES) -> float:
+    """Recall@k of ``index`` against exact inner-product search, on up to ``n_queries`` held-in vectors.
+
+    Recall = mean over queries of |approximate top-k ids & exact top-k ids| / k (k capped at n).
+    Queries are a fixed-seed sample of the indexed vectors. Returns a value in [0, 1].
+    """
+    n = vectors.shape[0]
+    k = min(k, n)
+    if n == 0 or k == 0:
+        return 1.0
+    rng = np.random.default_rng(0)
+    sample = rng.choice(n, size=min(n_queries, n), replace=False)
+    queries = np.ascontiguousarray(vectors[sample])
+    _, exact = faiss.knn(queries, vectors, k, metric=faiss.METRIC_INNER_PRODUCT)
+    _, approximate = index.search(queries, k)
+    hits = sum(len(np.intersect1d(a[a >= 0], e)) for a, e in zip(approximate, exact))
+    return float(hits / (k * len(sample)))

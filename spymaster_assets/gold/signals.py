@@ -1,0 +1,181 @@
+"""gold_signals: what the trader would have seen on day D — outcome probabilities per episode, and their neighbours.
+
+Every episode of D is answered by the index as of D (only earlier sessions), with query vectors
+normalized by D's statistics (DESIGN.md "Evaluation": walk-forward, point in time). The same code
+path answers a single live state row for the CLI (:func:`answer_vector`).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import polars as pl
+
+from ..config import OUTCOMES, SpymasterConfig
+from .episodes import partition_key_expr
+from .normalization import NormalizationStats, normalize
+from .retrieval import base_rate, posterior_batch, smooth_series
+from .setup_index import SetupIndex
+from .vectors import state_to_matrix, vector_columns, vector_version
+
+_CLASS = [o.lower() for o in OUTCOMES]  # break, reject, chop
+
+SIGNALS_SCHEMA: dict[str, pl.DataType] = {
+    "session_date": pl.Date(),
+    "ts_event": pl.Datetime("ns", "UTC"),
+    "level_kind": pl.String(),
+    "direction": pl.String(),
+    "time_bucket": pl.String(),
+    "partition_key": pl.String(),
+    "approach_id": pl.Int32(),
+    **{f"p_{c}": pl.Float64() for c in _CLASS},
+    **{f"p_{c}_{end}": pl.Float64() for c in _CLASS for end in ("lo", "hi")},
+    "effective_sample_size": pl.Float64(),
+    "n_neighbours": pl.Int32(),
+    **{f"base_{c}": pl.Float64() for c in _CLASS},
+    **{f"p_{c}_smooth": pl.Float64() for c in _CLASS},
+    "vector_version": pl.String(),
+}
+
+NEIGHBOURS_SCHEMA: dict[str, pl.DataType] = {
+    "session_date": pl.Date(),
+    "ts_event": pl.Datetime("ns", "UTC"),
+    "level_kind": pl.String(),
+    "direction": pl.String(),
+    "time_bucket": pl.String(),
+    "rank": pl.Int32(),
+    "neighbour_session_date": pl.Date(),
+    "neighbour_ts_event": pl.Datetime("ns", "UTC"),
+    "similarity": pl.Float32(),
+    "outcome": pl.String(),
+}
+
+
+def check_point_in_time(index: SetupIndex, stats: NormalizationStats, day: date) -> None:
+    """Raise ValueError unless the index and statistics only know sessions before ``day`` and belong together.
+
+    Checks: every index session < day; index.as_of (when recorded) <= day; stats.as_of <= day and
+    stats.last_session < day; index and stats built as of the same day (the index vectors were
+    normalized with those statistics) and with the same vector version.
+    """
+    if index.sessions and index.sessions[-1] >= day:
+        late = [s for s in index.sessions if s >= day]
+        raise ValueError(f"point-in-time violation: the index used for {day} holds sessions {[d.isoformat() for d in late[:5]]} on or after it")
+    if index.as_of is not None and index.as_of > day:
+        raise ValueError(f"point-in-time violation: index as of {index.as_of} used for earlier day {day}")
+    if stats.as_of > day or (stats.last_session is not None and stats.last_session >= day):
+        raise ValueError(
+            f"point-in-time violation: normalization as of {stats.as_of} (last session {stats.last_session}) used for {day}"
+        )
+    if index.as_of is not None and index.as_of != stats.as_of:
+        raise ValueError(f"index as of {index.as_of} was not normalized with the statistics as of {stats.as_of}")
+    if index.vector_version is not None and index.vector_version != stats.vector_version:
+        raise ValueError(f"index vector version {index.vector_version!r} != normalization {stats.vector_version!r}")
+
+
+def answer(
+    index: SetupIndex, stats: NormalizationStats, episodes_of_day: pl.DataFrame, config: SpymasterConfig
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Answer every episode of one day D: (gold_signals, neighbours).
+
+    Input ``episodes_of_day``: gold_episodes rows of a single session D (session_date, ts_event,
+    level_kind, direction, time_bucket, partition_key, vector, vector_version); outcome columns,
+    if present, are never read. Each vector is normalized with ``stats`` (robust z clipped to
+    ``robust_z_clip``, L2), searched in its partition for the top ``top_k`` neighbours (at most
+    ``max_neighbours_per_session`` per past session, sessions before D only) and turned into a
+    Dirichlet posterior around the partition's base rate (``retrieval.posterior_batch``;
+    uniform base rate for a partition absent from the index).
+
+    gold_signals (:data:`SIGNALS_SCHEMA`, one row per episode, sorted by ts_event, level_kind):
+    p_break/p_reject/p_chop (posterior mean), p_*_lo/p_*_hi (central ``interval_level`` interval),
+    effective_sample_size (Kish), n_neighbours, base_* (prior mean), approach_id and p_*_smooth
+    (``retrieval.smooth_series``), vector_version.
+    neighbours (:data:`NEIGHBOURS_SCHEMA`): per episode its neighbours, rank 1 = most similar,
+    with the neighbour's session_date, ts_event, cosine similarity and outcome.
+
+    Raises ValueError if the frame holds more than one session, if the vector version differs
+    from the statistics', or on any point-in-time violation (:func:`check_point_in_time`).
+    """
+    if episodes_of_day.height == 0:
+        return pl.DataFrame(schema=SIGNALS_SCHEMA), pl.DataFrame(schema=NEIGHBOURS_SCHEMA)
+    days = episodes_of_day["session_date"].unique().to_list()
+    if len(days) != 1:
+        raise ValueError(f"answer() takes the episodes of one session, got {sorted(days)}")
+    day = days[0]
+    check_point_in_time(index, stats, day)
+    versions = set(episodes_of_day["vector_version"].unique().to_list())
+    if versions != {stats.vector_version}:
+        raise ValueError(f"episodes of {day} have vector versions {sorted(versions)}, statistics {stats.vector_version!r}")
+
+    base_rates = index.partition_base_rates()
+    uniform = base_rate([])
+    rows = episodes_of_day.with_row_index("_row")
+    signal_parts: list[pl.DataFrame] = []
+    neighbour_parts: list[pl.DataFrame] = []
+    for (key,), group in rows.partition_by("partition_key", as_dict=True, maintain_order=True).items():
+        vectors = group["vector"].to_numpy().reshape(group.height, -1)
+        queries = normalize(vectors, stats, config.robust_z_clip)
+        ids, sims = index.search_batch(key, queries, exclude_on_or_after=day)
+        prior = base_rates.get(key, uniform)
+        posterior = posterior_batch(sims, index.outcome_codes_of(key, ids), prior, config)
+        columns: dict[str, np.ndarray] = {}
+        for j, c in enumerate(_CLASS):
+            columns[f"p_{c}"] = posterior["probabilities"][:, j]
+            columns[f"p_{c}_lo"] = posterior["lower"][:, j]
+            columns[f"p_{c}_hi"] = posterior["upper"][:, j]
+            columns[f"base_{c}"] = np.full(group.height, prior[j])
+        columns["effective_sample_size"] = posterior["effective_sample_size"]
+        columns["n_neighbours"] = posterior["n_neighbours"].astype(np.int32)
+        signal_parts.append(group.hstack(pl.DataFrame(columns)))
+
+        found = index.neighbours_frame(key, ids, sims)
+        query_keys = group.select("session_date", "ts_event", "level_kind", "direction", "time_bucket")
+        neighbour_parts.append(
+            query_keys.select(pl.all().gather(pl.Series(found["query"].to_numpy())))
+            .hstack(
+                found.select(
+                    "rank",
+                    pl.col("session_date").alias("neighbour_session_date"),
+                    pl.col("ts_event").alias("neighbour_ts_event"),
+                    "similarity",
+                    "outcome",
+                )
+            )
+        )
+    signals = smooth_series(pl.concat(signal_parts, how="vertical_relaxed"), config)
+    signals = signals.sort("ts_event", "level_kind").select(
+        [pl.col(name).cast(dtype) for name, dtype in SIGNALS_SCHEMA.items()]
+    )
+    neighbours = (
+        pl.concat(neighbour_parts, how="vertical_relaxed")
+        .select([pl.col(name).cast(dtype) for name, dtype in NEIGHBOURS_SCHEMA.items()])
+        .sort("ts_event", "level_kind", "rank")
+    )
+    return signals, neighbours
+
+
+def answer_vector(
+    index: SetupIndex, stats: NormalizationStats, state_row: pl.DataFrame, config: SpymasterConfig
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Answer one live setup (the CLI query) through the same path as :func:`answer`.
+
+    ``state_row``: a one-row frame, either a gold_episodes row (with ``vector``) or a
+    silver_level_state row (session_date, ts_event, level_kind, direction, time_bucket and the
+    :func:`vector_columns` features, from which the vector and partition key are built here).
+    Returns (one signals row, its neighbours). Raises ValueError if the frame does not hold exactly
+    one row, plus the errors of :func:`answer`.
+    """
+    if state_row.height != 1:
+        raise ValueError(f"answer_vector() takes exactly one row, got {state_row.height}")
+    episode = state_row
+    if "vector" not in episode.columns:
+        columns = vector_columns(config)
+        matrix = state_to_matrix(episode, columns)
+        episode = episode.with_columns(
+            vector=pl.Series("vector", matrix, dtype=pl.Array(pl.Float32, len(columns))),
+            vector_version=pl.lit(vector_version(config)),
+        )
+    if "partition_key" not in episode.columns:
+        episode = episode.with_columns(partition_key=partition_key_expr())
+    return answer(index, stats, episode, config)
