@@ -86,7 +86,6 @@ def test_full_session_tables_match_their_schemas(full_run):
 @pytest.mark.parametrize("anchor_et", ["09:32", "09:44", "09:46", "10:30", "12:30"])
 def test_level_state_at_anchor_uses_only_bars_closed_by_it(full_run, anchor_et):
     session, warmup, (_, full_levels, full_state) = full_run
-    hour, minute = map(int, anchor_et.split(":"))
     anchor = et_to_utc(SESSION, datetime.strptime(anchor_et, "%H:%M").time())
     truncated = session.filter(pl.col("ts_event") + timedelta(minutes=1) <= anchor)
     _, levels, state = run_silver(truncated, warmup)

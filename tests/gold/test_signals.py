@@ -1,0 +1,189 @@
+"""End to end on a synthetic history: episodes -> normalization -> index -> signals, point in time."""
+
+from dataclasses import replace
+from datetime import date, datetime, timedelta, timezone
+
+import numpy as np
+import polars as pl
+import pytest
+
+from spymaster_assets.config import OUTCOMES, SpymasterConfig
+from spymaster_assets.gold.episodes import select_episodes
+from spymaster_assets.gold.normalization import fit_normalization, normalize
+from spymaster_assets.gold.schemas import validate_signals
+from spymaster_assets.gold.setup_index import SetupIndex
+from spymaster_assets.gold.signals import answer, answer_vector
+from spymaster_assets.gold.vectors import vector_columns
+
+CONFIG = SpymasterConfig(top_k=6, max_neighbours_per_session=2, dirichlet_prior_strength=10.0)
+SESSIONS = [date(2024, 3, 4) + timedelta(days=i) for i in range(6)]
+DAY = SESSIONS[-1]
+LEVELS = (("PM_HIGH", "UP"), ("SMA_90", "DOWN"))
+N_ANCHORS = 12
+
+
+def _synthetic(seed=0):
+    """silver_level_state and silver_outcomes for SESSIONS: 12 anchors x 2 level kinds per session.
+
+    Each setup's features are the centre of its outcome class plus noise, so similar setups share
+    outcomes and retrieval has something to find.
+    """
+    rng = np.random.default_rng(seed)
+    cols = vector_columns(CONFIG)
+    centres = rng.standard_normal((3, len(cols))) * 2.0
+    rows, labels = [], []
+    for day in SESSIONS:
+        open_utc = datetime(day.year, day.month, day.day, 14, 30, tzinfo=timezone.utc)
+        for kind, direction in LEVELS:
+            for a in range(N_ANCHORS):
+                minutes = 2.0 * (a + 1)
+                outcome = int(rng.integers(0, 3))
+                features = centres[outcome] + 0.7 * rng.standard_normal(len(cols))
+                row = dict(zip(cols, features.tolist()))
+                row["minutes_since_open"] = minutes
+                row["touches_today"] = None if a % 5 == 0 else float(a)
+                row.update(
+                    session_date=day,
+                    ts_event=open_utc + timedelta(minutes=minutes),
+                    level_kind=kind,
+                    level_price=5000.0,
+                    close=4999.0,
+                    atr_points=2.5,
+                    direction=direction,
+                    in_zone=a != 3,  # one anchor per level outside the zone
+                    time_bucket="0-15" if minutes < 15 else "15-30",
+                )
+                rows.append(row)
+                labels.append(OUTCOMES[outcome])
+    state = pl.DataFrame(rows).with_columns(pl.col("ts_event").cast(pl.Datetime("ns", "UTC")))
+    outcomes = state.select(
+        "session_date", "ts_event", "level_kind", "direction", "level_price",
+        pl.col("close").alias("anchor_close"), "atr_points",
+        outcome=pl.Series(labels), ambiguous=pl.lit(False), horizon_complete=pl.lit(True),
+    )
+    return state, outcomes
+
+
+def _as_of(episodes, day, config=CONFIG):
+    history = episodes.filter(pl.col("session_date") < day)
+    stats = fit_normalization(history, vector_columns(config), config, as_of=day)
+    vectors = normalize(history["vector"].to_numpy(), stats, config.robust_z_clip)
+    index = SetupIndex.build(vectors, history, config, as_of=day)
+    return history, stats, index
+
+
+@pytest.fixture(scope="module")
+def world():
+    state, outcomes = _synthetic()
+    episodes = select_episodes(state, outcomes, CONFIG)
+    history, stats, index = _as_of(episodes, DAY)
+    today = episodes.filter(pl.col("session_date") == DAY)
+    signals, neighbours = answer(index, stats, today, CONFIG)
+    return state, outcomes, episodes, history, stats, index, today, signals, neighbours
+
+
+def test_signals_cover_every_episode_of_the_day_and_pass_the_schema(world):
+    *_, today, signals, neighbours = world
+    validate_signals(signals, CONFIG)
+    assert signals.height == today.height == 2 * (N_ANCHORS - 1)
+    assert set(signals["session_date"].to_list()) == {DAY}
+    assert (signals["n_neighbours"] == CONFIG.top_k).all()
+    # Neighbours: earlier sessions only, at most 2 per session per query, ranks 1..k.
+    assert neighbours["neighbour_session_date"].max() < DAY
+    per_session = neighbours.group_by("ts_event", "level_kind", "neighbour_session_date").len()
+    assert per_session["len"].max() <= 2
+    assert neighbours.group_by("ts_event", "level_kind").agg(pl.col("rank").max())["rank"].max() == CONFIG.top_k
+    # Neighbours come from the query's own partition.
+    joined = neighbours.join(signals.select("ts_event", "level_kind", "partition_key"), on=["ts_event", "level_kind"])
+    assert joined.height == neighbours.height
+
+
+def test_probabilities_match_an_independent_brute_force(world):
+    _, _, _, history, stats, _, today, signals, _ = world
+    hist_vectors = normalize(history["vector"].to_numpy(), stats, CONFIG.robust_z_clip)
+    for row_number in (0, 7, 15):
+        query = today.row(row_number, named=True)
+        in_partition = (history["partition_key"] == query["partition_key"]).to_numpy()
+        candidates = hist_vectors[in_partition]
+        sessions = history["session_date"].to_numpy()[in_partition]
+        labels = history["outcome"].to_numpy()[in_partition]
+        q = normalize(np.array(query["vector"])[None, :], stats, CONFIG.robust_z_clip)[0]
+        sims = candidates @ q
+        kept, seen = [], {}
+        for i in np.argsort(-sims):
+            if seen.get(sessions[i], 0) < 2:
+                seen[sessions[i]] = seen.get(sessions[i], 0) + 1
+                kept.append(i)
+            if len(kept) == CONFIG.top_k:
+                break
+        counts = np.array([np.sum(labels == o) for o in OUTCOMES], dtype=float)
+        prior = (counts + 1) / (counts.sum() + 3)
+        w = np.maximum(sims[kept], 0)
+        alpha = 10.0 * prior + np.array([w[labels[kept] == o].sum() for o in OUTCOMES])
+        got = signals.filter((pl.col("ts_event") == query["ts_event"]) & (pl.col("level_kind") == query["level_kind"]))
+        np.testing.assert_allclose(got.select("p_break", "p_reject", "p_chop").row(0), alpha / alpha.sum(), rtol=1e-5)
+        np.testing.assert_allclose(got.select("base_break", "base_reject", "base_chop").row(0), prior, rtol=1e-9)
+        assert got["effective_sample_size"][0] == pytest.approx(w.sum() ** 2 / (w**2).sum(), rel=1e-5)
+
+
+def test_retrieval_beats_the_base_rate_on_clustered_setups(world):
+    *_, today, signals, _ = world
+    actual = today.select("ts_event", "level_kind", "outcome")
+    scored = signals.join(actual, on=["ts_event", "level_kind"])
+    p_actual = scored.select(
+        pl.when(pl.col("outcome") == "BREAK").then("p_break").when(pl.col("outcome") == "REJECT").then("p_reject").otherwise("p_chop")
+    ).to_series()
+    base_actual = scored.select(
+        pl.when(pl.col("outcome") == "BREAK").then("base_break").when(pl.col("outcome") == "REJECT").then("base_reject").otherwise("base_chop")
+    ).to_series()
+    assert p_actual.mean() > base_actual.mean() + 0.1
+
+
+def test_the_days_own_outcomes_never_influence_its_signals(world):
+    *_, stats, index, today, signals, _ = world
+    flipped = today.with_columns(outcome=pl.lit("CHOP"), ambiguous=pl.lit(True))
+    again, _ = answer(index, stats, flipped, CONFIG)
+    assert again.equals(signals)
+
+
+def test_point_in_time_violations_raise(world):
+    _, _, episodes, _, stats, index, today, _, _ = world
+    # An index that already holds day D.
+    leaky = SetupIndex.build(
+        normalize(episodes["vector"].to_numpy(), stats, CONFIG.robust_z_clip), episodes, CONFIG
+    )
+    with pytest.raises(ValueError, match="point-in-time"):
+        answer(leaky, stats, today, CONFIG)
+    # An index and statistics as of an earlier day answer D's questions from the past alone: allowed.
+    _, old_stats, old_index = _as_of(episodes, SESSIONS[-2])
+    signals, neighbours = answer(old_index, old_stats, today, CONFIG)
+    assert neighbours["neighbour_session_date"].max() < SESSIONS[-2]
+    # ... but an index and statistics of a later day, or of different days, do not.
+    with pytest.raises(ValueError, match="point-in-time"):
+        answer(old_index, old_stats, episodes.filter(pl.col("session_date") == SESSIONS[-3]), CONFIG)
+    with pytest.raises(ValueError, match="normalized"):
+        answer(index, old_stats, today, CONFIG)
+    with pytest.raises(ValueError, match="one session"):
+        answer(index, stats, episodes.filter(pl.col("session_date") >= SESSIONS[-2]), CONFIG)
+
+
+def test_answer_vector_from_a_silver_state_row_matches_the_batch_answer(world):
+    state, _, _, _, stats, index, _, signals, neighbours = world
+    row = state.filter((pl.col("session_date") == DAY) & (pl.col("level_kind") == "SMA_90")).sort("ts_event")[5]
+    one, its_neighbours = answer_vector(index, stats, row, CONFIG)
+    batch = signals.filter((pl.col("ts_event") == row["ts_event"][0]) & (pl.col("level_kind") == "SMA_90"))
+    cols = ["partition_key", "p_break", "p_reject", "p_chop", "p_break_lo", "p_chop_hi", "effective_sample_size", "n_neighbours"]
+    assert one.select(cols).equals(batch.select(cols))
+    expected_neighbours = neighbours.filter((pl.col("ts_event") == row["ts_event"][0]) & (pl.col("level_kind") == "SMA_90"))
+    assert its_neighbours.equals(expected_neighbours)
+    with pytest.raises(ValueError, match="exactly one row"):
+        answer_vector(index, stats, state.head(2), CONFIG)
+
+
+def test_unknown_partition_falls_back_to_the_uniform_prior(world):
+    *_, stats, index, today, _, _ = world
+    lone = today.head(1).with_columns(level_kind=pl.lit("OR_LOW"), partition_key=pl.lit("OR_LOW|UP|0-15"))
+    signals, neighbours = answer(index, stats, lone, CONFIG)
+    assert neighbours.height == 0 and signals["n_neighbours"][0] == 0
+    np.testing.assert_allclose(signals.select("p_break", "p_reject", "p_chop").row(0), [1 / 3] * 3)
+    assert signals["effective_sample_size"][0] == 0.0

@@ -1,0 +1,42 @@
+"""The Dagster definitions load: every asset, its group, its partitions and its lineage."""
+
+from __future__ import annotations
+
+from dagster import AssetKey
+
+from spymaster_assets.definitions import defs
+from spymaster_assets.partitions import trading_day_partitions
+
+EXPECTED = {
+    "bronze": {"bronze_definitions", "bronze_futures_ohlcv_1m"},
+    "silver": {"silver_bars", "silver_levels", "silver_level_state", "silver_outcomes"},
+    "gold": {"gold_episodes", "gold_normalization", "gold_setup_index", "gold_signals", "gold_evaluation"},
+}
+
+
+def test_every_asset_loads_in_its_group_with_trading_day_partitions():
+    graph = defs.resolve_asset_graph()
+    groups: dict[str, set[str]] = {}
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        groups.setdefault(node.group_name, set()).add(key.to_user_string())
+        assert node.partitions_def == trading_day_partitions, key
+        assert node.description, f"{key} has no description"
+    assert groups == EXPECTED
+
+
+def test_lineage_runs_bronze_to_gold():
+    graph = defs.resolve_asset_graph()
+    parents = lambda name: {k.to_user_string() for k in graph.get(AssetKey(name)).parent_keys}  # noqa: E731
+    assert parents("silver_bars") == {"bronze_futures_ohlcv_1m"}
+    assert parents("gold_episodes") == {"silver_level_state", "silver_outcomes"}
+    assert parents("gold_setup_index") == {"gold_normalization", "gold_episodes"}
+    assert parents("gold_evaluation") == {"gold_signals"}
+
+
+def test_partitions_skip_weekends_and_cme_holidays():
+    keys = set(trading_day_partitions.get_partition_keys())
+    assert "2013-10-07" in keys and "2013-10-14" in keys  # Columbus Day: CME equity open
+    assert "2013-10-12" not in keys and "2013-10-13" not in keys  # weekend
+    assert "2013-12-25" not in keys and "2014-01-01" not in keys  # Christmas, New Year
+    assert "2020-01-06" in keys
