@@ -15,6 +15,8 @@ from .config import LEVEL_KINDS, SpymasterConfig
 from .errors import SpymasterError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+#: Keep Dagster's per-step DEBUG lines out of the terminal; the run log in the UI still has them.
+QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def _date(text: str) -> date:
@@ -77,7 +79,7 @@ def backfill(config: SpymasterConfig, start: date, end: date, quiet: bool = Fals
     bar = tqdm(sessions, desc="backfill", unit="session", disable=quiet, file=sys.stderr)
     for day in bar:
         bar.set_postfix_str(str(day))
-        result = materialize(all_assets, partition_key=day.isoformat(), instance=instance, resources=resources, raise_on_error=False)
+        result = materialize(all_assets, partition_key=day.isoformat(), instance=instance, resources=resources, raise_on_error=False, run_config=QUIET_RUN)
         if not result.success:
             failures = [e for e in result.all_events if e.is_failure]
             reason = failures[0].message if failures else "see the Dagster run log"
