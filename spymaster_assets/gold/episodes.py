@@ -19,14 +19,20 @@ def partition_key_expr() -> pl.Expr:
     return pl.concat_str([pl.col("level_kind"), pl.col("direction"), pl.col("time_bucket")], separator="|")
 
 
+#: Columns identifying one setup (anchor bar close x level kind) and its index partition, with dtypes.
+SETUP_KEY_SCHEMA: dict[str, pl.DataType] = {
+    "session_date": pl.Date(),
+    "ts_event": pl.Datetime("ns", "UTC"),
+    "level_kind": pl.String(),
+    "direction": pl.String(),
+    "time_bucket": pl.String(),
+}
+
+
 def episodes_schema(dim: int) -> dict[str, pl.DataType]:
     """Column names and dtypes of gold_episodes for a vector of ``dim`` dimensions."""
     return {
-        "session_date": pl.Date(),
-        "ts_event": pl.Datetime("ns", "UTC"),
-        "level_kind": pl.String(),
-        "direction": pl.String(),
-        "time_bucket": pl.String(),
+        **SETUP_KEY_SCHEMA,
         "partition_key": pl.String(),
         "vector_version": pl.String(),
         "vector": pl.Array(pl.Float32, dim),

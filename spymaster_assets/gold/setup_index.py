@@ -25,6 +25,7 @@ import polars as pl
 from numba import njit
 
 from ..config import OUTCOMES, SpymasterConfig
+from .episodes import SETUP_KEY_SCHEMA
 from .retrieval import base_rate, outcome_codes
 
 #: Columns of each partition's metadata frame, aligned with the FAISS row ids of that partition.
@@ -418,14 +419,7 @@ class SetupIndex:
 
 
 def _meta_schema() -> dict[str, pl.DataType]:
-    return {
-        "session_date": pl.Date(),
-        "ts_event": pl.Datetime("ns", "UTC"),
-        "level_kind": pl.String(),
-        "direction": pl.String(),
-        "time_bucket": pl.String(),
-        "outcome": pl.String(),
-    }
+    return {**SETUP_KEY_SCHEMA, "outcome": pl.String()}
 
 
 def _make_partition(index: faiss.Index, meta: pl.DataFrame, session_days: np.ndarray) -> _Partition:

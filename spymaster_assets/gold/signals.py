@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 
 from ..config import OUTCOMES, SpymasterConfig
-from .episodes import partition_key_expr
+from .episodes import SETUP_KEY_SCHEMA, partition_key_expr
 from .normalization import NormalizationStats, normalize
 from .retrieval import base_rate, posterior_batch, smooth_series
 from .setup_index import SetupIndex
@@ -22,11 +22,7 @@ from .vectors import state_to_matrix, vector_columns, vector_version
 _CLASS = [o.lower() for o in OUTCOMES]  # break, reject, chop
 
 SIGNALS_SCHEMA: dict[str, pl.DataType] = {
-    "session_date": pl.Date(),
-    "ts_event": pl.Datetime("ns", "UTC"),
-    "level_kind": pl.String(),
-    "direction": pl.String(),
-    "time_bucket": pl.String(),
+    **SETUP_KEY_SCHEMA,
     "partition_key": pl.String(),
     "approach_id": pl.Int32(),
     **{f"p_{c}": pl.Float64() for c in _CLASS},

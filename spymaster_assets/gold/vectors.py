@@ -16,19 +16,10 @@ import polars as pl
 
 from ..config import SpymasterConfig
 from ..silver.feature_names import BARS_VECTOR_VERSION, bars_feature_columns
+from ..silver.feature_names import LABEL_COLUMNS as SILVER_LABEL_COLUMNS
 
-#: Columns that carry (or are derived from) the future outcome of a setup. None may enter a vector.
-LABEL_COLUMNS: frozenset[str] = frozenset(
-    {
-        "outcome",
-        "first_event_ts",
-        "time_to_event_s",
-        "mfe_atr",
-        "mae_atr",
-        "ambiguous",
-        "horizon_complete",
-    }
-)
+#: Label columns (the future of a setup): none may enter a vector.
+LABEL_COLUMNS: frozenset[str] = frozenset(SILVER_LABEL_COLUMNS)
 
 #: Config fields that change the value of some vector dimension (bar lengths, indicator periods,
 #: level definitions, trajectory and kinematic windows, stack thresholds, approach zone).

@@ -9,6 +9,18 @@ from __future__ import annotations
 
 from ..config import LEVEL_KINDS, SpymasterConfig
 
+#: Columns of silver_outcomes that carry (or derive from) a setup's future. None may enter a vector,
+#: a normalization statistic or an index used to answer that day.
+LABEL_COLUMNS: tuple[str, ...] = (
+    "outcome",
+    "first_event_ts",
+    "time_to_event_s",
+    "mfe_atr",
+    "mae_atr",
+    "ambiguous",
+    "horizon_complete",
+)
+
 #: Version of the bars-only setup vector. An index partition never mixes vector versions.
 BARS_VECTOR_VERSION = "bars-v1"
 

@@ -10,6 +10,7 @@ import polars as pl
 from numba import njit
 
 from ..config import DIRECTIONS, OUTCOMES, SpymasterConfig
+from .feature_names import LABEL_COLUMNS
 
 TS_DTYPE = pl.Datetime("ns", "UTC")
 NS_PER_MINUTE = 60_000_000_000
@@ -22,13 +23,7 @@ OUTCOME_COLUMNS = (
     "level_price",
     "anchor_close",
     "atr_points",
-    "outcome",
-    "first_event_ts",
-    "time_to_event_s",
-    "mfe_atr",
-    "mae_atr",
-    "ambiguous",
-    "horizon_complete",
+    *LABEL_COLUMNS,
 )
 # Integer outcome codes used inside the kernel, indexes into OUTCOMES.
 _BREAK, _REJECT, _CHOP = (OUTCOMES.index(o) for o in ("BREAK", "REJECT", "CHOP"))
