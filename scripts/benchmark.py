@@ -481,6 +481,52 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def benchmark_partitioned_layout(n_episodes: int, per_session: int, n_batch: int) -> None:
+    """The design's layout: the same history spread over 60 partitions (6 kinds x 2 directions x 5 buckets).
+
+    Each query goes to one partition, as a live query does. Emits query_partitioned_* lines: the
+    exact flat index per partition against the NumPy brute force over the same partition.
+    """
+    from spymaster_assets.config import DIRECTIONS, LEVEL_KINDS
+
+    base = SpymasterConfig()
+    dim = len(vector_columns(base))
+    vectors, meta, as_of = synthetic_partition(max(1, n_episodes // per_session), per_session, dim, seed=17)
+    rng = np.random.default_rng(19)
+    keys = [f"{k}|{d}|{b}" for k in LEVEL_KINDS for d in DIRECTIONS for b in base.time_bucket_labels]
+    meta = meta.with_columns(partition_key=pl.Series(np.array(keys)[rng.integers(0, len(keys), meta.height)]))
+    index = SetupIndex.build(vectors, meta, base, as_of=as_of)
+    k, cap = base.top_k, base.max_neighbours_per_session
+    queries = random_queries(n_batch, dim, seed=23)
+    query_keys = np.array(keys)[rng.integers(0, len(keys), n_batch)]
+    codes = meta["session_date"].to_physical().to_numpy()
+    part_of = meta["partition_key"].to_numpy()
+    groups = {key: np.flatnonzero(query_keys == key) for key in keys}
+    latencies = []
+    for i in range(min(n_batch, 2000)):
+        t = time.perf_counter()
+        index.search_batch(query_keys[i], queries[i : i + 1], k, cap)
+        latencies.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    for key, rows in groups.items():
+        index.search_batch(key, queries[rows], k, cap)
+    flat_qps = n_batch / (time.perf_counter() - t)
+    t = time.perf_counter()
+    for key, rows in groups.items():
+        sel = part_of == key
+        numpy_top_k_capped(vectors[sel], codes[sel], queries[rows], k, cap)
+    numpy_qps = n_batch / (time.perf_counter() - t)
+    emit("query_partitioned_total_vectors", vectors.shape[0])
+    emit("query_partitioned_partitions", len(keys))
+    emit("query_partitioned_latency_ms_p50", float(np.percentile(latencies, 50) * 1e3))
+    emit("query_partitioned_latency_ms_p99", float(np.percentile(latencies, 99) * 1e3))
+    emit("query_partitioned_batch_queries_per_second", flat_qps)
+    emit("query_partitioned_numpy_batch_queries_per_second", numpy_qps)
+    emit("query_partitioned_batch_speedup_vs_numpy", flat_qps / numpy_qps)
+    emit("target_query_partitioned_p99_under_2ms_met", "yes" if np.percentile(latencies, 99) < 0.002 else "no")
+    emit("target_query_partitioned_batch_20000_qps_met", "yes" if flat_qps >= 20_000 else "no")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the selected benchmarks and print their ``name: value`` lines."""
     args = parse_args(argv)
@@ -506,6 +552,7 @@ def main(argv: list[str] | None = None) -> int:
                 benchmark_dagster(dagster_home, days, per_day)
         if not args.skip_queries:
             benchmark_queries(args.episodes, args.episodes_per_session, args.single_queries, args.batch_queries, args.batch_size, args.numpy_batch_size)
+            benchmark_partitioned_layout(args.episodes, args.episodes_per_session, args.batch_queries)
     emit("env_load_average_1min_at_end", os.getloadavg()[0])
     emit("benchmark_wall_seconds", time.perf_counter() - started)
     return 0
