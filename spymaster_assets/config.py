@@ -59,6 +59,15 @@ class SpymasterConfig:
     kinematic_lags_minutes: tuple[int, ...] = (1, 3, 5, 10, 20)
     stack_thresholds_atr: tuple[float, ...] = (0.5, 1.0, 2.0)
     time_bucket_edges_minutes: tuple[int, ...] = (0, 15, 30, 60, 120, 180)
+    # Order flow (trades, top of book, depth, MBO).
+    tick_size_points: float = 0.25  # used when the definitions give no min_price_increment
+    order_flow_windows_seconds: tuple[int, ...] = (30, 60, 120, 300)
+    level_band_ticks: tuple[int, ...] = (4, 8)  # depth / volume "at the level": within +-N ticks
+    depth_change_minutes: tuple[int, ...] = (1, 3, 5)
+    book_levels: int = 10
+    sweep_min_price_levels: int = 3
+    sweep_window_ms: int = 100
+    decode_chunk_records: int = 1_000_000  # DBN records decoded per chunk (bounds memory)
     # Normalization, index and retrieval.
     normalization_sessions: int = 60
     robust_z_clip: float = 4.0

@@ -9,10 +9,13 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from spymaster_assets.errors import MissingPartitionError
 
@@ -53,6 +56,52 @@ class Lake:
             if tmp.exists():
                 tmp.unlink()
         return final
+
+    @contextmanager
+    def stream_writer(self, tier: str, table: str, session_date: date) -> Iterator["PartitionWriter"]:
+        """Write a partition chunk by chunk (bounded memory), atomically.
+
+        Yields a :class:`PartitionWriter`; each ``write(frame)`` appends row groups to a temporary
+        file, renamed over the partition when the ``with`` block exits normally. If the block raises,
+        the temporary file is deleted and the old partition (if any) is untouched. A partition to
+        which nothing was written gets a valid empty file only if ``writer.empty_schema`` was set.
+        """
+        final = self.partition_path(tier, table, session_date)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.parent / f".{PART_FILE}.{uuid.uuid4().hex}.tmp"
+        writer = PartitionWriter(tmp, final)
+        try:
+            yield writer
+            writer.close()
+            os.replace(tmp, final)
+        finally:
+            writer.abort()
+            if tmp.exists():
+                tmp.unlink()
+
+    def scan(self, tier: str, table: str, session_date: date) -> pl.LazyFrame:
+        """Lazily scan one partition (for tables too large to read whole).
+
+        Raises:
+            MissingPartitionError: the partition was never materialized.
+        """
+        path = self.partition_path(tier, table, session_date)
+        if not path.is_file():
+            raise MissingPartitionError(f"{table} has no partition {session_date} ({path} missing): materialize {table} for {session_date} first")
+        return pl.scan_parquet(path)
+
+    def iter_batches(self, tier: str, table: str, session_date: date, batch_rows: int = 1_000_000, columns: list[str] | None = None) -> Iterator[pl.DataFrame]:
+        """Yield one partition as polars frames of at most ``batch_rows`` rows, in file order (bounded memory).
+
+        Raises:
+            MissingPartitionError: the partition was never materialized.
+        """
+        path = self.partition_path(tier, table, session_date)
+        if not path.is_file():
+            raise MissingPartitionError(f"{table} has no partition {session_date} ({path} missing): materialize {table} for {session_date} first")
+        parquet = pq.ParquetFile(path)
+        for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
+            yield pl.from_arrow(batch)
 
     def read(self, tier: str, table: str, session_date: date) -> pl.DataFrame:
         """Read one partition.
@@ -104,3 +153,48 @@ class Lake:
             shutil.rmtree(tmp, ignore_errors=True)
             shutil.rmtree(old, ignore_errors=True)
         return final
+
+
+class PartitionWriter:
+    """Appends polars frames as Parquet row groups (zstd) to one file; see :meth:`Lake.stream_writer`.
+
+    Every frame written must have the same schema as the first (pyarrow raises otherwise).
+    ``rows`` counts the rows written; ``empty_schema`` (a polars schema dict), when set, is used to
+    write a valid zero-row file if no frame was written.
+    """
+
+    def __init__(self, tmp: Path, final: Path):
+        self.tmp = tmp
+        self.path = final
+        self.rows = 0
+        self.empty_schema: dict | None = None
+        self._writer: pq.ParquetWriter | None = None
+        self._closed = False
+
+    def write(self, frame: pl.DataFrame) -> None:
+        """Append ``frame`` (skipped when it has no rows)."""
+        if frame.height == 0:
+            return
+        table = frame.to_arrow()
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.tmp, table.schema, compression="zstd")
+        self._writer.write_table(table)
+        self.rows += frame.height
+
+    def abort(self) -> None:
+        """Release the file handle without finishing the file (after an error; idempotent)."""
+        if not self._closed and self._writer is not None:
+            self._writer.close()
+        self._closed = True
+
+    def close(self) -> None:
+        """Finish the file (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._writer is not None:
+            self._writer.close()
+        elif self.empty_schema is not None:
+            pl.DataFrame(schema=self.empty_schema).write_parquet(self.tmp, compression="zstd")
+        else:
+            raise ValueError(f"{self.path}: nothing written and no empty_schema set")
