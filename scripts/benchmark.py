@@ -7,7 +7,7 @@ What is measured (units are in each name; progress goes to stderr, results to st
    the embedded real ES sample (``data/sample/raw``), no Dagster, no Parquet, no pandera:
    build_bars -> compute_levels -> compute_level_state -> label_outcomes -> select_episodes ->
    fit_normalization (trailing ``normalization_sessions`` earlier sessions) -> normalize +
-   SetupIndex.build (every earlier session, as of the day) -> signals.answer. Bronze frames are
+   SchemaIndexes.build (every earlier session, as of the day) -> signals.answer. Bronze frames are
    decoded from the DBN files beforehand (``bronze.ingest``) and not timed here. Numba JIT and
    import costs are paid by an untimed warm-up run first. Optionally ``dagster_materialize_*``: one
    ``materialize`` of every asset for one partition under ``DagsterInstance.ephemeral()``.
@@ -48,8 +48,9 @@ from spymaster_assets.bronze.dbn_files import RawCatalog  # noqa: E402
 from spymaster_assets.bronze.ingest import session_definitions, session_ohlcv_1m, sessions_with_rth_data  # noqa: E402
 from spymaster_assets.config import OUTCOMES, SpymasterConfig  # noqa: E402
 from spymaster_assets.gold.episodes import select_episodes  # noqa: E402
-from spymaster_assets.gold.normalization import fit_normalization, normalize  # noqa: E402
-from spymaster_assets.gold.setup_index import META_COLUMNS, SetupIndex  # noqa: E402
+from spymaster_assets.gold.normalization import fit_normalization  # noqa: E402
+from spymaster_assets.gold.schema_indexes import SchemaIndexes  # noqa: E402
+from spymaster_assets.gold.setup_index import SetupIndex  # noqa: E402
 from spymaster_assets.gold.signals import answer  # noqa: E402
 from spymaster_assets.gold.vectors import vector_columns, vector_version  # noqa: E402
 from spymaster_assets.sessions import trading_sessions  # noqa: E402
@@ -140,6 +141,7 @@ def _empty_history(config: SpymasterConfig) -> pl.DataFrame:
             "outcome": pl.Utf8,
             "vector": pl.Array(pl.Float32, len(columns)),
             "vector_version": pl.Utf8,
+            "feature_families": pl.Utf8,
         }
     )
 
@@ -155,7 +157,7 @@ def run_session_pipeline(
 
     ``history``: gold_episodes frames of the earlier sessions, oldest first (point in time: only
     sessions before ``day``). Stages: silver (bars, levels, level state, labels), episodes,
-    normalization, index (normalize + SetupIndex.build), answer (signals.answer), total.
+    normalization, index (normalize + SchemaIndexes.build), answer (signals.answer), total.
     """
     columns = vector_columns(config)
     version = vector_version(config)
@@ -172,13 +174,8 @@ def run_session_pipeline(
     recent = pl.concat(trailing, how="diagonal_relaxed") if trailing else _empty_history(config)
     stats = fit_normalization(recent.filter(pl.col("vector_version") == version), columns, config, as_of=day)
     t3 = time.perf_counter()
-    everything = pl.concat(history, how="diagonal_relaxed") if history else _empty_history(config)
-    everything = everything.filter(pl.col("vector_version") == version)
-    if everything.height:
-        vectors = normalize(everything["vector"].to_numpy().astype(np.float32), stats, config.robust_z_clip)
-    else:
-        vectors = np.zeros((0, len(columns)), dtype=np.float32)
-    index = SetupIndex.build(vectors, everything.select("partition_key", *META_COLUMNS), config, as_of=day, vector_version=version)
+    everything = pl.concat(history, how="diagonal_relaxed") if history else None
+    index = SchemaIndexes.build(everything, stats, config, as_of=day)
     t4 = time.perf_counter()
     answer(index, stats, episodes, config)
     t5 = time.perf_counter()

@@ -79,6 +79,11 @@ class Lake:
             if tmp.exists():
                 tmp.unlink()
 
+    def row_count(self, tier: str, table: str, session_date: date) -> int:
+        """Rows of one partition, from the Parquet footer (0 when the partition does not exist)."""
+        path = self.partition_path(tier, table, session_date)
+        return pq.ParquetFile(path).metadata.num_rows if path.is_file() else 0
+
     def scan(self, tier: str, table: str, session_date: date) -> pl.LazyFrame:
         """Lazily scan one partition (for tables too large to read whole).
 

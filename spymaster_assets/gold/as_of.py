@@ -10,15 +10,14 @@ import shutil
 from datetime import date
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
 from spymaster_resources.lake import Lake
 
 from ..config import SpymasterConfig
 from ..errors import MissingPartitionError
-from .normalization import NormalizationStats, fit_normalization, normalize, stats_from_frame
-from .setup_index import META_COLUMNS, SetupIndex
+from .normalization import NormalizationStats, fit_normalization, stats_from_frame
+from .schema_indexes import SchemaIndexes
 from .vectors import vector_columns, vector_version
 
 GOLD = "gold"
@@ -54,31 +53,24 @@ def index_dir(lake: Lake, day: date) -> Path:
     return lake.partition_dir(GOLD, "gold_setup_index", day)
 
 
-def build_index_as_of(lake: Lake, day: date, stats: NormalizationStats, config: SpymasterConfig) -> SetupIndex:
-    """Every episode before ``day`` (same vector version), normalized with ``day``'s statistics, indexed per partition."""
+def build_index_as_of(lake: Lake, day: date, stats: NormalizationStats, config: SpymasterConfig) -> SchemaIndexes:
+    """Every episode before ``day`` (same vector layout), normalized with ``day``'s statistics, indexed per vector schema and partition."""
     history, _ = episodes_before(lake, day)
-    version = vector_version(config)
-    dim = len(vector_columns(config))
-    if history is not None:
-        history = history.filter(pl.col("vector_version") == version)
-    if history is None or history.height == 0:
-        vectors = np.zeros((0, dim), dtype=np.float32)
-        meta = pl.DataFrame(schema={"partition_key": pl.Utf8, "session_date": pl.Date, "ts_event": pl.Datetime("ns", "UTC"), "level_kind": pl.Utf8, "direction": pl.Utf8, "time_bucket": pl.Utf8, "outcome": pl.Utf8})
-    else:
-        vectors = normalize(history["vector"].to_numpy().astype(np.float32), stats, config.robust_z_clip)
-        meta = history.select("partition_key", *META_COLUMNS)
-    return SetupIndex.build(vectors, meta, config, as_of=day, vector_version=version)
+    return SchemaIndexes.build(history, stats, config, as_of=day)
 
 
-def index_as_of(lake: Lake, day: date, config: SpymasterConfig) -> SetupIndex:
-    """The setup index as of ``day``: the saved one, or rebuilt from the lake when retention pruned it.
+def index_as_of(lake: Lake, day: date, config: SpymasterConfig) -> SchemaIndexes:
+    """The setup indexes as of ``day``: the saved ones, or rebuilt from the lake when retention pruned them.
 
     Raises:
         MissingPartitionError: neither the index nor gold_normalization of ``day`` was materialized.
     """
     directory = index_dir(lake, day)
     if (directory / "manifest.json").is_file():
-        return SetupIndex.load(directory, config)
+        try:
+            return SchemaIndexes.load(directory, config)
+        except ValueError:
+            pass  # written by an older layout or format: rebuild below from the lake
     if not lake.exists(GOLD, "gold_normalization", day):
         raise MissingPartitionError(f"no setup index for {day}: materialize gold_normalization and gold_setup_index for {day} first")
     return build_index_as_of(lake, day, stats_as_of(lake, day), config)

@@ -41,10 +41,11 @@ def gold_episodes(context: AssetExecutionContext, spymaster: SpymasterResource) 
             cfg,
             column_descriptions["gold_episodes"],
             {
-                "silver_level_state": same_columns(["ts_event", "level_kind", "direction", "time_bucket", "distance_atr"]) | {"vector": vector_columns(cfg)},
+                "silver_level_state": same_columns(["ts_event", "level_kind", "direction", "time_bucket", "distance_atr", "feature_families"]) | {"vector": vector_columns(cfg)},
                 "silver_outcomes": same_columns(["outcome", "ambiguous", "horizon_complete"]),
             },
             vector_dims=len(vector_columns(cfg)),
+            feature_families=", ".join(sorted(episodes["feature_families"].unique().to_list())) or "none",
             **{f"outcomes/{k}": int(v) for k, v in counts.items()},
         )
     )
@@ -88,25 +89,23 @@ def gold_setup_index(context: AssetExecutionContext, spymaster: SpymasterResourc
     """FAISS indexes as of the day: every earlier episode normalized with the day's statistics, one index per (level kind, direction, time bucket)."""
     day = session_of_partition_key(context.partition_key)
     cfg, lake = spymaster.config, spymaster.lake
-    index = as_of.build_index_as_of(lake, day, as_of.stats_as_of(lake, day), cfg)
-    directory = index.save(as_of.index_dir(lake, day))
+    indexes = as_of.build_index_as_of(lake, day, as_of.stats_as_of(lake, day), cfg)
+    directory = indexes.save(as_of.index_dir(lake, day))
     pruned = as_of.prune_old_indexes(lake, day, cfg)
-    table = pl.DataFrame(
-        [{"partition_key": k, "n_vectors": s.n_vectors, "kind": s.kind, "recall": s.recall} for k, s in sorted(index.stats.items())],
-        schema={"partition_key": pl.Utf8, "n_vectors": pl.Int64, "kind": pl.Utf8, "recall": pl.Float64},
-        orient="row",
-    )
+    table = indexes.summary()
+    sessions = indexes.sessions
     return MaterializeResult(
         metadata={
             "path": MetadataValue.path(str(directory)),
-            "dagster/row_count": int(table["n_vectors"].sum()),
+            "dagster/row_count": int(table.filter(pl.col("schema") == "bars")["n_vectors"].sum()),
             "partitions": MetadataValue.md(table.to_pandas().to_markdown(index=False) if table.height else "empty"),
             "dagster/column_schema": column_schema(table),
+            "vector_schemas": ", ".join(f"{label} ({indexes.indexes[label].dim} dims, {len(indexes.indexes[label].sessions)} sessions)" for label in indexes.schemas),
             "index_partitions": table.height,
-            "source_sessions": len(index.sessions),
-            "first_session": str(index.sessions[0]) if index.sessions else "none",
-            "last_session": str(index.sessions[-1]) if index.sessions else "none",
-            "vector_version": str(index.vector_version),
+            "source_sessions": len(sessions),
+            "first_session": str(sessions[0]) if sessions else "none",
+            "last_session": str(sessions[-1]) if sessions else "none",
+            "vector_layout_version": indexes.layout_version,
             "pruned_indexes": ", ".join(map(str, pruned)) or "none",
             **cfg.as_metadata(),
         }
@@ -118,8 +117,8 @@ def gold_signals(context: AssetExecutionContext, spymaster: SpymasterResource) -
     """What the trader would have seen that day: P(BREAK/REJECT/CHOP) from the index as of the day, one row per episode."""
     day = session_of_partition_key(context.partition_key)
     cfg, lake = spymaster.config, spymaster.lake
-    index = as_of.index_as_of(lake, day, cfg)
-    signals, neighbours = answer(index, as_of.stats_as_of(lake, day), lake.read(TIER, "gold_episodes", day), cfg)
+    indexes = as_of.index_as_of(lake, day, cfg)
+    signals, neighbours = answer(indexes, as_of.stats_as_of(lake, day), lake.read(TIER, "gold_episodes", day), cfg)
     signals = validate_signals(signals, cfg)
     path = lake.write(TIER, "gold_signals", day, signals)
     lake.write(TIER, "gold_signal_neighbours", day, neighbours)
@@ -130,7 +129,8 @@ def gold_signals(context: AssetExecutionContext, spymaster: SpymasterResource) -
             cfg,
             column_descriptions["gold_signals"],
             {"gold_episodes": same_columns(["ts_event", "level_kind", "direction", "time_bucket", "partition_key"]), "gold_setup_index": {c: ["outcome", "vector"] for c in PROBS}},
-            history_sessions=len(index.sessions),
+            history_sessions=len(indexes.sessions),
+            vector_schemas_used=", ".join(sorted(signals["vector_version"].unique().to_list())) or "none",
             mean_effective_sample_size=float(signals["effective_sample_size"].mean() or 0.0),
             neighbours_path=str(lake.partition_path(TIER, "gold_signal_neighbours", day)),
         )

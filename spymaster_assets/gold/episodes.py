@@ -35,6 +35,7 @@ def episodes_schema(dim: int) -> dict[str, pl.DataType]:
         **SETUP_KEY_SCHEMA,
         "partition_key": pl.String(),
         "vector_version": pl.String(),
+        "feature_families": pl.String(),
         "vector": pl.Array(pl.Float32, dim),
         "distance_atr": pl.Float64(),
         "outcome": pl.String(),
@@ -51,8 +52,10 @@ def select_episodes(state: pl.DataFrame, outcomes: pl.DataFrame, config: Spymast
 
     Output, sorted by (session_date, ts_event, level_kind): session_date (Date), ts_event
     (Datetime ns UTC, the anchor bar close T), level_kind, direction, time_bucket, partition_key
-    (``"{level_kind}|{direction}|{time_bucket}"``), vector_version, vector
-    (Array(Float32, D) of :func:`vector_columns` in order, nulls as NaN, not yet normalized),
+    (``"{level_kind}|{direction}|{time_bucket}"``), vector_version (the full layout's),
+    feature_families (the state row's families label, e.g. ``"bars+tape"``; ``"bars"`` when the
+    state has no such column), vector (Array(Float32, D) of :func:`vector_columns` in order, nulls
+    and absent families as NaN, not yet normalized),
     distance_atr (ATR), outcome (BREAK/REJECT/CHOP), ambiguous, horizon_complete.
 
     Raises ValueError naming the session(s) if an episode has no outcome row, if an outcome row is
@@ -97,6 +100,8 @@ def select_episodes(state: pl.DataFrame, outcomes: pl.DataFrame, config: Spymast
     joined = joined.sort(_JOIN_KEYS)
     matrix = state_to_matrix(joined, columns)
     vectors = pl.Series("vector", matrix, dtype=pl.Array(pl.Float32, len(columns)))
+    if "feature_families" not in joined.columns:
+        joined = joined.with_columns(feature_families=pl.lit("bars"))
     return joined.with_columns(
         partition_key=partition_key_expr(),
         vector_version=pl.lit(version),

@@ -184,9 +184,11 @@ def stats_from_frame(frame: pl.DataFrame) -> NormalizationStats:
     )
 
 
-def normalize(vectors: np.ndarray, stats: NormalizationStats, clip: float) -> np.ndarray:
-    """Robust z-score, clip, L2-normalize: float32 array of the input's shape (n, D).
+def normalize(vectors: np.ndarray, stats: NormalizationStats, clip: float, dims: np.ndarray | None = None) -> np.ndarray:
+    """Robust z-score, clip, L2-normalize: float32 array of shape (n, D) or (n, len(dims)).
 
+    ``dims`` (positions in the full layout, see ``vectors.schema_dims``) projects the vectors onto
+    one vector schema first, so the L2 norm is over that schema's dimensions only.
     ``z = (x - median) / scale`` per dimension (scale = IQR, or 1.0 where the IQR is 0/NaN),
     NaN (a missing feature) -> 0 (the median), clipped to [-clip, clip], then each row divided by
     its L2 norm so inner product = cosine similarity; an all-zero row stays zero (similarity 0 to
@@ -197,7 +199,10 @@ def normalize(vectors: np.ndarray, stats: NormalizationStats, clip: float) -> np
         x = x[None, :]
     if x.shape[1] != len(stats.features):
         raise ValueError(f"vectors have {x.shape[1]} dimensions, normalization stats have {len(stats.features)}")
-    z = (x - stats.median) / stats.scale
+    median, scale = stats.median, stats.scale
+    if dims is not None:
+        x, median, scale = x[:, dims], median[dims], scale[dims]
+    z = (x - median) / scale
     z = np.clip(np.nan_to_num(z, nan=0.0, posinf=clip, neginf=-clip), -clip, clip)
     norms = np.linalg.norm(z, axis=1, keepdims=True)
     z = np.divide(z, norms, out=np.zeros_like(z), where=norms > 0)

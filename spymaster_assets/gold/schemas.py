@@ -27,6 +27,7 @@ class GoldEpisodes(pa.DataFrameModel):
     time_bucket: str
     partition_key: str
     vector_version: str
+    feature_families: str
     vector: pl.Array
     distance_atr: float
     outcome: str = pa.Field(isin=list(OUTCOMES))
@@ -161,7 +162,8 @@ _KEY_DESCRIPTIONS = {
     "direction": "UP = close below the level (testing resistance), DOWN = close above it.",
     "time_bucket": "Minutes since 09:30 ET bucket of the anchor, e.g. '0-15'.",
     "partition_key": "Index partition 'level_kind|direction|time_bucket'.",
-    "vector_version": "Version of the setup vector (column list + config hash).",
+    "vector_version": "Version of the full setup-vector layout (column list + config hash).",
+    "feature_families": "Feature families present for this setup (bars, tape, book, depth, mbo), joined by +; absent families are NaN in the vector.",
 }
 
 _PROBABILITY_DESCRIPTIONS = {}
@@ -190,7 +192,7 @@ column_descriptions: dict[str, dict[str, str]] = {
         "n_sessions": "History sessions (trailing normalization_sessions before as_of).",
         "first_session": "Oldest history session.",
         "last_session": "Newest history session (always before as_of).",
-        "vector_version": "Version of the setup vector.",
+        "vector_version": "Version of the vector schema answered: layout version [families of the index used].",
         "as_of": "Day D the statistics serve.",
     },
     "gold_signals": {

@@ -16,8 +16,9 @@ from ..config import OUTCOMES, SpymasterConfig
 from .episodes import SETUP_KEY_SCHEMA, partition_key_expr
 from .normalization import NormalizationStats, normalize
 from .retrieval import base_rate, posterior_batch, smooth_series
+from .schema_indexes import SchemaIndexes
 from .setup_index import SetupIndex
-from .vectors import state_to_matrix, vector_columns, vector_version
+from .vectors import layout_of_schema_version, schema_dims, state_to_matrix, vector_columns, vector_version
 
 _CLASS = [o.lower() for o in OUTCOMES]  # break, reject, chop
 
@@ -66,18 +67,20 @@ def check_point_in_time(index: SetupIndex, stats: NormalizationStats, day: date)
         )
     if index.as_of is not None and index.as_of != stats.as_of:
         raise ValueError(f"index as of {index.as_of} was not normalized with the statistics as of {stats.as_of}")
-    if index.vector_version is not None and index.vector_version != stats.vector_version:
-        raise ValueError(f"index vector version {index.vector_version!r} != normalization {stats.vector_version!r}")
+    if index.vector_version is not None and layout_of_schema_version(index.vector_version) != stats.vector_version:
+        raise ValueError(f"index vector version {index.vector_version!r} is not of the normalization's layout {stats.vector_version!r}")
 
 
 def answer(
-    index: SetupIndex, stats: NormalizationStats, episodes_of_day: pl.DataFrame, config: SpymasterConfig
+    indexes: SchemaIndexes, stats: NormalizationStats, episodes_of_day: pl.DataFrame, config: SpymasterConfig
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Answer every episode of one day D: (gold_signals, neighbours).
 
     Input ``episodes_of_day``: gold_episodes rows of a single session D (session_date, ts_event,
-    level_kind, direction, time_bucket, partition_key, vector, vector_version); outcome columns,
-    if present, are never read. Each vector is normalized with ``stats`` (robust z clipped to
+    level_kind, direction, time_bucket, partition_key, vector, vector_version, feature_families);
+    outcome columns, if present, are never read. Episodes are answered by the index of the richest
+    vector schema their families allow (:meth:`SchemaIndexes.for_families`); each vector is
+    projected onto that schema, normalized with ``stats`` (robust z clipped to
     ``robust_z_clip``, L2), searched in its partition for the top ``top_k`` neighbours (at most
     ``max_neighbours_per_session`` per past session, sessions before D only) and turned into a
     Dirichlet posterior around the partition's base rate (``retrieval.posterior_batch``;
@@ -86,7 +89,7 @@ def answer(
     gold_signals (:data:`SIGNALS_SCHEMA`, one row per episode, sorted by ts_event, level_kind):
     p_break/p_reject/p_chop (posterior mean), p_*_lo/p_*_hi (central ``interval_level`` interval),
     effective_sample_size (Kish), n_neighbours, base_* (prior mean), approach_id and p_*_smooth
-    (``retrieval.smooth_series``), vector_version.
+    (``retrieval.smooth_series``), vector_version (the schema version of the index used).
     neighbours (:data:`NEIGHBOURS_SCHEMA`): per episode its neighbours, rank 1 = most similar,
     with the neighbour's session_date, ts_event, cosine similarity and outcome.
 
@@ -99,46 +102,25 @@ def answer(
     if len(days) != 1:
         raise ValueError(f"answer() takes the episodes of one session, got {sorted(days)}")
     day = days[0]
-    check_point_in_time(index, stats, day)
     versions = set(episodes_of_day["vector_version"].unique().to_list())
     if versions != {stats.vector_version}:
         raise ValueError(f"episodes of {day} have vector versions {sorted(versions)}, statistics {stats.vector_version!r}")
+    if "feature_families" not in episodes_of_day.columns:
+        episodes_of_day = episodes_of_day.with_columns(feature_families=pl.lit("bars"))
 
-    base_rates = index.partition_base_rates()
     uniform = base_rate([])
-    rows = episodes_of_day.with_row_index("_row")
     signal_parts: list[pl.DataFrame] = []
     neighbour_parts: list[pl.DataFrame] = []
-    for (key,), group in rows.partition_by("partition_key", as_dict=True, maintain_order=True).items():
-        vectors = group["vector"].to_numpy().reshape(group.height, -1)
-        queries = normalize(vectors, stats, config.robust_z_clip)
-        ids, sims = index.search_batch(key, queries, exclude_on_or_after=day)
-        prior = base_rates.get(key, uniform)
-        posterior = posterior_batch(sims, index.outcome_codes_of(key, ids), prior, config)
-        columns: dict[str, np.ndarray] = {}
-        for j, c in enumerate(_CLASS):
-            columns[f"p_{c}"] = posterior["probabilities"][:, j]
-            columns[f"p_{c}_lo"] = posterior["lower"][:, j]
-            columns[f"p_{c}_hi"] = posterior["upper"][:, j]
-            columns[f"base_{c}"] = np.full(group.height, prior[j])
-        columns["effective_sample_size"] = posterior["effective_sample_size"]
-        columns["n_neighbours"] = posterior["n_neighbours"].astype(np.int32)
-        signal_parts.append(group.hstack(pl.DataFrame(columns)))
-
-        found = index.neighbours_frame(key, ids, sims)
-        query_keys = group.select("session_date", "ts_event", "level_kind", "direction", "time_bucket")
-        neighbour_parts.append(
-            query_keys.select(pl.all().gather(pl.Series(found["query"].to_numpy())))
-            .hstack(
-                found.select(
-                    "rank",
-                    pl.col("session_date").alias("neighbour_session_date"),
-                    pl.col("ts_event").alias("neighbour_ts_event"),
-                    "similarity",
-                    "outcome",
-                )
-            )
-        )
+    for (families,), same_families in episodes_of_day.partition_by("feature_families", as_dict=True, maintain_order=True).items():
+        label, index = indexes.for_families(families)
+        check_point_in_time(index, stats, day)
+        dims = schema_dims(config, label)
+        base_rates = index.partition_base_rates()
+        for (key,), group in same_families.partition_by("partition_key", as_dict=True, maintain_order=True).items():
+            group = group.with_columns(vector_version=pl.lit(index.vector_version))
+            signals_part, neighbours_part = _answer_partition(index, key, group, stats, dims, base_rates.get(key, uniform), day, config)
+            signal_parts.append(signals_part)
+            neighbour_parts.append(neighbours_part)
     signals = smooth_series(pl.concat(signal_parts, how="vertical_relaxed"), config)
     signals = signals.sort("ts_event", "level_kind").select(
         [pl.col(name).cast(dtype) for name, dtype in SIGNALS_SCHEMA.items()]
@@ -151,8 +133,50 @@ def answer(
     return signals, neighbours
 
 
+def _answer_partition(
+    index: SetupIndex,
+    key: str,
+    group: pl.DataFrame,
+    stats: NormalizationStats,
+    dims: np.ndarray,
+    prior: np.ndarray,
+    day: date,
+    config: SpymasterConfig,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Answer the episodes of one index partition: (their signal rows before smoothing, their neighbour rows)."""
+    vectors = group["vector"].to_numpy().reshape(group.height, -1)
+    queries = normalize(vectors, stats, config.robust_z_clip, dims)
+    ids, sims = index.search_batch(key, queries, exclude_on_or_after=day)
+    posterior = posterior_batch(sims, index.outcome_codes_of(key, ids), prior, config)
+    columns: dict[str, np.ndarray] = {}
+    for j, c in enumerate(_CLASS):
+        columns[f"p_{c}"] = posterior["probabilities"][:, j]
+        columns[f"p_{c}_lo"] = posterior["lower"][:, j]
+        columns[f"p_{c}_hi"] = posterior["upper"][:, j]
+        columns[f"base_{c}"] = np.full(group.height, prior[j])
+    columns["effective_sample_size"] = posterior["effective_sample_size"]
+    columns["n_neighbours"] = posterior["n_neighbours"].astype(np.int32)
+    signals = group.hstack(pl.DataFrame(columns))
+
+    found = index.neighbours_frame(key, ids, sims)
+    query_keys = group.select("session_date", "ts_event", "level_kind", "direction", "time_bucket")
+    neighbours = (
+        query_keys.select(pl.all().gather(pl.Series(found["query"].to_numpy())))
+        .hstack(
+            found.select(
+                "rank",
+                pl.col("session_date").alias("neighbour_session_date"),
+                pl.col("ts_event").alias("neighbour_ts_event"),
+                "similarity",
+                "outcome",
+            )
+        )
+    )
+    return signals, neighbours
+
+
 def answer_vector(
-    index: SetupIndex, stats: NormalizationStats, state_row: pl.DataFrame, config: SpymasterConfig
+    indexes: SchemaIndexes, stats: NormalizationStats, state_row: pl.DataFrame, config: SpymasterConfig
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Answer one live setup (the CLI query) through the same path as :func:`answer`.
 
@@ -174,4 +198,6 @@ def answer_vector(
         )
     if "partition_key" not in episode.columns:
         episode = episode.with_columns(partition_key=partition_key_expr())
-    return answer(index, stats, episode, config)
+    if "feature_families" not in episode.columns:
+        episode = episode.with_columns(feature_families=pl.lit("bars"))
+    return answer(indexes, stats, episode, config)

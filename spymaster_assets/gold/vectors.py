@@ -1,8 +1,11 @@
-"""The setup vector: which ``silver_level_state`` columns form it, its version, and the numpy matrix.
+"""The setup vector: which ``silver_level_state`` columns form it, its versions, and the numpy matrix.
 
-The column order is the contract of :func:`spymaster_assets.silver.feature_names.bars_feature_columns`
-(DESIGN.md "The setup vector"). Label columns of ``silver_outcomes`` can never be put into a vector
-(DESIGN.md "Point in time": labels use the future).
+The full vector layout is every feature family's columns in the order of
+:func:`spymaster_assets.silver.feature_names.all_feature_columns` (DESIGN.md "The setup vector");
+a family whose data a session lacks is NaN there. A vector *schema* is a set of families (e.g.
+``"bars+tape+book"``): an index is built for one schema from the projection of the full vectors
+onto that schema's columns, so an index never mixes vectors of different schemas. Label columns of
+``silver_outcomes`` can never be put into a vector (DESIGN.md "Point in time": labels use the future).
 """
 
 from __future__ import annotations
@@ -15,7 +18,13 @@ import numpy as np
 import polars as pl
 
 from ..config import SpymasterConfig
-from ..silver.feature_names import BARS_VECTOR_VERSION, bars_feature_columns
+from ..silver.feature_names import (
+    FEATURE_FAMILIES,
+    VECTOR_LAYOUT_VERSION,
+    all_feature_columns,
+    families_label,
+    family_columns,
+)
 from ..silver.feature_names import LABEL_COLUMNS as SILVER_LABEL_COLUMNS
 
 #: Label columns (the future of a setup): none may enter a vector.
@@ -39,32 +48,74 @@ _VECTOR_CONFIG_FIELDS: tuple[str, ...] = (
     "dct_coefficients",
     "kinematic_lags_minutes",
     "stack_thresholds_atr",
+    "tick_size_points",
+    "order_flow_windows_seconds",
+    "level_band_ticks",
+    "depth_change_minutes",
+    "book_levels",
+    "sweep_min_price_levels",
+    "sweep_window_ms",
 )
 
 
 def vector_columns(config: SpymasterConfig) -> list[str]:
-    """Feature columns of the setup vector, in vector order (= ``feature_names.bars_feature_columns``).
+    """Feature columns of the full setup vector layout, in vector order (= ``feature_names.all_feature_columns``).
 
     Raises ValueError if the contract ever lists a label column (see :data:`LABEL_COLUMNS`).
     """
-    columns = bars_feature_columns(config)
+    columns = all_feature_columns(config)
     check_no_label_columns(columns)
     return columns
 
 
 def vector_version(config: SpymasterConfig) -> str:
-    """Version string of the vector, e.g. ``"bars-v1-3f9a1c2b"``.
+    """Version string of the full vector layout, e.g. ``"v2-3f9a1c2b"``.
 
-    It is ``BARS_VECTOR_VERSION`` plus the first 8 hex digits of a SHA-256 over the column list and
-    every config field that changes a vector value, so two configs that give different vectors
-    never share a version (an index partition never mixes versions).
+    It is ``VECTOR_LAYOUT_VERSION`` plus the first 8 hex digits of a SHA-256 over the column list
+    and every config field that changes a vector value, so two configs that give different vectors
+    never share a version.
     """
     payload = {
-        "columns": bars_feature_columns(config),
+        "columns": all_feature_columns(config),
         "config": {name: str(getattr(config, name)) for name in _VECTOR_CONFIG_FIELDS},
     }
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:8]
-    return f"{BARS_VECTOR_VERSION}-{digest}"
+    return f"{VECTOR_LAYOUT_VERSION}-{digest}"
+
+
+def parse_families(label: str) -> frozenset[str]:
+    """The family set of a schema label such as ``"bars+tape"``. Raises ValueError for an unknown family."""
+    families = frozenset(label.split("+")) if label else frozenset()
+    families_label(families)  # validates
+    return families
+
+
+def schema_version(config: SpymasterConfig, families: str) -> str:
+    """Version of the vector schema ``families`` (a label): the layout version plus the families, e.g. ``"v2-3f9a1c2b[bars+tape]"``."""
+    return f"{vector_version(config)}[{families_label(parse_families(families))}]"
+
+
+def layout_of_schema_version(version: str) -> str:
+    """The layout version part of a :func:`schema_version` string (the text before ``[``)."""
+    return version.split("[", 1)[0]
+
+
+def schema_dims(config: SpymasterConfig, families: str) -> np.ndarray:
+    """Positions (int64, ascending) in the full layout of the columns of the families in ``families``.
+
+    Raises ValueError for an unknown family or a label without ``bars`` (every schema contains it).
+    """
+    chosen = parse_families(families)
+    if "bars" not in chosen:
+        raise ValueError(f"vector schema {families!r} lacks the bars family")
+    dims: list[int] = []
+    position = 0
+    for family in FEATURE_FAMILIES:
+        width = len(family_columns(family, config))
+        if family in chosen:
+            dims.extend(range(position, position + width))
+        position += width
+    return np.asarray(dims, dtype=np.int64)
 
 
 def check_no_label_columns(columns: Sequence[str]) -> None:

@@ -13,9 +13,10 @@ from ..partitions import WITH_PREVIOUS_SESSION, session_of_partition_key, tradin
 from ..sessions import trading_sessions
 from ..table_metadata import same_columns, table_metadata
 from .bars import build_bars
-from .feature_names import bars_feature_columns
+from .book_summary import DEPTH_FLOW_DESCRIPTIONS, book_1s, book_1s_column_descriptions, depth_flow_1m, validate_silver_book_1s, validate_silver_depth_flow_1m
+from .feature_names import FEATURE_FAMILIES, all_feature_columns, family_columns
 from .labels import label_outcomes
-from .level_state import compute_level_state
+from .level_state import OrderFlowInputs, compute_level_state
 from .levels import compute_levels, levels_summary
 from .schemas import (
     column_descriptions,
@@ -96,27 +97,133 @@ def silver_levels(context: AssetExecutionContext, spymaster: SpymasterResource) 
     )
 
 
-@asset(partitions_def=trading_day_partitions, group_name="silver", deps=[silver_bars, silver_levels])
+def _book_source(spymaster: SpymasterResource, day: date) -> tuple[str | None, int]:
+    """The bronze table the book summary is built from: the 10-level book when it has rows, else the top of book."""
+    for table in ("bronze_futures_mbp10", "bronze_futures_bbo"):
+        rows = spymaster.lake.row_count("bronze", table, day)
+        if rows:
+            return table, rows
+    return None, 0
+
+
+@asset(partitions_def=trading_day_partitions, group_name="silver", deps=["bronze_futures_mbp10", "bronze_futures_bbo"])
+def silver_book_1s(context: AssetExecutionContext, spymaster: SpymasterResource) -> MaterializeResult:
+    """The order book each second: 10-level (or top-of-book) state at the second's end and the order-flow imbalance within it, one row per active second."""
+    day = session_of_partition_key(context.partition_key)
+    cfg, lake = spymaster.config, spymaster.lake
+    source, rows = _book_source(spymaster, day)
+    batches = lake.iter_batches("bronze", source, day, cfg.decode_chunk_records) if source else iter(())
+    counts: dict[str, int] = {}
+    frame = validate_silver_book_1s(book_1s(batches, day, cfg, counts), cfg)
+    path = lake.write(TIER, "silver_book_1s", day, frame)
+    if source is None:
+        context.log.info(f"silver_book_1s {day}: no top-of-book or depth data; the book families are absent for this session")
+    lineage_columns = ["bid_px_00", "ask_px_00", "bid_sz_00", "ask_sz_00"]
+    return MaterializeResult(
+        metadata=table_metadata(
+            frame,
+            path,
+            cfg,
+            book_1s_column_descriptions(cfg),
+            {source: {c: [c] for c in lineage_columns} | {"ofi_best": lineage_columns}} if source else None,
+            source_table=source or "none",
+            source_rows=rows,
+            **{f"rows/{k}": int(v) for k, v in counts.items()},
+        )
+    )
+
+
+@asset(partitions_def=trading_day_partitions, group_name="silver", deps=["bronze_futures_mbp10"])
+def silver_depth_flow_1m(context: AssetExecutionContext, spymaster: SpymasterResource) -> MaterializeResult:
+    """Size added, cancelled and filled per minute, side and price, from MBO (empty without MBO), one row per (minute, side, price)."""
+    day = session_of_partition_key(context.partition_key)
+    cfg, lake = spymaster.config, spymaster.lake
+    has_rows = lake.row_count("bronze", "bronze_futures_mbp10", day) > 0
+    batches = lake.iter_batches("bronze", "bronze_futures_mbp10", day, cfg.decode_chunk_records) if has_rows else iter(())
+    counts: dict[str, int] = {}
+    frame = validate_silver_depth_flow_1m(depth_flow_1m(batches, day, cfg, counts))
+    path = lake.write(TIER, "silver_depth_flow_1m", day, frame)
+    return MaterializeResult(
+        metadata=table_metadata(
+            frame,
+            path,
+            cfg,
+            DEPTH_FLOW_DESCRIPTIONS,
+            {"bronze_futures_mbp10": {c: ["action", "size"] for c in ("added_size", "cancelled_size", "filled_size")} | same_columns(["side", "price"])},
+            source="mbo" if has_rows and frame.height else "none (no MBO-sourced book: the mbo family is absent)",
+            **{f"rows/{k}": int(v) for k, v in counts.items()},
+        )
+    )
+
+
+def _tick_size(spymaster: SpymasterResource, day: date, instrument_id: int) -> float:
+    """The front month's min_price_increment from bronze_definitions, else the config's tick_size_points."""
+    lake = spymaster.lake
+    if instrument_id >= 0 and lake.exists("bronze", "bronze_definitions", day):
+        defs = lake.read("bronze", "bronze_definitions", day).filter(pl.col("instrument_id") == instrument_id)
+        if defs.height and defs["min_price_increment"][0] is not None:
+            return float(defs["min_price_increment"][0])
+    return spymaster.config.tick_size_points
+
+
+def _order_flow_inputs(spymaster: SpymasterResource, day: date) -> OrderFlowInputs:
+    """The session's trades, book summary and MBO depth flow (None where a partition is absent)."""
+    lake = spymaster.lake
+
+    def optional(tier: str, table: str) -> pl.DataFrame | None:
+        return lake.read(tier, table, day) if lake.exists(tier, table, day) else None
+
+    ohlcv = lake.read("bronze", "bronze_futures_ohlcv_1m", day)
+    instrument = int(ohlcv["instrument_id"][0]) if ohlcv.height else -1
+    trades = None
+    if lake.exists("bronze", "bronze_futures_trades", day):
+        trades = lake.scan("bronze", "bronze_futures_trades", day).select("ts_event", "price", "size", "side").collect()
+    return OrderFlowInputs(
+        trades=trades,
+        book_1s=optional(TIER, "silver_book_1s"),
+        depth_flow_1m=optional(TIER, "silver_depth_flow_1m"),
+        tick_size=_tick_size(spymaster, day, instrument),
+    )
+
+
+@asset(
+    partitions_def=trading_day_partitions,
+    group_name="silver",
+    deps=[silver_bars, silver_levels, "bronze_futures_trades", silver_book_1s, silver_depth_flow_1m],
+)
 def silver_level_state(context: AssetExecutionContext, spymaster: SpymasterResource) -> MaterializeResult:
-    """Level-relative features at each anchor bar (2-minute close, 09:30-12:30 ET), one row per (anchor, known level kind)."""
+    """Level-relative features at each anchor bar (2-minute close, 09:30-12:30 ET), with the order-flow families the session has data for, one row per (anchor, known level kind)."""
     day = session_of_partition_key(context.partition_key)
     cfg, lake = spymaster.config, spymaster.lake
     bars = lake.read(TIER, "silver_bars", day)
-    state = validate_silver_level_state(compute_level_state(bars, lake.read(TIER, "silver_levels", day), day, cfg), cfg)
+    flow = _order_flow_inputs(spymaster, day)
+    state = validate_silver_level_state(compute_level_state(bars, lake.read(TIER, "silver_levels", day), day, cfg, flow), cfg)
     path = lake.write(TIER, "silver_level_state", day, state)
-    features = bars_feature_columns(cfg)
+    features = family_columns("bars", cfg)
+    families = state["feature_families"].unique().to_list()
+    present = set(families[0].split("+")) if families else {"bars"}
+    lineage = {
+        "silver_bars": {c: ["close", "atr_points", "high", "low", "volume"] for c in features} | same_columns(["close", "atr_points"]),
+        "silver_levels": {c: ["level_price"] for c in ["level_price", "distance_atr", *features]},
+        "bronze_futures_trades": {c: ["ts_event", "price", "size", "side"] for c in family_columns("tape", cfg)},
+        "silver_book_1s": {c: ["bid_px_00", "ask_px_00", "bid_sz_00", "ask_sz_00", "ofi_best"] for c in family_columns("book", cfg)}
+        | {c: ["bid_px_00", "ask_px_00", "bid_sz_00", "ask_sz_00", "ofi_level_00"] for c in family_columns("depth", cfg)},
+        "silver_depth_flow_1m": {c: ["added_size", "cancelled_size", "filled_size", "price", "side"] for c in family_columns("mbo", cfg)},
+    }
     return MaterializeResult(
         metadata=table_metadata(
             state,
             path,
             cfg,
             column_descriptions["silver_level_state"],
-            {
-                "silver_bars": {c: ["close", "atr_points", "high", "low", "volume"] for c in features} | same_columns(["close", "atr_points"]),
-                "silver_levels": {c: ["level_price"] for c in ["level_price", "distance_atr", *features]},
-            },
+            lineage,
             anchors=state["ts_event"].n_unique(),
             in_zone_rows=int(state["in_zone"].sum()),
+            feature_families=", ".join(families) or "none",
+            **{f"family/{f}": f in present for f in FEATURE_FAMILIES},
+            vector_dims_present=sum(len(family_columns(f, cfg)) for f in FEATURE_FAMILIES if f in present),
+            vector_dims_total=len(all_feature_columns(cfg)),
+            tick_size_points=flow.tick_size,
         )
     )
 

@@ -7,6 +7,7 @@ data truncated at T gives the same row (tests/silver/test_point_in_time.py).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 
 import numpy as np
@@ -16,17 +17,19 @@ import scipy.fft
 from ..config import DIRECTIONS, LEVEL_KINDS, SpymasterConfig
 from ..sessions import et_to_utc
 from .feature_names import (
-    bars_feature_columns,
+    all_feature_columns,
     distance_columns,
+    families_label,
     kinematic_columns,
     stack_columns,
     trajectory_columns,
 )
 from .levels import level_known_from
+from .order_flow_features import order_flow_features
 
 TS_DTYPE = pl.Datetime("ns", "UTC")
 NS_PER_MINUTE = 60_000_000_000
-#: Identity columns of silver_level_state, before the feature columns of feature_names.bars_feature_columns.
+#: Identity columns of silver_level_state, before the feature columns of feature_names.all_feature_columns.
 STATE_KEY_COLUMNS = (
     "session_date",
     "ts_event",
@@ -37,6 +40,7 @@ STATE_KEY_COLUMNS = (
     "direction",
     "in_zone",
     "time_bucket",
+    "feature_families",
 )
 #: Feature columns stored as Int32 counts; every other feature column is Float64.
 COUNT_FEATURE_COLUMNS = ("touches_today",)
@@ -44,9 +48,23 @@ _KIND_RANK = {kind: i for i, kind in enumerate(LEVEL_KINDS)}
 _UP, _DOWN = DIRECTIONS
 
 
+@dataclass(frozen=True)
+class OrderFlowInputs:
+    """The session's order-flow tables for the order-flow feature families (any may be None or empty).
+
+    trades: bronze_futures_trades; book_1s: silver_book_1s; depth_flow_1m: silver_depth_flow_1m;
+    tick_size: the front month's min_price_increment in points (0.25 for ES).
+    """
+
+    trades: pl.DataFrame | None
+    book_1s: pl.DataFrame | None
+    depth_flow_1m: pl.DataFrame | None
+    tick_size: float
+
+
 def level_state_columns(config: SpymasterConfig) -> list[str]:
-    """Column order of silver_level_state: identity columns, then the bars-only feature columns in vector order."""
-    return list(STATE_KEY_COLUMNS) + bars_feature_columns(config)
+    """Column order of silver_level_state: identity columns, then every family's feature columns in vector order."""
+    return list(STATE_KEY_COLUMNS) + all_feature_columns(config)
 
 
 def integer_feature_columns(config: SpymasterConfig) -> list[str]:
@@ -141,7 +159,11 @@ def _time_bucket_expr(config: SpymasterConfig) -> pl.Expr:
 
 
 def compute_level_state(
-    bars: pl.DataFrame, levels: pl.DataFrame, session_date: date, config: SpymasterConfig
+    bars: pl.DataFrame,
+    levels: pl.DataFrame,
+    session_date: date,
+    config: SpymasterConfig,
+    order_flow: OrderFlowInputs | None = None,
 ) -> pl.DataFrame:
     """Level-relative state and bars-only features per (anchor, level kind known at the anchor).
 
@@ -172,6 +194,10 @@ def compute_level_state(
       price (known from: rth_open for PM and the moving averages, rth_open + opening range for OR).
       minutes_since_last_touch: T minus the last such bar close in minutes (null if none).
       or_width_atr: (OR_HIGH - OR_LOW) / ATR, null before the opening range is known.
+    - The order-flow families (tape, book, depth, mbo; ``feature_names`` gives each column's
+      definition) from ``order_flow``, computed by ``order_flow_features.order_flow_features`` from
+      events with ts_event <= T; a family whose data the session lacks is null, never zero.
+    - feature_families (Utf8): the families computed for the row, e.g. ``"bars+tape+book"``.
 
     Raises ValueError when ``bars`` has no 1-minute rows.
     """
@@ -242,6 +268,16 @@ def compute_level_state(
         in_zone=pl.col("distance_atr").abs() <= config.approach_zone_atr,
         time_bucket=_time_bucket_expr(config),
     )
+    families = ["bars"]
+    if order_flow is not None and state.height:
+        flow, present = order_flow_features(
+            state, order_flow.trades, order_flow.book_1s, order_flow.depth_flow_1m, order_flow.tick_size, config
+        )
+        state = state.hstack(flow)
+        families += list(present)
+    state = state.with_columns(
+        [pl.lit(None, dtype=pl.Float64).alias(c) for c in all_feature_columns(config) if c not in state.columns]
+    ).with_columns(feature_families=pl.lit(families_label(families)))
     columns = level_state_columns(config)
     ints = set(integer_feature_columns(config))
     return state.select(

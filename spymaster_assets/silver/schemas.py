@@ -16,7 +16,7 @@ from pandera.engines.polars_engine import DateTime
 from pandera.errors import SchemaError
 
 from ..config import DIRECTIONS, LEVEL_KINDS, OUTCOMES, SpymasterConfig
-from .feature_names import bars_feature_columns
+from .feature_names import all_feature_columns
 from .level_state import integer_feature_columns
 
 UTC_NS = DateTime(time_zone="UTC", time_unit="ns")
@@ -99,6 +99,7 @@ class SilverLevelState(pa.DataFrameModel):
     direction: pl.Utf8 = pa.Field(isin=list(DIRECTIONS))
     in_zone: pl.Boolean
     time_bucket: pl.Utf8 = pa.Field(nullable=True)
+    feature_families: pl.Utf8 = pa.Field(str_startswith="bars")
 
     class Config(_StrictConfig):
         name = "silver_level_state"
@@ -142,14 +143,14 @@ class SilverOutcomes(pa.DataFrameModel):
 
 
 def silver_level_state_schema(config: SpymasterConfig) -> pa.DataFrameSchema:
-    """Strict schema of silver_level_state for ``config``: identity columns plus every bars-only feature column.
+    """Strict schema of silver_level_state for ``config``: identity columns plus every family's feature column.
 
     Counts (stack_count_*, touches_today) are Int32 >= 0, every other feature is nullable Float64;
     distance_atr and minutes_since_open are never null; time_bucket is one of the config's labels.
     """
     ints = set(integer_feature_columns(config))
     features: dict[str, pa.Column] = {}
-    for name in bars_feature_columns(config):
+    for name in all_feature_columns(config):
         if name in ints:
             features[name] = pa.Column(pl.Int32, checks=pa.Check.ge(0))
         else:
@@ -211,6 +212,25 @@ def _feature_description(name: str) -> str:
         (r"touches_today", "2-minute bars since the level became known whose [low, high] contained the level."),
         (r"minutes_since_last_touch", "Minutes from the last touching 2-minute bar close to the anchor; null if none."),
         (r"or_width_atr", "(OR_HIGH - OR_LOW) / ATR; null before the opening range is known."),
+        (r"tape_(buy|sell)_volume_(\d+)s", "Contracts bought (buy) / sold (sell) by aggressors in the {1} s up to T."),
+        (r"tape_imbalance_(\d+)s", "(buy - sell) / (buy + sell) aggressor volume over {0} s; 0 when no aggressor volume."),
+        (r"tape_trade_rate_(\d+)s", "Trades per second over the {0} s up to T."),
+        (r"tape_level_volume_(\d+)s", "Contracts traded within +-level_band_ticks[0] ticks of the level over {0} s."),
+        (r"tape_(buy|sell)_sweeps_(\d+)s", "Sweeps by {0} aggressors (same-side trades through >= 3 prices within 100 ms) ending in the {1} s up to T."),
+        (r"traj_trade_imbalance_dct_(\d+)", "Orthonormal DCT-II coefficient {0} of the 1-minute trade imbalance over the trajectory window."),
+        (r"book_imbalance", "(bid_sz_00 - ask_sz_00) / (bid_sz_00 + ask_sz_00) at T."),
+        (r"microprice_offset_ticks", "Microprice minus mid at T, in ticks."),
+        (r"microprice_dist_atr", "(microprice - level) / ATR at T."),
+        (r"spread_ticks", "ask_px_00 - bid_px_00 at T, in ticks."),
+        (r"ofi_(\d+)s", "Cont-Kukanov-Stoikov best-level order-flow imbalance over {0} s / mean best-level depth (dimensionless)."),
+        (r"traj_ofi_dct_(\d+)", "Orthonormal DCT-II coefficient {0} of the 1-minute best-level OFI (scaled by mean depth)."),
+        (r"mlofi_(\d+)s", "Multi-level (10-level) OFI over {0} s / mean depth per level (Xu, Gould & Howison 2018)."),
+        (r"depth_(\d+)t", "Contracts resting within +-{0} ticks of the level on the defending side (ask if UP, bid if DOWN) at T."),
+        (r"depth_(\d+)t_change_(\d+)m", "depth_{0}t at T minus at T - {1} min, contracts."),
+        (r"wall_ratio_(\d+)t", "depth_{0}t / mean size per level of the defending side's 10 levels."),
+        (r"traj_depth_dct_(\d+)", "Orthonormal DCT-II coefficient {0} of log1p(depth at the level) sampled each minute."),
+        (r"repl_(added|cancelled|filled)_(\d+)t_(\d+)m", "Contracts {0} within +-{1} ticks of the level on the defending side over {2} min (MBO)."),
+        (r"replenishment_ratio_(\d+)t_(\d+)m", "Added / (cancelled + filled) within +-{0} ticks of the level over {1} min; null when nothing was removed."),
     )
     for pattern, text in patterns:
         match = re.fullmatch(pattern, name)
@@ -231,8 +251,9 @@ def level_state_column_descriptions(config: SpymasterConfig) -> dict[str, str]:
         "direction": "UP when close < level (testing resistance from below), else DOWN.",
         "in_zone": "|distance_atr| <= approach_zone_atr: the row is a setup (episode).",
         "time_bucket": "Minutes-since-open bucket (lo, hi], e.g. 0-15.",
+        "feature_families": "Feature families computed for the row (bars, tape, book, depth, mbo) joined by +; the others are null.",
     }
-    return keys | {name: _feature_description(name) for name in bars_feature_columns(config)}
+    return keys | {name: _feature_description(name) for name in all_feature_columns(config)}
 
 
 #: Table -> column -> description with units, for dagster/column_schema metadata and the UI.

@@ -11,9 +11,12 @@ from spymaster_assets.config import OUTCOMES, SpymasterConfig
 from spymaster_assets.gold.episodes import select_episodes
 from spymaster_assets.gold.normalization import fit_normalization, normalize
 from spymaster_assets.gold.schemas import validate_signals
-from spymaster_assets.gold.setup_index import SetupIndex
+from spymaster_assets.gold.schema_indexes import SchemaIndexes
 from spymaster_assets.gold.signals import answer, answer_vector
-from spymaster_assets.gold.vectors import vector_columns
+from spymaster_assets.gold.vectors import schema_dims, vector_columns
+from spymaster_assets.silver.feature_names import FEATURE_FAMILIES, families_label
+
+ALL_FAMILIES = families_label(FEATURE_FAMILIES)
 
 CONFIG = SpymasterConfig(top_k=6, max_neighbours_per_session=2, dirichlet_prior_strength=10.0)
 SESSIONS = [date(2024, 3, 4) + timedelta(days=i) for i in range(6)]
@@ -52,6 +55,7 @@ def _synthetic(seed=0):
                     direction=direction,
                     in_zone=a != 3,  # one anchor per level outside the zone
                     time_bucket="0-15" if minutes < 15 else "15-30",
+                    feature_families=ALL_FAMILIES,
                 )
                 rows.append(row)
                 labels.append(OUTCOMES[outcome])
@@ -67,8 +71,7 @@ def _synthetic(seed=0):
 def _as_of(episodes, day, config=CONFIG):
     history = episodes.filter(pl.col("session_date") < day)
     stats = fit_normalization(history, vector_columns(config), config, as_of=day)
-    vectors = normalize(history["vector"].to_numpy(), stats, config.robust_z_clip)
-    index = SetupIndex.build(vectors, history, config, as_of=day)
+    index = SchemaIndexes.build(history, stats, config, as_of=day)
     return history, stats, index
 
 
@@ -100,14 +103,15 @@ def test_signals_cover_every_episode_of_the_day_and_pass_the_schema(world):
 
 def test_probabilities_match_an_independent_brute_force(world):
     _, _, _, history, stats, _, today, signals, _ = world
-    hist_vectors = normalize(history["vector"].to_numpy(), stats, CONFIG.robust_z_clip)
+    dims = schema_dims(CONFIG, ALL_FAMILIES)
+    hist_vectors = normalize(history["vector"].to_numpy(), stats, CONFIG.robust_z_clip, dims)
     for row_number in (0, 7, 15):
         query = today.row(row_number, named=True)
         in_partition = (history["partition_key"] == query["partition_key"]).to_numpy()
         candidates = hist_vectors[in_partition]
         sessions = history["session_date"].to_numpy()[in_partition]
         labels = history["outcome"].to_numpy()[in_partition]
-        q = normalize(np.array(query["vector"])[None, :], stats, CONFIG.robust_z_clip)[0]
+        q = normalize(np.array(query["vector"])[None, :], stats, CONFIG.robust_z_clip, dims)[0]
         sims = candidates @ q
         kept, seen = [], {}
         for i in np.argsort(-sims):
@@ -148,10 +152,8 @@ def test_the_days_own_outcomes_never_influence_its_signals(world):
 
 def test_point_in_time_violations_raise(world):
     _, _, episodes, _, stats, index, today, _, _ = world
-    # An index that already holds day D.
-    leaky = SetupIndex.build(
-        normalize(episodes["vector"].to_numpy(), stats, CONFIG.robust_z_clip), episodes, CONFIG
-    )
+    # An index that already holds day D (built as of a later day).
+    leaky = SchemaIndexes.build(episodes, stats, CONFIG, as_of=DAY + timedelta(days=1))
     with pytest.raises(ValueError, match="point-in-time"):
         answer(leaky, stats, today, CONFIG)
     # An index and statistics as of an earlier day answer D's questions from the past alone: allowed.
@@ -187,3 +189,42 @@ def test_unknown_partition_falls_back_to_the_uniform_prior(world):
     assert neighbours.height == 0 and signals["n_neighbours"][0] == 0
     np.testing.assert_allclose(signals.select("p_break", "p_reject", "p_chop").row(0), [1 / 3] * 3)
     assert signals["effective_sample_size"][0] == 0.0
+
+
+def test_an_index_never_mixes_vector_schemas_and_queries_use_the_richest_with_history():
+    """Sessions without order flow are indexed in the bars schema only; full-family queries use the
+    full schema once it has min_history_sessions sessions, else fall back to bars."""
+    state, outcomes = _synthetic(seed=3)
+    bars_only_days = SESSIONS[:3]
+    state = state.with_columns(
+        feature_families=pl.when(pl.col("session_date").is_in(bars_only_days)).then(pl.lit("bars")).otherwise(pl.lit(ALL_FAMILIES))
+    )
+    episodes = select_episodes(state, outcomes, CONFIG)
+    history, stats, indexes = _as_of(episodes, DAY)
+    assert set(indexes.schemas) == {"bars", ALL_FAMILIES}
+    assert indexes.indexes["bars"].dim == len(schema_dims(CONFIG, "bars")) < indexes.indexes[ALL_FAMILIES].dim
+    assert indexes.indexes["bars"].sessions == SESSIONS[:-1]  # every episode has the bars family
+    assert indexes.indexes[ALL_FAMILIES].sessions == SESSIONS[3:-1]  # only 2 sessions with order flow
+    # 2 sessions < min_history_sessions (3): a full-family query falls back to bars.
+    label, _ = indexes.for_families(ALL_FAMILIES)
+    assert label == "bars"
+    signals, _ = answer(indexes, stats, episodes.filter(pl.col("session_date") == DAY), CONFIG)
+    assert signals["vector_version"].str.ends_with("[bars]").all()
+    # With a smaller minimum the richer schema answers, from order-flow sessions only.
+    lenient = replace(CONFIG, min_history_sessions=2)
+    history, stats, indexes = _as_of(episodes, DAY, lenient)
+    signals, neighbours = answer(indexes, stats, episodes.filter(pl.col("session_date") == DAY), lenient)
+    assert signals["vector_version"].str.ends_with(f"[{ALL_FAMILIES}]").all()
+    assert set(neighbours["neighbour_session_date"].to_list()) <= set(SESSIONS[3:-1])
+    # A bars-only query is answered by the bars index even when a richer one exists.
+    bars_query = episodes.filter(pl.col("session_date") == DAY).with_columns(feature_families=pl.lit("bars"))
+    signals, _ = answer(indexes, stats, bars_query, lenient)
+    assert signals["vector_version"].str.ends_with("[bars]").all()
+
+
+def test_schema_indexes_round_trip_through_disk(world, tmp_path):
+    *_, stats, indexes, today, signals, _ = world
+    loaded = SchemaIndexes.load(indexes.save(tmp_path / "idx"), CONFIG)
+    assert loaded.schemas == indexes.schemas and loaded.sessions == indexes.sessions
+    again, _ = answer(loaded, stats, today, CONFIG)
+    assert again.equals(signals)

@@ -10,20 +10,36 @@ import pytest
 from spymaster_assets.config import SpymasterConfig
 from spymaster_assets.gold.episodes import select_episodes
 from spymaster_assets.gold.schemas import validate_episodes
-from spymaster_assets.gold.vectors import state_to_matrix, vector_columns, vector_version
-from spymaster_assets.silver.feature_names import BARS_VECTOR_VERSION, bars_feature_columns
+from spymaster_assets.gold.vectors import schema_dims, schema_version, state_to_matrix, vector_columns, vector_version
+from spymaster_assets.silver.feature_names import FEATURE_FAMILIES, VECTOR_LAYOUT_VERSION, bars_feature_columns, family_columns
 
 CONFIG = SpymasterConfig()
 
 
 def test_vector_columns_follow_the_silver_contract():
-    assert vector_columns(CONFIG) == bars_feature_columns(CONFIG)
-    assert vector_columns(CONFIG)[0] == "distance_atr"
+    cols = vector_columns(CONFIG)
+    assert cols[: len(bars_feature_columns(CONFIG))] == bars_feature_columns(CONFIG)
+    assert cols == [c for family in FEATURE_FAMILIES for c in family_columns(family, CONFIG)]
+    assert cols[0] == "distance_atr" and len(set(cols)) == len(cols)
+
+
+def test_schema_dims_pick_each_familys_columns_from_the_full_layout():
+    cols = vector_columns(CONFIG)
+    assert [cols[i] for i in schema_dims(CONFIG, "bars")] == bars_feature_columns(CONFIG)
+    picked = [cols[i] for i in schema_dims(CONFIG, "bars+depth")]
+    assert picked == bars_feature_columns(CONFIG) + family_columns("depth", CONFIG)
+    assert len(schema_dims(CONFIG, "+".join(FEATURE_FAMILIES))) == len(cols)
+    with pytest.raises(ValueError, match="bars"):
+        schema_dims(CONFIG, "tape")
+    with pytest.raises(ValueError, match="unknown"):
+        schema_dims(CONFIG, "bars+gamma")
+    assert schema_version(CONFIG, "tape+bars") == f"{vector_version(CONFIG)}[bars+tape]"
 
 
 def test_vector_version_changes_with_anything_that_changes_the_vector():
     base = vector_version(CONFIG)
-    assert base.startswith(BARS_VECTOR_VERSION + "-")
+    assert base.startswith(VECTOR_LAYOUT_VERSION + "-")
+    assert vector_version(replace(CONFIG, order_flow_windows_seconds=(60, 300))) != base
     assert vector_version(SpymasterConfig()) == base
     assert vector_version(replace(CONFIG, dct_coefficients=6)) != base  # fewer columns
     assert vector_version(replace(CONFIG, atr_period=20)) != base  # same columns, different values
@@ -98,6 +114,7 @@ def test_select_episodes_keeps_in_zone_rows_with_positive_atr_and_their_outcome(
     assert episodes["partition_key"].to_list() == ["PM_HIGH|UP|0-15", "PM_HIGH|DOWN|15-30"]
     assert episodes["outcome"].to_list() == ["BREAK", "REJECT"]
     assert episodes["vector_version"].unique().to_list() == [vector_version(CONFIG)]
+    assert episodes["feature_families"].unique().to_list() == ["bars"]  # the state names no families
     vectors = episodes["vector"].to_numpy()
     cols = vector_columns(CONFIG)
     # Row 0 of the state: feature j = j, except minutes_since_open = 10 and or_width_atr null.

@@ -12,7 +12,7 @@ import pytest
 
 from spymaster_assets.config import SpymasterConfig
 from spymaster_assets.silver.bars import aggregate_bars
-from spymaster_assets.silver.feature_names import bars_feature_columns
+from spymaster_assets.silver.feature_names import all_feature_columns, bars_feature_columns
 from spymaster_assets.silver.level_state import compute_level_state
 from spymaster_assets.silver.schemas import validate_silver_level_state
 
@@ -101,7 +101,11 @@ def dct2_ortho(x):
 
 
 def test_anchors_columns_and_basic_geometry(state):
-    assert state.columns[-len(bars_feature_columns(CONFIG)) :] == bars_feature_columns(CONFIG)
+    assert state.columns[-len(all_feature_columns(CONFIG)) :] == all_feature_columns(CONFIG)
+    # Without order-flow inputs only the bars family is computed; the other families are null, not zero.
+    assert state["feature_families"].unique().to_list() == ["bars"]
+    order_flow = [c for c in all_feature_columns(CONFIG) if c not in bars_feature_columns(CONFIG)]
+    assert state.select(pl.all_horizontal(pl.col(order_flow).is_null())).to_series().all()
     # Anchors are 2-minute closes after 09:30: 09:32 (s = 12) is the first, 09:30 is excluded.
     assert state["ts_event"].min() == at(12)
     assert state.filter(pl.col("ts_event") == at(12))["level_kind"].to_list() == ["PM_HIGH", "PM_LOW", "EMA_20"]

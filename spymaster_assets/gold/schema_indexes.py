@@ -1,0 +1,185 @@
+"""The setup indexes as of one day, one :class:`SetupIndex` per vector schema (set of feature families).
+
+Sessions differ in the data they have (bars only; trades; a 10-level book; MBO), so episodes carry
+different feature families. An index never mixes vector schemas: for each schema S it holds the
+earlier episodes whose families include S, projected onto S's columns and normalized there. A query
+with families F is answered by the richest schema S within F (most dimensions) that has at least
+``min_history_sessions`` sessions of history, else by the bars schema, which every episode has.
+
+Layout on disk: ``<dir>/manifest.json`` (format, as_of, layout version, schemas) and one
+``<dir>/schema=<families>/`` directory per schema holding a saved :class:`SetupIndex`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from ..config import SpymasterConfig
+from .normalization import NormalizationStats, normalize
+from .setup_index import META_COLUMNS, SetupIndex
+from .vectors import parse_families, schema_dims, schema_version, vector_version
+
+MANIFEST = "manifest.json"
+BARS_SCHEMA = "bars"
+_FORMAT = "schema-indexes-1"
+
+
+def _empty_meta() -> pl.DataFrame:
+    return pl.DataFrame(
+        schema={
+            "partition_key": pl.Utf8,
+            "session_date": pl.Date,
+            "ts_event": pl.Datetime("ns", "UTC"),
+            "level_kind": pl.Utf8,
+            "direction": pl.Utf8,
+            "time_bucket": pl.Utf8,
+            "outcome": pl.Utf8,
+        }
+    )
+
+
+class SchemaIndexes:
+    """Setup indexes as of ``as_of``: ``indexes[families_label] -> SetupIndex`` (always holding ``"bars"``)."""
+
+    def __init__(self, indexes: dict[str, SetupIndex], as_of: date | None, layout_version: str, config: SpymasterConfig):
+        if BARS_SCHEMA not in indexes:
+            raise ValueError("the setup indexes must hold the bars schema")
+        self.indexes = indexes
+        self.as_of = as_of
+        self.layout_version = layout_version
+        self.config = config
+
+    @property
+    def sessions(self) -> list[date]:
+        """Sorted source sessions of every schema's index."""
+        return sorted({s for index in self.indexes.values() for s in index.sessions})
+
+    @property
+    def schemas(self) -> list[str]:
+        """Schema labels held, bars first then by number of dimensions."""
+        return sorted(self.indexes, key=lambda label: (self.indexes[label].dim, label))
+
+    def for_families(self, families: str) -> tuple[str, SetupIndex]:
+        """(schema label, index) answering a query whose vector has the families of label ``families``.
+
+        The richest held schema whose families are all in ``families`` and whose index has at least
+        ``min_history_sessions`` sessions; else the bars schema. Raises ValueError for an unknown family.
+        """
+        present = parse_families(families)
+        best = BARS_SCHEMA
+        for label, index in self.indexes.items():
+            if parse_families(label) <= present and len(index.sessions) >= self.config.min_history_sessions:
+                if index.dim > self.indexes[best].dim:
+                    best = label
+        return best, self.indexes[best]
+
+    @classmethod
+    def build(cls, history: pl.DataFrame | None, stats: NormalizationStats, config: SpymasterConfig, as_of: date) -> "SchemaIndexes":
+        """Index every history episode for each schema it supports.
+
+        ``history``: gold_episodes rows of sessions before ``as_of`` (vector = full layout, nulls
+        NaN; feature_families label; vector_version = layout version). Rows of another layout
+        version are ignored. Schemas built: bars, plus every family set some history row has; a
+        schema S indexes the rows whose families include S, normalized with ``stats`` on S's
+        dimensions (robust z, clip, L2). Raises ValueError on a point-in-time violation (a row on or
+        after ``as_of``), from :meth:`SetupIndex.build`.
+        """
+        layout = vector_version(config)
+        if history is not None:
+            history = history.filter(pl.col("vector_version") == layout)
+        labels = {BARS_SCHEMA}
+        if history is not None and history.height:
+            labels |= set(history["feature_families"].unique().to_list())
+        indexes: dict[str, SetupIndex] = {}
+        for label in sorted(labels):
+            wanted = parse_families(label)
+            dims = schema_dims(config, label)
+            rows = None
+            if history is not None and history.height:
+                member = np.array([wanted <= parse_families(f) for f in history["feature_families"].to_list()], dtype=bool)
+                rows = history.filter(pl.Series(member))
+            if rows is None or rows.height == 0:
+                vectors = np.zeros((0, len(dims)), dtype=np.float32)
+                meta = _empty_meta()
+            else:
+                full = rows["vector"].to_numpy().astype(np.float32).reshape(rows.height, -1)
+                vectors = normalize(full, stats, config.robust_z_clip, dims)
+                meta = rows.select("partition_key", *META_COLUMNS)
+            indexes[label] = SetupIndex.build(vectors, meta, config, as_of=as_of, vector_version=schema_version(config, label))
+        return cls(indexes, as_of, layout, config)
+
+    def save(self, directory: Path) -> Path:
+        """Write every schema's index and the manifest to a staging directory, then swap it in for ``directory``.
+
+        A failure at any point leaves the previous indexes whole (same rule as :meth:`SetupIndex.save`).
+        """
+        target = Path(directory)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tag = uuid.uuid4().hex[:12]
+        staging = target.parent / f".{target.name}.tmp-{tag}"
+        aside = target.parent / f".{target.name}.old-{tag}"
+        staging.mkdir()
+        try:
+            self._write(staging)
+            if target.exists():
+                os.replace(target, aside)
+            os.replace(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.rmtree(aside, ignore_errors=True)
+        return target
+
+    def _write(self, root: Path) -> None:
+        for label, index in self.indexes.items():
+            index.save(root / f"schema={label}")
+        manifest = {
+            "format": _FORMAT,
+            "as_of": self.as_of.isoformat() if self.as_of else None,
+            "layout_version": self.layout_version,
+            "schemas": {label: {"dir": f"schema={label}", "dim": index.dim, "n_vectors": sum(s.n_vectors for s in index.stats.values()), "sessions": len(index.sessions)} for label, index in self.indexes.items()},
+            "source_session_dates": [s.isoformat() for s in self.sessions],
+        }
+        (root / MANIFEST).write_text(json.dumps(manifest, indent=2))
+
+    @classmethod
+    def load(cls, directory: Path, config: SpymasterConfig) -> "SchemaIndexes":
+        """Read indexes written by :meth:`save`.
+
+        Raises FileNotFoundError when the manifest or a schema directory is missing, ValueError when
+        the manifest is of another format or layout version than ``config`` gives.
+        """
+        root = Path(directory)
+        path = root / MANIFEST
+        if not path.is_file():
+            raise FileNotFoundError(f"setup indexes incomplete: {path} does not exist")
+        manifest = json.loads(path.read_text())
+        if manifest.get("format") != _FORMAT:
+            raise ValueError(f"{path}: not a {_FORMAT} manifest (written by an older version: rematerialize gold_setup_index)")
+        if manifest["layout_version"] != vector_version(config):
+            raise ValueError(f"{path}: vector layout {manifest['layout_version']} differs from the configuration's {vector_version(config)}: rematerialize gold_setup_index")
+        indexes = {label: SetupIndex.load(root / entry["dir"], config) for label, entry in manifest["schemas"].items()}
+        as_of = date.fromisoformat(manifest["as_of"]) if manifest.get("as_of") else None
+        return cls(indexes, as_of, manifest["layout_version"], config)
+
+    def summary(self) -> pl.DataFrame:
+        """One row per (schema, partition_key): schema, dim, partition_key, n_vectors, kind, recall."""
+        rows = [
+            {"schema": label, "dim": index.dim, "partition_key": key, "n_vectors": s.n_vectors, "kind": s.kind, "recall": s.recall}
+            for label in self.schemas
+            for key, s in sorted(self.indexes[label].stats.items())
+            for index in [self.indexes[label]]
+        ]
+        return pl.DataFrame(
+            rows,
+            schema={"schema": pl.Utf8, "dim": pl.Int64, "partition_key": pl.Utf8, "n_vectors": pl.Int64, "kind": pl.Utf8, "recall": pl.Float64},
+            orient="row",
+        )
+
