@@ -54,11 +54,16 @@ def table_metadata(
     config: SpymasterConfig,
     descriptions: Mapping[str, str] | None = None,
     lineage: Mapping[str, Mapping[str, list[str]]] | None = None,
+    row_count: int | None = None,
     **extra: object,
 ) -> dict[str, object]:
-    """Everything a materialization of one lake partition reports to Dagster."""
+    """Everything a materialization of one lake partition reports to Dagster.
+
+    ``row_count`` overrides ``frame.height`` for a table streamed to disk, whose ``frame`` is then a
+    0-row frame carrying only the schema.
+    """
     meta: dict[str, object] = {
-        "dagster/row_count": frame.height,
+        "dagster/row_count": frame.height if row_count is None else int(row_count),
         "dagster/column_schema": column_schema(frame, descriptions),
         "path": MetadataValue.path(str(path)),
     }

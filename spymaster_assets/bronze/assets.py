@@ -1,6 +1,8 @@
 """Bronze assets (Dagster wiring only): raw DBN -> front-month Parquet, never rewritten once written."""
 
 
+import polars as pl
+import pyarrow.parquet as pq
 from dagster import AssetExecutionContext, Config, MaterializeResult, asset
 
 from spymaster_resources import SpymasterResource
@@ -8,8 +10,15 @@ from spymaster_resources import SpymasterResource
 from ..partitions import session_of_partition_key, trading_day_partitions
 from ..table_metadata import table_metadata
 from .dbn_files import empty_definitions
-from .ingest import session_definitions, session_ohlcv_1m
-from .schemas import BRONZE_DEFINITIONS, BRONZE_FUTURES_OHLCV_1M, DESCRIPTIONS
+from .ingest import session_bbo, session_definitions, session_mbp10, session_ohlcv_1m, session_trades
+from .schemas import (
+    BRONZE_DEFINITIONS,
+    BRONZE_FUTURES_BBO,
+    BRONZE_FUTURES_MBP10,
+    BRONZE_FUTURES_OHLCV_1M,
+    BRONZE_FUTURES_TRADES,
+    DESCRIPTIONS,
+)
 
 TIER = "bronze"
 
@@ -67,6 +76,8 @@ def bronze_futures_ohlcv_1m(context: AssetExecutionContext, spymaster: Spymaster
         BRONZE_FUTURES_OHLCV_1M.validate(frame)
         lake.write(TIER, "bronze_futures_ohlcv_1m", day, frame)
         extra = {
+            "source": result.source,
+            "trade_source": result.trade_source or "none",
             "front_month": result.front_month.raw_symbol,
             "front_month_volume_share": round(result.front_month.volume_share, 4),
             "outright_volumes": str(result.front_month.candidates),
@@ -83,3 +94,66 @@ def bronze_futures_ohlcv_1m(context: AssetExecutionContext, spymaster: Spymaster
             **extra,
         )
     )
+
+
+def _order_flow_partition(context: AssetExecutionContext, spymaster: SpymasterResource, run: BronzeConfig, table: str, build, checked) -> MaterializeResult:
+    """Stream one order-flow table of the partition's session to the lake (or report the one already written)."""
+    day = session_of_partition_key(context.partition_key)
+    lake, cfg = spymaster.lake, spymaster.config
+    path = lake.partition_path(TIER, table, day)
+    if not run.overwrite and lake.exists(TIER, table, day):
+        context.log.info(f"{table} {day} already written; bronze is not rewritten (set overwrite: true to force)")
+        source = lake.scan(TIER, table, day).select(pl.col("source").first()).collect()
+        return MaterializeResult(
+            metadata=table_metadata(
+                pl.DataFrame(schema=pl.read_parquet_schema(path)),
+                path,
+                cfg,
+                DESCRIPTIONS[table],
+                row_count=pq.ParquetFile(path).metadata.num_rows,
+                source=(source["source"][0] if source.height and source["source"][0] is not None else "none"),
+                rewritten=False,
+            )
+        )
+    front = lake.scan(TIER, "bronze_futures_ohlcv_1m", day).select("instrument_id", "raw_symbol").head(1).collect()
+    defs = lake.read(TIER, "bronze_definitions", day) if lake.exists(TIER, "bronze_definitions", day) else empty_definitions()
+    stream = build(spymaster.catalog, day, int(front["instrument_id"][0]), defs, cfg)
+    with lake.stream_writer(TIER, table, day) as writer:
+        writer.empty_schema = stream.schema
+        for frame in stream.frames:
+            checked.validate(frame)
+            writer.write(frame)
+    if stream.source == "none":
+        context.log.warning(f"{table} {day}: no raw file of an accepted schema covers the session; wrote an empty partition")
+    return MaterializeResult(
+        metadata=table_metadata(
+            pl.DataFrame(schema=stream.schema),
+            path,
+            cfg,
+            DESCRIPTIONS[table],
+            row_count=writer.rows,
+            source=stream.source,
+            source_files=", ".join(stream.files) or "none",
+            front_month=str(front["raw_symbol"][0]),
+            rewritten=True,
+            **stream.counters,
+        )
+    )
+
+
+@asset(partitions_def=trading_day_partitions, group_name="bronze", deps=[bronze_definitions, bronze_futures_ohlcv_1m])
+def bronze_futures_trades(context: AssetExecutionContext, spymaster: SpymasterResource, config: BronzeConfig) -> MaterializeResult:
+    """Trades of the session's front month (price, size, aggressor side), one row per trade in receive order; empty when no trade data exists."""
+    return _order_flow_partition(context, spymaster, config, "bronze_futures_trades", session_trades, BRONZE_FUTURES_TRADES)
+
+
+@asset(partitions_def=trading_day_partitions, group_name="bronze", deps=[bronze_definitions, bronze_futures_ohlcv_1m])
+def bronze_futures_bbo(context: AssetExecutionContext, spymaster: SpymasterResource, config: BronzeConfig) -> MaterializeResult:
+    """Top of book of the session's front month (mbp-1, bbo-1s/1m or tbbo), one row per record in receive order; empty when none exists."""
+    return _order_flow_partition(context, spymaster, config, "bronze_futures_bbo", session_bbo, BRONZE_FUTURES_BBO)
+
+
+@asset(partitions_def=trading_day_partitions, group_name="bronze", deps=[bronze_definitions, bronze_futures_ohlcv_1m])
+def bronze_futures_mbp10(context: AssetExecutionContext, spymaster: SpymasterResource, config: BronzeConfig) -> MaterializeResult:
+    """Ten-level book of the session's front month after each event (mbp-10, or rebuilt from mbo), in receive order; empty when neither exists."""
+    return _order_flow_partition(context, spymaster, config, "bronze_futures_mbp10", session_mbp10, BRONZE_FUTURES_MBP10)

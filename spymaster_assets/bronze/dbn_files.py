@@ -22,6 +22,9 @@ from ..errors import RawDataError
 
 #: DBN fixed-point price scale: 1 unit = 1e-9 index points.
 FIXED_PRICE_SCALE = 1e-9
+#: Fixed-point units per index point. Prices are DIVIDED by it (as DBNStore.to_df does): that is exact
+#: to the nearest float for every tick price, where multiplying by 1e-9 is one ulp off for some.
+FIXED_PRICE_DIVISOR = 1e9
 #: Sentinel of an undefined price in DBN (i64::MAX).
 UNDEF_PRICE = np.iinfo(np.int64).max
 DBN_SUFFIXES = (".dbn", ".dbn.zst")
@@ -77,8 +80,8 @@ def iter_records(path: Path, chunk_records: int = _CHUNK_RECORDS):
     store = _store(path)
     decoded_bytes = 0
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             for chunk in store.to_ndarray(count=chunk_records):
                 # `length` is each record's size in 32-bit words as written in the file.
                 decoded_bytes += int(chunk["length"].astype(np.int64).sum()) * 4
@@ -87,6 +90,11 @@ def iter_records(path: Path, chunk_records: int = _CHUNK_RECORDS):
         raise
     except Exception as exc:
         raise RawDataError(f"{path}: DBN records cannot be decoded, the file is corrupt or truncated ({exc})") from exc
+    # databento only warns ("DBN file is truncated or contains an incomplete record") and drops the
+    # partial record; for every DBN version that must fail, naming the file.
+    truncated = [str(w.message) for w in caught if "truncated" in str(w.message).lower()]
+    if truncated:
+        raise RawDataError(f"{path}: truncated DBN file ({truncated[0]})")
     body = _body_bytes(store)
     if store.metadata.version == CURRENT_DBN_VERSION and body != decoded_bytes:
         # The decoder silently drops a partial last record; a short file must not look complete.
@@ -210,7 +218,7 @@ def read_ohlcv_1m(paths: list[Path], start: datetime, end: datetime) -> pl.DataF
                     {
                         "ts_event": sel["ts_event"].astype(np.int64),
                         "instrument_id": sel["instrument_id"].astype(np.uint32),
-                        **{c: p.astype(np.float64) * FIXED_PRICE_SCALE for c, p in prices.items()},
+                        **{c: p.astype(np.float64) / FIXED_PRICE_DIVISOR for c, p in prices.items()},
                         "volume": sel["volume"].astype(np.int64),
                     }
                 ).with_columns(
@@ -238,7 +246,7 @@ def read_ohlcv_1m(paths: list[Path], start: datetime, end: datetime) -> pl.DataF
 
 
 def _fixed(a: np.ndarray) -> np.ndarray:
-    out = a.astype(np.float64) * FIXED_PRICE_SCALE
+    out = a.astype(np.float64) / FIXED_PRICE_DIVISOR
     out[a == UNDEF_PRICE] = np.nan
     return out
 

@@ -2,16 +2,38 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+import numpy as np
 import polars as pl
 
 from ..config import SpymasterConfig
 from ..errors import RawDataError
 from ..sessions import et_to_utc, session_bounds_utc, trading_sessions
-from .dbn_files import RawCatalog, read_definitions, read_ohlcv_1m
+from .dbn_files import DbnFileInfo, RawCatalog, _ns, read_definitions, read_ohlcv_1m, symbol_map
 from .front_month import FrontMonth, select_front_month
+from .market_records import (
+    BBO_SCHEMA,
+    BBO_SOURCES,
+    MBP10_SCHEMA,
+    MBP10_SOURCES,
+    TRADE_SOURCES,
+    TRADES_SCHEMA,
+    Batch,
+    BookQuality,
+    RecordSelection,
+    batch_frame,
+    count_crossed,
+    decode_bbo,
+    decode_mbo,
+    decode_mbp10,
+    decode_trades,
+    new_counters,
+    session_batches,
+)
+from .trade_bars import trade_volume_by_instrument, trades_to_ohlcv_1m
 
 
 def session_definitions(catalog: RawCatalog, session_date: date, config: SpymasterConfig) -> tuple[pl.DataFrame, list[str]]:
@@ -35,21 +57,26 @@ class SessionBars:
     bars: pl.DataFrame
     front_month: FrontMonth
     files: list[str]
+    source: str = "ohlcv-1m"  # "trades" when aggregated from trades
+    trade_source: str | None = None  # DBN schema of those trades
 
 
 def session_ohlcv_1m(catalog: RawCatalog, session_date: date, definitions: pl.DataFrame, config: SpymasterConfig) -> SessionBars:
     """The bronze_futures_ohlcv_1m frame of a session: front-month 1-minute bars within the session bounds.
 
     Columns: session_date, ts_event (bar open, UTC), instrument_id, raw_symbol, open/high/low/close
-    (index points), volume (contracts), source ("ohlcv-1m").
+    (index points), volume (contracts), source ("ohlcv-1m", or "trades" when no ohlcv-1m file covers
+    the session but trades do: see :func:`session_ohlcv_1m_from_trades`).
 
     Raises:
-        RawDataError: no ohlcv-1m file covers the session, or no ES outright traded in it.
+        RawDataError: neither an ohlcv-1m file nor trades cover the session, or no ES outright traded in it.
     """
     start, end = session_bounds_utc(session_date, config)
     files = catalog.files_for_window("ohlcv-1m", start, end)
     if not files:
-        raise RawDataError(f"session {session_date}: no ohlcv-1m DBN file under {catalog.raw_dir} covers {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC")
+        if find_source(catalog, TRADE_SOURCES, session_date, config) is not None:
+            return session_ohlcv_1m_from_trades(catalog, session_date, definitions, config)
+        raise RawDataError(f"session {session_date}: no ohlcv-1m or trades DBN file under {catalog.raw_dir} covers {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC")
     bars = read_ohlcv_1m([f.path for f in files], start, end)
     front = select_front_month(bars, definitions, session_date)
     out = (
@@ -61,12 +88,13 @@ def session_ohlcv_1m(catalog: RawCatalog, session_date: date, definitions: pl.Da
 
 
 def sessions_with_rth_data(catalog: RawCatalog, config: SpymasterConfig, start: date | None = None, end: date | None = None) -> list[date]:
-    """Calendar sessions whose regular-hours open (09:30 ET) lies inside some ohlcv-1m file's records.
+    """Calendar sessions whose regular-hours open (09:30 ET) lies inside some ohlcv-1m file's records,
+    or inside the records of a file bars can be aggregated from (trades, tbbo, mbp-1, mbp-10, mbo).
 
     A session that only has its evening opening in the raw files (the next UTC file is missing) is
     not listed: it has no regular-hours bars to anchor on.
     """
-    files = catalog.files("ohlcv-1m")
+    files = [f for schema in ("ohlcv-1m", *TRADE_SOURCES) for f in catalog.files(schema)]
     spans = [(f.ts_min, f.ts_max) for f in files if f.ts_min is not None]
     if not spans:
         return []
@@ -78,3 +106,266 @@ def sessions_with_rth_data(catalog: RawCatalog, config: SpymasterConfig, start: 
         if any(s <= open_ns <= e for s, e in spans):
             out.append(d)
     return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Order flow: trades, top of book, 10-level book (issue 3)
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SessionStream:
+    """One bronze order-flow table of a session, produced chunk by chunk.
+
+    ``frames`` yields polars frames of ``schema`` in (ts_recv, sequence) order; ``counters`` (the
+    bad-input counts of :mod:`.market_records`) are complete once ``frames`` is exhausted. ``source``
+    is the DBN schema read, or ``"none"`` when no file of any accepted schema covers the session
+    (``frames`` then yields nothing and the partition is written empty).
+    """
+
+    table: str
+    source: str
+    files: list[str]
+    schema: dict[str, pl.DataType]
+    frames: Iterator[pl.DataFrame]
+    counters: dict[str, int] = field(default_factory=new_counters)
+
+
+def find_source(catalog: RawCatalog, schemas: tuple[str, ...], session_date: date, config: SpymasterConfig) -> tuple[str, list[DbnFileInfo]] | None:
+    """The first DBN schema of ``schemas`` with files covering the session, and those files.
+
+    Files are ordered by first record time then path (the merge keeps that order among equal keys).
+    Returns None when no schema has a file in the session window.
+    """
+    start, end = session_bounds_utc(session_date, config)
+    for schema in schemas:
+        files = catalog.files_for_window(schema, start, end)
+        if files:
+            return schema, sorted(files, key=lambda f: (f.ts_min or 0, str(f.path)))
+    return None
+
+
+def known_instrument_ids(files: list[DbnFileInfo], definitions: pl.DataFrame) -> set[int]:
+    """Instrument ids named by the files' symbology mappings or by the session's definitions."""
+    ids: set[int] = set()
+    for f in files:
+        ids.update(symbol_map(f.path))
+    if definitions.height:
+        ids.update(int(i) for i in definitions["instrument_id"].to_list())
+    return ids
+
+
+def _selection(files, instrument_id, definitions, session_date, config, **kw) -> RecordSelection:
+    start, end = session_bounds_utc(session_date, config)
+    return RecordSelection(
+        instrument_id=int(instrument_id),
+        known_ids=known_instrument_ids(files, definitions),
+        start_ns=_ns(start),
+        end_ns=_ns(end),
+        **kw,
+    )
+
+
+def _empty_stream(table: str, schema: dict[str, pl.DataType]) -> SessionStream:
+    return SessionStream(table=table, source="none", files=[], schema=schema, frames=iter(()))
+
+
+def _frames(batches: Iterator[Batch], schema, session_date, source, on_batch: Callable[[Batch], None] | None = None) -> Iterator[pl.DataFrame]:
+    for batch in batches:
+        if on_batch is not None:
+            on_batch(batch)
+        yield batch_frame(batch, schema, session_date, source)
+
+
+def session_trades(catalog: RawCatalog, session_date: date, instrument_id: int, definitions: pl.DataFrame, config: SpymasterConfig) -> SessionStream:
+    """bronze_futures_trades of a session: the front month's trades, sorted by (ts_recv, sequence).
+
+    Source: the ``trades`` schema, else the trade records (action 'T') of ``tbbo``, ``mbp-1``,
+    ``mbp-10`` or ``mbo`` files, the first that covers the session. Trades with an undefined price are
+    dropped (``undefined_price_trades``). ``side`` is the aggressor (B buyer, A seller, N none), as
+    Databento reports it for trades in every one of these schemas.
+
+    Columns: see ``TRADES_SCHEMA`` (session_date, ts_event, ts_recv, sequence, instrument_id, price
+    points, size contracts, side, source).
+    Raises:
+        RawDataError: a truncated/corrupt or duplicated file, naming it.
+    """
+    found = find_source(catalog, TRADE_SOURCES, session_date, config)
+    if found is None:
+        return _empty_stream("bronze_futures_trades", TRADES_SCHEMA)
+    schema, files = found
+    selection = _selection(files, instrument_id, definitions, session_date, config, trades_only=schema != "trades")
+    counters = selection.counters
+
+    def defined_prices(batches: Iterator[Batch]) -> Iterator[Batch]:
+        for batch in batches:
+            undefined = np.isnan(batch["price"])
+            if undefined.any():
+                counters["undefined_price_trades"] += int(undefined.sum())
+                batch = {k: v[~undefined] for k, v in batch.items()}
+            if len(batch["ts_recv"]):
+                yield batch
+
+    batches = defined_prices(session_batches([f.path for f in files], selection, decode_trades, config.decode_chunk_records))
+    return SessionStream(
+        table="bronze_futures_trades",
+        source=schema,
+        files=[f.path.name for f in files],
+        schema=TRADES_SCHEMA,
+        frames=_frames(batches, TRADES_SCHEMA, session_date, schema),
+        counters=counters,
+    )
+
+
+def session_bbo(catalog: RawCatalog, session_date: date, instrument_id: int, definitions: pl.DataFrame, config: SpymasterConfig) -> SessionStream:
+    """bronze_futures_bbo of a session: the front month's top of book, one row per record, sorted by (ts_recv, sequence).
+
+    Source: ``mbp-1`` (book after every event), else ``bbo-1s``, else ``bbo-1m`` (book at each
+    interval end), else ``tbbo`` (book just before each trade). Prices null for an empty side;
+    crossed/locked books (bid >= ask) are kept and counted (``crossed_book_records``), as are records
+    flagged F_MAYBE_BAD_BOOK (``maybe_bad_book_records``).
+
+    Columns: see ``BBO_SCHEMA``.
+    Raises:
+        RawDataError: a truncated/corrupt or duplicated file, naming it.
+    """
+    found = find_source(catalog, BBO_SOURCES, session_date, config)
+    if found is None:
+        return _empty_stream("bronze_futures_bbo", BBO_SCHEMA)
+    schema, files = found
+    selection = _selection(files, instrument_id, definitions, session_date, config)
+    counters = selection.counters
+    batches = session_batches([f.path for f in files], selection, decode_bbo, config.decode_chunk_records)
+    return SessionStream(
+        table="bronze_futures_bbo",
+        source=schema,
+        files=[f.path.name for f in files],
+        schema=BBO_SCHEMA,
+        frames=_frames(batches, BBO_SCHEMA, session_date, schema, on_batch=lambda b: count_crossed(b, counters)),
+        counters=counters,
+    )
+
+
+def session_mbp10(catalog: RawCatalog, session_date: date, instrument_id: int, definitions: pl.DataFrame, config: SpymasterConfig) -> SessionStream:
+    """bronze_futures_mbp10 of a session: the front month's 10-level book after each event, sorted by (ts_recv, sequence).
+
+    Source: ``mbp-10`` records as they are, else the book rebuilt from ``mbo`` by
+    :class:`~spymaster_assets.bronze.mbo_book.MboBookBuilder` (every record of the files from their
+    first snapshot up to the session end is replayed, so the book at the session open is complete;
+    only rows with ts_event inside the session are written). ``book_ok`` is false while the top of
+    book is crossed or locked, and from an F_MAYBE_BAD_BOOK record until the next snapshot record or
+    'R' clear (mbp-10 rule here; the MBO engine applies its own, documented in mbo_book).
+
+    Columns: see ``MBP10_SCHEMA``. Bounded memory: a few chunks of ``config.decode_chunk_records``.
+    Raises:
+        RawDataError: a truncated/corrupt or duplicated file, naming it.
+    """
+    found = find_source(catalog, MBP10_SOURCES, session_date, config)
+    if found is None:
+        return _empty_stream("bronze_futures_mbp10", MBP10_SCHEMA)
+    schema, files = found
+    paths = [f.path for f in files]
+    names = [f.path.name for f in files]
+    if schema == "mbo":
+        return _mbp10_from_mbo(files, paths, names, session_date, instrument_id, definitions, config)
+    selection = _selection(files, instrument_id, definitions, session_date, config)
+    counters = selection.counters
+    quality = BookQuality(counters)
+
+    def with_book_ok(batches: Iterator[Batch]) -> Iterator[Batch]:
+        for batch in batches:
+            batch["book_ok"] = quality(batch)
+            yield batch
+
+    batches = with_book_ok(session_batches(paths, selection, decode_mbp10, config.decode_chunk_records))
+    return SessionStream(
+        table="bronze_futures_mbp10",
+        source=schema,
+        files=names,
+        schema=MBP10_SCHEMA,
+        frames=_frames(batches, MBP10_SCHEMA, session_date, schema),
+        counters=counters,
+    )
+
+
+def _mbo_structured(batch: Batch, dtype: np.dtype) -> np.ndarray:
+    """The batch's MBO records as a DBN MBOMsg structured array (what the book engine consumes)."""
+    out = np.zeros(len(batch["ts_recv"]), dtype=dtype)
+    for name in dtype.names:
+        if name in batch:
+            out[name] = batch[name]
+    return out
+
+
+def _mbp10_from_mbo(files, paths, names, session_date, instrument_id, definitions, config) -> SessionStream:
+    from .dbn_layout import MBO_DTYPE
+    from .mbo_book import MboBookBuilder
+
+    selection = _selection(files, instrument_id, definitions, session_date, config, replay_from_start=True)
+    counters = selection.counters
+    builder = MboBookBuilder(int(instrument_id), levels=config.book_levels)
+    mbo_dtype = MBO_DTYPE
+    start_ns = selection.start_ns
+
+    def rebuilt(batches: Iterator[Batch]) -> Iterator[Batch]:
+        for batch in batches:
+            columns = builder.process(_mbo_structured(batch, mbo_dtype))
+            if not len(columns["ts_event"]):
+                continue
+            keep = np.asarray(columns["ts_event"], dtype=np.int64) >= start_ns  # the replay before the open only builds the book
+            out = {k: np.asarray(v)[keep] for k, v in columns.items()}
+            for name in ("action", "side"):  # S1 bytes -> the uint8 codes batch_frame expects
+                out[name] = np.ascontiguousarray(out[name]).view(np.uint8)
+            out["instrument_id"] = np.full(len(out["ts_event"]), instrument_id, dtype=np.uint32)
+            yield out
+        # The engine's own counters (snapshots, clears, crossed_books, maybe_bad_book, unknown_order...).
+        for key, value in builder.counters.items():
+            counters[f"mbo_{key}"] = int(value)
+
+    batches = rebuilt(session_batches(paths, selection, decode_mbo, config.decode_chunk_records))
+    return SessionStream(
+        table="bronze_futures_mbp10",
+        source="mbo",
+        files=names,
+        schema=MBP10_SCHEMA,
+        frames=_frames(batches, MBP10_SCHEMA, session_date, "mbo"),
+        counters=counters,
+    )
+
+
+def session_ohlcv_1m_from_trades(catalog: RawCatalog, session_date: date, definitions: pl.DataFrame, config: SpymasterConfig) -> SessionBars:
+    """bronze_futures_ohlcv_1m aggregated from trades, for a session with trades but no ohlcv-1m file.
+
+    The front month is the outright with the most traded contracts in the session (same rule as
+    :func:`~spymaster_assets.bronze.front_month.select_front_month` on ohlcv-1m volumes); its trades
+    (:func:`session_trades`) become 1-minute bars as Databento builds ohlcv-1m
+    (:func:`~spymaster_assets.bronze.trade_bars.trades_to_ohlcv_1m`), source "trades".
+
+    Raises:
+        RawDataError: no trades cover the session, no ES outright traded, or a bad file (named).
+    """
+    found = find_source(catalog, TRADE_SOURCES, session_date, config)
+    if found is None:
+        raise RawDataError(f"session {session_date}: no trades DBN file under {catalog.raw_dir} covers the session")
+    schema, files = found
+    start, end = session_bounds_utc(session_date, config)
+    volumes = trade_volume_by_instrument([f.path for f in files], _ns(start), _ns(end), schema != "trades", config.decode_chunk_records)
+    symbols: dict[int, str] = {}
+    for f in files:
+        symbols.update(symbol_map(f.path))
+    if definitions.height:
+        symbols.update(dict(zip(definitions["instrument_id"].to_list(), definitions["raw_symbol"].to_list())))
+    volumes = volumes.with_columns(
+        raw_symbol=pl.col("instrument_id").replace_strict(symbols, default=None, return_dtype=pl.Utf8)
+    )
+    front = select_front_month(volumes, definitions, session_date)
+    stream = session_trades(catalog, session_date, front.instrument_id, definitions, config)
+    # One front month's trades for one session (about 1.5 M rows at most): small enough to hold.
+    frames = list(stream.frames)
+    trades = pl.concat(frames) if frames else pl.DataFrame(schema=TRADES_SCHEMA)
+    bars = (
+        trades_to_ohlcv_1m(trades)
+        .with_columns(raw_symbol=pl.lit(front.raw_symbol), session_date=pl.lit(session_date), source=pl.lit("trades"))
+        .select("session_date", "ts_event", "instrument_id", "raw_symbol", "open", "high", "low", "close", "volume", "source")
+    )
+    return SessionBars(bars=bars, front_month=front, files=stream.files, source="trades", trade_source=schema)

@@ -48,6 +48,70 @@ BRONZE_FUTURES_OHLCV_1M = pa.DataFrameSchema(
     ],
 )
 
+_KEYS = {
+    "session_date": pa.Column(pl.Date),
+    "ts_event": pa.Column(UTC_NS),
+    "ts_recv": pa.Column(UTC_NS),
+    "sequence": pa.Column(pl.Int64, pa.Check.ge(0)),
+    "instrument_id": pa.Column(pl.UInt32),
+}
+
+
+def _levels(levels: int) -> dict[str, pa.Column]:
+    cols: dict[str, pa.Column] = {}
+    for side in ("bid", "ask"):
+        cols.update({f"{side}_px_{i:02d}": pa.Column(pl.Float64, pa.Check.gt(0), nullable=True) for i in range(levels)})
+    for field in ("bid_sz", "ask_sz", "bid_ct", "ask_ct"):
+        cols.update({f"{field}_{i:02d}": pa.Column(pl.Int32, pa.Check.ge(0)) for i in range(levels)})
+    return cols
+
+
+#: Checked on every chunk before it is written (rows sorted by (ts_recv, sequence) within a chunk
+#: is guaranteed by construction in market_records, not re-checked here).
+BRONZE_FUTURES_TRADES = pa.DataFrameSchema(
+    {
+        **_KEYS,
+        "price": pa.Column(pl.Float64, pa.Check.gt(0)),
+        "size": pa.Column(pl.Int64, pa.Check.ge(0)),
+        "side": pa.Column(pl.Utf8, pa.Check.isin(["B", "A", "N"])),
+        "source": pa.Column(pl.Utf8, pa.Check.isin(["trades", "tbbo", "mbp-1", "mbp-10", "mbo"])),
+    },
+    strict=True,
+    ordered=True,
+    name="bronze_futures_trades",
+)
+
+BRONZE_FUTURES_BBO = pa.DataFrameSchema(
+    {**_KEYS, **_levels(1), "source": pa.Column(pl.Utf8, pa.Check.isin(["mbp-1", "bbo-1s", "bbo-1m", "tbbo"]))},
+    strict=True,
+    ordered=True,
+    name="bronze_futures_bbo",
+)
+
+BRONZE_FUTURES_MBP10 = pa.DataFrameSchema(
+    {
+        **_KEYS,
+        "action": pa.Column(pl.Utf8, pa.Check.isin(["A", "C", "M", "T", "F", "R", "N"])),
+        "side": pa.Column(pl.Utf8, pa.Check.isin(["B", "A", "N"])),
+        "price": pa.Column(pl.Float64, nullable=True),
+        "size": pa.Column(pl.Int64),
+        "flags": pa.Column(pl.Int16),
+        "book_ok": pa.Column(pl.Boolean),
+        **_levels(10),
+        "source": pa.Column(pl.Utf8, pa.Check.isin(["mbp-10", "mbo"])),
+    },
+    strict=True,
+    ordered=True,
+    name="bronze_futures_mbp10",
+)
+
+_KEY_DESCRIPTIONS = {
+    "ts_event": "exchange event time, UTC (point in time: a feature at T uses rows with ts_event <= T)",
+    "ts_recv": "Databento capture time, UTC; rows are sorted by (ts_recv, sequence)",
+    "sequence": "venue message sequence number",
+    "instrument_id": "the session's front month (bronze_futures_ohlcv_1m instrument_id)",
+}
+
 DESCRIPTIONS: dict[str, dict[str, str]] = {
     "bronze_definitions": {
         "instrument_id": "Databento instrument_id (publisher-specific numeric id)",
@@ -64,6 +128,35 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "low": "index points",
         "close": "index points",
         "volume": "contracts traded in the minute",
-        "source": "DBN schema the bar came from",
+        "source": "DBN schema the bar came from: ohlcv-1m, or trades (aggregated from trades)",
+    },
+    "bronze_futures_trades": {
+        **_KEY_DESCRIPTIONS,
+        "price": "trade price, index points",
+        "size": "contracts",
+        "side": "aggressor: B buyer, A seller, N unknown",
+        "source": "DBN schema read: trades, else action-T records of tbbo / mbp-1 / mbp-10 / mbo",
+    },
+    "bronze_futures_bbo": {
+        **_KEY_DESCRIPTIONS,
+        "bid_px_00": "best bid, index points (null when the side is empty)",
+        "ask_px_00": "best ask, index points (null when the side is empty)",
+        "bid_sz_00": "contracts at the best bid",
+        "ask_sz_00": "contracts at the best ask",
+        "bid_ct_00": "orders at the best bid",
+        "ask_ct_00": "orders at the best ask",
+        "source": "mbp-1 (after each event), bbo-1s / bbo-1m (at each interval end), tbbo (before each trade)",
+    },
+    "bronze_futures_mbp10": {
+        **_KEY_DESCRIPTIONS,
+        "action": "event: A add, C cancel, M modify, T trade, F fill, R clear book, N none",
+        "side": "B bid, A ask, N none (trades: the aggressor)",
+        "price": "event price, index points (null when undefined)",
+        "size": "event size, contracts (MBO rows: added, cancelled, filled, traded, or signed change for M)",
+        "flags": "DBN flags of the event (128 F_LAST, 64 F_TOB, 32 F_SNAPSHOT, 16 F_MBP, 8 F_BAD_TS_RECV, 4 F_MAYBE_BAD_BOOK)",
+        "book_ok": "false while the book is crossed/locked, or from an F_MAYBE_BAD_BOOK record until the next snapshot or clear",
+        "bid_px_00": "best bid after the event, index points; bid_px_01..09 the next levels (null when empty)",
+        "bid_sz_00": "contracts at the best bid (0 when empty); ..._09 likewise",
+        "source": "mbp-10, or mbo (rebuilt by the MBO book engine)",
     },
 }

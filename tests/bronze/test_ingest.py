@@ -11,13 +11,15 @@ import polars as pl
 import pytest
 import zstandard
 
-from spymaster_assets.bronze.dbn_files import RawCatalog, inspect_file, read_ohlcv_1m
+from spymaster_assets.bronze.dbn_files import RawCatalog, inspect_file, iter_records, read_ohlcv_1m
 from spymaster_assets.bronze.front_month import select_front_month
 from spymaster_assets.bronze.ingest import session_definitions, session_ohlcv_1m, sessions_with_rth_data
 from spymaster_assets.bronze.schemas import BRONZE_DEFINITIONS, BRONZE_FUTURES_OHLCV_1M
 from spymaster_assets.config import SpymasterConfig
 from spymaster_assets.errors import RawDataError
 from spymaster_assets.sessions import session_bounds_utc
+
+from conftest import SHARED_DATA
 
 SAMPLE_RAW = Path(__file__).resolve().parents[2] / "data" / "sample" / "raw"
 
@@ -134,3 +136,17 @@ def test_session_without_files_names_the_session(tmp_path):
     cfg = SpymasterConfig(home=tmp_path)
     with pytest.raises(RawDataError, match="2013-12-18"):
         session_ohlcv_1m(RawCatalog(raw), date(2013, 12, 18), pl.DataFrame(), cfg)
+
+
+def test_a_truncated_dbn_v1_file_fails_with_its_name(tmp_path):
+    """The real ESH4 MBO hour is DBN v1; cut inside its last record it must fail, not lose the record silently."""
+    source = SHARED_DATA / "dbn" / "nautilus" / "esh4-glbx-mdp3-20231225.mbo.dbn.zst"
+    with source.open("rb") as fh:
+        raw = zstandard.ZstdDecompressor().stream_reader(fh).read()
+    cut = tmp_path / "esh4-cut.mbo.dbn"
+    cut.write_bytes(raw[:-20])
+    with pytest.raises(RawDataError, match="esh4-cut.mbo.dbn.*truncated"):
+        sum(len(chunk) for chunk in iter_records(cut))
+    whole = tmp_path / "esh4-whole.mbo.dbn"
+    whole.write_bytes(raw)
+    assert sum(len(chunk) for chunk in iter_records(whole)) == 68_792
