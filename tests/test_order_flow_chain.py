@@ -1,0 +1,128 @@
+"""End to end with full-depth data: generated DBN (synthetic, small) -> every asset -> the order-flow blocks.
+
+Two generated sessions: 2024-03-11 with ``mbp-10`` + ``trades`` (no MBO), 2024-03-12 with ``mbo`` +
+``trades`` (the 10-level book rebuilt by the MBO engine). Both also carry ``definition`` and
+``ohlcv-1m``. The data is simulated (scripts/generate_session.py), used here only because no public
+source holds full-depth ES sessions; the real-data tests of each piece are under tests/bronze and
+tests/silver.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import warnings
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from spymaster_assets.gold.vectors import schema_dims, vector_columns
+from spymaster_assets.silver.feature_names import book_columns, depth_columns, mbo_columns, tape_columns
+from spymaster_resources.lake import Lake
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEPTH_DAY, MBO_DAY = date(2024, 3, 11), date(2024, 3, 12)
+SCALE = 0.004
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::FutureWarning"),
+]
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location("generate_session", REPO_ROOT / "scripts" / "generate_session.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    from dagster import DagsterInstance, materialize
+
+    from spymaster_assets.definitions import all_assets
+    from spymaster_resources import SpymasterResource
+
+    gen = _generator()
+    home = tmp_path_factory.mktemp("order_flow")
+    raw = home / "raw" / "GLBX.MDP3"
+    gen.generate_session(DEPTH_DAY, raw, schemas=("definition", "ohlcv-1m", "trades", "mbp-10"), scale=SCALE, seed=1)
+    gen.generate_session(MBO_DAY, raw, schemas=("definition", "ohlcv-1m", "trades", "mbo"), scale=SCALE, seed=2)
+    instance = DagsterInstance.ephemeral()
+    resources = {"spymaster": SpymasterResource(home=str(home))}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for day in (DEPTH_DAY, MBO_DAY):
+            result = materialize(all_assets, partition_key=day.isoformat(), instance=instance, resources=resources)
+            assert result.success, f"materialization of {day} failed"
+    return home
+
+
+def _lake(home: Path) -> Lake:
+    return Lake(home / "lake")
+
+
+def test_bronze_holds_the_front_month_order_flow(home):
+    lake = _lake(home)
+    for day, source in ((DEPTH_DAY, "mbp-10"), (MBO_DAY, "mbo")):
+        trades = lake.read("bronze", "bronze_futures_trades", day)
+        book = lake.scan("bronze", "bronze_futures_mbp10", day).select("ts_event", "source", "book_ok", "bid_px_00", "ask_px_00").collect()
+        assert trades.height > 1000 and book.height > trades.height
+        assert trades["instrument_id"].n_unique() == 1 and set(trades["side"].unique().to_list()) <= {"A", "B", "N"}
+        assert book["source"].unique().to_list() == [source]
+        good = book.filter(pl.col("book_ok"))
+        assert good.height > 0.99 * book.height
+        assert (good["bid_px_00"] < good["ask_px_00"]).all()  # never crossed where the book is trusted
+        # Bars aggregated from these trades match the ohlcv-1m written beside them.
+        ohlcv = lake.read("bronze", "bronze_futures_ohlcv_1m", day)
+        assert int(ohlcv["volume"].sum()) == int(trades["size"].sum())
+
+
+def test_a_full_depth_day_yields_every_order_flow_block(home):
+    lake = _lake(home)
+    expected = {DEPTH_DAY: "bars+tape+book+depth", MBO_DAY: "bars+tape+book+depth+mbo"}
+    for day, families in expected.items():
+        state = lake.read("silver", "silver_level_state", day)
+        assert state["feature_families"].unique().to_list() == [families]
+        present = tape_columns(_config()) + book_columns(_config()) + depth_columns(_config())
+        if "mbo" in families:
+            present += mbo_columns(_config())
+        else:
+            assert state.select(pl.all_horizontal(pl.col(mbo_columns(_config())).is_null())).to_series().all()
+        # Each present feature is defined on most anchors (a few need a book or trades before T).
+        defined = state.select(pl.col(present).is_not_null().mean())
+        sparse = [c for c in present if defined[c][0] < 0.9 and not c.startswith("replenishment_ratio")]
+        assert not sparse, f"{day}: features mostly null: {sparse}"
+        assert state["tape_trade_rate_300s"].min() > 0 and state["depth_4t"].max() > 0
+
+
+def test_episodes_carry_their_families_and_indexes_never_mix_schemas(home):
+    lake = _lake(home)
+    config = _config()
+    episodes = lake.read("gold", "gold_episodes", MBO_DAY)
+    assert episodes.height > 0
+    assert episodes["feature_families"].unique().to_list() == ["bars+tape+book+depth+mbo"]
+    vectors = episodes["vector"].to_numpy()
+    assert vectors.shape[1] == len(vector_columns(config))
+    assert np.isfinite(vectors[:, schema_dims(config, "bars+tape+book+depth+mbo")]).mean() > 0.95
+    # The index as of the MBO day holds the depth day in the bars schema and in its own schema only.
+    from spymaster_assets.gold.as_of import index_as_of
+
+    indexes = index_as_of(lake, MBO_DAY, config)
+    assert set(indexes.schemas) == {"bars", "bars+tape+book+depth"}
+    assert indexes.indexes["bars+tape+book+depth"].dim == len(schema_dims(config, "bars+tape+book+depth"))
+    # One earlier session is fewer than min_history_sessions: the day is answered in the bars schema.
+    signals = lake.read("gold", "gold_signals", MBO_DAY)
+    assert signals.height == episodes.height
+    assert signals["vector_version"].str.ends_with("[bars]").all()
+
+
+def _config():
+    from spymaster_assets.config import SpymasterConfig
+
+    return SpymasterConfig()
