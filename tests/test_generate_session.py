@@ -115,7 +115,9 @@ def test_files_decode_with_session_metadata(session):
         assert meta.dataset == "GLBX.MDP3" and meta.version == 3
         assert (meta.start, meta.end) == (_ns(start), _ns(end))
         assert meta.symbols == ["ESM4"]
-        assert [(m.raw_symbol, [i.symbol for i in m.intervals]) for m in meta.mappings] == [("ESM4", ["202406"])]
+        mappings = {sym: [(i["start_date"], i["end_date"], i["symbol"]) for i in ivs] for sym, ivs in store.mappings.items()}
+        # The session spans two UTC dates; the interval's end date is exclusive.
+        assert mappings == {"ESM4": [(date(2024, 3, 11), date(2024, 3, 13), "202406")]}
         assert len(_records(path)) == report.counts[schema]
     notice = (out / "SYNTHETIC.txt").read_text()
     assert "NOT MARKET DATA" in notice and f"seed: {SEED}" in notice and f"scale: {SCALE}" in notice
@@ -123,6 +125,14 @@ def test_files_decode_with_session_metadata(session):
     assert report.counts["mbo"] >= 30e6 * SCALE
     assert report.counts["mbp-10"] >= 15e6 * SCALE
     assert report.counts["trades"] >= 1.5e6 * SCALE
+
+
+def test_project_reader_decodes_every_file(session):
+    from spymaster_assets.bronze.dbn_files import inspect_file, iter_records
+
+    for schema, path in session[1].paths.items():
+        assert sum(len(c) for c in iter_records(path, 50_000)) == session[1].counts[schema]
+        assert inspect_file(path).schema == schema
 
 
 def test_definition_is_the_es_future_as_databento_publishes_it(session):
@@ -229,6 +239,10 @@ def test_mbp10_is_the_book_the_mbo_records_build(mbo, mbp):
             top = _top(levels[side], side == b"B", 10)
             assert len(top) == 10 and (price < top[-1][0] if side == b"B" else price > top[-1][0])
             continue
+        if action in (b"A", b"C"):
+            # Kept: it was within the 10 best levels of its side.
+            top = _top(levels[side], side == b"B", 10)
+            assert len(top) < 10 or (price >= top[-1][0] if side == b"B" else price <= top[-1][0])
         bids, asks = levels[b"B"], levels[b"A"]
         assert (row["bid_px_00"], row["bid_sz_00"], row["bid_ct_00"]) == _top(bids, True, 1)[0]
         assert (row["ask_px_00"], row["ask_sz_00"], row["ask_ct_00"]) == _top(asks, False, 1)[0]

@@ -29,8 +29,6 @@ FIXED_PRICE_DIVISOR = 1e9
 UNDEF_PRICE = np.iinfo(np.int64).max
 DBN_SUFFIXES = (".dbn", ".dbn.zst")
 _CHUNK_RECORDS = 1_000_000
-#: Records of older DBN versions are upgraded on decode, so their sizes are only checked for this one.
-CURRENT_DBN_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -78,54 +76,58 @@ def iter_records(path: Path, chunk_records: int = _CHUNK_RECORDS):
         RawDataError: the file cannot be decoded (corrupt, truncated, not DBN), naming the file.
     """
     store = _store(path)
-    decoded_bytes = 0
-    try:
+    records = None
+    while True:
+        # The warnings context only spans one decode step: a generator must not hold the global
+        # warnings state while it is suspended (two files are often read in turn).
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            for chunk in store.to_ndarray(count=chunk_records):
-                # `length` is each record's size in 32-bit words as written in the file.
-                decoded_bytes += int(chunk["length"].astype(np.int64).sum()) * 4
-                yield chunk
-    except RawDataError:
-        raise
-    except Exception as exc:
-        raise RawDataError(f"{path}: DBN records cannot be decoded, the file is corrupt or truncated ({exc})") from exc
-    # databento only warns ("DBN file is truncated or contains an incomplete record") and drops the
-    # partial record; for every DBN version that must fail, naming the file.
-    truncated = [str(w.message) for w in caught if "truncated" in str(w.message).lower()]
-    if truncated:
-        raise RawDataError(f"{path}: truncated DBN file ({truncated[0]})")
-    body = _body_bytes(store)
-    if store.metadata.version == CURRENT_DBN_VERSION and body != decoded_bytes:
-        # The decoder silently drops a partial last record; a short file must not look complete.
-        raise RawDataError(f"{path}: truncated DBN file ({body - decoded_bytes} bytes after the last whole record)")
+            try:
+                if records is None:
+                    records = iter(store.to_ndarray(count=chunk_records))
+                chunk = next(records, None)
+            except Exception as exc:
+                raise RawDataError(f"{path}: DBN records cannot be decoded, the file is corrupt or truncated ({exc})") from exc
+        # databento only warns ("DBN file is truncated or contains an incomplete record") and drops
+        # the partial record; for every DBN version that must fail, naming the file.
+        truncated = [str(w.message) for w in caught if "truncated" in str(w.message).lower()]
+        if truncated:
+            raise RawDataError(f"{path}: truncated DBN file ({truncated[0]})")
+        if chunk is None:
+            return
+        yield chunk
 
 
-def _body_bytes(store) -> int:
-    """Bytes after the metadata header in the (decompressed) stream, read in bounded blocks."""
-    reader = store.reader
-    total = 0
-    while block := reader.read(1 << 24):
-        total += len(block)
-    return total - store._metadata_length
+#: Files up to this size are scanned for their exact record time range; larger ones (a full-depth
+#: day is GBs) take it from the header, so the catalog never decodes a big file twice.
+SCAN_RECORDS_MAX_BYTES = 64 * 1024 * 1024
 
 
-def inspect_file(path: Path) -> DbnFileInfo:
-    """Read ``path``'s header and the ts_event range of its records.
+def inspect_file(path: Path, scan_max_bytes: int = SCAN_RECORDS_MAX_BYTES) -> DbnFileInfo:
+    """Read ``path``'s header and the time range its records cover.
+
+    A file of at most ``scan_max_bytes`` (or whose header has no end) is scanned: ``ts_min``/``ts_max``
+    are its first and last record ts_event. A larger file is not decoded here: the range is the
+    header's request range ``[metadata.start, metadata.end)`` (Databento selects records by it), so
+    cataloguing a 20 GB full-depth file costs one header read, not a second full decompression.
 
     Raises:
-        RawDataError: unreadable or truncated file, naming it.
+        RawDataError: unreadable or truncated file (when scanned), naming it.
     """
     store = _store(path)
+    st = path.stat()
+    start, end = store.metadata.start, store.metadata.end
     ts_min: int | None = None
     ts_max: int | None = None
-    for chunk in iter_records(path):
-        if len(chunk):
-            ts = chunk["ts_event"]
-            lo, hi = int(ts.min()), int(ts.max())
-            ts_min = lo if ts_min is None else min(ts_min, lo)
-            ts_max = hi if ts_max is None else max(ts_max, hi)
-    st = path.stat()
+    if st.st_size > scan_max_bytes and start is not None and end is not None and end > start:
+        ts_min, ts_max = int(start), int(end) - 1
+    else:
+        for chunk in iter_records(path):
+            if len(chunk):
+                ts = chunk["ts_event"]
+                lo, hi = int(ts.min()), int(ts.max())
+                ts_min = lo if ts_min is None else min(ts_min, lo)
+                ts_max = hi if ts_max is None else max(ts_max, hi)
     return DbnFileInfo(
         path=path,
         dataset=str(store.dataset),
