@@ -67,7 +67,7 @@ class SpymasterConfig:
     book_levels: int = 10
     sweep_min_price_levels: int = 3
     sweep_window_ms: int = 100
-    decode_chunk_records: int = 1_000_000  # DBN records decoded per chunk (bounds memory)
+    decode_chunk_records: int = 500_000  # DBN records decoded per chunk (bounds memory)
     # Normalization, index and retrieval.
     normalization_sessions: int = 60
     robust_z_clip: float = 4.0

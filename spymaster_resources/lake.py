@@ -22,6 +22,8 @@ import pyarrow.parquet as pq
 from spymaster_assets.errors import MissingPartitionError
 
 PART_FILE = "part-0.parquet"
+#: Rows per Parquet row group of streamed partitions: a reader of a few columns holds one group at a time.
+ROW_GROUP_ROWS = 262_144
 
 
 class Lake:
@@ -97,8 +99,11 @@ class Lake:
             raise MissingPartitionError(f"{table} has no partition {session_date} ({path} missing): materialize {table} for {session_date} first")
         return pl.scan_parquet(path)
 
-    def iter_batches(self, tier: str, table: str, session_date: date, batch_rows: int = 1_000_000, columns: list[str] | None = None) -> Iterator[pl.DataFrame]:
+    def iter_batches(self, tier: str, table: str, session_date: date, batch_rows: int = 250_000, columns: list[str] | None = None) -> Iterator[pl.DataFrame]:
         """Yield one partition as polars frames of at most ``batch_rows`` rows, in file order (bounded memory).
+
+        ``columns``: read only these (those the file lacks are skipped), which bounds memory on wide
+        tables such as bronze_futures_mbp10.
 
         Raises:
             MissingPartitionError: the partition was never materialized.
@@ -107,7 +112,10 @@ class Lake:
         if not path.is_file():
             raise MissingPartitionError(f"{table} has no partition {session_date} ({path} missing): materialize {table} for {session_date} first")
         parquet = pq.ParquetFile(path)
-        for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
+        if columns is not None:
+            present = set(parquet.schema_arrow.names)
+            columns = [c for c in columns if c in present]
+        for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns, use_threads=False):
             yield pl.from_arrow(batch)
 
     def read(self, tier: str, table: str, session_date: date) -> pl.DataFrame:
@@ -205,7 +213,7 @@ class PartitionWriter:
             self._writer = self._open(table)
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-writer")
         self._wait()
-        self._pending = self._pool.submit(self._writer.write_table, table)
+        self._pending = self._pool.submit(self._writer.write_table, table, row_group_size=ROW_GROUP_ROWS)
         self.rows += frame.height
 
     def abort(self) -> None:

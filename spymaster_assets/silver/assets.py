@@ -112,7 +112,8 @@ def silver_book_1s(context: AssetExecutionContext, spymaster: SpymasterResource)
     day = session_of_partition_key(context.partition_key)
     cfg, lake = spymaster.config, spymaster.lake
     source, rows = _book_source(spymaster, day)
-    batches = lake.iter_batches("bronze", source, day, cfg.decode_chunk_records) if source else iter(())
+    levels = [f"{side}_{kind}_{i:02d}" for side in ("bid", "ask") for kind in ("px", "sz") for i in range(cfg.book_levels)]
+    batches = lake.iter_batches("bronze", source, day, columns=["ts_event", "source", "book_ok", "flags", *levels]) if source else iter(())
     counts: dict[str, int] = {}
     frame = validate_silver_book_1s(book_1s(batches, day, cfg, counts), cfg)
     path = lake.write(TIER, "silver_book_1s", day, frame)
@@ -139,7 +140,8 @@ def silver_depth_flow_1m(context: AssetExecutionContext, spymaster: SpymasterRes
     day = session_of_partition_key(context.partition_key)
     cfg, lake = spymaster.config, spymaster.lake
     has_rows = lake.row_count("bronze", "bronze_futures_mbp10", day) > 0
-    batches = lake.iter_batches("bronze", "bronze_futures_mbp10", day, cfg.decode_chunk_records) if has_rows else iter(())
+    columns = ["ts_event", "source", "action", "side", "price", "size", "flags", "book_ok"]
+    batches = lake.iter_batches("bronze", "bronze_futures_mbp10", day, columns=columns) if has_rows else iter(())
     counts: dict[str, int] = {}
     frame = validate_silver_depth_flow_1m(depth_flow_1m(batches, day, cfg, counts))
     path = lake.write(TIER, "silver_depth_flow_1m", day, frame)
