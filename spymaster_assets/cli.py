@@ -97,7 +97,8 @@ def _print_answer(answer: dict) -> None:
         p, lo, hi = lvl["probabilities"], lvl["lower"], lvl["upper"]
         probs = "  ".join(f"P({k})={p[k]:.2f} [{lo[k]:.2f},{hi[k]:.2f}]" for k in p)
         base = " ".join(f"{k}={v:.2f}" for k, v in lvl["base_rate"].items())
-        print(f"{head}  {probs}  n_eff={lvl['effective_sample_size']:.1f}  base: {base}")
+        families = lvl["vector_schema"].rsplit("[", 1)[-1].rstrip("]")
+        print(f"{head}  {probs}  n_eff={lvl['effective_sample_size']:.1f}  base: {base}  features: {families}")
         for n in lvl["neighbours"][:5]:
             print(f"      {n['date']} {n['time']}  sim={n['similarity']:.3f}  {n['outcome']}")
 

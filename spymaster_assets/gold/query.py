@@ -48,7 +48,8 @@ def answer_query(config: SpymasterConfig, day: date, wall: time, level_kind: str
     known at that bar (or only ``level_kind``) with level_price (points), direction (UP/DOWN),
     distance_atr, in_zone and, when in the approach zone, probabilities / lower / upper per outcome
     (Dirichlet posterior from the index as of ``day``), effective_sample_size, n_neighbours,
-    base_rate and neighbours (date, time, similarity, outcome; best first).
+    base_rate, index_partition, vector_schema (the layout version and the feature families of the
+    index that answered) and neighbours (date, time, similarity, outcome; best first).
 
     Raises:
         SpymasterError: unknown date (not materialized), time outside the anchor window, no bar at
@@ -91,6 +92,7 @@ def answer_query(config: SpymasterConfig, day: date, wall: time, level_kind: str
                 n_neighbours=s["n_neighbours"],
                 base_rate={o: s[f"base_{n}"] for o, n in zip(OUTCOMES, names)},
                 index_partition=s["partition_key"],
+                vector_schema=s["vector_version"],
                 neighbours=[
                     {
                         "date": str(n["neighbour_session_date"]),
