@@ -114,6 +114,8 @@ MBP10_SCHEMA: dict[str, pl.DataType] = {
     "size": pl.Int64,
     "flags": pl.Int16,
     "book_ok": pl.Boolean,
+    "prev_price": pl.Float64,
+    "prev_size": pl.Int64,
     **_level_columns(BOOK_LEVELS),
     "source": pl.Utf8,
 }
@@ -238,6 +240,9 @@ def decode_mbp10(records: np.ndarray, rows: np.ndarray) -> Batch:
     out["side"] = _codes(records["side"][rows], _SIDE_CODES)
     out["price"] = prices_to_points(records["price"][rows])
     out["size"] = records["size"][rows].astype(np.int64)
+    n = len(out["size"])
+    out["prev_price"] = np.full(n, np.nan)  # only the MBO engine knows where a modified order came from
+    out["prev_size"] = np.zeros(n, np.int64)
     out.update(decode_levels(records, rows, BOOK_LEVELS))
     return out
 

@@ -61,7 +61,8 @@ Rules (each bad-input case is counted in :attr:`MboBookBuilder.counters`, never 
   that leaves the book as it was is still seen), with the book AFTER the record. Row ``size``:
   'A' the size added; 'C' the size removed (at most the order's size); 'F' the size filled; 'T' the
   size traded; 'M' at an unchanged price the signed change new - old, at a new price the new size
-  (the order left its old level whole; the old level's loss is visible in the book columns); an 'M'
+  added there, with ``prev_price``/``prev_size`` the level it left and the size removed from it (on
+  real CME MBO most modifies move the price, so without them replenishment would miss most removals); an 'M'
   of an unknown order the size added; 'R' 0; rows flagged F_FILL_REMOVAL: see above. ``rows_out``
   counts rows, ``records`` the records read.
 * Prices sit on a grid of ticks inferred from the data (the gcd of the prices of 'A'/'M' records,
@@ -287,6 +288,7 @@ def _book_kernel(
     keys, states, o_price, o_side, o_size, o_fill, o_fill_event,
     lvl_size, lvl_count, top_px, top_sz, top_ct,
     out_rec, out_size, out_flags, out_ok, out_bid_px, out_ask_px, out_bid_sz, out_ask_sz, out_bid_ct, out_ask_ct,
+    out_prev_px, out_prev_size,
 ):
     """Apply records ``start..stop-1`` of one chunk; write output rows from row ``n_out``.
 
@@ -330,6 +332,8 @@ def _book_kernel(
             st[_S_MAYBE_BAD] = 1
             counters[_C_MAYBE_BAD] += 1
         row_size = np.int64(0)
+        prev_px = UNDEF_PRICE  # an 'M' that moves an order: the price it left and the size removed there
+        prev_size = np.int64(0)
         extra_flags = 0
         always_emit = False
         oid = order_id[i]
@@ -444,6 +448,8 @@ def _book_kernel(
                     o_price[slot] = new_px
                     o_size[slot] = new_sz
                     row_size = new_sz
+                    prev_px = old_px
+                    prev_size = old_sz - from_fill
         changed = False
         if dirty_bid:
             changed = _refresh_top(lvl_size, lvl_count, 0, st, levels, top_px, top_sz, top_ct) or changed
@@ -458,6 +464,8 @@ def _book_kernel(
             r = n_out
             out_rec[r] = i
             out_size[r] = row_size
+            out_prev_px[r] = prev_px
+            out_prev_size[r] = prev_size
             out_flags[r] = fl | extra_flags
             incomplete_snapshot = (fl & F_SNAPSHOT) != 0 and (fl & F_LAST) == 0
             out_ok[r] = not (crossed or st[_S_MAYBE_BAD] == 1 or incomplete_snapshot)
@@ -489,7 +497,7 @@ def level_columns(levels: int = 10) -> list[str]:
 
 def output_columns(levels: int = 10) -> list[str]:
     """Every column :meth:`MboBookBuilder.process` returns, in ``bronze_futures_mbp10`` order."""
-    return ["ts_event", "ts_recv", "sequence", "action", "side", "price", "size", "flags", "book_ok", *level_columns(levels)]
+    return ["ts_event", "ts_recv", "sequence", "action", "side", "price", "size", "flags", "book_ok", "prev_price", "prev_size", *level_columns(levels)]
 
 
 class MboBookBuilder:
@@ -536,6 +544,8 @@ class MboBookBuilder:
             "size": np.empty(_BLOCK_RECORDS, np.int64),
             "flags": np.empty(_BLOCK_RECORDS, np.int16),
             "book_ok": np.empty(_BLOCK_RECORDS, np.bool_),
+            "prev_price_fixed": np.empty(_BLOCK_RECORDS, np.int64),
+            "prev_size": np.empty(_BLOCK_RECORDS, np.int64),
         }
         for kind, block in zip(("bid_px", "ask_px", "bid_sz", "ask_sz", "bid_ct", "ask_ct"), self._px_block + self._int_block):
             for j in range(k):
@@ -619,7 +629,9 @@ class MboBookBuilder:
             ts_event, ts_recv (int64 ns since the epoch, UTC), sequence (int64), action and side
             (``S1`` bytes: b"A"/b"C"/b"M"/b"T"/b"F"/b"R", b"B"/b"A"/b"N"), price (float64 points,
             NaN when undefined), size (int64 contracts, see the module docstring), flags (int16: DBN
-            flags, plus :data:`F_FILL_REMOVAL`), book_ok (bool), bid_px_00.. / ask_px_00.. (float64
+            flags, plus :data:`F_FILL_REMOVAL`), book_ok (bool), prev_price (float64 points) and
+            prev_size (int64 contracts): for an 'M' that moved the order to a new price, the price it
+            left and the size removed there (NaN / 0 otherwise), bid_px_00.. / ask_px_00.. (float64
             points, NaN for an empty level), bid_sz/ask_sz (int32 contracts) and bid_ct/ask_ct
             (int32 orders), 0 for an empty level.
 
@@ -643,7 +655,7 @@ class MboBookBuilder:
         # A tick of 0 (no priced record yet) is never divided by: without a priced 'A'/'M' the book is empty.
 
         n, k = len(chunk), self.levels
-        names = ["size", "flags", "book_ok", *level_columns(k)]
+        names = ["size", "flags", "book_ok", "prev_price_fixed", "prev_size", *level_columns(k)]
         # Final columns are allocated for the worst case (a row per record); only the pages that rows
         # fill are ever touched, so the resident size follows the rows actually produced.
         final = {name: np.empty(n, self._block[name].dtype) for name in names}
@@ -663,6 +675,7 @@ class MboBookBuilder:
                     self._block["rec"], self._block["size"], self._block["flags"], self._block["book_ok"],
                     self._px_block[0], self._px_block[1],
                     self._int_block[0], self._int_block[1], self._int_block[2], self._int_block[3],
+                    self._block["prev_price_fixed"], self._block["prev_size"],
                 )
                 if pos < stop:
                     self._grow_table()
@@ -683,7 +696,9 @@ class MboBookBuilder:
         }
         for name in names:
             out[name] = final[name][:total]
-        return out
+        prev = out.pop("prev_price_fixed")
+        out["prev_price"] = np.where(prev == UNDEF_PRICE, np.nan, prev.astype(np.float64) / self.price_scale)
+        return {name: out[name] for name in output_columns(k)}
 
 
 def to_polars(columns: dict[str, np.ndarray], levels: int = 10) -> pl.DataFrame:
@@ -696,7 +711,7 @@ def to_polars(columns: dict[str, np.ndarray], levels: int = 10) -> pl.DataFrame:
     data = {name: columns[name] for name in output_columns(levels)}
     for name in ("action", "side"):
         data[name] = columns[name].astype("U1")  # vectorized bytes -> str in NumPy
-    px_cols = ["price", *[c for c in level_columns(levels) if "_px_" in c]]
+    px_cols = ["price", "prev_price", *[c for c in level_columns(levels) if "_px_" in c]]
     return pl.DataFrame(data).with_columns(
         pl.col("ts_event", "ts_recv").cast(pl.Datetime("ns", "UTC")),
         pl.col(px_cols).fill_nan(None),

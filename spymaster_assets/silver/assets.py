@@ -140,7 +140,7 @@ def silver_depth_flow_1m(context: AssetExecutionContext, spymaster: SpymasterRes
     day = session_of_partition_key(context.partition_key)
     cfg, lake = spymaster.config, spymaster.lake
     has_rows = lake.row_count("bronze", "bronze_futures_mbp10", day) > 0
-    columns = ["ts_event", "source", "action", "side", "price", "size", "flags", "book_ok"]
+    columns = ["ts_event", "source", "action", "side", "price", "size", "flags", "book_ok", "prev_price", "prev_size"]
     batches = lake.iter_batches("bronze", "bronze_futures_mbp10", day, columns=columns) if has_rows else iter(())
     counts: dict[str, int] = {}
     frame = validate_silver_depth_flow_1m(depth_flow_1m(batches, day, cfg, counts))

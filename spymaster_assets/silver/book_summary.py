@@ -333,12 +333,14 @@ def depth_flow_1m(
     """silver_depth_flow_1m: contracts added, cancelled and filled per (1-minute bin, side, price), from MBO.
 
     Input: bronze_futures_mbp10 rows of one session as an iterator of frames (columns ts_event,
-    source, action, side, price, size, flags, book_ok). Only rows with source "mbo" are used; when
-    there are none the result is the empty frame with the schema.
+    source, action, side, price, size, flags, book_ok, and prev_price/prev_size when present).
+    Only rows with source "mbo" are used; when there are none the result is the empty frame with
+    the schema.
 
     Rules: action A adds ``size``, C cancels ``size`` (the cancelled remainder), F fills ``size``
     (F is on the resting order's side), M adds ``size`` when positive and cancels ``-size`` when
-    negative (size is new - old); T is ignored (the F rows carry the fills) and so is R. Rows of a
+    negative (size is new - old); an M that moved the order (``prev_price`` not null) adds ``size``
+    at ``price`` and cancels ``prev_size`` at ``prev_price``; T is ignored (the F rows carry the fills) and so is R. Rows of a
     book snapshot (flags & F_SNAPSHOT) are not market activity and are skipped, and so are rows
     with book_ok false (the engine's order sizes may be wrong then), rows with side N or a null
     price; ``counts`` (when given) receives "rows", "used", "skipped_snapshot",
@@ -375,15 +377,28 @@ def depth_flow_1m(
         tally["used"] += used.height
         if used.is_empty():
             continue
+        if "prev_price" not in used.columns:
+            used = used.with_columns(prev_price=pl.lit(None, dtype=pl.Float64), prev_size=pl.lit(0, dtype=pl.Int64))
+        moved = pl.col("prev_price").is_not_null() & (action == "M")
+        at_price = used.select(
+            _bin=_bin_end_ns(pl.col("ts_event"), NS_PER_MINUTE),
+            side=pl.col("side"),
+            price=pl.col("price").cast(pl.Float64),
+            added_size=pl.when(action == "A").then(size).when(action == "M").then(size.clip(lower_bound=0)).otherwise(0),
+            cancelled_size=pl.when(action == "C").then(size).when(action == "M").then((-size).clip(lower_bound=0)).otherwise(0),
+            filled_size=pl.when(action == "F").then(size).otherwise(0),
+        )
+        # The level a moved order left loses its size: a cancellation there.
+        left = used.filter(moved).select(
+            _bin=_bin_end_ns(pl.col("ts_event"), NS_PER_MINUTE),
+            side=pl.col("side"),
+            price=pl.col("prev_price").cast(pl.Float64),
+            added_size=pl.lit(0, dtype=pl.Int64),
+            cancelled_size=pl.col("prev_size").cast(pl.Int64),
+            filled_size=pl.lit(0, dtype=pl.Int64),
+        )
         partials.append(
-            used.select(
-                _bin=_bin_end_ns(pl.col("ts_event"), NS_PER_MINUTE),
-                side=pl.col("side"),
-                price=pl.col("price").cast(pl.Float64),
-                added_size=pl.when(action == "A").then(size).when(action == "M").then(size.clip(lower_bound=0)).otherwise(0),
-                cancelled_size=pl.when(action == "C").then(size).when(action == "M").then((-size).clip(lower_bound=0)).otherwise(0),
-                filled_size=pl.when(action == "F").then(size).otherwise(0),
-            )
+            pl.concat([at_price, left], how="vertical_relaxed")
             .group_by("_bin", "side", "price")
             .agg(pl.col("added_size", "cancelled_size", "filled_size").sum())
         )

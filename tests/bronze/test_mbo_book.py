@@ -132,6 +132,10 @@ def test_hand_worked_sequence():
     out = builder.process(records)
     assert list(out) == output_columns(3)
     assert len(out["size"]) == len(HAND_ROWS)
+    # Only record 10 moves an order (99.75 -> 99.50, 1 contract): the level it left and the size removed there.
+    moved = {int(out["sequence"][r]): (float(out["prev_price"][r]), int(out["prev_size"][r])) for r in range(len(out["size"])) if not math.isnan(out["prev_price"][r])}
+    assert moved == {10: (99.75, 1)}
+    assert (out["prev_size"][[r for r in range(len(out["size"])) if out["sequence"][r] != 10]] == 0).all()
     for row, (rec, size, flags, ok, bids, asks) in enumerate(HAND_ROWS):
         assert out["sequence"][row] == rec
         assert out["action"][row] == HAND[rec][0].encode() and out["side"][row] == HAND[rec][1].encode()

@@ -247,3 +247,20 @@ def test_depth_flow_1m_is_empty_without_mbo():
     out = depth_flow_1m([flow_frame([(5, "A", "A", 100.25, 10, 0, True)], source="mbp-10")], SESSION, CONFIG)
     assert out.is_empty()
     validate_silver_depth_flow_1m(out)
+
+
+def test_depth_flow_1m_counts_a_moved_order_as_cancelled_where_it_left():
+    """An M that moves an order (prev_price set by the MBO engine) removes prev_size at prev_price and adds size at price."""
+    frame = flow_frame(
+        [
+            (5, "A", "A", 100.25, 6, 0, True),
+            (10, "M", "A", 100.50, 6, 0, True),  # the order of 6 moves up a tick
+            (20, "M", "A", 100.50, -2, 0, True),  # then shrinks in place
+        ]
+    ).with_columns(
+        prev_price=pl.Series([None, 100.25, None], dtype=pl.Float64),
+        prev_size=pl.Series([0, 6, 0], dtype=pl.Int64),
+    )
+    out = depth_flow_1m([frame], SESSION, CONFIG)
+    got = {(r["price"]): (r["added_size"], r["cancelled_size"], r["filled_size"]) for r in out.iter_rows(named=True)}
+    assert got == {100.25: (6, 6, 0), 100.50: (6, 2, 0)}
