@@ -68,6 +68,12 @@ class SpymasterConfig:
     sweep_min_price_levels: int = 3
     sweep_window_ms: int = 100
     decode_chunk_records: int = 500_000  # DBN records decoded per chunk (bounds memory)
+    # Dealer gamma from ES 0DTE options (GEX).
+    dealer_call_sign: float = 1.0  # dealers long calls (customers sell calls): the common convention
+    dealer_put_sign: float = -1.0  # dealers short puts (customers buy puts)
+    gex_strike_intervals: tuple[int, ...] = (1, 2, 3)  # bands above/below the level, in strike intervals
+    implied_vol_bounds: tuple[float, float] = (0.01, 5.0)  # annualized; outside -> no IV (option skipped)
+    options_rate: float = 0.0  # continuously compounded rate for Black-76 discounting
     # Normalization, index and retrieval.
     normalization_sessions: int = 60
     robust_z_clip: float = 4.0

@@ -15,6 +15,8 @@ Families (DESIGN.md "The setup vector: each block only when its data exists"):
   the level on the defending side and its change, wall ratio, DCT trajectory of depth at the level.
 - ``mbo``   from MBO (bronze_futures_mbp10 rebuilt from mbo): size added / cancelled / filled near the
   level on the defending side (replenishment).
+- ``gamma`` from the session's ES 0DTE options (bronze_options_*): dealer gamma exposure (GEX) around
+  the level, call and put walls, gamma flip, and the dealer gamma traded since the open.
 """
 
 
@@ -39,7 +41,7 @@ BARS_VECTOR_VERSION = "bars-v1"
 #: Version of the full (all-family) column layout; a vector's version also names its families.
 VECTOR_LAYOUT_VERSION = "v2"
 #: Feature families in vector order. ``bars`` is always present; the others only when their data exists.
-FEATURE_FAMILIES: tuple[str, ...] = ("bars", "tape", "book", "depth", "mbo")
+FEATURE_FAMILIES: tuple[str, ...] = ("bars", "tape", "book", "depth", "mbo", "gamma")
 ORDER_FLOW_FAMILIES: tuple[str, ...] = FEATURE_FAMILIES[1:]
 
 
@@ -157,6 +159,29 @@ def mbo_columns(config: SpymasterConfig) -> list[str]:
     return cols + [f"replenishment_ratio_{b}t_{max(config.depth_change_minutes)}m"]
 
 
+def gamma_columns(config: SpymasterConfig) -> list[str]:
+    """Family ``gamma`` (ES 0DTE options, point in time at T; GEX in billions of USD per 1% move):
+
+    GEX of a strike = sum over its calls and puts of sign x gamma x OI x multiplier x F^2 x 0.01
+    (sign ``dealer_call_sign`` for calls, ``dealer_put_sign`` for puts; gamma Black-76 per point of
+    F; OI known before the session; F the front-month price at T). gex_above_{k}strikes /
+    gex_below_{k}strikes: net GEX of strikes in (level, level + k intervals] / [level - k
+    intervals, level) for k in ``gex_strike_intervals`` (interval = the chain's strike spacing);
+    gex_asymmetry_{K}strikes: (above - below) / (|above| + |below|) for the largest K (null when
+    both are 0); gex_total: all strikes; call_wall_dist_atr / put_wall_dist_atr: (strike with the
+    largest call / put |GEX| - level) / ATR; gamma_flip_dist_atr: (price where total GEX, re-evaluated
+    as a function of F, crosses zero nearest the level - level) / ATR (null when it never does);
+    dealer_gamma_traded_since_open: the GEX change implied by option trades from 09:30 ET to T
+    (a customer buying, aggressor B, leaves dealers short: -gamma x size x multiplier x F^2 x 0.01).
+    """
+    ks = config.gex_strike_intervals
+    return (
+        [f"gex_above_{k}strikes" for k in ks]
+        + [f"gex_below_{k}strikes" for k in ks]
+        + [f"gex_asymmetry_{max(ks)}strikes", "gex_total", "call_wall_dist_atr", "put_wall_dist_atr", "gamma_flip_dist_atr", "dealer_gamma_traded_since_open"]
+    )
+
+
 def family_columns(family: str, config: SpymasterConfig) -> list[str]:
     """The feature columns of one family, in vector order.
 
@@ -168,6 +193,7 @@ def family_columns(family: str, config: SpymasterConfig) -> list[str]:
         "book": book_columns,
         "depth": depth_columns,
         "mbo": mbo_columns,
+        "gamma": gamma_columns,
     }
     if family not in builders:
         raise ValueError(f"unknown feature family {family!r}; known: {FEATURE_FAMILIES}")

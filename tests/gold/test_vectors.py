@@ -32,7 +32,7 @@ def test_schema_dims_pick_each_familys_columns_from_the_full_layout():
     with pytest.raises(ValueError, match="bars"):
         schema_dims(CONFIG, "tape")
     with pytest.raises(ValueError, match="unknown"):
-        schema_dims(CONFIG, "bars+gamma")
+        schema_dims(CONFIG, "bars+vanna")
     assert schema_version(CONFIG, "tape+bars") == f"{vector_version(CONFIG)}[bars+tape]"
 
 
