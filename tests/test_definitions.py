@@ -8,7 +8,7 @@ from spymaster_assets.definitions import defs
 from spymaster_assets.partitions import trading_day_partitions
 
 EXPECTED = {
-    "bronze": {"bronze_definitions", "bronze_futures_ohlcv_1m", "bronze_futures_trades", "bronze_futures_bbo", "bronze_futures_mbp10"},
+    "bronze": {"bronze_definitions", "bronze_futures_ohlcv_1m", "bronze_futures_trades", "bronze_futures_bbo", "bronze_futures_mbp10", "bronze_options_definitions", "bronze_options_open_interest", "bronze_options_trades", "bronze_options_bbo"},
     "silver": {"silver_bars", "silver_levels", "silver_book_1s", "silver_depth_flow_1m", "silver_level_state", "silver_outcomes"},
     "gold": {"gold_episodes", "gold_normalization", "gold_setup_index", "gold_signals", "gold_evaluation"},
 }
@@ -30,7 +30,10 @@ def test_lineage_runs_bronze_to_gold():
     parents = lambda name: {k.to_user_string() for k in graph.get(AssetKey(name)).parent_keys}  # noqa: E731
     assert parents("silver_bars") == {"bronze_futures_ohlcv_1m"}
     assert parents("gold_episodes") == {"silver_level_state", "silver_outcomes"}
-    assert parents("silver_level_state") == {"silver_bars", "silver_levels", "bronze_futures_trades", "silver_book_1s", "silver_depth_flow_1m"}
+    assert parents("silver_level_state") == {
+        "silver_bars", "silver_levels", "bronze_futures_trades", "silver_book_1s", "silver_depth_flow_1m",
+        "bronze_options_definitions", "bronze_options_open_interest", "bronze_options_bbo", "bronze_options_trades",
+    }
     assert parents("silver_book_1s") == {"bronze_futures_mbp10", "bronze_futures_bbo"}
     assert parents("silver_depth_flow_1m") == {"bronze_futures_mbp10"}
     assert parents("gold_setup_index") == {"gold_normalization", "gold_episodes"}

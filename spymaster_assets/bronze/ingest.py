@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -12,7 +13,7 @@ import polars as pl
 from ..config import SpymasterConfig
 from ..errors import RawDataError
 from ..sessions import et_to_utc, session_bounds_utc, trading_sessions
-from .dbn_files import DbnFileInfo, RawCatalog, _ns, read_definitions, read_ohlcv_1m, symbol_map
+from .dbn_files import DbnFileInfo, RawCatalog, _ns, _store, read_definitions, read_ohlcv_1m, symbol_map
 from .front_month import FrontMonth, select_front_month
 from .market_records import (
     BBO_SCHEMA,
@@ -24,6 +25,7 @@ from .market_records import (
     Batch,
     BookQuality,
     RecordSelection,
+    at_interval_end,
     batch_frame,
     count_crossed,
     decode_bbo,
@@ -36,15 +38,55 @@ from .market_records import (
 from .trade_bars import trade_volume_by_instrument, trades_to_ohlcv_1m
 
 
+def _header_range(path) -> tuple[int, int] | None:
+    """``(start, end)`` ns of the file's request range from its DBN header; None when it has no end."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        meta = _store(path).metadata
+    if meta.start is None or meta.end is None or int(meta.end) <= int(meta.start):
+        return None
+    return int(meta.start), int(meta.end)
+
+
+def definition_files_for_session(catalog: RawCatalog, session_date: date, config: SpymasterConfig) -> list[DbnFileInfo]:
+    """Definition files published between 24 h before the session opens and its close.
+
+    A file is taken when its header request range ``[start, end)`` overlaps that window, or (no
+    header end) when its records' ts_event range does. Sorted by path.
+
+    Raises:
+        RawDataError: an unreadable file, naming it.
+    """
+    start, end = session_bounds_utc(session_date, config)
+    lo, hi = _ns(start - timedelta(days=1)), _ns(end)
+    out = []
+    for info in catalog.files("definition"):
+        span = file_span(info)
+        if span is not None and span[0] < hi and span[1] > lo:
+            out.append(info)
+    return sorted(out, key=lambda f: str(f.path))
+
+
+def file_span(info: DbnFileInfo) -> tuple[int, int] | None:
+    """``[lo, hi)`` ns a file covers: its header request range, else its record ts_event range; None when empty."""
+    header = _header_range(info.path)
+    if header is not None:
+        return header
+    if info.ts_min is None or info.ts_max is None:
+        return None
+    return info.ts_min, info.ts_max + 1
+
+
 def session_definitions(catalog: RawCatalog, session_date: date, config: SpymasterConfig) -> tuple[pl.DataFrame, list[str]]:
     """Definitions known by the session's end, futures outrights and options only (spreads dropped).
 
-    Reads ``definition`` files with records from the day before the session opens to its close; the
-    latest definition per instrument published before the close wins. Returns the bronze_definitions
+    Reads the ``definition`` files of :func:`definition_files_for_session` (chosen by their header
+    request range: a definition record's ts_event is the instrument's last modification, often weeks
+    earlier); the latest definition per instrument published before the close wins. Returns the bronze_definitions
     frame (read_definitions columns + session_date) and the file names used (empty when none exist).
     """
-    start, end = session_bounds_utc(session_date, config)
-    files = catalog.files_for_window("definition", start - timedelta(days=1), end)
+    _, end = session_bounds_utc(session_date, config)
+    files = definition_files_for_session(catalog, session_date, config)
     defs = read_definitions([f.path for f in files], until=end)
     defs = defs.filter(pl.col("instrument_class").is_in(["F", "C", "P"]))
     return defs.with_columns(pl.lit(session_date).alias("session_date")).select("session_date", *defs.columns), [f.path.name for f in files]
@@ -221,7 +263,8 @@ def session_bbo(catalog: RawCatalog, session_date: date, instrument_id: int, def
     """bronze_futures_bbo of a session: the front month's top of book, one row per record, sorted by (ts_recv, sequence).
 
     Source: ``mbp-1`` (book after every event), else ``bbo-1s``, else ``bbo-1m`` (book at each
-    interval end), else ``tbbo`` (book just before each trade). Prices null for an empty side;
+    interval end; ts_event is set to that end, ts_recv, for point in time), else ``tbbo`` (book just
+    before each trade). Prices null for an empty side;
     crossed/locked books (bid >= ask) are kept and counted (``crossed_book_records``), as are records
     flagged F_MAYBE_BAD_BOOK (``maybe_bad_book_records``).
 
@@ -233,9 +276,13 @@ def session_bbo(catalog: RawCatalog, session_date: date, instrument_id: int, def
     if found is None:
         return _empty_stream("bronze_futures_bbo", BBO_SCHEMA)
     schema, files = found
-    selection = _selection(files, instrument_id, definitions, session_date, config)
+    interval = schema in ("bbo-1s", "bbo-1m")
+    # Interval records describe the book at the interval end (ts_recv); their ts_event is the last
+    # trade's time. Point in time needs the former: ts_event is set to ts_recv for them.
+    selection = _selection(files, instrument_id, definitions, session_date, config, window_field="ts_recv" if interval else "ts_event")
     counters = selection.counters
-    batches = session_batches([f.path for f in files], selection, decode_bbo, config.decode_chunk_records)
+    decode = at_interval_end(decode_bbo) if interval else decode_bbo
+    batches = session_batches([f.path for f in files], selection, decode, config.decode_chunk_records)
     return SessionStream(
         table="bronze_futures_bbo",
         source=schema,

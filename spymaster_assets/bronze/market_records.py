@@ -297,8 +297,9 @@ def batch_frame(batch: Batch, schema: dict[str, pl.DataType], session_date, sour
 class RecordSelection:
     """Which records of a session a bronze table keeps.
 
-    ``instrument_id`` is the front month; ``known_ids`` every instrument a mapping or definition names;
-    ``[start_ns, end_ns)`` the session window on ts_event; ``trades_only`` keeps action 'T' records
+    ``instrument_id`` is the front month; ``instrument_ids``, when given, replaces it by a set of
+    instruments (an options chain); ``known_ids`` every instrument a mapping or definition names;
+    ``[start_ns, end_ns)`` the session window on ``window_field`` (ts_event unless told); ``trades_only`` keeps action 'T' records
     only; ``replay_from_start`` (MBO) also keeps the records before the window, since the book at
     the session open is built from the file's first snapshot onwards.
     """
@@ -310,17 +311,25 @@ class RecordSelection:
     trades_only: bool = False
     replay_from_start: bool = False
     counters: dict[str, int] = field(default_factory=new_counters)
+    instrument_ids: frozenset[int] | None = None
+    window_field: str = "ts_event"  # "ts_recv" for interval schemas (bbo-1s/1m: ts_event is the last trade's)
+
+    def _selected(self, ids: np.ndarray) -> np.ndarray:
+        if self.instrument_ids is None:
+            return ids == np.uint32(self.instrument_id)
+        wanted = np.fromiter(self.instrument_ids, dtype=np.uint32, count=len(self.instrument_ids))
+        return np.isin(ids, wanted)
 
     def rows(self, records: np.ndarray) -> np.ndarray | slice:
         """Indices of the kept records of ``records`` (``slice(None)`` when all are kept, to spare a
         gather); counts dropped ones in ``counters``."""
         self.counters["records_read"] += len(records)
-        ts = records["ts_event"]
+        ts = records[self.window_field]
         in_window = (ts >= np.uint64(self.start_ns)) & (ts < np.uint64(self.end_ns))
         if self.trades_only:
             in_window &= records["action"] == b"T"
         ids = records["instrument_id"]
-        front = ids == np.uint32(self.instrument_id)
+        front = self._selected(ids)
         others = in_window & ~front
         if others.any():
             known = np.isin(ids[others], np.fromiter(self.known_ids, dtype=np.uint32, count=len(self.known_ids)))
@@ -483,10 +492,12 @@ def ordered_file_batches(
         yield emit(carry)
 
 
-def merge_ordered(streams: list[Iterator[Batch]], names: list[str]) -> Iterator[Batch]:
+def merge_ordered(streams: list[Iterator[Batch]], names: list[str], check_overlap: bool = True) -> Iterator[Batch]:
     """Merge per-file sorted batch streams into one stream sorted by (ts_recv, sequence).
 
     Equal keys keep file order (``streams`` order). One batch per file is held at a time.
+    ``check_overlap=False`` skips the duplicate-file check (callers selecting several instruments,
+    whose files legitimately overlap in time, check duplicates per instrument themselves).
 
     Raises:
         RawDataError: two files both hold records over the same receive-time span (a duplicated
@@ -511,7 +522,8 @@ def merge_ordered(streams: list[Iterator[Batch]], names: list[str]) -> Iterator[
         live = [i for i in range(len(streams)) if buffers[i] is not None]
         if not live:
             return
-        _check_overlap(spans, names)
+        if check_overlap:
+            _check_overlap(spans, names)
         # Rows up to the smallest last key among files still running cannot be preceded by anything
         # those files have not yet delivered.
         pending = [i for i in live if not done[i]]
@@ -556,15 +568,17 @@ def session_batches(
     selection: RecordSelection,
     decode: Callable[[np.ndarray, np.ndarray], Batch],
     chunk_records: int,
+    check_overlap: bool = True,
 ) -> Iterator[Batch]:
     """Selected records of every file of one schema, decoded, merged and sorted by (ts_recv, sequence).
 
+    ``check_overlap``: see :func:`merge_ordered`.
     Raises:
         RawDataError: a file is truncated/corrupt, or two files duplicate each other, naming them.
     """
     paths = list(paths)
     streams = [ordered_file_batches(p, selection, decode, chunk_records) for p in paths]
-    yield from merge_ordered(streams, [p.name for p in paths])
+    yield from merge_ordered(streams, [p.name for p in paths], check_overlap)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -619,3 +633,14 @@ def count_crossed(batch: Batch, counters: dict[str, int]) -> None:
         counters["crossed_book_records"] += int((batch["bid_px_00"] >= batch["ask_px_00"]).sum())
     if "flags" in batch:
         counters["maybe_bad_book_records"] += int(((batch["flags"] & F_MAYBE_BAD_BOOK) != 0).sum())
+
+
+def at_interval_end(decode):
+    """Wrap a decoder of interval records: ``ts_event`` becomes ``ts_recv`` (the instant the interval's book describes: Databento's ts_event of bbo-1s/bbo-1m/cbbo records is the last trade's time, often earlier, and using it would let a feature at T see a book published after T)."""
+
+    def decoded(records: np.ndarray, rows: np.ndarray | slice) -> Batch:
+        batch = decode(records, rows)
+        batch["ts_event"] = batch["ts_recv"].copy()
+        return batch
+
+    return decoded

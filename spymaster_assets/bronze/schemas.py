@@ -164,3 +164,106 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "source": "mbp-10, or mbo (rebuilt by the MBO book engine)",
     },
 }
+
+# ------------------------------------------------------------------------------------------------
+# ES 0DTE options (issue 4)
+# ------------------------------------------------------------------------------------------------
+
+BRONZE_OPTIONS_DEFINITIONS = pa.DataFrameSchema(
+    {
+        "session_date": pa.Column(pl.Date),
+        "instrument_id": pa.Column(pl.UInt32, unique=True),
+        "raw_symbol": pa.Column(pl.Utf8),
+        "asset": pa.Column(pl.Utf8),
+        "instrument_class": pa.Column(pl.Utf8, pa.Check.isin(["C", "P"])),
+        "underlying": pa.Column(pl.Utf8),
+        "strike_price": pa.Column(pl.Float64),
+        "expiration": pa.Column(UTC_NS),
+        "multiplier": pa.Column(pl.Float64, pa.Check.gt(0), nullable=True),
+        "min_price_increment": pa.Column(pl.Float64, pa.Check.gt(0), nullable=True),
+    },
+    strict=True,
+    ordered=True,
+    name="bronze_options_definitions",
+)
+
+BRONZE_OPTIONS_OPEN_INTEREST = pa.DataFrameSchema(
+    {
+        "session_date": pa.Column(pl.Date),
+        "instrument_id": pa.Column(pl.UInt32, unique=True),
+        "open_interest": pa.Column(pl.Int64, pa.Check.ge(0)),
+        "ts_ref": pa.Column(UTC_NS, nullable=True),
+        "ts_recv": pa.Column(UTC_NS),
+    },
+    strict=True,
+    ordered=True,
+    name="bronze_options_open_interest",
+)
+
+#: Option prices may be below one tick (cabinet trades), never negative.
+BRONZE_OPTIONS_TRADES = pa.DataFrameSchema(
+    {
+        **_KEYS,
+        "price": pa.Column(pl.Float64, pa.Check.ge(0)),
+        "size": pa.Column(pl.Int64, pa.Check.ge(0)),
+        "side": pa.Column(pl.Utf8, pa.Check.isin(["B", "A", "N"])),
+        "source": pa.Column(pl.Utf8, pa.Check.isin(["trades", "tbbo", "mbp-1", "mbp-10", "mbo"])),
+    },
+    strict=True,
+    ordered=True,
+    name="bronze_options_trades",
+)
+
+BRONZE_OPTIONS_BBO = pa.DataFrameSchema(
+    {
+        **_KEYS,
+        "bid_px_00": pa.Column(pl.Float64, pa.Check.ge(0), nullable=True),
+        "ask_px_00": pa.Column(pl.Float64, pa.Check.ge(0), nullable=True),
+        **{f"{f}_00": pa.Column(pl.Int32, pa.Check.ge(0)) for f in ("bid_sz", "ask_sz", "bid_ct", "ask_ct")},
+        "source": pa.Column(pl.Utf8, pa.Check.isin(["mbp-1", "bbo-1s", "bbo-1m", "tbbo", "cbbo-1s", "cbbo-1m"])),
+    },
+    strict=True,
+    ordered=True,
+    name="bronze_options_bbo",
+)
+
+_OPTION_KEY_DESCRIPTIONS = {**_KEY_DESCRIPTIONS, "instrument_id": "an option of the session's 0DTE chain (bronze_options_definitions)"}
+
+DESCRIPTIONS.update(
+    {
+        "bronze_options_definitions": {
+            "instrument_id": "Databento instrument_id of the option",
+            "raw_symbol": "CME option symbol, e.g. EW2F6 C7000",
+            "asset": "option root (EW1-EW4, E1A-E5D, EW, ES...); other roots are kept and counted unlisted_root",
+            "instrument_class": "C call, P put",
+            "underlying": "the session's front-month future (bronze_futures_ohlcv_1m raw_symbol)",
+            "strike_price": "index points",
+            "expiration": "expiry instant, UTC (weeklies 16:00 ET, quarterly ES options 09:30 ET); its New York date is the session date",
+            "multiplier": "USD per index point (definition unit_of_measure_qty, 50 for ES options)",
+            "min_price_increment": "tick size, index points (null when the definition leaves it undefined)",
+        },
+        "bronze_options_open_interest": {
+            "instrument_id": "an option of the session's chain",
+            "open_interest": "contracts (statistics stat_type 9 only), the latest publication before the session open",
+            "ts_ref": "the trading date the open interest describes, UTC",
+            "ts_recv": "publication time, UTC (before 18:00 ET of the day before the session)",
+        },
+        "bronze_options_trades": {
+            **_OPTION_KEY_DESCRIPTIONS,
+            "price": "option premium, index points",
+            "size": "contracts",
+            "side": "aggressor: B buyer, A seller, N unknown",
+            "source": "DBN schema read: trades, else action-T records of tbbo / mbp-1 / mbp-10 / mbo",
+        },
+        "bronze_options_bbo": {
+            **_OPTION_KEY_DESCRIPTIONS,
+            "bid_px_00": "best bid premium, index points (null when the side is empty)",
+            "ask_px_00": "best ask premium, index points (null when the side is empty)",
+            "bid_sz_00": "contracts at the best bid",
+            "ask_sz_00": "contracts at the best ask",
+            "bid_ct_00": "orders at the best bid (0 for consolidated cbbo records)",
+            "ask_ct_00": "orders at the best ask (0 for consolidated cbbo records)",
+            "source": "mbp-1, bbo-1s, bbo-1m, tbbo, cbbo-1s, cbbo-1m (first present); bbo-1s/1m rows are the book at the interval end (ts_recv)",
+        },
+    }
+)

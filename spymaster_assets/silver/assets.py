@@ -16,7 +16,7 @@ from .bars import build_bars
 from .book_summary import DEPTH_FLOW_DESCRIPTIONS, book_1s, book_1s_column_descriptions, depth_flow_1m, validate_silver_book_1s, validate_silver_depth_flow_1m
 from .feature_names import FEATURE_FAMILIES, all_feature_columns, family_columns
 from .labels import label_outcomes
-from .level_state import OrderFlowInputs, compute_level_state
+from .level_state import OptionsInputs, OrderFlowInputs, compute_level_state
 from .levels import compute_levels, levels_summary
 from .schemas import (
     column_descriptions,
@@ -188,18 +188,37 @@ def _order_flow_inputs(spymaster: SpymasterResource, day: date) -> OrderFlowInpu
     )
 
 
+def _options_inputs(spymaster: SpymasterResource, day: date) -> OptionsInputs:
+    """The session's 0DTE chain, open interest, option quotes and trades (None where a partition is absent)."""
+    lake = spymaster.lake
+
+    def optional(table: str) -> pl.DataFrame | None:
+        return lake.read("bronze", table, day) if lake.exists("bronze", table, day) else None
+
+    return OptionsInputs(
+        chain=optional("bronze_options_definitions"),
+        open_interest=optional("bronze_options_open_interest"),
+        bbo=optional("bronze_options_bbo"),
+        trades=optional("bronze_options_trades"),
+    )
+
+
+_OPTIONS_TABLES = ["bronze_options_definitions", "bronze_options_open_interest", "bronze_options_bbo", "bronze_options_trades"]
+
+
 @asset(
     partitions_def=trading_day_partitions,
     group_name="silver",
-    deps=[silver_bars, silver_levels, "bronze_futures_trades", silver_book_1s, silver_depth_flow_1m],
+    deps=[silver_bars, silver_levels, "bronze_futures_trades", silver_book_1s, silver_depth_flow_1m, *_OPTIONS_TABLES],
 )
 def silver_level_state(context: AssetExecutionContext, spymaster: SpymasterResource) -> MaterializeResult:
-    """Level-relative features at each anchor bar (2-minute close, 09:30-12:30 ET), with the order-flow families the session has data for, one row per (anchor, known level kind)."""
+    """Level-relative features at each anchor bar (2-minute close, 09:30-12:30 ET), with the order-flow and dealer-gamma families the session has data for, one row per (anchor, known level kind)."""
     day = session_of_partition_key(context.partition_key)
     cfg, lake = spymaster.config, spymaster.lake
     bars = lake.read(TIER, "silver_bars", day)
     flow = _order_flow_inputs(spymaster, day)
-    state = validate_silver_level_state(compute_level_state(bars, lake.read(TIER, "silver_levels", day), day, cfg, flow), cfg)
+    options = _options_inputs(spymaster, day)
+    state = validate_silver_level_state(compute_level_state(bars, lake.read(TIER, "silver_levels", day), day, cfg, flow, options), cfg)
     path = lake.write(TIER, "silver_level_state", day, state)
     features = family_columns("bars", cfg)
     families = state["feature_families"].unique().to_list()
@@ -211,6 +230,10 @@ def silver_level_state(context: AssetExecutionContext, spymaster: SpymasterResou
         "silver_book_1s": {c: ["bid_px_00", "ask_px_00", "bid_sz_00", "ask_sz_00", "ofi_best"] for c in family_columns("book", cfg)}
         | {c: ["bid_px_00", "ask_px_00", "bid_sz_00", "ask_sz_00", "ofi_level_00"] for c in family_columns("depth", cfg)},
         "silver_depth_flow_1m": {c: ["added_size", "cancelled_size", "filled_size", "price", "side"] for c in family_columns("mbo", cfg)},
+        "bronze_options_open_interest": {c: ["open_interest"] for c in family_columns("gamma", cfg)},
+        "bronze_options_bbo": {c: ["bid_px_00", "ask_px_00"] for c in family_columns("gamma", cfg)},
+        "bronze_options_trades": {"dealer_gamma_traded_since_open": ["price", "size", "side"]},
+        "bronze_options_definitions": {c: ["strike_price", "expiration", "instrument_class"] for c in family_columns("gamma", cfg)},
     }
     return MaterializeResult(
         metadata=table_metadata(
@@ -226,6 +249,7 @@ def silver_level_state(context: AssetExecutionContext, spymaster: SpymasterResou
             vector_dims_present=sum(len(family_columns(f, cfg)) for f in FEATURE_FAMILIES if f in present),
             vector_dims_total=len(all_feature_columns(cfg)),
             tick_size_points=flow.tick_size,
+            options_chain_size=options.chain.height if options.chain is not None else 0,
         )
     )
 

@@ -25,6 +25,7 @@ from .feature_names import (
     trajectory_columns,
 )
 from .levels import level_known_from
+from .gamma_features import gamma_features
 from .order_flow_features import order_flow_features
 
 TS_DTYPE = pl.Datetime("ns", "UTC")
@@ -60,6 +61,20 @@ class OrderFlowInputs:
     book_1s: pl.DataFrame | None
     depth_flow_1m: pl.DataFrame | None
     tick_size: float
+
+
+@dataclass(frozen=True)
+class OptionsInputs:
+    """The session's ES 0DTE options tables for the gamma family (any may be None or empty).
+
+    chain: bronze_options_definitions; open_interest: bronze_options_open_interest; bbo:
+    bronze_options_bbo; trades: bronze_options_trades.
+    """
+
+    chain: pl.DataFrame | None
+    open_interest: pl.DataFrame | None
+    bbo: pl.DataFrame | None
+    trades: pl.DataFrame | None
 
 
 def level_state_columns(config: SpymasterConfig) -> list[str]:
@@ -123,6 +138,10 @@ def _trajectory_and_kinematics(
     return out
 
 
+def _or_empty(frame: pl.DataFrame | None) -> pl.DataFrame:
+    return frame if frame is not None else pl.DataFrame()
+
+
 def _touch_history(
     levels: pl.DataFrame, bars_2m: pl.DataFrame, session_date: date, config: SpymasterConfig
 ) -> pl.DataFrame:
@@ -164,6 +183,7 @@ def compute_level_state(
     session_date: date,
     config: SpymasterConfig,
     order_flow: OrderFlowInputs | None = None,
+    options: OptionsInputs | None = None,
 ) -> pl.DataFrame:
     """Level-relative state and bars-only features per (anchor, level kind known at the anchor).
 
@@ -197,6 +217,9 @@ def compute_level_state(
     - The order-flow families (tape, book, depth, mbo; ``feature_names`` gives each column's
       definition) from ``order_flow``, computed by ``order_flow_features.order_flow_features`` from
       events with ts_event <= T; a family whose data the session lacks is null, never zero.
+    - The gamma family from ``options`` (``gamma_features.gamma_features``: open interest known
+      before the session, option quotes and trades with ts_event <= T, F the last 1-minute close at
+      or before T); absent (null) when the session has no 0DTE chain with open interest.
     - feature_families (Utf8): the families computed for the row, e.g. ``"bars+tape+book"``.
 
     Raises ValueError when ``bars`` has no 1-minute rows.
@@ -275,6 +298,13 @@ def compute_level_state(
         )
         state = state.hstack(flow)
         families += list(present)
+    if options is not None and state.height and options.chain is not None and options.open_interest is not None:
+        gamma, has_gamma = gamma_features(
+            state, options.chain, options.open_interest, _or_empty(options.bbo), _or_empty(options.trades), bars_1m, config
+        )
+        if has_gamma:
+            state = state.hstack(gamma)
+            families.append("gamma")
     state = state.with_columns(
         [pl.lit(None, dtype=pl.Float64).alias(c) for c in all_feature_columns(config) if c not in state.columns]
     ).with_columns(feature_families=pl.lit(families_label(families)))

@@ -14,7 +14,7 @@ import pytest
 import zstandard
 
 from spymaster_assets.bronze.dbn_files import RawCatalog, iter_records
-from spymaster_assets.bronze.ingest import session_mbp10, session_trades
+from spymaster_assets.bronze.ingest import session_bbo, session_mbp10, session_trades
 from spymaster_assets.bronze.market_records import (
     BBO_SCHEMA,
     MBP10_SCHEMA,
@@ -245,3 +245,22 @@ def test_mbp10_rebuilt_from_mbo_stays_inside_the_session_and_uncrossed_when_ok(t
     assert stream.counters["mbo_snapshots"] >= 1 and stream.counters["out_of_order_records"] == 0
     # Every 'T' record of the session window appears once, with its traded size.
     assert frame.filter(pl.col("action") == "T").height == 2973
+
+
+def test_interval_top_of_book_is_stamped_at_its_interval_end(tmp_path):
+    """bbo-1m records describe the book at the interval end (ts_recv); their ts_event is the last
+    trade's time. bronze_futures_bbo must stamp them at ts_recv, or a feature at T would see a book
+    published after T. Real ESM4 futures bbo-1m, 2024-05-09 09:55-10:05 UTC."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    src = NAUTILUS / "options_catalog" / "futures_bbo-1m_2024-05-09T09-55_2024-05-09T10-05.dbn.zst"
+    shutil.copy2(src, raw / src.name)
+    recs = np.concatenate(list(iter_records(src)))
+    instrument = int(np.bincount(recs["instrument_id"]).argmax())
+    stream = session_bbo(RawCatalog(raw), date(2024, 5, 9), instrument, pl.DataFrame(), SpymasterConfig(home=tmp_path))
+    frame = pl.concat(list(stream.frames))
+    BRONZE_FUTURES_BBO.validate(frame)
+    mine = recs[recs["instrument_id"] == instrument]
+    assert stream.source == "bbo-1m" and frame.height == len(mine)
+    assert (frame["ts_event"] == frame["ts_recv"]).all()
+    assert (mine["ts_event"] < mine["ts_recv"]).any()  # the raw ts_event would have been earlier
