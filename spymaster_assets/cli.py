@@ -103,6 +103,24 @@ def _print_answer(answer: dict) -> None:
             print(f"      {n['date']} {n['time']}  sim={n['similarity']:.3f}  {n['outcome']}")
 
 
+def _format_gamma(profile: dict) -> str:
+    """The gamma profile as text: a header line, then one line per strike (GEX in billions of USD per 1% move)."""
+    flip = "none" if profile["gamma_flip"] is None else f"{profile['gamma_flip']:.2f}"
+    lines = [
+        f"{profile['date']} {profile['time']} ET  F {profile['futures_price']:.2f}  total GEX {profile['total_gex_bn']:+.3f} bn USD/1%  "
+        f"flip {flip}  call wall {profile['call_wall']:.0f}  put wall {profile['put_wall']:.0f}",
+        f"  {'strike':>8} {'call OI':>8} {'put OI':>8} {'IV':>6} {'call GEX':>9} {'put GEX':>9} {'net GEX':>9}",
+    ]
+    for row in profile["strikes"]:
+        lines.append(
+            f"  {row['strike_price']:>8.2f} {row['call_oi']:>8} {row['put_oi']:>8} {row['implied_vol']:>6.3f} "
+            f"{row['call_gex_bn']:>+9.4f} {row['put_gex_bn']:>+9.4f} {row['gex_bn']:>+9.4f}"
+        )
+    if profile["skipped"]:
+        lines.append("  skipped: " + ", ".join(f"{k} {v}" for k, v in sorted(profile["skipped"].items())))
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``spymaster`` console script. Returns the process exit code."""
     parser = argparse.ArgumentParser(
@@ -126,6 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     p_query.add_argument("--time", type=_time, required=True, help="bar close time HH:MM New York, in the anchor window (09:32-12:30)")
     p_query.add_argument("--level", type=_level, help=f"only this level kind ({', '.join(LEVEL_KINDS)})")
     p_query.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+
+    p_gamma = sub.add_parser("gamma", help="dealer gamma (GEX) per strike of the session's ES 0DTE options at a time")
+    p_gamma.add_argument("--date", type=_date, required=True, help="session date, YYYY-MM-DD (must be materialized, with options data)")
+    p_gamma.add_argument("--time", type=_time, required=True, help="time HH:MM New York")
+    p_gamma.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
     p_demo = sub.add_parser("demo", help="copy the embedded real ES sample to a data root, backfill it, query it, evaluate")
     p_demo.add_argument("--home", dest="demo_home", type=Path, default=Path("data/demo"), help="data root for the demo (default data/demo)")
@@ -152,6 +175,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(answer, indent=2, default=str))
             else:
                 _print_answer(answer)
+            return 0
+        if args.command == "gamma":
+            from .gold.query import gamma_profile_at
+
+            profile = gamma_profile_at(config, args.date, args.time)
+            print(json.dumps(profile, indent=2, default=str) if args.json else _format_gamma(profile))
             return 0
     except SpymasterError as exc:
         print(f"spymaster: error: {exc}", file=sys.stderr)

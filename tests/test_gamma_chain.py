@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 import warnings
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -100,3 +100,23 @@ def test_a_session_without_options_has_no_gamma_block(run):
     state = compute_level_state(bars, levels, SESSION, CONFIG, options=empty)
     assert state["feature_families"].unique().to_list() == ["bars"]
     assert state.select(pl.all_horizontal(pl.col(gamma_columns(CONFIG)).is_null())).to_series().all()
+
+
+def test_spymaster_gamma_prints_the_profile_point_in_time(run, capsys):
+    import json
+
+    from spymaster_assets.cli import main
+
+    home, report, generator = run
+    assert main(["--home", str(home), "gamma", "--date", SESSION.isoformat(), "--time", "10:30", "--json"]) == 0
+    profile = json.loads(capsys.readouterr().out)
+    truth = generator.gex_truth_profile(report, datetime(2024, 4, 10, 14, 30, tzinfo=timezone.utc), CONFIG)
+    near = truth.filter((pl.col("strike_price") - pl.col("forward")).abs() <= 15)
+    ours = {row["strike_price"]: row["gex_bn"] for row in profile["strikes"]}
+    for strike, gex in near.select("strike_price", "gex_bn").iter_rows():
+        assert ours[strike] == pytest.approx(gex, rel=0.05, abs=1e-4), strike  # IVs from quote mids rounded to the tick
+    assert profile["futures_price"] == pytest.approx(float(truth["forward"][0]))
+    assert main(["--home", str(home), "gamma", "--date", SESSION.isoformat(), "--time", "10:30"]) == 0
+    assert "total GEX" in capsys.readouterr().out
+    assert main(["--home", str(home), "gamma", "--date", "2024-04-09", "--time", "10:30"]) == 2
+    assert "not materialized" in capsys.readouterr().err

@@ -114,3 +114,71 @@ def answer_query(config: SpymasterConfig, day: date, wall: time, level_kind: str
         "index_sessions": len(index.sessions) if index is not None else None,
         "levels": levels,
     }
+
+
+def gamma_profile_at(config: SpymasterConfig, day: date, wall: time) -> dict:
+    """The dealer-gamma profile of the session's 0DTE chain at ``wall`` New York time, for ``spymaster gamma``.
+
+    Point in time like the gamma feature block: open interest known before the session, option
+    quotes and trades with ts_event <= T, F the last 1-minute futures close at or before T.
+    Returns a JSON-ready dict: date, time, futures_price (points), total_gex_bn (billions of USD
+    per 1% move), gamma_flip (the price nearest F where total GEX changes sign, re-evaluated with
+    each option's implied vol held: sticky strike; None when it does not), call_wall / put_wall
+    (strikes of the largest call / put |GEX|), skipped (options without a GEX, by reason) and
+    strikes: per strike call_oi, put_oi, implied_vol (mean of the call and put), call_gex_bn,
+    put_gex_bn, gex_bn.
+
+    Raises:
+        SpymasterError: the session is not materialized, or it has no 0DTE chain with open interest.
+    """
+    import numpy as np
+
+    from ..silver.gamma_features import gex_profile, option_snapshots
+
+    lake = Lake(config.lake_dir)
+    at = et_to_utc(day, wall)
+    try:
+        chain = lake.read("bronze", "bronze_options_definitions", day)
+        open_interest = lake.read("bronze", "bronze_options_open_interest", day)
+        bbo, trades = lake.read("bronze", "bronze_options_bbo", day), lake.read("bronze", "bronze_options_trades", day)
+        bars = lake.read("silver", "silver_bars", day)
+    except MissingPartitionError:
+        raise SpymasterError(f"--date {day}: the session's options and bars are not materialized; run `spymaster backfill` for it first") from None
+    if chain.is_empty() or open_interest.is_empty():
+        raise SpymasterError(f"--date {day}: no ES 0DTE chain with open interest in raw/ for this session (the gamma block is absent)")
+    snap = option_snapshots(pl.Series("ts_event", [at]).cast(pl.Datetime("ns", "UTC")), chain, open_interest, bbo, trades, bars, config)
+    used = snap.filter(pl.col("gex_bn").is_not_null())
+    if used.is_empty():
+        raise SpymasterError(f"--time {wall:%H:%M}: no option of the chain has a price and open interest at that time")
+    forward = float(used["futures_price"][0])
+    per_strike = (
+        used.group_by("strike_price")
+        .agg(
+            call_oi=pl.col("open_interest").filter(pl.col("instrument_class") == "C").sum(),
+            put_oi=pl.col("open_interest").filter(pl.col("instrument_class") == "P").sum(),
+            implied_vol=pl.col("implied_vol").mean(),
+            call_gex_bn=pl.col("gex_bn").filter(pl.col("instrument_class") == "C").sum(),
+            put_gex_bn=pl.col("gex_bn").filter(pl.col("instrument_class") == "P").sum(),
+        )
+        .with_columns(gex_bn=pl.col("call_gex_bn") + pl.col("put_gex_bn"))
+        .sort("strike_price")
+    )
+    strikes = per_strike["strike_price"].to_numpy()
+    totals = gex_profile(used, strikes, config)
+    crossings = [
+        strikes[i] + (strikes[i + 1] - strikes[i]) * totals[i] / (totals[i] - totals[i + 1])
+        for i in range(len(strikes) - 1)
+        if totals[i] == 0 or np.sign(totals[i]) * np.sign(totals[i + 1]) < 0
+    ]
+    flip = min(crossings, key=lambda p: abs(p - forward)) if crossings else None
+    return {
+        "date": str(day),
+        "time": at.astimezone(NY).strftime("%H:%M"),
+        "futures_price": forward,
+        "total_gex_bn": float(used["gex_bn"].sum()),
+        "gamma_flip": None if flip is None else float(flip),
+        "call_wall": float(per_strike.sort("call_gex_bn", descending=True)["strike_price"][0]),
+        "put_wall": float(per_strike.sort("put_gex_bn")["strike_price"][0]),
+        "skipped": dict(snap.filter(pl.col("skip_reason").is_not_null()).group_by("skip_reason").len().iter_rows()),
+        "strikes": per_strike.to_dicts(),
+    }
