@@ -74,6 +74,13 @@ class SpymasterConfig:
     gex_strike_intervals: tuple[int, ...] = (1, 2, 3)  # bands above/below the level, in strike intervals
     implied_vol_bounds: tuple[float, float] = (0.01, 5.0)  # annualized; outside -> no IV (option skipped)
     options_rate: float = 0.0  # continuously compounded rate for Black-76 discounting
+    # Databento download (DATABENTO_API_KEY from the environment or a .env file; never logged).
+    download_dataset: str = "GLBX.MDP3"
+    download_futures_schemas: tuple[str, ...] = ("definition", "ohlcv-1m")
+    download_order_flow_schemas: tuple[str, ...] = ()  # e.g. ("trades", "mbp-10") or ("trades", "mbo")
+    download_options: bool = False  # also the 0DTE option roots (definition, statistics, top of book, trades)
+    download_options_schemas: tuple[str, ...] = ("definition", "statistics", "bbo-1m", "trades")
+    download_spend_cap_usd: float = 5.0  # refuse a session's download whose metadata.get_cost exceeds this
     # Normalization, index and retrieval.
     normalization_sessions: int = 60
     robust_z_clip: float = 4.0

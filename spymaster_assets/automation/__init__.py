@@ -1,0 +1,1 @@
+"""Jobs, sensors and schedules that run Spymaster every trading day (download, materialize, backfill)."""
