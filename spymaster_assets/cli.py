@@ -150,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     p_gamma.add_argument("--time", type=_time, required=True, help="time HH:MM New York")
     p_gamma.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
+    p_replay = sub.add_parser("replay", help="bar by bar through a session: the probabilities seen live at each approach and the outcome that followed")
+    p_replay.add_argument("--date", type=_date, required=True, help="session date, YYYY-MM-DD (must be materialized)")
+    p_replay.add_argument("--level", type=_level, help=f"only this level kind ({', '.join(LEVEL_KINDS)})")
+    p_replay.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+
     p_demo = sub.add_parser("demo", help="copy the embedded real ES sample to a data root, backfill it, query it, evaluate")
     p_demo.add_argument("--home", dest="demo_home", type=Path, default=Path("data/demo"), help="data root for the demo (default data/demo)")
 
@@ -175,6 +180,16 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(answer, indent=2, default=str))
             else:
                 _print_answer(answer)
+            return 0
+        if args.command == "replay":
+            from .gold.replay import format_replay, replay
+
+            bars = replay(config, args.date, args.level)
+            if args.json:
+                note = "probabilities: gold_signals, index as of the date (earlier sessions only); outcome fields are hindsight"
+                print(json.dumps({"date": str(args.date), "level": args.level, "note": note, "bars": bars}, indent=2, default=str))
+            else:
+                print(format_replay(bars, args.date, args.level, config.horizon_minutes))
             return 0
         if args.command == "gamma":
             from .gold.query import gamma_profile_at

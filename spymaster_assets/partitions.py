@@ -23,9 +23,12 @@ def _holiday_exclusions(start: date) -> list[datetime]:
     return [datetime(d.year, d.month, d.day) for d in non_session_weekdays(start, end)]
 
 
+#: ``end_offset=1``: session D's partition exists from 00:00 CT on D (the session itself opened at
+#: 17:00 CT the evening before), so the after-close schedule can request the session that just ended.
 trading_day_partitions = DailyPartitionsDefinition(
     start_date=PARTITION_START,
     timezone="America/Chicago",
+    end_offset=1,
     exclusions=["0 0 * * 6", "0 0 * * 0", *_holiday_exclusions(date.fromisoformat(PARTITION_START))],
 )
 

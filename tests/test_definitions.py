@@ -11,6 +11,7 @@ EXPECTED = {
     "bronze": {"bronze_definitions", "bronze_futures_ohlcv_1m", "bronze_futures_trades", "bronze_futures_bbo", "bronze_futures_mbp10", "bronze_options_definitions", "bronze_options_open_interest", "bronze_options_trades", "bronze_options_bbo"},
     "silver": {"silver_bars", "silver_levels", "silver_book_1s", "silver_depth_flow_1m", "silver_level_state", "silver_outcomes"},
     "gold": {"gold_episodes", "gold_normalization", "gold_setup_index", "gold_signals", "gold_evaluation"},
+    "reports": {"session_chart"},
 }
 
 

@@ -1,0 +1,34 @@
+"""Jobs Spymaster runs every trading day: materialize a session's assets, download a session's raw files.
+
+``materialize_session_job`` selects every asset (bronze -> silver -> gold, their checks and the
+per-session charts) for one trading-day partition; the ``raw_files_sensor`` requests it when DBN
+files land in ``raw/``, and a backfill of many sessions launches it per partition, from the UI
+(Jobs -> materialize_session_job -> Partitions -> Launch backfill) or the CLI::
+
+    dagster job backfill -m spymaster_assets.definitions -j materialize_session_job \
+        --from 2013-10-07 --to 2013-10-11 --noprompt
+
+(a backfill is executed by the daemon: ``dagster dev`` runs one). ``download_job`` is owned by the
+download package and imported only when ``jobs`` is first read, so this module (and the sensor that
+targets ``materialize_session_job``) imports without it.
+"""
+
+from dagster import AssetSelection, define_asset_job
+
+# Partitioned by trading_day_partitions, which every partitioned asset shares: Dagster 1.13 infers it
+# from the selection (passing partitions_def is deprecated, removed in 2.0).
+materialize_session_job = define_asset_job(
+    "materialize_session_job",
+    selection=AssetSelection.all(),
+    description="Materialize every Spymaster asset (bronze, silver, gold, checks, charts) of one trading session.",
+)
+
+
+def __getattr__(name: str):
+    # PEP 562: `jobs` is built on first access, so importing materialize_session_job never needs the
+    # download package (owned elsewhere, and heavier: databento client).
+    if name == "jobs":
+        from ..download.job import download_job
+
+        return [materialize_session_job, download_job]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,323 @@
+"""The raw-files sensor: materialize every trading session whose DBN files under ``raw/`` are new or changed.
+
+Each tick lists the DBN files (``*.dbn``, ``*.dbn.zst``) under the data root's ``raw/`` and compares
+their (size, mtime) with the cursor. A new or changed file is mapped to the sessions whose bronze
+assets read it, using the same rules as bronze (a ``definition`` file by its header request range,
+from 24 h before a session's open to its close; any other schema by its records' ts_event range
+inside the session's [18:00 ET previous day, 17:00 ET) bounds). Sessions without regular-hours data
+(``bronze.ingest.sessions_with_rth_data``) are skipped. For each remaining session the sensor requests
+``materialize_session_job`` for its partition with
+
+    run_key = "<YYYY-MM-DD>:<path>:<size>:<mtime_ns>;..."   (every raw file that session reads)
+
+so a run is requested once per state of a session's raw input, and resetting the cursor does not
+re-run a session whose files did not change (Dagster drops a run key it has already seen).
+
+Bronze partitions are never rewritten by default (``BronzeConfig.overwrite`` false). The run config
+therefore sets ``overwrite: true`` on every bronze asset when the session's input changed after its
+bronze may have been written:
+  - a file already in the cursor changed (size or mtime): a corrected or re-downloaded file;
+  - a new file lands for a session whose bronze is already in the lake (e.g. the previous UTC day's
+    file arriving after the session was materialized from the next day's file alone).
+A session seen for the first time (no bronze yet) runs with the default config. Deleting a raw file
+requests nothing (raw files are often archived once bronze holds them).
+
+A session whose partition does not exist yet (a ``DailyPartitionsDefinition`` partition appears
+once its day has ended in America/Chicago) is kept in the cursor as pending and requested on the
+first tick at which it exists; a session before the first partition is dropped with a log line.
+While any DBN file cannot be read (a copy in progress, a truncated file) the sensor requests nothing
+and does not advance its cursor: the SkipReason names the file, and bronze would fail on it anyway.
+"""
+
+import json
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+from dagster import (
+    AssetsDefinition,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    TimeWindowPartitionsDefinition,
+    load_assets_from_modules,
+    sensor,
+)
+
+from spymaster_resources import SpymasterResource
+
+from ..bronze import assets as bronze_assets
+from ..bronze import options_assets as bronze_options_assets
+from ..bronze.dbn_files import DbnFileInfo, _ns
+from ..bronze.ingest import file_span, sessions_with_rth_data
+from ..config import SpymasterConfig
+from ..errors import RawDataError
+from ..partitions import trading_day_partitions
+from ..sessions import session_bounds_utc, trading_sessions
+from .jobs import materialize_session_job
+
+#: Default seconds between sensor ticks; ``SPYMASTER_RAW_SENSOR_INTERVAL_SECONDS`` overrides it.
+DEFAULT_MINIMUM_INTERVAL_SECONDS = 60
+CURSOR_VERSION = 1
+#: Tag on each requested run: "true" when its bronze partitions are rewritten.
+OVERWRITE_TAG = "spymaster/bronze_overwrite"
+
+# (path, size, mtime_ns) -> trade dates reading that file. Per process, like the raw catalog: the
+# daemon's code server keeps it between ticks, so a definition file's header is read once per version.
+_SESSIONS_OF_FILE: dict[tuple[str, int, int], tuple[date, ...]] = {}
+
+
+def _utc_date(ns: int) -> date:
+    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).date()
+
+
+def sessions_reading_file(info: DbnFileInfo, config: SpymasterConfig) -> list[date]:
+    """Trade dates of the CME sessions whose bronze assets read ``info``'s file, ascending.
+
+    Mirrors bronze's file selection: a ``definition`` file is read by session D when its header
+    request range (``ingest.file_span``) overlaps [open(D) - 24 h, close(D)) (as
+    ``ingest.definition_files_for_session``); a file of any other schema when some record ts_event
+    lies in [open(D), close(D)) (as ``RawCatalog.files_for_window``). open/close are
+    ``sessions.session_bounds_utc`` (18:00 ET the day before, 17:00 ET). Holidays and weekends are
+    never returned (``sessions.trading_sessions``). A file with no records returns [].
+    """
+    if info.schema == "definition":
+        span = file_span(info)
+        if span is None:
+            return []
+        lo, hi = span
+        look_back = timedelta(days=1)
+    else:
+        if info.ts_min is None or info.ts_max is None:
+            return []
+        lo, hi = info.ts_min, info.ts_max + 1
+        look_back = timedelta(0)
+    # Session D opens on D-1 (evening), and a definition file also serves the session after that.
+    candidates = trading_sessions(_utc_date(lo) - timedelta(days=1), _utc_date(hi - 1) + timedelta(days=3))
+    out = []
+    for day in candidates:
+        start, end = session_bounds_utc(day, config)
+        if _ns(start - look_back) < hi and lo < _ns(end):
+            out.append(day)
+    return out
+
+
+def _sessions_of(info: DbnFileInfo, config: SpymasterConfig) -> tuple[date, ...]:
+    key = (str(info.path), info.size, info.mtime_ns)
+    if key not in _SESSIONS_OF_FILE:
+        _SESSIONS_OF_FILE[key] = tuple(sessions_reading_file(info, config))
+    return _SESSIONS_OF_FILE[key]
+
+
+@dataclass(frozen=True)
+class RawFilesCursor:
+    """The sensor's memory: every DBN file seen (path relative to raw/ -> (size, mtime_ns)), and the
+    sessions waiting for their partition to exist (trade date ISO -> overwrite bronze)."""
+
+    files: dict[str, tuple[int, int]] = field(default_factory=dict)
+    pending: dict[str, bool] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """Compact, key-sorted JSON (stable across ticks, so an unchanged state gives the same text)."""
+        return json.dumps(
+            {"version": CURSOR_VERSION, "files": {k: list(v) for k, v in self.files.items()}, "pending": self.pending},
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str | None) -> "RawFilesCursor":
+        """Parse a cursor; None or "" (a new or reset sensor) is the empty cursor.
+
+        Raises:
+            ValueError: the text is not a cursor of this version (clear it in the UI to start over).
+        """
+        if not text:
+            return cls()
+        try:
+            data = json.loads(text)
+            if data.get("version") != CURSOR_VERSION:
+                raise ValueError(f"version {data.get('version')!r}, expected {CURSOR_VERSION}")
+            files = {str(k): (int(v[0]), int(v[1])) for k, v in data["files"].items()}
+            pending = {str(k): bool(v) for k, v in data["pending"].items()}
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            raise ValueError(f"raw_files_sensor cursor is not readable ({exc}); reset the cursor to rescan raw/") from exc
+        return cls(files=files, pending=pending)
+
+
+@dataclass(frozen=True)
+class SessionRunPlan:
+    """One run to request: a session's partition, its run key and whether bronze is rewritten."""
+
+    partition_key: str
+    run_key: str
+    overwrite_bronze: bool
+
+
+@dataclass(frozen=True)
+class RawFilesPlan:
+    """What one sensor tick does: the runs to request, the next cursor, and why sessions were left out."""
+
+    runs: list[SessionRunPlan]
+    cursor: RawFilesCursor
+    notes: list[str]
+    changed_files: list[str]
+
+
+def plan_session_runs(
+    previous: RawFilesCursor,
+    infos: Iterable[DbnFileInfo],
+    raw_dir: Path,
+    config: SpymasterConfig,
+    rth_sessions: Callable[[date, date], list[date]],
+    bronze_written: Callable[[date], bool],
+    partitions_def: TimeWindowPartitionsDefinition,
+) -> RawFilesPlan:
+    """Decide the runs for the current state of ``raw/`` (pure apart from the callables).
+
+    Args:
+        previous: the cursor of the last tick.
+        infos: every DBN file of the dataset now under ``raw_dir`` (``RawCatalog.files()``).
+        rth_sessions: ``(start, end) -> trade dates in [start, end] with regular-hours data``.
+        bronze_written: whether any bronze table of a session is already in the lake.
+        partitions_def: the trading-day partitions; evaluated at the current partition-loading time.
+
+    Returns:
+        Runs ordered by partition key, with run_key ``"<key>:<fingerprint>"`` where the fingerprint
+        lists ``relative_path:size:mtime_ns`` of every file the session reads, sorted by path.
+    """
+    infos = list(infos)
+    rel = {str(i.path): i.path.relative_to(raw_dir).as_posix() for i in infos}
+    current = {rel[str(i.path)]: (i.size, i.mtime_ns) for i in infos}
+
+    # Sessions touched by a new or changed file; True = a file it reads changed (bronze may be stale).
+    touched: dict[date, bool] = {}
+    changed_files = []
+    for info in infos:
+        name = rel[str(info.path)]
+        seen = previous.files.get(name)
+        if seen == current[name]:
+            continue
+        changed_files.append(name)
+        for day in _sessions_of(info, config):
+            touched[day] = touched.get(day, False) or seen is not None
+    for key, overwrite in previous.pending.items():
+        day = date.fromisoformat(key)
+        touched[day] = touched.get(day, False) or overwrite
+
+    notes: list[str] = []
+    if touched:
+        with_rth = set(rth_sessions(min(touched), max(touched)))
+        for day in sorted(set(touched) - with_rth):
+            notes.append(f"{day}: no regular-hours bars in raw/, not requested")
+            del touched[day]
+
+    first_key = partitions_def.get_first_partition_key()
+    last_key = partitions_def.get_last_partition_key()
+    runs: list[SessionRunPlan] = []
+    pending: dict[str, bool] = {}
+    readers: dict[date, list[str]] | None = None
+    for day in sorted(touched):
+        key = day.isoformat()
+        if not partitions_def.has_partition_key(key):
+            if last_key is None or key > last_key:
+                # Its partition appears once the day ends (America/Chicago): request it then.
+                pending[key] = touched[day]
+                notes.append(f"{key}: partition does not exist yet, pending")
+            else:
+                notes.append(f"{key}: outside the trading-day partitions (first {first_key}), not requested")
+            continue
+        if readers is None:
+            readers = {}
+            for info in infos:
+                for d in _sessions_of(info, config):
+                    readers.setdefault(d, []).append(rel[str(info.path)])
+        fingerprint = ";".join(f"{name}:{current[name][0]}:{current[name][1]}" for name in sorted(readers.get(day, [])))
+        runs.append(SessionRunPlan(key, f"{key}:{fingerprint}", touched[day] or bronze_written(day)))
+    return RawFilesPlan(runs=runs, cursor=RawFilesCursor(files=current, pending=pending), notes=notes, changed_files=changed_files)
+
+
+def bronze_overwrite_run_config() -> dict:
+    """Run config setting ``overwrite: true`` on every bronze asset taking :class:`BronzeConfig`.
+
+    The bronze assets are found in the bronze modules (every op whose config has ``overwrite``), so
+    a bronze asset added later is covered without editing this list.
+    """
+    ops = sorted(
+        a.op.name
+        for a in load_assets_from_modules([bronze_assets, bronze_options_assets])
+        if isinstance(a, AssetsDefinition) and "overwrite" in getattr(a.op.config_schema.config_type, "fields", {})
+    )
+    return {"ops": {name: {"config": {"overwrite": True}} for name in ops}}
+
+
+def _bronze_written(home_lake: Path) -> Callable[[date], bool]:
+    def written(day: date) -> bool:
+        return any((home_lake / "bronze").glob(f"*/date={day.isoformat()}/*.parquet"))
+
+    return written
+
+
+def build_raw_files_sensor(minimum_interval_seconds: int = DEFAULT_MINIMUM_INTERVAL_SECONDS):
+    """The ``raw_files_sensor`` with a given minimum interval between ticks (seconds)."""
+
+    @sensor(
+        name="raw_files_sensor",
+        job=materialize_session_job,
+        minimum_interval_seconds=minimum_interval_seconds,
+        description="Materialize each trading session whose DBN files under raw/ are new or changed.",
+    )
+    def raw_files_sensor(context: SensorEvaluationContext, spymaster: SpymasterResource):
+        config = spymaster.config
+        raw_dir = config.raw_dir
+        if not raw_dir.is_dir():
+            return SkipReason(f"{raw_dir} does not exist: put Databento DBN files there")
+        try:
+            infos = spymaster.catalog.files(dataset=config.download_dataset)
+        except RawDataError as exc:
+            # A copy in progress or a broken file: wait (cursor unchanged), bronze would fail on it.
+            return SkipReason(f"not requesting runs while a raw file is unreadable: {exc}")
+        catalog = spymaster.catalog
+        plan = plan_session_runs(
+            RawFilesCursor.from_json(context.cursor),
+            infos,
+            raw_dir.resolve(),  # the catalog lists resolved paths
+            config,
+            rth_sessions=lambda lo, hi: sessions_with_rth_data(catalog, config, lo, hi),
+            bronze_written=_bronze_written(config.lake_dir),
+            partitions_def=trading_day_partitions,
+        )
+        for note in plan.notes:
+            context.log.info(note)
+        overwrite_config = bronze_overwrite_run_config() if any(r.overwrite_bronze for r in plan.runs) else None
+        requests = [
+            RunRequest(
+                run_key=run.run_key,
+                partition_key=run.partition_key,
+                run_config=overwrite_config if run.overwrite_bronze else {},
+                tags={OVERWRITE_TAG: str(run.overwrite_bronze).lower()},
+            )
+            for run in plan.runs
+        ]
+        cursor = plan.cursor.to_json()
+        if requests:
+            return SensorResult(run_requests=requests, cursor=cursor)
+        if plan.changed_files:
+            reason = f"{len(plan.changed_files)} new or changed file(s), no session to run: " + "; ".join(plan.notes or ["no session reads them"])
+        elif plan.cursor.pending:
+            reason = f"no file changed; waiting for partitions {sorted(plan.cursor.pending)}"
+        else:
+            reason = f"no new or changed DBN file under {raw_dir}"
+        return SensorResult(skip_reason=SkipReason(reason), cursor=cursor)
+
+    return raw_files_sensor
+
+
+raw_files_sensor = build_raw_files_sensor(
+    int(os.environ.get("SPYMASTER_RAW_SENSOR_INTERVAL_SECONDS", DEFAULT_MINIMUM_INTERVAL_SECONDS))
+)
+
+sensors = [raw_files_sensor]
