@@ -1,4 +1,4 @@
-"""Assemble the Dagster definitions: assets of every tier, reports, checks, jobs, sensors, schedules, resources."""
+"""Assemble the Dagster definitions: assets of every tier, reports, the DuckDB catalog, checks, jobs, sensors, schedules, resources."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ from .automation.schedules import schedules
 from .automation.sensors import sensors
 from .bronze import assets as bronze_assets
 from .bronze import options_assets as bronze_options_assets
+from .catalog.assets import catalog_assets, catalog_job
 from .charts import assets as chart_assets
+from .checks.asset_checks import asset_checks
+from .checks.freshness import freshness_check_job, freshness_check_schedule
 from .gold import assets as gold_assets
 from .silver import assets as silver_assets
 
@@ -20,9 +23,10 @@ from .silver import assets as silver_assets
 all_assets = load_assets_from_modules([bronze_assets, bronze_options_assets, silver_assets, gold_assets, chart_assets])
 
 defs = Definitions(
-    assets=all_assets,
-    jobs=jobs,
+    assets=[*all_assets, *catalog_assets],
+    asset_checks=asset_checks,
+    jobs=[*jobs, catalog_job, freshness_check_job],
     sensors=sensors,
-    schedules=schedules,
+    schedules=[*schedules, freshness_check_schedule],
     resources={"spymaster": SpymasterResource(), "databento": DatabentoResource()},
 )

@@ -8,27 +8,21 @@ files land in ``raw/``, and a backfill of many sessions launches it per partitio
     dagster job backfill -m spymaster_assets.definitions -j materialize_session_job \
         --from 2013-10-07 --to 2013-10-11 --noprompt
 
-(a backfill is executed by the daemon: ``dagster dev`` runs one). ``download_job`` is owned by the
-download package and imported only when ``jobs`` is first read, so this module (and the sensor that
-targets ``materialize_session_job``) imports without it.
+(a backfill is executed by the daemon: ``dagster dev`` runs one). The DuckDB catalog (group
+"catalog") is left out: it is one unpartitioned file of views, rebuilt by ``duckdb_catalog_job``.
 """
 
 from dagster import AssetSelection, define_asset_job
+
+from ..download.job import download_job
 
 # Partitioned by trading_day_partitions, which every partitioned asset shares: Dagster 1.13 infers it
 # from the selection (passing partitions_def is deprecated, removed in 2.0).
 materialize_session_job = define_asset_job(
     "materialize_session_job",
-    selection=AssetSelection.all(),
+    selection=AssetSelection.all() - AssetSelection.groups("catalog"),
     description="Materialize every Spymaster asset (bronze, silver, gold, checks, charts) of one trading session.",
 )
 
 
-def __getattr__(name: str):
-    # PEP 562: `jobs` is built on first access, so importing materialize_session_job never needs the
-    # download package (owned elsewhere, and heavier: databento client).
-    if name == "jobs":
-        from ..download.job import download_job
-
-        return [materialize_session_job, download_job]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+jobs = [materialize_session_job, download_job]

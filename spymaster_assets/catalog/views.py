@@ -1,0 +1,192 @@
+"""The DuckDB catalog of the lake: one VIEW per lake table over its Hive-partitioned Parquet files.
+
+The catalog file holds no data, only view definitions: a view reads the Parquet files matching its
+glob at query time, so partitions written after the catalog was built show up at once and queries
+work while pipelines run (the lake's writers rename whole files into place, so a query never sees
+half a file). The file is rebuilt only when a new table appears. It is written to a temporary file
+in the same directory and renamed over the old one: a DuckDB file takes one writer, and a reader
+holding the old file keeps reading it undisturbed.
+
+Pure code (no Dagster): the ``duckdb_catalog`` asset in :mod:`.assets` calls :func:`write_catalog`.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+#: Lake tiers, in the order their views are created.
+TIERS: tuple[str, ...] = ("bronze", "silver", "gold")
+CATALOG_FILE = "spymaster.duckdb"
+
+
+@dataclass(frozen=True)
+class LakeTable:
+    """One lake table: ``tier``, ``name``, the Parquet ``glob`` its view reads, and the date partitions holding a file."""
+
+    tier: str
+    name: str
+    glob: str
+    partitions: int
+
+
+def _parquet_glob(table_dir: Path) -> tuple[str, int] | None:
+    """The glob of a table's partition files and how many partitions have one; None when none does.
+
+    Ordinary tables hold ``date=D/part-0.parquet``. gold_setup_index holds FAISS files beside a
+    ``date=D/schema=S/meta.parquet`` per vector schema (which episodes each index holds), so the
+    glob goes one Hive level deeper there. Temporary files (``.part-0.parquet.<id>.tmp``) and
+    staging directories (``.date=...``) never match.
+    """
+    partitions = [d for d in table_dir.glob("date=*") if d.is_dir()]
+    for pattern in ("*.parquet", "*/*.parquet"):
+        holding = [d for d in partitions if next(d.glob(pattern), None) is not None]
+        if holding:
+            return str(table_dir.resolve() / "date=*" / pattern), len(holding)
+    return None
+
+
+def discover_lake_tables(lake_dir: Path) -> tuple[list[LakeTable], list[str]]:
+    """The tables of ``lake_dir`` (``<tier>/<table>/date=*/``) that have at least one Parquet partition.
+
+    Returns (tables sorted by tier then name, names of ``tier/table`` directories skipped because
+    no partition holds a Parquet file yet).
+    """
+    tables: list[LakeTable] = []
+    skipped: list[str] = []
+    for tier in TIERS:
+        tier_dir = Path(lake_dir) / tier
+        if not tier_dir.is_dir():
+            continue
+        for table_dir in sorted(p for p in tier_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            found = _parquet_glob(table_dir)
+            if found is None:
+                skipped.append(f"{tier}/{table_dir.name}")
+            else:
+                tables.append(LakeTable(tier, table_dir.name, found[0], found[1]))
+    return tables, skipped
+
+
+def _quote_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def view_sql(table: LakeTable) -> str:
+    """``CREATE OR REPLACE VIEW <table> AS SELECT * FROM read_parquet('<glob>', hive_partitioning=true, union_by_name=true)``.
+
+    Hive partitioning adds the ``date`` key (and ``schema`` for gold_setup_index) as columns;
+    ``union_by_name`` lets partitions written before a column was added be read with it as null.
+    Paths are absolute, so the catalog works from any working directory (rebuild it if the data
+    root moves).
+    """
+    source = f"read_parquet({_quote_literal(table.glob)}, hive_partitioning = true, union_by_name = true)"
+    return f"CREATE OR REPLACE VIEW {_quote_identifier(table.name)} AS SELECT * FROM {source}"
+
+
+@dataclass(frozen=True)
+class CatalogResult:
+    """What :func:`write_catalog` did: the file, the views created (with their row counts) and the tables skipped."""
+
+    path: Path
+    views: dict[str, int]
+    skipped: list[str]
+
+
+def write_catalog(lake_dir: Path, catalog_path: Path) -> CatalogResult:
+    """(Re)write the DuckDB file ``catalog_path`` with one view per lake table of ``lake_dir``, atomically.
+
+    Views are created in a temporary file beside ``catalog_path`` (``.<name>.<id>.tmp``), each
+    counted once (``SELECT count(*)``: it proves the view reads), the connection is checkpointed and
+    closed, and the file is renamed over ``catalog_path``. If anything fails the temporary file is
+    removed and the previous catalog is left as it was. Tables with no Parquet partition are skipped
+    (listed in the result).
+
+    Raises:
+        duckdb.Error: a view cannot be created or read (e.g. partitions with incompatible column types).
+    """
+    catalog_path = Path(catalog_path)
+    catalog_path.parent.mkdir(parents=True, exist_ok=True)
+    tables, skipped = discover_lake_tables(lake_dir)
+    tmp = catalog_path.parent / f".{catalog_path.name}.{uuid.uuid4().hex}.tmp"
+    views: dict[str, int] = {}
+    try:
+        con = duckdb.connect(str(tmp))
+        try:
+            for table in tables:
+                con.execute(view_sql(table))
+                views[table.name] = int(con.sql(f"SELECT count(*) FROM {_quote_identifier(table.name)}").fetchall()[0][0])
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        os.replace(tmp, catalog_path)
+    finally:
+        for leftover in (tmp, Path(f"{tmp}.wal")):
+            if leftover.exists():
+                leftover.unlink()
+    return CatalogResult(catalog_path, views, skipped)
+
+
+# ----------------------------------------------------------------------------- useful queries
+
+#: Break / reject / chop rates per level kind and approach direction over every labelled setup.
+#: Columns: level_kind, direction, episodes, break_rate, reject_rate, chop_rate (fractions), sessions.
+BREAK_RATE_BY_LEVEL_QUERY = """
+SELECT level_kind,
+       direction,
+       count(*) AS episodes,
+       round(avg(CASE WHEN outcome = 'BREAK' THEN 1.0 ELSE 0.0 END), 3) AS break_rate,
+       round(avg(CASE WHEN outcome = 'REJECT' THEN 1.0 ELSE 0.0 END), 3) AS reject_rate,
+       round(avg(CASE WHEN outcome = 'CHOP' THEN 1.0 ELSE 0.0 END), 3) AS chop_rate,
+       count(DISTINCT session_date) AS sessions
+FROM gold_episodes
+GROUP BY level_kind, direction
+ORDER BY level_kind, direction
+"""
+
+#: Setups per session and outcome, one row per session. Columns: session_date, episodes, breaks, rejects, chops, ambiguous.
+DAILY_OUTCOME_COUNTS_QUERY = """
+SELECT session_date,
+       count(*) AS episodes,
+       count(*) FILTER (WHERE outcome = 'BREAK') AS breaks,
+       count(*) FILTER (WHERE outcome = 'REJECT') AS rejects,
+       count(*) FILTER (WHERE outcome = 'CHOP') AS chops,
+       count(*) FILTER (WHERE ambiguous) AS ambiguous
+FROM gold_episodes
+GROUP BY session_date
+ORDER BY session_date
+"""
+
+#: What the trader saw on one session and what followed: the signals of ``$session_date`` (a
+#: 'YYYY-MM-DD' parameter) with the outcome of each setup, in time order. Columns: time_et (New York
+#: HH:MM of the anchor bar close), level_kind, direction, distance_atr, p_break, p_reject, p_chop,
+#: effective_sample_size, outcome.
+SIGNALS_OF_DAY_QUERY = """
+SELECT strftime(timezone('America/New_York', s.ts_event), '%H:%M') AS time_et,
+       s.level_kind,
+       s.direction,
+       round(e.distance_atr, 2) AS distance_atr,
+       round(s.p_break, 3) AS p_break,
+       round(s.p_reject, 3) AS p_reject,
+       round(s.p_chop, 3) AS p_chop,
+       round(s.effective_sample_size, 1) AS effective_sample_size,
+       e.outcome
+FROM gold_signals AS s
+JOIN gold_episodes AS e USING (session_date, ts_event, level_kind)
+WHERE s.session_date = CAST($session_date AS DATE)
+ORDER BY s.ts_event, s.level_kind
+"""
+
+#: The three queries, by name (what the README shows).
+USEFUL_QUERIES: dict[str, str] = {
+    "break_rate_by_level": BREAK_RATE_BY_LEVEL_QUERY,
+    "daily_outcome_counts": DAILY_OUTCOME_COUNTS_QUERY,
+    "signals_of_day": SIGNALS_OF_DAY_QUERY,
+}
