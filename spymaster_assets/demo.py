@@ -68,4 +68,9 @@ def run_demo(home: Path) -> int:
     else:
         print("  not enough history to score")
     print(f"  reliability diagram: {config.reports_dir / f'reliability_{day}.png'}")
+    from .catalog.views import write_catalog
+
+    catalog = write_catalog(config.lake_dir, home / "spymaster.duckdb")
+    print(f"  session charts: {config.reports_dir}/session_<date>.png")
+    print(f"  DuckDB catalog ({len(catalog.views)} views): duckdb {catalog.path} -c \"select * from gold_episodes limit 5\"")
     return 0

@@ -79,16 +79,27 @@ def _quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def view_sql(table: LakeTable) -> str:
+def view_sql(table: LakeTable, nanosecond_tz_columns: tuple[str, ...] = ()) -> str:
     """``CREATE OR REPLACE VIEW <table> AS SELECT * FROM read_parquet('<glob>', hive_partitioning=true, union_by_name=true)``.
 
     Hive partitioning adds the ``date`` key (and ``schema`` for gold_setup_index) as columns;
     ``union_by_name`` lets partitions written before a column was added be read with it as null.
     Paths are absolute, so the catalog works from any working directory (rebuild it if the data
-    root moves).
+    root moves). ``nanosecond_tz_columns`` (the lake's Datetime("ns", "UTC") columns) are cast to
+    TIMESTAMPTZ (microseconds): DuckDB 2's nanosecond time-zone type cannot be stored in a view that
+    the DuckDB 1.5 shell reads.
     """
     source = f"read_parquet({_quote_literal(table.glob)}, hive_partitioning = true, union_by_name = true)"
-    return f"CREATE OR REPLACE VIEW {_quote_identifier(table.name)} AS SELECT * FROM {source}"
+    replace = ", ".join(f"{_quote_identifier(c)}::TIMESTAMPTZ AS {_quote_identifier(c)}" for c in nanosecond_tz_columns)
+    columns = f"* REPLACE ({replace})" if replace else "*"
+    return f"CREATE OR REPLACE VIEW {_quote_identifier(table.name)} AS SELECT {columns} FROM {source}"
+
+
+def _nanosecond_tz_columns(con, table: LakeTable) -> tuple[str, ...]:
+    """Columns of the table's Parquet that DuckDB 2 types TIMESTAMPTZ_NS (nanoseconds, with time zone)."""
+    source = f"read_parquet({_quote_literal(table.glob)}, hive_partitioning = true, union_by_name = true)"
+    rows = con.sql(f"DESCRIBE SELECT * FROM {source}").fetchall()
+    return tuple(name for name, dtype, *_ in rows if str(dtype).upper() in ("TIMESTAMPTZ_NS", "TIMESTAMP_NS WITH TIME ZONE"))
 
 
 @dataclass(frozen=True)
@@ -98,6 +109,14 @@ class CatalogResult:
     path: Path
     views: dict[str, int]
     skipped: list[str]
+
+
+#: Storage format of the catalog file: readable by DuckDB 1.5 and later (the PyPI command-line shell is 1.5.x).
+CATALOG_STORAGE_VERSION = "v1.5.0"
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
 
 
 def write_catalog(lake_dir: Path, catalog_path: Path) -> CatalogResult:
@@ -118,12 +137,18 @@ def write_catalog(lake_dir: Path, catalog_path: Path) -> CatalogResult:
     tmp = catalog_path.parent / f".{catalog_path.name}.{uuid.uuid4().hex}.tmp"
     views: dict[str, int] = {}
     try:
-        con = duckdb.connect(str(tmp))
+        con = duckdb.connect()
         try:
+            # Written in the storage format of DuckDB 1.5 so the `duckdb` command-line shell (the
+            # duckdb-cli wheel, 1.5.x on PyPI) opens the file as well as the duckdb 2 library.
+            con.execute(f"ATTACH '{_sql_path(tmp)}' AS catalog (STORAGE_VERSION '{CATALOG_STORAGE_VERSION}')")
+            con.execute("USE catalog")
             for table in tables:
-                con.execute(view_sql(table))
+                con.execute(view_sql(table, _nanosecond_tz_columns(con, table)))
                 views[table.name] = int(con.sql(f"SELECT count(*) FROM {_quote_identifier(table.name)}").fetchall()[0][0])
-            con.execute("CHECKPOINT")
+            con.execute("CHECKPOINT catalog")
+            con.execute("USE memory")
+            con.execute("DETACH catalog")
         finally:
             con.close()
         os.replace(tmp, catalog_path)

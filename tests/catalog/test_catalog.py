@@ -162,3 +162,19 @@ def test_duckdb_catalog_asset_writes_home_catalog(materialized_home, tmp_path):
     assert metadata["views"].value == len(_tables_with_parquet(tmp_path / "lake"))
     assert metadata["path"].value == str(tmp_path / "spymaster.duckdb")
     assert duckdb.connect(str(tmp_path / "spymaster.duckdb"), read_only=True).sql("SELECT count(*) FROM silver_bars").fetchall()[0][0] > 0
+
+
+def test_the_duckdb_shell_reads_the_catalog(catalog):
+    """The README's commands: the `duckdb` command-line shell (duckdb-cli, 1.5.x) opens the catalog file."""
+    import subprocess
+    import sys
+
+    shell = Path(sys.executable).with_name("duckdb")
+    assert shell.is_file(), "the duckdb-cli wheel (pyproject) installs the `duckdb` shell beside python"
+    out = subprocess.run(
+        [str(shell), str(catalog), "-csv", "-c", "select count(*) from gold_episodes"],
+        check=True, capture_output=True, text=True,
+    ).stdout.split()
+    with duckdb.connect(str(catalog), read_only=True) as con:
+        expected = con.sql("select count(*) from gold_episodes").fetchall()[0][0]
+    assert int(out[-1]) == expected > 0
