@@ -55,7 +55,7 @@ def bronze_options_definitions(context: AssetExecutionContext, spymaster: Spymas
         if front is None or not has_options:
             frame = empty_chain()
             extra.update(source="none", chain_size=0)
-            context.log.warning(f"{CHAIN_TABLE} {day}: no option definitions (or no front month) for the session; wrote an empty chain")
+            context.log.info(f"{CHAIN_TABLE} {day}: no option definitions (or no front month) for the session; wrote an empty chain")
         else:
             chain = select_chain(definitions, day, front[1], cfg)
             frame = chain.chain
@@ -98,7 +98,7 @@ def bronze_options_open_interest(context: AssetExecutionContext, spymaster: Spym
         frame, counts, files = session_options_open_interest(spymaster.catalog, day, chain, cfg)
         if not files:
             frame = pl.DataFrame(schema=OPEN_INTEREST_SCHEMA)
-            context.log.warning(f"{table} {day}: no statistics file holds the chain's options; wrote an empty partition")
+            context.log.info(f"{table} {day}: no statistics file holds the chain's options; wrote an empty partition")
         BRONZE_OPTIONS_OPEN_INTEREST.validate(frame)
         lake.write(TIER, table, day, frame)
         extra.update(

@@ -166,7 +166,7 @@ def gold_evaluation(context: AssetExecutionContext, spymaster: SpymasterResource
     cfg, lake = spymaster.config, spymaster.lake
     scored = _scored(lake, day, cfg.min_history_sessions)
     if scored is None or scored.height == 0:
-        context.log.warning(f"gold_evaluation {day}: no session with {cfg.min_history_sessions}+ earlier sessions yet; nothing to score")
+        context.log.info(f"gold_evaluation {day}: no session with {cfg.min_history_sessions}+ earlier sessions yet; nothing to score")
         frame = pl.DataFrame(schema={"scope": pl.Utf8, "level_kind": pl.Utf8, "direction": pl.Utf8, "n_episodes": pl.Int64, "as_of": pl.Date})
         path = lake.write(TIER, "gold_evaluation", day, frame)
         return MaterializeResult(metadata=table_metadata(frame, path, cfg, scored_episodes=0))

@@ -284,3 +284,33 @@ def test_overwrite_run_config_is_valid_for_the_session_job(definitions):
     assert "bronze_futures_ohlcv_1m" in run_config["ops"] and "bronze_options_trades" in run_config["ops"]
     validate_run_config(job, run_config)
     assert raw_files_sensor.minimum_interval_seconds == 60
+
+
+def test_a_session_dropped_into_raw_is_materialized_by_the_sensors_run(tmp_path, definitions):
+    """Done-when of the daily loop: files of a new session land in raw/, the sensor requests its
+    partition, and the requested run (materialize_session_job) writes it bronze to gold."""
+    from spymaster_resources.lake import Lake
+
+    raw = tmp_path / "raw" / GLBX
+    raw.mkdir(parents=True)
+    for utc_day in ("20131006", "20131007"):
+        for schema in ("definition", "ohlcv-1m"):
+            shutil.copy2(SAMPLE_RAW / GLBX / f"glbx-mdp3-{utc_day}.{schema}.dbn.zst", raw)
+    first = tick(tmp_path, None, definitions)
+    assert [r.partition_key for r in first.run_requests] == ["2013-10-07"]
+    # A new session's files are dropped in: only that session is requested.
+    for schema in ("definition", "ohlcv-1m"):
+        shutil.copy2(SAMPLE_RAW / GLBX / f"glbx-mdp3-20131008.{schema}.dbn.zst", raw)
+    second = tick(tmp_path, first.cursor, definitions)
+    requested = [r.partition_key for r in second.run_requests]
+    assert "2013-10-08" in requested
+    resources = {"spymaster": SpymasterResource(home=str(tmp_path))}
+    job = definitions.resolve_job_def("materialize_session_job")
+    for request in [*first.run_requests, *[r for r in second.run_requests if r.partition_key == "2013-10-08"]]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = job.execute_in_process(partition_key=request.partition_key, run_config=request.run_config, resources=resources)
+        assert result.success, request.partition_key
+    lake = Lake(tmp_path / "lake")
+    assert lake.dates("gold", "gold_signals") == [date(2013, 10, 7), date(2013, 10, 8)]
+    assert lake.read("gold", "gold_episodes", date(2013, 10, 8)).height > 0
