@@ -8,7 +8,7 @@ import os
 import shutil
 import sys
 import warnings
-from datetime import date, datetime, time
+from datetime import date, time
 from pathlib import Path
 
 from .config import LEVEL_KINDS, SpymasterConfig
