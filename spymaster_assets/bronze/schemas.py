@@ -58,12 +58,25 @@ _KEYS = {
 
 
 def _levels(levels: int) -> dict[str, pa.Column]:
+    """Book level columns, typed; their values are checked by :func:`_levels_check` in one pass."""
     cols: dict[str, pa.Column] = {}
     for side in ("bid", "ask"):
-        cols.update({f"{side}_px_{i:02d}": pa.Column(pl.Float64, pa.Check.gt(0), nullable=True) for i in range(levels)})
+        cols.update({f"{side}_px_{i:02d}": pa.Column(pl.Float64, nullable=True) for i in range(levels)})
     for field in ("bid_sz", "ask_sz", "bid_ct", "ask_ct"):
-        cols.update({f"{field}_{i:02d}": pa.Column(pl.Int32, pa.Check.ge(0)) for i in range(levels)})
+        cols.update({f"{field}_{i:02d}": pa.Column(pl.Int32) for i in range(levels)})
     return cols
+
+
+def _levels_check(levels: int) -> pa.Check:
+    """Prices > 0 (or null: an empty level) and sizes / order counts >= 0 on every level, as one row-wise check.
+
+    One polars expression over the 6 x ``levels`` columns instead of a check per column: on a 10-level
+    book that is a third of the validation time of a chunk (the bronze mbp-10 ingest hot path).
+    """
+    prices = [f"{side}_px_{i:02d}" for side in ("bid", "ask") for i in range(levels)]
+    counts = [f"{field}_{i:02d}" for field in ("bid_sz", "ask_sz", "bid_ct", "ask_ct") for i in range(levels)]
+    ok = pl.all_horizontal([(pl.col(c) > 0).fill_null(True) for c in prices] + [pl.col(c) >= 0 for c in counts])
+    return pa.Check(lambda d: d.lazyframe.select(ok), error="book level with a price <= 0 or a negative size/count")
 
 
 #: Checked on every chunk before it is written (rows sorted by (ts_recv, sequence) within a chunk
@@ -85,6 +98,7 @@ BRONZE_FUTURES_BBO = pa.DataFrameSchema(
     {**_KEYS, **_levels(1), "source": pa.Column(pl.Utf8, pa.Check.isin(["mbp-1", "bbo-1s", "bbo-1m", "tbbo"]))},
     strict=True,
     ordered=True,
+    checks=[_levels_check(1)],
     name="bronze_futures_bbo",
 )
 
@@ -104,6 +118,7 @@ BRONZE_FUTURES_MBP10 = pa.DataFrameSchema(
     },
     strict=True,
     ordered=True,
+    checks=[_levels_check(10)],
     name="bronze_futures_mbp10",
 )
 

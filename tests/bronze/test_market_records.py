@@ -264,3 +264,22 @@ def test_interval_top_of_book_is_stamped_at_its_interval_end(tmp_path):
     assert stream.source == "bbo-1m" and frame.height == len(mine)
     assert (frame["ts_event"] == frame["ts_recv"]).all()
     assert (mine["ts_event"] < mine["ts_recv"]).any()  # the raw ts_event would have been earlier
+
+
+def test_book_schemas_reject_a_non_positive_price_or_a_negative_size():
+    """The level checks run as one row-wise expression; they must still catch each kind of bad level."""
+    from pandera.errors import SchemaError
+
+    recs = next(iter_records(STUBS / "test_data.mbp-10.dbn.zst"))
+    batch = decode_mbp10(recs, np.arange(len(recs)))
+    batch["book_ok"] = np.ones(len(recs), dtype=bool)
+    good = batch_frame(batch, MBP10_SCHEMA, DAY, "mbp-10")
+    BRONZE_FUTURES_MBP10.validate(good)
+    BRONZE_FUTURES_MBP10.validate(good.with_columns(ask_px_09=pl.lit(None, dtype=pl.Float64)))  # an empty level
+    for bad in (
+        good.with_columns(bid_px_03=pl.lit(0.0)),
+        good.with_columns(ask_sz_07=pl.lit(-1, dtype=pl.Int32)),
+        good.with_columns(bid_ct_00=pl.lit(-2, dtype=pl.Int32)),
+    ):
+        with pytest.raises(SchemaError, match="book level"):
+            BRONZE_FUTURES_MBP10.validate(bad)
