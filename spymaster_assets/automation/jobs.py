@@ -12,7 +12,7 @@ files land in ``raw/``, and a backfill of many sessions launches it per partitio
 "catalog") is left out: it is one unpartitioned file of views, rebuilt by ``duckdb_catalog_job``.
 """
 
-from dagster import AssetSelection, define_asset_job
+from dagster import AssetSelection, define_asset_job, in_process_executor
 
 from ..download.job import download_job
 
@@ -21,6 +21,9 @@ from ..download.job import download_job
 materialize_session_job = define_asset_job(
     "materialize_session_job",
     selection=AssetSelection.all() - AssetSelection.groups("catalog"),
+    # One process per session run: the steps of a session are a chain, and a process per step costs
+    # seconds of Python start-up each on a small machine (the CLI backfill runs in process too).
+    executor_def=in_process_executor,
     description="Materialize every Spymaster asset (bronze, silver, gold, checks, charts) of one trading session.",
 )
 

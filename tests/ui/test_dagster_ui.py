@@ -385,3 +385,53 @@ def test_lineage_page_renders_in_chromium(ui_server: UiServer, capsys):
     assert _png_size(catalog)[0] == 3840
     with capsys.disabled():
         print(f"\nDagster UI screenshots: lineage {lineage}  catalog {catalog}")
+
+
+def test_backfill_of_two_sessions_from_the_ui_runs_them_in_order(ui_server: UiServer):
+    """Issue 5: a backfill of many sessions runs from the UI. The job's partition backfill (what *Jobs ->
+    materialize_session_job -> Partitions -> Launch backfill* sends) runs one session after the other
+    through the run queue (dagster.yaml: one run at a time), bronze to gold."""
+    repository = _repository(ui_server)
+    sessions = ["2013-10-08", "2013-10-09"]
+    launched = ui_server.graphql(
+        """mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) { __typename
+             ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } ... on InvalidSubsetError { message } } }""",
+        {
+            "params": {
+                "selector": {
+                    "partitionSetName": "materialize_session_job_partition_set",
+                    "repositorySelector": {"repositoryLocationName": repository["location"], "repositoryName": repository["name"]},
+                },
+                "partitionNames": sessions,
+            }
+        },
+    )["launchPartitionBackfill"]
+    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+    backfill_id = launched["backfillId"]
+
+    deadline = time.monotonic() + 3 * RUN_TIMEOUT_S
+    results: list[dict] = []
+    while time.monotonic() < deadline:
+        backfill = ui_server.graphql(
+            """query($id: String!) { partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill {
+                 status partitionStatuses { results { partitionName runId runStatus } } } } }""",
+            {"id": backfill_id},
+        )["partitionBackfillOrError"]
+        results = (backfill.get("partitionStatuses") or {}).get("results") or []
+        done = [r for r in results if r["runStatus"] in ("SUCCESS", "FAILURE", "CANCELED")]
+        if len(done) == len(sessions):
+            break
+        time.sleep(2)
+    by_session = {r["partitionName"]: r for r in results}
+    assert sorted(by_session) == sessions, results
+    for session in sessions:
+        run = by_session[session]
+        assert run["runStatus"] == "SUCCESS", f"{session}: {run}\n{_run_failure_report(ui_server, run['runId'])}"
+        assert (ui_server.home / "lake" / "gold" / "gold_signals" / f"date={session}" / "part-0.parquet").is_file()
+        assert (ui_server.home / "reports" / f"session_{session}.png").is_file()
+    # Sessions ran one after the other, in date order (session D's gold reads D-1's episodes).
+    times = {
+        session: ui_server.graphql('query($id: ID!) { runOrError(runId: $id) { ... on Run { startTime endTime } } }', {"id": by_session[session]["runId"]})["runOrError"]
+        for session in sessions
+    }
+    assert times[sessions[0]]["endTime"] <= times[sessions[1]]["startTime"], times
