@@ -120,3 +120,14 @@ def test_spymaster_gamma_prints_the_profile_point_in_time(run, capsys):
     assert "total GEX" in capsys.readouterr().out
     assert main(["--home", str(home), "gamma", "--date", "2024-04-09", "--time", "10:30"]) == 2
     assert "not materialized" in capsys.readouterr().err
+
+
+def test_futures_tables_ignore_the_options_files_beside_them(run):
+    """The options bbo-1m file is the only bbo-1m file: the futures top of book must not claim it."""
+    home, _, _ = run
+    import pyarrow.parquet as pq
+
+    path = home / "lake" / "bronze" / "bronze_futures_bbo" / f"date={SESSION}" / "part-0.parquet"
+    assert pq.ParquetFile(path).metadata.num_rows == 0
+    trades = Lake(home / "lake").read("bronze", "bronze_futures_trades", SESSION)
+    assert trades.height > 0 and trades["instrument_id"].n_unique() == 1 and trades["source"].unique().to_list() == ["trades"]

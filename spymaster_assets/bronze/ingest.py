@@ -173,15 +173,21 @@ class SessionStream:
     counters: dict[str, int] = field(default_factory=new_counters)
 
 
-def find_source(catalog: RawCatalog, schemas: tuple[str, ...], session_date: date, config: SpymasterConfig) -> tuple[str, list[DbnFileInfo]] | None:
+def find_source(
+    catalog: RawCatalog, schemas: tuple[str, ...], session_date: date, config: SpymasterConfig, instrument_id: int | None = None
+) -> tuple[str, list[DbnFileInfo]] | None:
     """The first DBN schema of ``schemas`` with files covering the session, and those files.
 
+    With ``instrument_id``, a file whose symbology mappings name instruments but not this one (an
+    options file beside the futures, say) does not count; a file without mappings does.
     Files are ordered by first record time then path (the merge keeps that order among equal keys).
     Returns None when no schema has a file in the session window.
     """
     start, end = session_bounds_utc(session_date, config)
     for schema in schemas:
         files = catalog.files_for_window(schema, start, end)
+        if instrument_id is not None:
+            files = [f for f in files if not (mapped := symbol_map(f.path)) or int(instrument_id) in mapped]
         if files:
             return schema, sorted(files, key=lambda f: (f.ts_min or 0, str(f.path)))
     return None
@@ -232,7 +238,7 @@ def session_trades(catalog: RawCatalog, session_date: date, instrument_id: int, 
     Raises:
         RawDataError: a truncated/corrupt or duplicated file, naming it.
     """
-    found = find_source(catalog, TRADE_SOURCES, session_date, config)
+    found = find_source(catalog, TRADE_SOURCES, session_date, config, instrument_id)
     if found is None:
         return _empty_stream("bronze_futures_trades", TRADES_SCHEMA)
     schema, files = found
@@ -272,7 +278,7 @@ def session_bbo(catalog: RawCatalog, session_date: date, instrument_id: int, def
     Raises:
         RawDataError: a truncated/corrupt or duplicated file, naming it.
     """
-    found = find_source(catalog, BBO_SOURCES, session_date, config)
+    found = find_source(catalog, BBO_SOURCES, session_date, config, instrument_id)
     if found is None:
         return _empty_stream("bronze_futures_bbo", BBO_SCHEMA)
     schema, files = found
@@ -307,7 +313,7 @@ def session_mbp10(catalog: RawCatalog, session_date: date, instrument_id: int, d
     Raises:
         RawDataError: a truncated/corrupt or duplicated file, naming it.
     """
-    found = find_source(catalog, MBP10_SOURCES, session_date, config)
+    found = find_source(catalog, MBP10_SOURCES, session_date, config, instrument_id)
     if found is None:
         return _empty_stream("bronze_futures_mbp10", MBP10_SCHEMA)
     schema, files = found
