@@ -254,12 +254,15 @@ def silver_level_state(context: AssetExecutionContext, spymaster: SpymasterResou
     )
 
 
-@asset(partitions_def=trading_day_partitions, group_name="silver", deps=[silver_bars, silver_level_state])
+@asset(partitions_def=trading_day_partitions, group_name="silver", deps=[silver_bars, silver_level_state, "bronze_futures_trades"])
 def silver_outcomes(context: AssetExecutionContext, spymaster: SpymasterResource) -> MaterializeResult:
     """What happened after each anchor: BREAK / REJECT / CHOP by first crossing within the horizon, one row per (anchor, level kind)."""
     day = session_of_partition_key(context.partition_key)
     cfg, lake = spymaster.config, spymaster.lake
-    outcomes = validate_silver_outcomes(label_outcomes(lake.read(TIER, "silver_bars", day), lake.read(TIER, "silver_level_state", day), cfg))
+    trades = None
+    if lake.row_count("bronze", "bronze_futures_trades", day):
+        trades = lake.scan("bronze", "bronze_futures_trades", day).select("ts_event", "price").collect()
+    outcomes = validate_silver_outcomes(label_outcomes(lake.read(TIER, "silver_bars", day), lake.read(TIER, "silver_level_state", day), cfg, trades))
     path = lake.write(TIER, "silver_outcomes", day, outcomes)
     counts = dict(outcomes.group_by("outcome").len().iter_rows())
     return MaterializeResult(
@@ -274,6 +277,7 @@ def silver_outcomes(context: AssetExecutionContext, spymaster: SpymasterResource
             },
             **{f"outcomes/{k}": int(v) for k, v in counts.items()},
             ambiguous=int(outcomes["ambiguous"].sum()),
+            ambiguous_resolved_by_trades=int(outcomes["resolved_by_trades"].sum()),
             horizon_incomplete=int((~outcomes["horizon_complete"]).sum()),
         )
     )

@@ -33,6 +33,7 @@ LABEL_COLUMNS: tuple[str, ...] = (
     "mfe_atr",
     "mae_atr",
     "ambiguous",
+    "resolved_by_trades",
     "horizon_complete",
 )
 

@@ -106,7 +106,54 @@ def first_crossing_kernel(
     return outcome, event_bar, favourable, adverse, ambiguous
 
 
-def label_outcomes(bars: pl.DataFrame, state: pl.DataFrame, config: SpymasterConfig) -> pl.DataFrame:
+@njit(cache=True)
+def resolve_with_trades_kernel(
+    ambiguous: np.ndarray,
+    event_bar: np.ndarray,
+    bar_open_ns: np.ndarray,
+    bar_length_ns: int,
+    is_up: np.ndarray,
+    break_price: np.ndarray,
+    reject_price: np.ndarray,
+    trade_ns: np.ndarray,
+    trade_price: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Settle ambiguous anchors with trades: the first trade of the deciding bar through either threshold.
+
+    ``trade_ns``/``trade_price`` are the session's trades in receive order with their ts_event
+    sorted ascending (ties keep receive order). For each ambiguous anchor, the trades with ts_event
+    in [bar open, bar open + bar length) are scanned in order: UP, price >= break_price is BREAK and
+    price <= reject_price is REJECT (DOWN mirrored). Returns (resolved flag, outcome code, event ts
+    in ns) per anchor; unresolved rows (no trade in the bar crosses, e.g. a bar from another source)
+    keep the bar rule.
+    """
+    n = ambiguous.shape[0]
+    resolved = np.zeros(n, dtype=np.bool_)
+    outcome = np.full(n, _CHOP, dtype=np.int8)
+    event_ns = np.zeros(n, dtype=np.int64)
+    for a in range(n):
+        if not ambiguous[a] or event_bar[a] < 0:
+            continue
+        lo = bar_open_ns[event_bar[a]]
+        i = np.searchsorted(trade_ns, lo)
+        while i < trade_ns.shape[0] and trade_ns[i] < lo + bar_length_ns:
+            p = trade_price[i]
+            if is_up[a]:
+                hit_break, hit_reject = p >= break_price[a], p <= reject_price[a]
+            else:
+                hit_break, hit_reject = p <= break_price[a], p >= reject_price[a]
+            if hit_break or hit_reject:
+                resolved[a] = True
+                outcome[a] = _BREAK if hit_break else _REJECT
+                event_ns[a] = trade_ns[i]
+                break
+            i += 1
+    return resolved, outcome, event_ns
+
+
+def label_outcomes(
+    bars: pl.DataFrame, state: pl.DataFrame, config: SpymasterConfig, trades: pl.DataFrame | None = None
+) -> pl.DataFrame:
     """Label each silver_level_state row with the first-crossing outcome over the next ``horizon_minutes``.
 
     Inputs: silver_bars (the 1-minute rows are scanned; they are the finest data in the bars-only
@@ -117,14 +164,17 @@ def label_outcomes(bars: pl.DataFrame, state: pl.DataFrame, config: SpymasterCon
     UP: BREAK when high >= level + break_atr * ATR, REJECT when low <= anchor_close - reject_atr * ATR;
     DOWN: BREAK when low <= level - break_atr * ATR, REJECT when high >= anchor_close + reject_atr * ATR.
     The first bar touching a threshold decides; a bar touching both sets ambiguous and is resolved
-    by its open (see :func:`first_crossing_kernel`); CHOP when neither is touched.
+    with ``trades`` when given (bronze_futures_trades: ts_event, price; the first trade inside that
+    bar through either threshold decides, :func:`resolve_with_trades_kernel`), else by the bar's
+    open (see :func:`first_crossing_kernel`); CHOP when neither is touched.
 
     Output (silver_outcomes), one row per state row in the same order: session_date, ts_event (T),
     level_kind, direction, level_price (points), anchor_close (points), atr_points (points),
     outcome (Utf8, one of OUTCOMES), first_event_ts (close instant of the deciding bar, Datetime ns
-    UTC; null for CHOP), time_to_event_s (seconds from T; null for CHOP), mfe_atr / mae_atr (max
-    favourable / adverse excursion from the anchor close over the whole horizon, in ATR, >= 0; UP:
-    favourable = highs above, adverse = lows below), ambiguous (Boolean), horizon_complete (False when
+    UTC, or the deciding trade's ts_event when resolved by trades; null for CHOP), time_to_event_s
+    (seconds from T; null for CHOP), mfe_atr / mae_atr (max favourable / adverse excursion from the
+    anchor close over the whole horizon, in ATR, >= 0; UP: favourable = highs above, adverse = lows
+    below), ambiguous (Boolean), resolved_by_trades (Boolean), horizon_complete (False when
     the last 1-minute bar closes before T + horizon: the outcome is then computed on the bars that
     exist and flagged).
 
@@ -159,11 +209,23 @@ def label_outcomes(bars: pl.DataFrame, state: pl.DataFrame, config: SpymasterCon
         horizon_ns,
     )
     bar_length_ns = config.base_bar_minutes * NS_PER_MINUTE
+    resolved = np.zeros(len(ambiguous), dtype=np.bool_)
+    trade_event_ns = np.zeros(len(ambiguous), dtype=np.int64)
+    if trades is not None and trades.height and ambiguous.any():
+        ordered = trades.select("ts_event", "price").with_row_index("_order").sort("ts_event", "_order")
+        resolved, trade_outcome, trade_event_ns = resolve_with_trades_kernel(
+            ambiguous, event_bar, np.ascontiguousarray(bar_open_ns), bar_length_ns, np.ascontiguousarray(is_up),
+            break_price, reject_price,
+            np.ascontiguousarray(ordered["ts_event"].dt.epoch("ns").to_numpy()),
+            np.ascontiguousarray(ordered["price"].to_numpy().astype(np.float64)),
+        )
+        outcome = np.where(resolved, trade_outcome, outcome)
     decided = event_bar >= 0
     # CHOP rows point at bar 0 here and are masked to null below.
     event_close_ns = (
         bar_open_ns[np.maximum(event_bar, 0)] + bar_length_ns if bar_open_ns.size else np.zeros_like(anchor_ns)
     )
+    event_close_ns = np.where(resolved, trade_event_ns, event_close_ns)
     last_close_ns = bar_open_ns[-1] + bar_length_ns if bar_open_ns.size else np.iinfo(np.int64).min
 
     return pl.DataFrame(
@@ -181,6 +243,7 @@ def label_outcomes(bars: pl.DataFrame, state: pl.DataFrame, config: SpymasterCon
             "mfe_atr": favourable / atr,
             "mae_atr": adverse / atr,
             "ambiguous": ambiguous,
+            "resolved_by_trades": resolved,
             "horizon_complete": last_close_ns >= anchor_ns + horizon_ns,
         }
     ).with_columns(

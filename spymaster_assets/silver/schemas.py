@@ -127,6 +127,7 @@ class SilverOutcomes(pa.DataFrameModel):
     mfe_atr: pl.Float64 = pa.Field(ge=0)
     mae_atr: pl.Float64 = pa.Field(ge=0)
     ambiguous: pl.Boolean
+    resolved_by_trades: pl.Boolean
     horizon_complete: pl.Boolean
 
     class Config(_StrictConfig):
@@ -294,7 +295,8 @@ column_descriptions: dict[str, dict[str, str]] = {
         "time_to_event_s": "Seconds from T to first_event_ts; null for CHOP.",
         "mfe_atr": "Maximum favourable excursion from the anchor close over the horizon, in ATR.",
         "mae_atr": "Maximum adverse excursion from the anchor close over the horizon, in ATR.",
-        "ambiguous": "One bar touched both thresholds; resolved by the bar's open.",
+        "ambiguous": "One 1-minute bar touched both thresholds.",
+        "resolved_by_trades": "An ambiguous bar settled by the session's trades (the first trade through either threshold; first_event_ts is that trade's time); false: settled by the bar's open.",
         "horizon_complete": "The session's bars reach T + horizon; False means the label uses partial data.",
     },
 }

@@ -131,3 +131,30 @@ def test_one_row_per_state_row_in_order():
 def test_unknown_direction_raises():
     with pytest.raises(ValueError, match="directions"):
         label_outcomes(bars_after_anchor([QUIET]), state_row("SIDEWAYS", 100.0, 99.0), CONFIG)
+
+
+def _trades(points):
+    """Trades at (seconds after T, price), in receive order."""
+    return pl.DataFrame(
+        {"ts_event": [T + timedelta(seconds=s) for s, _ in points], "price": [p for _, p in points]}
+    ).with_columns(pl.col("ts_event").cast(pl.Datetime("ns", "UTC")))
+
+
+def test_an_ambiguous_bar_is_settled_by_the_first_trade_through_a_threshold():
+    """UP level 100, close 99, ATR 1: break 101, reject 98. The bar opening at T+1 touches both and
+    opens nearer the reject side (the bar rule says REJECT); its trades reach 101 first."""
+    bars = bars_after_anchor([QUIET, (98.5, 101.5, 97.5)] + [QUIET] * 14)
+    state = state_row("UP", 100.0, 99.0)
+    by_bar = label_one(bars, state)
+    assert by_bar["outcome"] == "REJECT" and by_bar["ambiguous"] and not by_bar["resolved_by_trades"]
+    trades = _trades([(30, 97.0), (65, 99.0), (80, 101.25), (95, 97.75), (130, 99.0)])  # 30 s: before the bar
+    row = label_outcomes(bars, state, CONFIG, trades).row(0, named=True)
+    assert row["outcome"] == "BREAK" and row["ambiguous"] and row["resolved_by_trades"]
+    assert row["first_event_ts"] == T + timedelta(seconds=80) and row["time_to_event_s"] == 80.0
+    # Trades that never cross inside the deciding bar leave the bar rule in place.
+    quiet = label_outcomes(bars, state, CONFIG, _trades([(70, 99.5), (100, 100.5)])).row(0, named=True)
+    assert quiet["outcome"] == "REJECT" and not quiet["resolved_by_trades"]
+    # A row that is not ambiguous is never touched by trades.
+    clean = label_outcomes(bars_after_anchor([QUIET, (99.0, 101.25, 98.75)] + [QUIET] * 14), state, CONFIG, trades).row(0, named=True)
+    assert clean["outcome"] == "BREAK" and not clean["ambiguous"] and not clean["resolved_by_trades"]
+    assert clean["first_event_ts"] == T + timedelta(minutes=2)
