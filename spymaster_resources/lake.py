@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import date
@@ -24,6 +24,36 @@ from spymaster_assets.errors import MissingPartitionError
 PART_FILE = "part-0.parquet"
 #: Rows per Parquet row group of streamed partitions: a reader of a few columns holds one group at a time.
 ROW_GROUP_ROWS = 262_144
+
+
+def replace_directory(final: Path, build: Callable[[Path], None]) -> Path:
+    """Atomically (re)create directory ``final``: ``build(staging)`` fills a sibling staging directory,
+    which then replaces ``final`` by rename.
+
+    An existing ``final`` is moved aside first and deleted only after the swap succeeded; if the build
+    or the swap fails, the old directory is put back and the staging files are removed, so a reader
+    sees the old directory or the new one, never half of either. Returns ``final``.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tag = uuid.uuid4().hex[:12]
+    staging = final.parent / f".{final.name}.tmp-{tag}"
+    aside = final.parent / f".{final.name}.old-{tag}"
+    staging.mkdir()
+    try:
+        build(staging)
+        if final.exists():
+            os.replace(final, aside)
+        try:
+            os.replace(staging, final)
+        except BaseException:
+            if aside.exists():
+                os.replace(aside, final)
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(aside, ignore_errors=True)
+    return final
 
 
 class Lake:
@@ -149,25 +179,6 @@ class Lake:
         """Dates present strictly before ``session_date``, the latest ``limit`` of them when given."""
         before = [d for d in self.dates(tier, table) if d < session_date]
         return before[-limit:] if limit else before
-
-    def replace_dir(self, final: Path, build) -> Path:
-        """Atomically (re)create directory ``final``: ``build(tmp_dir)`` fills a temp dir, then it is swapped in.
-
-        The old directory is kept until the new one is complete, so a failing ``build`` loses nothing.
-        """
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.parent / f".{final.name}.{uuid.uuid4().hex}.tmp"
-        old = final.parent / f".{final.name}.{uuid.uuid4().hex}.old"
-        tmp.mkdir()
-        try:
-            build(tmp)
-            if final.exists():
-                os.replace(final, old)
-            os.replace(tmp, final)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-            shutil.rmtree(old, ignore_errors=True)
-        return final
 
 
 class PartitionWriter:

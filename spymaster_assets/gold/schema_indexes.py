@@ -13,14 +13,13 @@ Layout on disk: ``<dir>/manifest.json`` (format, as_of, layout version, schemas)
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import uuid
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+
+from spymaster_resources.lake import replace_directory
 
 from ..config import SpymasterConfig
 from .normalization import NormalizationStats, normalize
@@ -119,23 +118,9 @@ class SchemaIndexes:
     def save(self, directory: Path) -> Path:
         """Write every schema's index and the manifest to a staging directory, then swap it in for ``directory``.
 
-        A failure at any point leaves the previous indexes whole (same rule as :meth:`SetupIndex.save`).
+        A failure at any point leaves the previous indexes whole (``lake.replace_directory``).
         """
-        target = Path(directory)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tag = uuid.uuid4().hex[:12]
-        staging = target.parent / f".{target.name}.tmp-{tag}"
-        aside = target.parent / f".{target.name}.old-{tag}"
-        staging.mkdir()
-        try:
-            self._write(staging)
-            if target.exists():
-                os.replace(target, aside)
-            os.replace(staging, target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-            shutil.rmtree(aside, ignore_errors=True)
-        return target
+        return replace_directory(Path(directory), self._write)
 
     def _write(self, root: Path) -> None:
         for label, index in self.indexes.items():

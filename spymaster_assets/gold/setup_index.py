@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import uuid
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -23,6 +21,8 @@ import faiss
 import numpy as np
 import polars as pl
 from numba import njit
+
+from spymaster_resources.lake import replace_directory
 
 from ..config import OUTCOMES, SpymasterConfig
 from .episodes import SETUP_KEY_SCHEMA
@@ -342,33 +342,16 @@ class SetupIndex:
         deleted after the rename succeeded, so a failure at any point leaves the previous index
         whole (and removes the temporary files).
         """
-        target = Path(directory)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tag = uuid.uuid4().hex[:12]
-        staging = target.parent / f".{target.name}.tmp-{tag}"
-        aside = target.parent / f".{target.name}.old-{tag}"
-        staging.mkdir()
-        try:
-            manifest = self.manifest()
-            for key, entry in manifest["partitions"].items():
-                faiss.write_index(self._partitions[key].index, str(staging / entry["file"]))
-            metas = [self._partitions[key].meta for key in sorted(self._partitions)]
-            meta = pl.concat(metas) if metas else self.meta("")
-            meta.write_parquet(staging / META_FILE, compression="zstd")
-            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-            if target.exists():
-                os.replace(target, aside)
-            try:
-                os.replace(staging, target)
-            except BaseException:
-                if aside.exists():
-                    os.replace(aside, target)
-                raise
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        shutil.rmtree(aside, ignore_errors=True)
-        return target
+        return replace_directory(Path(directory), self._write)
+
+    def _write(self, staging: Path) -> None:
+        manifest = self.manifest()
+        for key, entry in manifest["partitions"].items():
+            faiss.write_index(self._partitions[key].index, str(staging / entry["file"]))
+        metas = [self._partitions[key].meta for key in sorted(self._partitions)]
+        meta = pl.concat(metas) if metas else self.meta("")
+        meta.write_parquet(staging / META_FILE, compression="zstd")
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
 
     @classmethod
     def load(cls, directory: str | os.PathLike, config: SpymasterConfig) -> "SetupIndex":
