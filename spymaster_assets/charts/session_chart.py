@@ -14,8 +14,6 @@ PNG file out. Nothing here imports Dagster.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -28,6 +26,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from ..config import LEVEL_KINDS, OUTCOMES, SpymasterConfig
+from ..gold.evaluation import write_png_atomically
 from ..sessions import NY, et_to_utc
 
 #: Line style of each level kind (issue 5: pre-market grey dotted, opening range red/green,
@@ -262,25 +261,6 @@ def session_chart_figure(
         "below: smoothed P(BREAK) of the level approached"
     )
     return fig
-
-
-def write_png_atomically(fig: Figure, path: Path) -> Path:
-    """Save ``fig`` as a PNG at ``path`` via a temporary file in the same directory and ``os.replace``.
-
-    A failed write leaves no partial file and an existing ``path`` unchanged. Creates the directory.
-    Returns ``path``; raises OSError on write failure.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp_name, format="png")
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_session_chart(

@@ -282,6 +282,25 @@ def reliability_table(probs: np.ndarray, labels: np.ndarray | Sequence, bins: in
 # --------------------------------------------------------------------------------------------------
 
 
+def write_png_atomically(fig: Figure, path: Path) -> Path:
+    """Save ``fig`` as a PNG at ``path`` via a temporary file in the same directory and ``os.replace``.
+
+    A failed write leaves no partial file and an existing ``path`` unchanged. Creates the directory.
+    Returns ``path``; raises OSError on write failure.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp_name, format="png")
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
 def reliability_diagram_png(
     probs: np.ndarray, labels: np.ndarray | Sequence, path: Path, title: str, bins: int = 10
 ) -> Path:
@@ -328,16 +347,7 @@ def reliability_diagram_png(
             ax_counts.set_ylabel("episodes")
     fig.suptitle(f"{title} (n = {n_total}, {bins} bins)")
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp_name, format="png")
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
+    return write_png_atomically(fig, path)
 
 
 def png_to_markdown(path: Path, title: str | None = None) -> str:

@@ -24,9 +24,9 @@ import polars as pl
 from numba import njit
 from pandera.api.polars.types import PolarsData
 from pandera.engines.polars_engine import DateTime
-from pandera.errors import SchemaError
 
 from ..config import SpymasterConfig
+from ..schema_validation import validate_table
 
 TS_DTYPE = pl.Datetime("ns", "UTC")
 UTC_NS = DateTime(time_zone="UTC", time_unit="ns")
@@ -507,26 +507,11 @@ def silver_depth_flow_1m_schema() -> pa.DataFrameSchema:
     )
 
 
-def _validate(schema: pa.DataFrameSchema, frame: pl.DataFrame, table: str) -> pl.DataFrame:
-    try:
-        return schema.validate(frame)
-    except SchemaError as err:
-        raise SchemaError(
-            schema,
-            frame,
-            f"{table}: {err}",
-            failure_cases=err.failure_cases,
-            check=err.check,
-            reason_code=err.reason_code,
-            column_name=err.column_name,
-        ) from err
-
-
 def validate_silver_book_1s(frame: pl.DataFrame, config: SpymasterConfig) -> pl.DataFrame:
     """Validate a silver_book_1s frame; returns it, or raises SchemaError whose message starts with "silver_book_1s:"."""
-    return _validate(silver_book_1s_schema(config), frame, "silver_book_1s")
+    return validate_table(silver_book_1s_schema(config), frame, "silver_book_1s")
 
 
 def validate_silver_depth_flow_1m(frame: pl.DataFrame) -> pl.DataFrame:
     """Validate a silver_depth_flow_1m frame; raises SchemaError whose message starts with "silver_depth_flow_1m:"."""
-    return _validate(silver_depth_flow_1m_schema(), frame, "silver_depth_flow_1m")
+    return validate_table(silver_depth_flow_1m_schema(), frame, "silver_depth_flow_1m")

@@ -13,9 +13,9 @@ import polars as pl
 from pandera.api.polars.model_config import BaseConfig
 from pandera.api.polars.types import PolarsData
 from pandera.engines.polars_engine import DateTime
-from pandera.errors import SchemaError
 
 from ..config import DIRECTIONS, LEVEL_KINDS, OUTCOMES, SpymasterConfig
+from ..schema_validation import validate_table
 from .feature_names import all_feature_columns
 from .level_state import integer_feature_columns
 
@@ -163,39 +163,24 @@ def silver_level_state_schema(config: SpymasterConfig) -> pa.DataFrameSchema:
     )
 
 
-def _validate(schema: pa.DataFrameSchema, frame: pl.DataFrame, table: str) -> pl.DataFrame:
-    try:
-        return schema.validate(frame)
-    except SchemaError as err:
-        raise SchemaError(
-            schema,
-            frame,
-            f"{table}: {err}",
-            failure_cases=err.failure_cases,
-            check=err.check,
-            reason_code=err.reason_code,
-            column_name=err.column_name,
-        ) from err
-
-
 def validate_silver_bars(frame: pl.DataFrame) -> pl.DataFrame:
     """Validate a silver_bars frame; returns it, or raises SchemaError whose message starts with "silver_bars:"."""
-    return _validate(SilverBars.to_schema(), frame, "silver_bars")
+    return validate_table(SilverBars.to_schema(), frame, "silver_bars")
 
 
 def validate_silver_levels(frame: pl.DataFrame) -> pl.DataFrame:
     """Validate a silver_levels frame; returns it, or raises SchemaError whose message starts with "silver_levels:"."""
-    return _validate(SilverLevels.to_schema(), frame, "silver_levels")
+    return validate_table(SilverLevels.to_schema(), frame, "silver_levels")
 
 
 def validate_silver_level_state(frame: pl.DataFrame, config: SpymasterConfig) -> pl.DataFrame:
     """Validate a silver_level_state frame for ``config``; raises SchemaError starting with "silver_level_state:"."""
-    return _validate(silver_level_state_schema(config), frame, "silver_level_state")
+    return validate_table(silver_level_state_schema(config), frame, "silver_level_state")
 
 
 def validate_silver_outcomes(frame: pl.DataFrame) -> pl.DataFrame:
     """Validate a silver_outcomes frame; returns it, or raises SchemaError whose message starts with "silver_outcomes:"."""
-    return _validate(SilverOutcomes.to_schema(), frame, "silver_outcomes")
+    return validate_table(SilverOutcomes.to_schema(), frame, "silver_outcomes")
 
 
 def _feature_description(name: str) -> str:
