@@ -19,14 +19,8 @@ import numpy as np
 import polars as pl
 
 from ..errors import RawDataError
+from .dbn_layout import PRICE_SCALE, UNDEF_PRICE  # prices are divided by PRICE_SCALE, as DBNStore.to_df does: exact for every tick price
 
-#: DBN fixed-point price scale: 1 unit = 1e-9 index points.
-FIXED_PRICE_SCALE = 1e-9
-#: Fixed-point units per index point. Prices are DIVIDED by it (as DBNStore.to_df does): that is exact
-#: to the nearest float for every tick price, where multiplying by 1e-9 is one ulp off for some.
-FIXED_PRICE_DIVISOR = 1e9
-#: Sentinel of an undefined price in DBN (i64::MAX).
-UNDEF_PRICE = np.iinfo(np.int64).max
 DBN_SUFFIXES = (".dbn", ".dbn.zst")
 _CHUNK_RECORDS = 1_000_000
 
@@ -220,7 +214,7 @@ def read_ohlcv_1m(paths: list[Path], start: datetime, end: datetime) -> pl.DataF
                     {
                         "ts_event": sel["ts_event"].astype(np.int64),
                         "instrument_id": sel["instrument_id"].astype(np.uint32),
-                        **{c: p.astype(np.float64) / FIXED_PRICE_DIVISOR for c, p in prices.items()},
+                        **{c: p.astype(np.float64) / PRICE_SCALE for c, p in prices.items()},
                         "volume": sel["volume"].astype(np.int64),
                     }
                 ).with_columns(
@@ -248,7 +242,7 @@ def read_ohlcv_1m(paths: list[Path], start: datetime, end: datetime) -> pl.DataF
 
 
 def _fixed(a: np.ndarray) -> np.ndarray:
-    out = a.astype(np.float64) / FIXED_PRICE_DIVISOR
+    out = a.astype(np.float64) / PRICE_SCALE
     out[a == UNDEF_PRICE] = np.nan
     return out
 

@@ -50,17 +50,10 @@ from numba import njit
 
 from ..errors import RawDataError
 from .dbn_files import UNDEF_PRICE, iter_records
+from .dbn_layout import F_MAYBE_BAD_BOOK, PRICE_SCALE
 
 UTC_NS = pl.Datetime("ns", "UTC")
-PRICE_DIVISOR = 1e9
 
-#: DBN record flags (Databento ``FlagSet``).
-F_LAST = 128
-F_TOB = 64
-F_SNAPSHOT = 32
-F_MBP = 16
-F_BAD_TS_RECV = 8
-F_MAYBE_BAD_BOOK = 4
 
 #: Where each bronze table's rows come from, in order of preference (contract of issue 3).
 TRADE_SOURCES: tuple[str, ...] = ("trades", "tbbo", "mbp-1", "mbp-10", "mbo")
@@ -146,7 +139,7 @@ def new_counters() -> dict[str, int]:
 
 def prices_to_points(fixed: np.ndarray) -> np.ndarray:
     """DBN fixed-point prices (int64, 1e-9 points) -> Float64 index points, NaN where ``UNDEF_PRICE``."""
-    out = fixed.astype(np.float64) / PRICE_DIVISOR
+    out = fixed.astype(np.float64) / PRICE_SCALE
     out[fixed == UNDEF_PRICE] = np.nan
     return out
 

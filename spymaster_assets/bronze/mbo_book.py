@@ -77,21 +77,14 @@ import numpy as np
 import polars as pl
 from numba import njit
 
-#: DBN record flags (Databento "Flags").
-F_LAST = 128
-F_TOB = 64
-F_SNAPSHOT = 32
-F_MBP = 16
-F_BAD_TS_RECV = 8
-F_MAYBE_BAD_BOOK = 4
+from .dbn_layout import F_BAD_TS_RECV, F_LAST, F_MAYBE_BAD_BOOK, F_SNAPSHOT, UNDEF_PRICE
+
 #: Output-only flag bit (not a DBN flag; DBN flags are 8 bits): this 'C'/'M' removes size that an 'F'
 #: of the same exchange event already reported as filled.
 F_FILL_REMOVAL = 256
 
 #: Largest number of price ticks a side's level array may span (about 4 M; 64 MB for both sides).
 MAX_LEVELS_PER_SIDE = 1 << 22
-#: DBN undefined price (i64::MAX).
-UNDEF_PRICE = np.iinfo(np.int64).max
 
 #: Counter names, in the order of the kernel's counter vector.
 COUNTER_NAMES: tuple[str, ...] = (

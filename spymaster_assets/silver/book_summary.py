@@ -25,6 +25,7 @@ from numba import njit
 from pandera.api.polars.types import PolarsData
 from pandera.engines.polars_engine import DateTime
 
+from ..bronze.dbn_layout import F_SNAPSHOT
 from ..config import SpymasterConfig
 from ..schema_validation import validate_table
 
@@ -32,8 +33,6 @@ TS_DTYPE = pl.Datetime("ns", "UTC")
 UTC_NS = DateTime(time_zone="UTC", time_unit="ns")
 NS_PER_SECOND = 1_000_000_000
 NS_PER_MINUTE = 60 * NS_PER_SECOND
-#: DBN flag of a record that belongs to a book snapshot (not market activity).
-F_SNAPSHOT = 32
 #: Book sources of bronze_futures_mbp10 and bronze_futures_bbo.
 TOP_OF_BOOK_LEVELS = 1
 _MBO_SOURCE = "mbo"
