@@ -339,36 +339,9 @@ def stat_records(instrument_id, ts_recv, ts_ref, price, quantity, stat_type) -> 
     return out
 
 
-@dataclass(frozen=True)
-class _Interval:
-    start_date: date
-    end_date: date
-    symbol: str
-
-
-@dataclass(frozen=True)
-class _Mapping:
-    raw_symbol: str
-    intervals: list
-
-
 def options_metadata(schema: str, chain: pl.DataFrame, start: datetime, end: datetime):
     """DBN v3 metadata: GLBX.MDP3, ``schema``, every option's raw_symbol -> instrument_id over ``[start, end)``."""
-    import databento_dbn as dbn
-
-    schemas = {"definition": dbn.Schema.DEFINITION, "statistics": dbn.Schema.STATISTICS,
-               "bbo-1m": dbn.Schema.BBO_1M, "trades": dbn.Schema.TRADES}
-    first_day = start.astimezone(timezone.utc).date()
-    last_day = (end - timedelta(microseconds=1)).astimezone(timezone.utc).date() + timedelta(days=1)
-    symbols = chain["raw_symbol"].to_list()
-    ids = chain["instrument_id"].to_list()
-    return dbn.Metadata(
-        dataset=futures_gen.DATASET, start=int(start.timestamp()) * NS, end=int(end.timestamp()) * NS,
-        stype_in=dbn.SType.RAW_SYMBOL, stype_out=dbn.SType.INSTRUMENT_ID, schema=schemas[schema],
-        symbols=symbols, partial=[], not_found=[],
-        mappings=[_Mapping(s, [_Interval(first_day, last_day, str(i))]) for s, i in zip(symbols, ids)],
-        ts_out=False, version=3,
-    )
+    return futures_gen.session_metadata(schema, list(zip(chain["raw_symbol"].to_list(), chain["instrument_id"].to_list())), start, end)
 
 
 def options_output_path(out_dir: Path, session_date: date, schema: str) -> Path:

@@ -811,14 +811,24 @@ class _Mapping:
 
 def build_metadata(schema: str, contract: Contract, start: datetime, end: datetime):
     """DBN v3 metadata for one schema of the session: dataset GLBX.MDP3, raw_symbol -> instrument_id mapping."""
+    return session_metadata(schema, [(contract.raw_symbol, contract.instrument_id)], start, end)
+
+
+def session_metadata(schema: str, instruments: list[tuple[str, int]], start: datetime, end: datetime):
+    """DBN v3 metadata of GLBX.MDP3 ``schema`` over ``[start, end)``, mapping each (raw_symbol, instrument_id).
+
+    The mapping intervals cover the UTC days from ``start`` to the day after the last instant, as
+    Databento writes them. Raises KeyError for a schema the generators do not write.
+    """
     import databento_dbn as dbn
 
     schemas = {
         "mbo": dbn.Schema.MBO, "mbp-10": dbn.Schema.MBP_10, "trades": dbn.Schema.TRADES,
         "definition": dbn.Schema.DEFINITION, "ohlcv-1m": dbn.Schema.OHLCV_1M,
+        "statistics": dbn.Schema.STATISTICS, "bbo-1m": dbn.Schema.BBO_1M,
     }
     first_day = start.astimezone(timezone.utc).date()
-    last_day = (end - timedelta(microseconds=1)).astimezone(timezone.utc).date()
+    last_day = (end - timedelta(microseconds=1)).astimezone(timezone.utc).date() + timedelta(days=1)
     return dbn.Metadata(
         dataset=DATASET,
         start=int(start.timestamp()) * NS,
@@ -826,10 +836,10 @@ def build_metadata(schema: str, contract: Contract, start: datetime, end: dateti
         stype_in=dbn.SType.RAW_SYMBOL,
         stype_out=dbn.SType.INSTRUMENT_ID,
         schema=schemas[schema],
-        symbols=[contract.raw_symbol],
+        symbols=[symbol for symbol, _ in instruments],
         partial=[],
         not_found=[],
-        mappings=[_Mapping(contract.raw_symbol, [_Interval(first_day, last_day + timedelta(days=1), str(contract.instrument_id))])],
+        mappings=[_Mapping(symbol, [_Interval(first_day, last_day, str(iid))]) for symbol, iid in instruments],
         ts_out=False,
         version=3,
     )
