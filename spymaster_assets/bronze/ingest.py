@@ -225,6 +225,17 @@ def _frames(batches: Iterator[Batch], schema, session_date, source, on_batch: Ca
         yield batch_frame(batch, schema, session_date, source)
 
 
+def defined_price_trades(batches: Iterator[Batch], counters: dict[str, int]) -> Iterator[Batch]:
+    """The trade batches without their trades of undefined price (dropped, counted ``undefined_price_trades``); empty batches skipped."""
+    for batch in batches:
+        undefined = np.isnan(batch["price"])
+        if undefined.any():
+            counters["undefined_price_trades"] += int(undefined.sum())
+            batch = {k: v[~undefined] for k, v in batch.items()}
+        if len(batch["ts_recv"]):
+            yield batch
+
+
 def session_trades(catalog: RawCatalog, session_date: date, instrument_id: int, definitions: pl.DataFrame, config: SpymasterConfig) -> SessionStream:
     """bronze_futures_trades of a session: the front month's trades, sorted by (ts_recv, sequence).
 
@@ -245,16 +256,7 @@ def session_trades(catalog: RawCatalog, session_date: date, instrument_id: int, 
     selection = _selection(files, instrument_id, definitions, session_date, config, trades_only=schema != "trades")
     counters = selection.counters
 
-    def defined_prices(batches: Iterator[Batch]) -> Iterator[Batch]:
-        for batch in batches:
-            undefined = np.isnan(batch["price"])
-            if undefined.any():
-                counters["undefined_price_trades"] += int(undefined.sum())
-                batch = {k: v[~undefined] for k, v in batch.items()}
-            if len(batch["ts_recv"]):
-                yield batch
-
-    batches = defined_prices(session_batches([f.path for f in files], selection, decode_trades, config.decode_chunk_records))
+    batches = defined_price_trades(session_batches([f.path for f in files], selection, decode_trades, config.decode_chunk_records), counters)
     return SessionStream(
         table="bronze_futures_trades",
         source=schema,

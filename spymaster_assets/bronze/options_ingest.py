@@ -32,7 +32,6 @@ definition snapshot at the start of each day), else the records' ts_event range.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date, timedelta
 
 import numpy as np
@@ -42,7 +41,7 @@ from ..config import SpymasterConfig
 from ..errors import RawDataError
 from ..sessions import session_bounds_utc
 from .dbn_files import DbnFileInfo, RawCatalog, _ns, read_definitions, symbol_map
-from .ingest import SessionStream, _frames, definition_files_for_session, file_span, known_instrument_ids
+from .ingest import SessionStream, _frames, defined_price_trades, definition_files_for_session, file_span, known_instrument_ids
 from .market_records import (
     at_interval_end,
     BBO_SCHEMA,
@@ -241,17 +240,8 @@ def session_options_trades(
     counters = selection.counters
     counters.update(chain_instruments=len(ids), files_skipped_no_chain_instrument=skipped)
 
-    def defined_prices(batches: Iterator[Batch]) -> Iterator[Batch]:
-        for batch in batches:
-            undefined = np.isnan(batch["price"])
-            if undefined.any():
-                counters["undefined_price_trades"] += int(undefined.sum())
-                batch = {k: v[~undefined] for k, v in batch.items()}
-            if len(batch["ts_recv"]):
-                yield batch
-
     paths = [f.path for f in files]
-    batches = defined_prices(session_batches(paths, selection, decode_trades, config.decode_chunk_records, check_overlap=False))
+    batches = defined_price_trades(session_batches(paths, selection, decode_trades, config.decode_chunk_records, check_overlap=False), counters)
     return SessionStream(
         table=table,
         source=schema,
