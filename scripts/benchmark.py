@@ -47,7 +47,7 @@ import polars as pl  # noqa: E402
 from spymaster_assets.bronze.dbn_files import RawCatalog  # noqa: E402
 from spymaster_assets.bronze.ingest import session_definitions, session_ohlcv_1m, sessions_with_rth_data  # noqa: E402
 from spymaster_assets.config import OUTCOMES, SpymasterConfig  # noqa: E402
-from spymaster_assets.gold.episodes import select_episodes  # noqa: E402
+from spymaster_assets.gold.episodes import episodes_schema, select_episodes  # noqa: E402
 from spymaster_assets.gold.normalization import fit_normalization  # noqa: E402
 from spymaster_assets.gold.schema_indexes import SchemaIndexes  # noqa: E402
 from spymaster_assets.gold.setup_index import SetupIndex  # noqa: E402
@@ -128,24 +128,6 @@ def load_bronze_sessions(config: SpymasterConfig, max_sessions: int) -> list[tup
     return out
 
 
-def _empty_history(config: SpymasterConfig) -> pl.DataFrame:
-    columns = vector_columns(config)
-    return pl.DataFrame(
-        schema={
-            "partition_key": pl.Utf8,
-            "session_date": pl.Date,
-            "ts_event": pl.Datetime("ns", "UTC"),
-            "level_kind": pl.Utf8,
-            "direction": pl.Utf8,
-            "time_bucket": pl.Utf8,
-            "outcome": pl.Utf8,
-            "vector": pl.Array(pl.Float32, len(columns)),
-            "vector_version": pl.Utf8,
-            "feature_families": pl.Utf8,
-        }
-    )
-
-
 def run_session_pipeline(
     day: date,
     ohlcv_1m: pl.DataFrame,
@@ -171,7 +153,7 @@ def run_session_pipeline(
     episodes = select_episodes(state, outcomes, config)
     t2 = time.perf_counter()
     trailing = history[-config.normalization_sessions:]
-    recent = pl.concat(trailing, how="diagonal_relaxed") if trailing else _empty_history(config)
+    recent = pl.concat(trailing, how="diagonal_relaxed") if trailing else pl.DataFrame(schema=episodes_schema(len(vector_columns(config))))
     stats = fit_normalization(recent.filter(pl.col("vector_version") == version), columns, config, as_of=day)
     t3 = time.perf_counter()
     everything = pl.concat(history, how="diagonal_relaxed") if history else None

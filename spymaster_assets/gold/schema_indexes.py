@@ -22,6 +22,7 @@ import polars as pl
 from spymaster_resources.lake import replace_directory
 
 from ..config import SpymasterConfig
+from .episodes import SETUP_KEY_SCHEMA
 from .normalization import NormalizationStats, normalize
 from .setup_index import META_COLUMNS, SetupIndex
 from .vectors import parse_families, schema_dims, schema_version, vector_version
@@ -29,20 +30,6 @@ from .vectors import parse_families, schema_dims, schema_version, vector_version
 MANIFEST = "manifest.json"
 BARS_SCHEMA = "bars"
 _FORMAT = "schema-indexes-1"
-
-
-def _empty_meta() -> pl.DataFrame:
-    return pl.DataFrame(
-        schema={
-            "partition_key": pl.Utf8,
-            "session_date": pl.Date,
-            "ts_event": pl.Datetime("ns", "UTC"),
-            "level_kind": pl.Utf8,
-            "direction": pl.Utf8,
-            "time_bucket": pl.Utf8,
-            "outcome": pl.Utf8,
-        }
-    )
 
 
 class SchemaIndexes:
@@ -107,7 +94,7 @@ class SchemaIndexes:
                 rows = history.filter(pl.Series(member))
             if rows is None or rows.height == 0:
                 vectors = np.zeros((0, len(dims)), dtype=np.float32)
-                meta = _empty_meta()
+                meta = pl.DataFrame(schema={"partition_key": pl.String(), **SETUP_KEY_SCHEMA, "outcome": pl.String()})
             else:
                 full = rows["vector"].to_numpy().astype(np.float32).reshape(rows.height, -1)
                 vectors = normalize(full, stats, config.robust_z_clip, dims)
