@@ -234,8 +234,13 @@ def _markdown_rows(frame: pl.DataFrame, limit: int = OFFENDING_ROWS_SHOWN) -> Me
     return MetadataValue.md("\n".join(lines))
 
 
-def _missing_partition(table: str, day: date, path: Path) -> AssetCheckResult:
-    return AssetCheckResult(passed=False, description=f"{table} has no partition {day} ({path} missing)", metadata={"path": str(path)})
+def _missing_partition(lake, day: date, *tables: str) -> AssetCheckResult | None:
+    """A failed result naming the first silver table of ``tables`` with no partition ``day``, else None (all present)."""
+    for table in tables:
+        if not lake.exists("silver", table, day):
+            path = lake.partition_path("silver", table, day)
+            return AssetCheckResult(passed=False, description=f"{table} has no partition {day} ({path} missing)", metadata={"path": str(path)})
+    return None
 
 
 @asset_check(
@@ -250,8 +255,8 @@ def silver_bars_rth_no_gaps(context: AssetCheckExecutionContext, spymaster: Spym
     """Regular-hours 1-minute bars have no gap."""
     day = session_of_partition_key(context.partition_key)
     cfg, lake = spymaster.config, spymaster.lake
-    if not lake.exists("silver", "silver_bars", day):
-        return _missing_partition("silver_bars", day, lake.partition_path("silver", "silver_bars", day))
+    if missing := _missing_partition(lake, day, "silver_bars"):
+        return missing
     bars = lake.scan("silver", "silver_bars", day).select("bar_minutes", "ts_event").collect()
     missing = missing_rth_minutes(bars, day, cfg)
     start, end = regular_hours_utc(day, cfg)
@@ -279,8 +284,8 @@ def silver_levels_pairs_ordered(context: AssetCheckExecutionContext, spymaster: 
     """Low levels never lie above their high."""
     day = session_of_partition_key(context.partition_key)
     lake = spymaster.lake
-    if not lake.exists("silver", "silver_levels", day):
-        return _missing_partition("silver_levels", day, lake.partition_path("silver", "silver_levels", day))
+    if missing := _missing_partition(lake, day, "silver_levels"):
+        return missing
     levels = lake.read("silver", "silver_levels", day)
     bad = paired_level_violations(levels)
     return AssetCheckResult(
@@ -304,9 +309,8 @@ def silver_levels_inside_session_range(context: AssetCheckExecutionContext, spym
     """Levels lie inside the range traded so far."""
     day = session_of_partition_key(context.partition_key)
     cfg, lake = spymaster.config, spymaster.lake
-    for table in ("silver_levels", "silver_bars"):
-        if not lake.exists("silver", table, day):
-            return _missing_partition(table, day, lake.partition_path("silver", table, day))
+    if missing := _missing_partition(lake, day, "silver_levels", "silver_bars"):
+        return missing
     levels = lake.read("silver", "silver_levels", day)
     bars = lake.scan("silver", "silver_bars", day).select("bar_minutes", "ts_close", "high", "low").collect()
     bad = levels_outside_session_range(levels, bars, cfg)
@@ -326,8 +330,8 @@ def silver_outcomes_not_degenerate(context: AssetCheckExecutionContext, spymaste
     """Label distribution is not degenerate."""
     day = session_of_partition_key(context.partition_key)
     lake = spymaster.lake
-    if not lake.exists("silver", "silver_outcomes", day):
-        return _missing_partition("silver_outcomes", day, lake.partition_path("silver", "silver_outcomes", day))
+    if missing := _missing_partition(lake, day, "silver_outcomes"):
+        return missing
     counts = outcome_distribution(lake.scan("silver", "silver_outcomes", day).select("outcome").collect())
     degenerate = is_degenerate(counts)
     total = sum(counts.values())
