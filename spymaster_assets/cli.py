@@ -99,6 +99,15 @@ def _print_answer(answer: dict) -> None:
         base = " ".join(f"{k}={v:.2f}" for k, v in lvl["base_rate"].items())
         families = lvl["vector_schema"].rsplit("[", 1)[-1].rstrip("]")
         print(f"{head}  {probs}  n_eff={lvl['effective_sample_size']:.1f}  base: {base}  features: {families}")
+        parts = {name: comp for name, comp in lvl.get("components", {}).items() if comp is not None}
+        shown = "  ".join(f"{name} " + "/".join(f"{v:.2f}" for v in comp.values()) for name, comp in parts.items())
+        how = lvl.get("answer_source", "knn")
+        if lvl.get("blend_weight") is not None:
+            how += f" w={lvl['blend_weight']:.2f} T={lvl['temperature']:.2f}, model through {lvl['model_trained_through']}"
+        print(f"      answer: {how}; components P(B/R/C): {shown}")
+        drivers = lvl.get("match_drivers") or []
+        if drivers:
+            print("      match driven by: " + ", ".join(f"{d['feature']} ({d['share']:.0%})" for d in drivers if d["share"] is not None))
         for n in lvl["neighbours"][:5]:
             print(f"      {n['date']} {n['time']}  sim={n['similarity']:.3f}  {n['outcome']}")
 
@@ -155,6 +164,21 @@ def main(argv: list[str] | None = None) -> int:
     p_replay.add_argument("--level", type=_level, help=f"only this level kind ({', '.join(LEVEL_KINDS)})")
     p_replay.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
+    p_eval = sub.add_parser(
+        "evaluate",
+        help="walk-forward scores of the answer beside the base rate, the distance lookup, kNN and XGBoost (from the lake)",
+        description=(
+            "Scores gold_signals against what happened, every session answered only from earlier sessions. Each model "
+            "(base_rate: the index partition's outcome rate; distance: the rate by level kind, direction and |distance| "
+            "bin; knn: the neighbours' Dirichlet posterior; xgboost: gold_model; answer: the calibrated blend) is scored "
+            "on the same episodes: multi-class Brier, Brier skill score (BSS) against the base rate and against the "
+            "distance lookup with a 90%% interval from resampling whole sessions, log loss, classwise and top-label ECE."
+        ),
+    )
+    p_eval.add_argument("--start", type=_date, help="first session scored, YYYY-MM-DD (default: the first with enough history)")
+    p_eval.add_argument("--end", type=_date, help="last session scored, YYYY-MM-DD (default: the latest materialized)")
+    p_eval.add_argument("--json", action="store_true", help="print the table as JSON rows")
+
     p_demo = sub.add_parser("demo", help="copy the embedded real ES sample to a data root, backfill it, query it, evaluate")
     p_demo.add_argument("--home", dest="demo_home", type=Path, default=Path("data/demo"), help="data root for the demo (default data/demo)")
 
@@ -190,6 +214,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps({"date": str(args.date), "level": args.level, "note": note, "bars": bars}, indent=2, default=str))
             else:
                 print(format_replay(bars, args.date, args.level, config.horizon_minutes))
+            return 0
+        if args.command == "evaluate":
+            from .gold.report import evaluate_lake
+
+            table, text = evaluate_lake(config, args.start, args.end)
+            print(json.dumps(table.to_dicts(), indent=2, default=str) if args.json else text)
             return 0
         if args.command == "gamma":
             from .gold.query import gamma_profile_at

@@ -91,9 +91,34 @@ class SpymasterConfig:
     approximate_index_min_vectors: int = 200_000
     index_retention_sessions: int = 20
     smoothing_span_anchors: int = 3
+    # Distance lookup (the baseline to beat): outcome rate by (level kind, direction, |d| bin).
+    distance_bin_atr: float = 0.5
+    distance_bins: int = 4
+    distance_prior_strength: float = 10.0  # pseudo-setups of the (kind, direction) rate per cell
+    # gold_model: XGBoost multi:softprob, trained as of D on sessions before D.
+    model_retrain_sessions: int = 5  # cadence: a new model every N sessions, the latest one reused in between
+    model_min_sessions: int = 5  # fewer earlier sessions: no model, the answer is the kNN posterior
+    xgb_rounds: int = 150
+    xgb_max_depth: int = 3
+    xgb_learning_rate: float = 0.05
+    xgb_min_child_weight: float = 5.0
+    xgb_subsample: float = 0.8
+    xgb_colsample_bytree: float = 0.8
+    xgb_reg_lambda: float = 1.0
+    xgb_seed: int = 7
+    # Learned similarity: "model_gain" weighs each vector dimension by its share of the model's gain; "equal" does not.
+    similarity_weighting: str = "model_gain"
+    # Blend and calibration: calibrate(w * P_xgb + (1 - w) * P_knn), fitted on earlier sessions' signals.
+    blend_default_weight: float = 0.5
+    blend_min_sessions: int = 3  # earlier sessions with a model needed to fit w and T
+    blend_sessions: int = 60  # trailing sessions the blend is fitted on
+    # Tuned values: a parameter file whose tuning ended before D overrides the defaults for D.
+    tuned_params_file: str = ""  # "" = <home>/params/tuned.json when present
     # Evaluation.
     min_history_sessions: int = 3
     calibration_bins: int = 10
+    bootstrap_replicates: int = 1000
+    bootstrap_seed: int = 20131007
 
     @classmethod
     def from_env(cls, **overrides: object) -> "SpymasterConfig":

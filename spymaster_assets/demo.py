@@ -54,20 +54,14 @@ def run_demo(home: Path) -> int:
     bar = pick_query_bar(config, day)
     print(f"\nspymaster query --date {day} --time {bar:%H:%M}   (index as of {day}: only earlier sessions)")
     _print_answer(answer_query(config, day, bar, None))
-    evaluation = pl.read_parquet(config.lake_dir / "gold" / "gold_evaluation" / f"date={day}" / "part-0.parquet")
-    overall = evaluation.filter((pl.col("scope") == "cumulative") & (pl.col("level_kind") == "ALL") & (pl.col("direction") == "ALL"))
-    print("\nWalk-forward evaluation over every session with enough history:")
-    if overall.height:
-        row = overall.row(0, named=True)
-        print(
-            f"  episodes {row['n_episodes']}  sessions {row['n_sessions']}\n"
-            f"  Brier {row['brier']:.4f} vs base rate {row['brier_base']:.4f}  (skill score {row['brier_skill_score']:+.4f})\n"
-            f"  log loss {row['log_loss']:.4f} vs base {row['log_loss_base']:.4f}  ECE {row['ece']:.4f}\n"
-            f"  {'beats' if row['beats_base_rate'] else 'does NOT beat'} the base rate"
-        )
-    else:
-        print("  not enough history to score")
-    print(f"  reliability diagram: {config.reports_dir / f'reliability_{day}.png'}")
+    from .gold.report import evaluate_lake
+
+    print("\nspymaster evaluate   (every model on the same episodes, walk-forward; 90% session-bootstrap intervals)")
+    try:
+        print(evaluate_lake(config)[1])
+    except SpymasterError as exc:
+        print(f"  not enough history to score: {exc}")
+    print(f"  reliability diagrams: {config.reports_dir}/reliability_{day}*.png")
     from .catalog.views import write_catalog
 
     catalog = write_catalog(config.lake_dir, home / "spymaster.duckdb")

@@ -1,11 +1,12 @@
-"""What Spymaster knew as of day D: the normalization statistics and the setup index built from earlier sessions.
+"""What Spymaster knew as of day D: normalization, model, setup index, distance lookup and blend fit.
 
 Shared by the gold assets and the CLI so both answer with the same code path. Point in time: only
-``gold_episodes`` partitions strictly before D are read.
+``gold_episodes`` and ``gold_signals`` partitions strictly before D are read.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import date
 from pathlib import Path
@@ -15,10 +16,14 @@ import polars as pl
 from spymaster_resources.lake import Lake
 
 from ..config import SpymasterConfig
-from ..errors import MissingPartitionError
+from ..errors import MissingPartitionError, SpymasterError
+from .answer import KnownBefore, fit_blend_on_signals
+from .distance_baseline import fit_distance_table
+from .model import OutcomeModel, train_model, training_window, xgb_params
 from .normalization import NormalizationStats, fit_normalization, stats_from_frame
 from .schema_indexes import SchemaIndexes
 from .vectors import vector_columns, vector_version
+from .walk_forward import similarity_weights_of
 
 GOLD = "gold"
 
@@ -54,9 +59,100 @@ def index_dir(lake: Lake, day: date) -> Path:
 
 
 def build_index_as_of(lake: Lake, day: date, stats: NormalizationStats, config: SpymasterConfig) -> SchemaIndexes:
-    """Every episode before ``day`` (same vector layout), normalized with ``day``'s statistics, indexed per vector schema and partition."""
+    """Every episode before ``day`` (same vector layout), normalized with ``day``'s statistics and the
+    learned similarity weights of the model as of ``day``, indexed per vector schema and partition."""
     history, _ = episodes_before(lake, day)
-    return SchemaIndexes.build(history, stats, config, as_of=day)
+    weights, source = similarity_weights_of(model_as_of(lake, day, config), config)
+    return SchemaIndexes.build(history, stats, config, as_of=day, weights=weights, weights_source=source)
+
+
+def model_dir(lake: Lake, day: date) -> Path:
+    """Directory of the saved gold_model as of ``day`` (model.json and meta.json, or only a meta.json saying there is none)."""
+    return lake.partition_dir(GOLD, "gold_model", day)
+
+
+def fit_model_as_of(lake: Lake, day: date, config: SpymasterConfig) -> tuple[OutcomeModel | None, str]:
+    """The model as of ``day`` under the retraining cadence, and how it was obtained.
+
+    The training window is ``model.training_window`` of the gold_episodes sessions before ``day``.
+    Returns (None, reason) when the window is empty; (model, "reused from D0") when an earlier
+    saved model has exactly that window (loaded, not retrained); else (model, "trained").
+    """
+    sessions = lake.dates_before(GOLD, "gold_episodes", day)
+    window = training_window(sessions, config)
+    if not window:
+        return None, f"{len(sessions)} earlier sessions; a model needs {config.model_min_sessions}"
+    for earlier in reversed(lake.dates_before(GOLD, "gold_model", day)):
+        try:
+            previous = OutcomeModel.load(model_dir(lake, earlier))
+        except (FileNotFoundError, ValueError):
+            continue
+        if previous.training_sessions == window and previous.vector_version == vector_version(config) and previous.params.get("num_boost_round") == config.xgb_rounds:
+            if {k: v for k, v in previous.params.items() if k != "num_boost_round"} == xgb_params(config):
+                return previous.as_of_day(day), f"reused from {earlier}"
+        if previous.training_sessions and previous.training_sessions[-1] < window[-1]:
+            break  # older models have shorter windows still
+    history = lake.read_many(GOLD, "gold_episodes", window)
+    return train_model(history, config, as_of=day), "trained"
+
+
+def model_as_of(lake: Lake, day: date, config: SpymasterConfig) -> OutcomeModel | None:
+    """The saved model as of ``day`` (None when the partition records that there is none).
+
+    A missing partition or a missing or corrupt model file is rebuilt from the lake (same window,
+    same deterministic training) and not written back. Raises SpymasterError naming the file when
+    the partition's description is unreadable.
+    """
+    directory = model_dir(lake, day)
+    meta = directory / "meta.json"
+    if meta.is_file():
+        try:
+            description = json.loads(meta.read_text())
+        except json.JSONDecodeError as exc:
+            raise SpymasterError(f"{meta}: corrupt gold_model description ({exc}); rematerialize gold_model for {day}") from None
+        if description.get("model") is None and description.get("format") == NO_MODEL_FORMAT:
+            return None
+        try:
+            model = OutcomeModel.load(directory)
+            if model.as_of == day:
+                return model
+        except (FileNotFoundError, ValueError):
+            pass  # rebuilt below from the lake
+    model, _ = fit_model_as_of(lake, day, config)
+    return model
+
+
+NO_MODEL_FORMAT = "gold-model-none-1"
+
+
+def blend_fit_as_of(lake: Lake, day: date, config: SpymasterConfig):
+    """w and T for ``day``, fitted on the gold_signals of the sessions before it joined with their outcomes."""
+    # Every earlier session is read: the fit itself keeps the trailing blend_sessions that had a model.
+    dates = [d for d in lake.dates_before(GOLD, "gold_signals", day) if lake.exists(GOLD, "gold_episodes", d)]
+    signals = lake.read_many(GOLD, "gold_signals", dates)
+    if signals is None or signals.height == 0 or "p_xgb_break" not in signals.columns:
+        return fit_blend_on_signals(None, config)
+    outcomes = lake.read_many(GOLD, "gold_episodes", dates).select("session_date", "ts_event", "level_kind", "outcome")
+    return fit_blend_on_signals(signals.join(outcomes, on=["session_date", "ts_event", "level_kind"], how="inner"), config)
+
+
+def known_before_from_lake(lake: Lake, day: date, config: SpymasterConfig) -> KnownBefore:
+    """Everything the gold assets know before ``day``, read from the lake (the CLI and gold_signals share it).
+
+    Raises:
+        MissingPartitionError: gold_normalization or the index of ``day`` was not materialized.
+    """
+    history, _ = episodes_before(lake, day)
+    if history is None:
+        history = pl.DataFrame(schema={"level_kind": pl.String, "direction": pl.String, "distance_atr": pl.Float64, "outcome": pl.String})
+    return KnownBefore(
+        as_of=day,
+        indexes=index_as_of(lake, day, config),
+        stats=stats_as_of(lake, day),
+        model=model_as_of(lake, day, config),
+        distance_table=fit_distance_table(history, config),
+        blend_fit=blend_fit_as_of(lake, day, config),
+    )
 
 
 def index_as_of(lake: Lake, day: date, config: SpymasterConfig) -> SchemaIndexes:

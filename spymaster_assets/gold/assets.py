@@ -1,6 +1,7 @@
-"""Gold assets (Dagster wiring only): episodes, normalization, setup index, signals and their evaluation."""
+"""Gold assets (Dagster wiring only): episodes, normalization, model, setup index, signals and their evaluation."""
 
 
+import json
 from datetime import date
 
 import polars as pl
@@ -12,16 +13,16 @@ from ..partitions import PREVIOUS_SESSION, session_of_partition_key, trading_day
 from ..silver.assets import silver_level_state, silver_outcomes
 from ..table_metadata import column_schema, same_columns, table_metadata
 from . import as_of
+from .answer import MODEL_PREFIXES, probability_columns
 from .episodes import select_episodes
-from .evaluation import evaluate, evaluate_by, png_to_markdown, reliability_diagram_png
+from .evaluation import compare_models, png_to_markdown, reliability_diagram_png
+from .model import OutcomeModel
 from .normalization import stats_to_frame
 from .schemas import GoldNormalization, column_descriptions, validate_episodes, validate_signals
 from .signals import answer
 from .vectors import vector_columns
 
 TIER = "gold"
-PROBS = ["p_break", "p_reject", "p_chop"]
-BASES = ["base_break", "base_reject", "base_chop"]
 
 
 @asset(partitions_def=trading_day_partitions, group_name="gold", deps=[silver_level_state, silver_outcomes])
@@ -83,7 +84,49 @@ def gold_normalization(context: AssetExecutionContext, spymaster: SpymasterResou
 @asset(
     partitions_def=trading_day_partitions,
     group_name="gold",
-    deps=[gold_normalization, AssetDep(gold_episodes, partition_mapping=PREVIOUS_SESSION)],
+    deps=[AssetDep(gold_episodes, partition_mapping=PREVIOUS_SESSION)],
+)
+def gold_model(context: AssetExecutionContext, spymaster: SpymasterResource) -> MaterializeResult:
+    """XGBoost multiclass model of the outcome as of the day, trained on earlier sessions (retrained every model_retrain_sessions sessions), in XGBoost's JSON format."""
+    day = session_of_partition_key(context.partition_key)
+    cfg, lake = spymaster.config, spymaster.lake
+    model, how = as_of.fit_model_as_of(lake, day, cfg)
+    directory = as_of.model_dir(lake, day)
+    if model is None:
+        from spymaster_resources.lake import replace_directory
+
+        note = {"format": as_of.NO_MODEL_FORMAT, "as_of": day.isoformat(), "model": None, "reason": how}
+        replace_directory(directory, lambda root: (root / "meta.json").write_text(json.dumps(note, indent=2)))
+        context.log.info(f"gold_model {day}: no model ({how}); the answer is the kNN posterior (answer_source 'knn')")
+        return MaterializeResult(metadata={"path": MetadataValue.path(str(directory)), "model": "none", "reason": how, **cfg.as_metadata()})
+    model.save(directory)
+    return MaterializeResult(metadata=model_metadata(model, directory, how, cfg))
+
+
+def model_metadata(model: OutcomeModel, directory, how: str, cfg) -> dict:
+    """UI metadata of a saved model: training window, parameters, and the feature importance table (gain share)."""
+    gain = pl.DataFrame({"feature": list(model.gain), "total_gain": list(model.gain.values())}, schema={"feature": pl.Utf8, "total_gain": pl.Float64})
+    gain = gain.with_columns(gain_share=pl.col("total_gain") / pl.col("total_gain").sum()).sort("total_gain", descending=True)
+    top = gain.head(20).with_columns(pl.col("total_gain", "gain_share").round(4))
+    return {
+        "path": MetadataValue.path(str(directory)),
+        "model": how,
+        "training_first_session": str(model.training_sessions[0]),
+        "training_last_session": str(model.trained_through),
+        "training_sessions": len(model.training_sessions),
+        "training_episodes": model.n_episodes,
+        "features": len(model.features),
+        "features_used": gain.height,
+        "params": MetadataValue.json(model.params),
+        "feature_importance": MetadataValue.md(top.to_pandas().to_markdown(index=False) if top.height else "no split"),
+        **cfg.as_metadata(),
+    }
+
+
+@asset(
+    partitions_def=trading_day_partitions,
+    group_name="gold",
+    deps=[gold_normalization, gold_model, AssetDep(gold_episodes, partition_mapping=PREVIOUS_SESSION)],
 )
 def gold_setup_index(context: AssetExecutionContext, spymaster: SpymasterResource) -> MaterializeResult:
     """FAISS indexes as of the day: every earlier episode normalized with the day's statistics, one index per (level kind, direction, time bucket)."""
@@ -106,30 +149,45 @@ def gold_setup_index(context: AssetExecutionContext, spymaster: SpymasterResourc
             "first_session": str(sessions[0]) if sessions else "none",
             "last_session": str(sessions[-1]) if sessions else "none",
             "vector_layout_version": indexes.layout_version,
+            "similarity_weights": indexes.weights_source,
             "pruned_indexes": ", ".join(map(str, pruned)) or "none",
             **cfg.as_metadata(),
         }
     )
 
 
-@asset(partitions_def=trading_day_partitions, group_name="gold", deps=[gold_setup_index, gold_episodes])
+@asset(
+    partitions_def=trading_day_partitions,
+    group_name="gold",
+    deps=[gold_setup_index, gold_model, gold_episodes, AssetDep("gold_signals", partition_mapping=PREVIOUS_SESSION)],
+)
 def gold_signals(context: AssetExecutionContext, spymaster: SpymasterResource) -> MaterializeResult:
-    """What the trader would have seen that day: P(BREAK/REJECT/CHOP) from the index as of the day, one row per episode."""
+    """What the trader would have seen that day: the calibrated blend of XGBoost and kNN with every component (kNN, model, distance lookup, base rate), one row per episode."""
     day = session_of_partition_key(context.partition_key)
     cfg, lake = spymaster.config, spymaster.lake
-    indexes = as_of.index_as_of(lake, day, cfg)
-    signals, neighbours = answer(indexes, as_of.stats_as_of(lake, day), lake.read(TIER, "gold_episodes", day), cfg)
+    known = as_of.known_before_from_lake(lake, day, cfg)
+    signals, neighbours = answer(known, lake.read(TIER, "gold_episodes", day), cfg)
     signals = validate_signals(signals, cfg)
     path = lake.write(TIER, "gold_signals", day, signals)
     lake.write(TIER, "gold_signal_neighbours", day, neighbours)
+    fit = known.blend_fit
     return MaterializeResult(
         metadata=table_metadata(
             signals,
             path,
             cfg,
             column_descriptions["gold_signals"],
-            {"gold_episodes": same_columns(["ts_event", "level_kind", "direction", "time_bucket", "partition_key"]), "gold_setup_index": {c: ["outcome", "vector"] for c in PROBS}},
-            history_sessions=len(indexes.sessions),
+            {
+                "gold_episodes": same_columns(["ts_event", "level_kind", "direction", "time_bucket", "partition_key"]),
+                "gold_setup_index": {c: ["outcome", "vector"] for c in probability_columns("p_knn_")},
+                "gold_model": {c: ["vector"] for c in probability_columns("p_xgb_")},
+            },
+            history_sessions=len(known.indexes.sessions),
+            answer_sources=", ".join(f"{k} {v}" for k, v in sorted(signals.group_by("answer_source").len().iter_rows())) or "none",
+            model_trained_through=str(known.model.trained_through) if known.model else "no model",
+            blend_weight=fit.weight,
+            temperature=fit.temperature,
+            blend_fitted_on=f"{fit.n_episodes} episodes of {fit.n_sessions} earlier sessions" if fit.fitted else "defaults (too few earlier sessions with a model)",
             vector_schemas_used=", ".join(sorted(signals["vector_version"].unique().to_list())) or "none",
             mean_effective_sample_size=float(signals["effective_sample_size"].mean() or 0.0),
             neighbours_path=str(lake.partition_path(TIER, "gold_signal_neighbours", day)),
@@ -137,10 +195,13 @@ def gold_signals(context: AssetExecutionContext, spymaster: SpymasterResource) -
     )
 
 
-def _scored(lake, day: date, min_history: int) -> pl.DataFrame | None:
-    """Signals of every session up to ``day`` with at least ``min_history`` earlier sessions, joined with what happened."""
+def scored_signals(lake, day: date, min_history: int, start: date | None = None) -> pl.DataFrame | None:
+    """gold_signals of every session in [start, day] with at least ``min_history`` earlier sessions, joined with what happened."""
     episode_dates = lake.dates("gold", "gold_episodes")
-    eligible = [d for d in lake.dates("gold", "gold_signals") if d <= day and sum(e < d for e in episode_dates) >= min_history]
+    eligible = [
+        d for d in lake.dates("gold", "gold_signals")
+        if d <= day and (start is None or d >= start) and sum(e < d for e in episode_dates) >= min_history
+    ]
     if not eligible:
         return None
     signals = lake.read_many("gold", "gold_signals", eligible)
@@ -148,38 +209,89 @@ def _scored(lake, day: date, min_history: int) -> pl.DataFrame | None:
     return signals.join(outcomes, on=["session_date", "ts_event", "level_kind"], how="inner")
 
 
-def evaluation_frame(scored: pl.DataFrame, day: date, bins: int) -> pl.DataFrame:
-    """Scores per scope ('session' = the day only, 'cumulative' = every eligible session up to it), overall and by level kind x direction."""
+def evaluation_frame(scored: pl.DataFrame, day: date, cfg) -> pl.DataFrame:
+    """Scores of every model beside the two baselines, one row per (scope, model, level kind, direction).
+
+    Scopes: 'cumulative' (every eligible session up to the day, on the episodes every model
+    answered), 'cumulative_all' (the same sessions, every episode, without the XGBoost column,
+    which is absent before the first model) and 'session' (the day only). Level kind and direction
+    are 'ALL' or one group. Columns as :func:`evaluation.compare_models`, plus scope, level_kind,
+    direction and as_of.
+    """
+    without_model = {k: v for k, v in MODEL_PREFIXES.items() if k != "xgboost"}
     rows = []
-    for scope, frame in (("cumulative", scored), ("session", scored.filter(pl.col("session_date") == day))):
-        if frame.height == 0:
-            continue
-        rows.append(pl.DataFrame([{"scope": scope, "level_kind": "ALL", "direction": "ALL", **evaluate(frame, bins)}]))
-        rows.append(evaluate_by(frame, ("level_kind", "direction"), bins).with_columns(scope=pl.lit(scope)))
-    return pl.concat(rows, how="diagonal_relaxed").with_columns(as_of=pl.lit(day))
+    scopes = (
+        ("cumulative", scored, MODEL_PREFIXES),
+        ("cumulative_all", scored, without_model),
+        ("session", scored.filter(pl.col("session_date") == day), MODEL_PREFIXES),
+    )
+    for scope, frame, models in scopes:
+        groups = [("ALL", "ALL", frame)] + [
+            (g["level_kind"][0], g["direction"][0], g) for g in frame.sort("level_kind", "direction").partition_by("level_kind", "direction", maintain_order=True)
+        ] if scope != "cumulative_all" else [("ALL", "ALL", frame)]
+        for kind, direction, group in groups:
+            try:
+                table = compare_models(group, models, bins=cfg.calibration_bins, level=cfg.interval_level, replicates=cfg.bootstrap_replicates, seed=cfg.bootstrap_seed)
+            except ValueError:
+                continue  # no episode of this group has every model's probabilities
+            rows.append(table.with_columns(scope=pl.lit(scope), level_kind=pl.lit(kind), direction=pl.lit(direction)))
+    if not rows:
+        return pl.DataFrame(schema=EVALUATION_SCHEMA)
+    frame = pl.concat(rows, how="diagonal_relaxed").with_columns(as_of=pl.lit(day))
+    return frame.select([pl.col(n).cast(t) for n, t in EVALUATION_SCHEMA.items()])
+
+
+EVALUATION_SCHEMA: dict[str, pl.DataType] = {
+    "scope": pl.Utf8(),
+    "model": pl.Utf8(),
+    "level_kind": pl.Utf8(),
+    "direction": pl.Utf8(),
+    "n_episodes": pl.Int64(),
+    "n_sessions": pl.Int64(),
+    "brier": pl.Float64(),
+    "bss_base": pl.Float64(),
+    "bss_base_lo": pl.Float64(),
+    "bss_base_hi": pl.Float64(),
+    "bss_distance": pl.Float64(),
+    "bss_distance_lo": pl.Float64(),
+    "bss_distance_hi": pl.Float64(),
+    "log_loss": pl.Float64(),
+    "ece": pl.Float64(),
+    "top_label_ece": pl.Float64(),
+    "accuracy": pl.Float64(),
+    "as_of": pl.Date(),
+}
 
 
 @asset(partitions_def=trading_day_partitions, group_name="gold", deps=[gold_signals])
 def gold_evaluation(context: AssetExecutionContext, spymaster: SpymasterResource) -> MaterializeResult:
-    """Walk-forward scores of the signals against what happened (Brier, skill vs base rate, log loss, ECE), for the day and cumulatively."""
+    """Walk-forward scores of every model (base rate, distance lookup, kNN, XGBoost, the answer) on the same episodes, with session-bootstrap intervals, for the day and cumulatively."""
     day = session_of_partition_key(context.partition_key)
     cfg, lake = spymaster.config, spymaster.lake
-    scored = _scored(lake, day, cfg.min_history_sessions)
-    if scored is None or scored.height == 0:
-        context.log.info(f"gold_evaluation {day}: no session with {cfg.min_history_sessions}+ earlier sessions yet; nothing to score")
-        frame = pl.DataFrame(schema={"scope": pl.Utf8, "level_kind": pl.Utf8, "direction": pl.Utf8, "n_episodes": pl.Int64, "as_of": pl.Date})
-        path = lake.write(TIER, "gold_evaluation", day, frame)
-        return MaterializeResult(metadata=table_metadata(frame, path, cfg, scored_episodes=0))
-    frame = evaluation_frame(scored, day, cfg.calibration_bins)
+    scored = scored_signals(lake, day, cfg.min_history_sessions)
+    frame = evaluation_frame(scored, day, cfg) if scored is not None and scored.height else pl.DataFrame(schema=EVALUATION_SCHEMA)
     path = lake.write(TIER, "gold_evaluation", day, frame)
-    probs = scored.select(PROBS).to_numpy()
-    png = reliability_diagram_png(probs, scored["outcome"].to_numpy(), cfg.reports_dir / f"reliability_{day}.png", f"Walk-forward reliability up to {day}", cfg.calibration_bins)
-    overall = frame.filter((pl.col("scope") == "cumulative") & (pl.col("level_kind") == "ALL")).row(0, named=True)
+    if frame.height == 0:
+        context.log.info(f"gold_evaluation {day}: no session with {cfg.min_history_sessions}+ earlier sessions yet; nothing to score")
+        return MaterializeResult(metadata=table_metadata(frame, path, cfg, scored_episodes=0))
+    diagrams = {}
+    for name, prefix in MODEL_PREFIXES.items():
+        rows = scored.drop_nulls(probability_columns(prefix))
+        if rows.height:
+            diagrams[name] = reliability_diagram_png(
+                rows.select(probability_columns(prefix)).to_numpy(), rows["outcome"].to_numpy(),
+                cfg.reports_dir / f"reliability_{day}_{name}.png" if name != "answer" else cfg.reports_dir / f"reliability_{day}.png",
+                f"{name}: walk-forward reliability up to {day}", cfg.calibration_bins,
+            )
+    overall = frame.filter((pl.col("scope") == "cumulative") & (pl.col("level_kind") == "ALL"))
+    summary = overall.select("model", "n_episodes", "brier", "bss_base", "bss_base_lo", "bss_base_hi", "bss_distance", "bss_distance_lo", "bss_distance_hi", "log_loss", "top_label_ece")
+    answer_row = {r["model"]: r for r in overall.iter_rows(named=True)}.get("answer")
     return MaterializeResult(
         metadata={
             **table_metadata(frame, path, cfg, column_descriptions.get("gold_evaluation")),
-            "reliability_diagram": MetadataValue.md(png_to_markdown(png)),
-            "reliability_png": MetadataValue.path(str(png)),
-            **{f"cumulative/{k}": (float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)) for k, v in overall.items() if k not in ("scope", "level_kind", "direction", "as_of")},
+            "comparison": MetadataValue.md(summary.with_columns(pl.col(pl.Float64).round(4)).to_pandas().to_markdown(index=False)),
+            "reliability_diagram": MetadataValue.md("\n\n".join(png_to_markdown(p, name) for name, p in diagrams.items())),
+            **{f"reliability_png/{name}": MetadataValue.path(str(p)) for name, p in diagrams.items()},
+            **({f"answer/{k}": float(answer_row[k]) for k in ("bss_base", "bss_base_lo", "bss_base_hi", "bss_distance", "bss_distance_lo", "bss_distance_hi", "top_label_ece")} if answer_row else {}),
         }
     )

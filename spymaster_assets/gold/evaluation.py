@@ -440,3 +440,128 @@ def evaluate_by(
         pl.col("n_episodes", "n_sessions").cast(pl.Int64),
         pl.col("beats_base_rate").cast(pl.Boolean),
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# Every model beside the baselines, with session-bootstrap intervals
+# --------------------------------------------------------------------------------------------------
+
+
+def session_bootstrap_skill(
+    model_brier_by_session: np.ndarray,
+    reference_brier_by_session: np.ndarray,
+    level: float = 0.90,
+    replicates: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Central ``level`` percentile interval of the Brier skill score by resampling whole sessions.
+
+    Inputs: per session, the *sum* over its episodes of the multi-category Brier score of the model
+    and of the reference (shape (S,) each). A replicate draws S sessions with replacement and
+    computes ``1 - sum(model) / sum(reference)`` over them, so a session's episodes stay together
+    (a block bootstrap: episodes of one session are not independent; Kunsch 1989, Efron & Tibshirani
+    1993 ch. 8). Resampling and percentiles by ``scipy.stats.bootstrap`` (paired, percentile
+    method), seeded. Returns (lo, hi); (NaN, NaN) with fewer than 2 sessions.
+    Raises ValueError on mismatched shapes.
+    """
+    from scipy.stats import bootstrap
+
+    a = np.asarray(model_brier_by_session, dtype=np.float64)
+    b = np.asarray(reference_brier_by_session, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"per-session Brier sums must be two (S,) arrays, got {a.shape} and {b.shape}")
+    if a.size < 2:
+        return math.nan, math.nan
+    if np.allclose(a * b[0], b * a[0]):
+        # Every session has the same ratio: every replicate has the same skill (scipy warns on a degenerate sample).
+        value = 1.0 - a.sum() / b.sum() if b.sum() > 0 else math.nan
+        return value, value
+
+    def skill(model: np.ndarray, reference: np.ndarray, axis: int = -1) -> np.ndarray:
+        return 1.0 - model.sum(axis=axis) / reference.sum(axis=axis)
+
+    result = bootstrap(
+        (a, b), skill, paired=True, vectorized=True, n_resamples=replicates, confidence_level=level,
+        method="percentile", rng=np.random.default_rng(seed),
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def _per_session_brier(frame: pl.DataFrame, columns: Sequence[str], labels: np.ndarray, sessions: np.ndarray, n_sessions: int) -> np.ndarray:
+    p = frame.select(columns).to_numpy()
+    one_hot = np.zeros_like(p)
+    one_hot[np.arange(p.shape[0]), labels] = 1.0
+    per_episode = np.sum((p - one_hot) ** 2, axis=1)
+    return np.bincount(sessions, weights=per_episode, minlength=n_sessions)
+
+
+def compare_models(
+    scored: pl.DataFrame,
+    models: dict[str, str],
+    reference: str = "base_rate",
+    baseline: str = "distance",
+    bins: int = 10,
+    level: float = 0.90,
+    replicates: int = 1000,
+    seed: int = 0,
+) -> pl.DataFrame:
+    """Score every model on the same episodes, beside the two baselines, with session-bootstrap intervals.
+
+    ``scored``: one row per episode with session_date, outcome and, for each model name in
+    ``models``, the three probability columns ``prefix + break/reject/chop`` (``models`` maps a
+    name to its prefix, e.g. ``{"base_rate": "base_", "distance": "p_dist_", ...}``). Rows where
+    any model lacks a probability are dropped first, so every model is scored on the same episodes.
+    ``reference`` and ``baseline`` name the two baselines (DESIGN.md "Evaluation").
+
+    Returns one row per model, in ``models`` order: model, n_episodes, n_sessions, brier,
+    bss_base / bss_base_lo / bss_base_hi (skill against ``reference`` and its ``level`` interval by
+    :func:`session_bootstrap_skill`), bss_distance / _lo / _hi (against ``baseline``), log_loss
+    (nats), ece (classwise, ``bins`` bins), top_label_ece, accuracy.
+    Raises ValueError when no episode has every model's probabilities, or on invalid probabilities.
+    """
+    for name in (reference, baseline):
+        if name not in models:
+            raise ValueError(f"the baseline {name!r} is not among the models {list(models)}")
+    columns = {name: [f"{prefix}{o.lower()}" for o in OUTCOMES] for name, prefix in models.items()}
+    complete = scored.drop_nulls([c for cols in columns.values() for c in cols] + ["outcome"])
+    if complete.height == 0:
+        raise ValueError("no episode has the probabilities of every model: nothing to compare")
+    labels = _as_class_indices(complete["outcome"].to_numpy(), complete.height)
+    session_codes = complete["session_date"].rank("dense").cast(pl.Int64).to_numpy() - 1
+    n_sessions = int(session_codes.max()) + 1
+    per_session = {name: _per_session_brier(complete, cols, labels, session_codes, n_sessions) for name, cols in columns.items()}
+    rows = []
+    for name, cols in columns.items():
+        p = complete.select(cols).to_numpy()
+        brier = multiclass_brier(p, labels)
+        row: dict[str, object] = {"model": name, "n_episodes": complete.height, "n_sessions": n_sessions, "brier": brier}
+        for tag, ref in (("base", reference), ("distance", baseline)):
+            ref_brier = multiclass_brier(complete.select(columns[ref]).to_numpy(), labels)
+            lo, hi = session_bootstrap_skill(per_session[name], per_session[ref], level, replicates, seed)
+            row[f"bss_{tag}"] = 1.0 - brier / ref_brier if ref_brier > 0 else math.nan
+            row[f"bss_{tag}_lo"], row[f"bss_{tag}_hi"] = lo, hi
+        row.update(
+            log_loss=log_loss(p, labels),
+            ece=expected_calibration_error(p, labels, bins),
+            top_label_ece=top_label_ece(p, labels, bins),
+            accuracy=accuracy(p, labels),
+        )
+        rows.append(row)
+    return pl.DataFrame(rows).with_columns(pl.col("n_episodes", "n_sessions").cast(pl.Int64))
+
+
+def format_comparison(table: pl.DataFrame, level: float = 0.90) -> str:
+    """The comparison of :func:`compare_models` as an aligned text table (one line per model)."""
+    pct = f"{level:.0%}"
+    head = f"{'model':<10} {'Brier':>7}  {'BSS vs base [' + pct + ']':>28}  {'BSS vs distance [' + pct + ']':>28}  {'log loss':>8} {'ECE':>6} {'top ECE':>7}"
+    lines = [head]
+    for r in table.iter_rows(named=True):
+        def skill(tag: str) -> str:
+            return f"{r[f'bss_{tag}']:+.4f} [{r[f'bss_{tag}_lo']:+.4f}, {r[f'bss_{tag}_hi']:+.4f}]"
+
+        lines.append(
+            f"{r['model']:<10} {r['brier']:>7.4f}  {skill('base'):>28}  {skill('distance'):>28}  {r['log_loss']:>8.4f} {r['ece']:>6.4f} {r['top_label_ece']:>7.4f}"
+        )
+    first = table.row(0, named=True)
+    lines.append(f"{first['n_episodes']} episodes in {first['n_sessions']} sessions, each answered walk-forward (only earlier sessions); intervals resample whole sessions")
+    return "\n".join(lines)

@@ -184,15 +184,23 @@ def stats_from_frame(frame: pl.DataFrame) -> NormalizationStats:
     )
 
 
-def normalize(vectors: np.ndarray, stats: NormalizationStats, clip: float, dims: np.ndarray | None = None) -> np.ndarray:
-    """Robust z-score, clip, L2-normalize: float32 array of shape (n, D) or (n, len(dims)).
+def normalize(
+    vectors: np.ndarray,
+    stats: NormalizationStats,
+    clip: float,
+    dims: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
+) -> np.ndarray:
+    """Robust z-score, clip, weight, L2-normalize: float32 array of shape (n, D) or (n, len(dims)).
 
     ``dims`` (positions in the full layout, see ``vectors.schema_dims``) projects the vectors onto
     one vector schema first, so the L2 norm is over that schema's dimensions only.
     ``z = (x - median) / scale`` per dimension (scale = IQR, or 1.0 where the IQR is 0/NaN),
-    NaN (a missing feature) -> 0 (the median), clipped to [-clip, clip], then each row divided by
-    its L2 norm so inner product = cosine similarity; an all-zero row stays zero (similarity 0 to
-    everything). Raises ValueError if the width is not len(stats.features).
+    NaN (a missing feature) -> 0 (the median), clipped to [-clip, clip], multiplied by
+    ``sqrt(weights)`` when given (learned similarity: one non-negative weight per full-layout
+    dimension, see ``model.OutcomeModel.similarity_weights``), then each row divided by its L2 norm
+    so inner product = cosine similarity; an all-zero row stays zero (similarity 0 to everything).
+    Raises ValueError if the width is not len(stats.features) or the weights are not (D,) and >= 0.
     """
     x = np.asarray(vectors, dtype=np.float64)
     if x.ndim == 1:
@@ -204,6 +212,11 @@ def normalize(vectors: np.ndarray, stats: NormalizationStats, clip: float, dims:
         x, median, scale = x[:, dims], median[dims], scale[dims]
     z = (x - median) / scale
     z = np.clip(np.nan_to_num(z, nan=0.0, posinf=clip, neginf=-clip), -clip, clip)
+    if weights is not None:
+        w = np.asarray(weights, dtype=np.float64)
+        if w.shape != (len(stats.features),) or not np.all(np.isfinite(w)) or (w < 0).any():
+            raise ValueError(f"similarity weights must be {len(stats.features)} finite values >= 0, got shape {w.shape}")
+        z = z * np.sqrt(w[dims] if dims is not None else w)
     norms = np.linalg.norm(z, axis=1, keepdims=True)
     z = np.divide(z, norms, out=np.zeros_like(z), where=norms > 0)
     return np.ascontiguousarray(z, dtype=np.float32)

@@ -41,6 +41,50 @@ def _read_state(lake: Lake, day: date) -> pl.DataFrame:
         raise SpymasterError(f"--date {day}: no materialized session on that date ({hint}); run `spymaster backfill` for it first") from None
 
 
+def match_drivers(known, episode: pl.DataFrame, neighbours: pl.DataFrame, config: SpymasterConfig, top_neighbours: int = 10, top_dims: int = 3) -> list[dict]:
+    """Which vector dimensions drove the match: the largest shares of the cosine similarity to the top neighbours.
+
+    The cosine similarity of normalized vectors q and n is sum_j q_j n_j; dimension j's share is
+    the mean over the ``top_neighbours`` best neighbours of q_j n_j divided by their mean similarity.
+    Returns up to ``top_dims`` dicts (feature, share, weight: the learned similarity weight, or None
+    with equal weights), largest share first; [] when there is no neighbour.
+    """
+    import numpy as np
+
+    from .normalization import normalize
+    from .vectors import schema_dims, state_to_matrix, vector_columns
+
+    if neighbours.height == 0:
+        return []
+    families = episode["feature_families"][0] if "feature_families" in episode.columns else "bars"
+    label, index = known.indexes.for_families(families)
+    dims = schema_dims(config, label)
+    if "vector" in episode.columns:
+        full = episode["vector"].to_numpy().reshape(1, -1)
+    else:
+        full = state_to_matrix(episode, vector_columns(config))
+    query = normalize(full, known.stats, config.robust_z_clip, dims, known.indexes.weights)[0]
+    key = f"{episode['level_kind'][0]}|{episode['direction'][0]}|{episode['time_bucket'][0]}"
+    ids, sims = index.search_batch(key, query[None, :], k=top_neighbours, exclude_on_or_after=known.as_of)
+    found = ids[0][ids[0] >= 0]
+    if found.size == 0:
+        return []
+    contributions = (index.vectors_of(key, found) * query[None, :]).mean(axis=0)
+    total = float(contributions.sum())
+    names = [vector_columns(config)[d] for d in dims]
+    order = np.argsort(-contributions)[:top_dims]
+    weights = known.indexes.weights
+    return [
+        {
+            "feature": names[j],
+            "share": round(float(contributions[j] / total), 3) if total > 0 else None,
+            "weight": None if weights is None else round(float(weights[dims[j]]), 4),
+        }
+        for j in order
+        if contributions[j] > 0
+    ]
+
+
 def answer_query(config: SpymasterConfig, day: date, wall: time, level_kind: str | None = None) -> dict:
     """The answer printed by ``spymaster query``, as a JSON-ready dict.
 
@@ -66,10 +110,8 @@ def answer_query(config: SpymasterConfig, day: date, wall: time, level_kind: str
         if rows.height == 0:
             raise SpymasterError(f"--level {level_kind}: not known at {anchor.astimezone(NY):%H:%M} on {day} (opening-range levels are known from 09:45)")
     in_zone = rows.filter(pl.col("in_zone"))
-    index = stats = None
-    if in_zone.height:
-        index = as_of.index_as_of(lake, day, config)
-        stats = as_of.stats_as_of(lake, day)
+    known = as_of.known_before_from_lake(lake, day, config) if in_zone.height else None
+    index = known.indexes if known is not None else None
     levels = []
     for row in rows.sort("level_kind").iter_rows(named=True):
         entry = {
@@ -81,18 +123,28 @@ def answer_query(config: SpymasterConfig, day: date, wall: time, level_kind: str
         }
         if row["in_zone"]:
             one = rows.filter(pl.col("level_kind") == row["level_kind"])
-            signal, neighbours = answer_vector(index, stats, one, config)
+            signal, neighbours = answer_vector(known, one, config)
             s = signal.row(0, named=True)
             names = [o.lower() for o in OUTCOMES]
+
+            def probs(prefix: str) -> dict[str, float | None]:
+                return {o: s[f"{prefix}{n}"] for o, n in zip(OUTCOMES, names)}
+
             entry.update(
-                probabilities={o: s[f"p_{n}"] for o, n in zip(OUTCOMES, names)},
+                probabilities=probs("p_"),
                 lower={o: s[f"p_{n}_lo"] for o, n in zip(OUTCOMES, names)},
                 upper={o: s[f"p_{n}_hi"] for o, n in zip(OUTCOMES, names)},
+                answer_source=s["answer_source"],
+                components={"knn": probs("p_knn_"), "xgboost": probs("p_xgb_") if s["p_xgb_break"] is not None else None, "distance": probs("p_dist_")},
+                blend_weight=s["blend_weight"],
+                temperature=s["temperature"],
+                model_trained_through=None if s["model_trained_through"] is None else str(s["model_trained_through"]),
                 effective_sample_size=s["effective_sample_size"],
                 n_neighbours=s["n_neighbours"],
-                base_rate={o: s[f"base_{n}"] for o, n in zip(OUTCOMES, names)},
+                base_rate=probs("base_"),
                 index_partition=s["partition_key"],
                 vector_schema=s["vector_version"],
+                match_drivers=match_drivers(known, one, neighbours, config),
                 neighbours=[
                     {
                         "date": str(n["neighbour_session_date"]),

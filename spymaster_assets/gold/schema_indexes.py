@@ -33,15 +33,31 @@ _FORMAT = "schema-indexes-1"
 
 
 class SchemaIndexes:
-    """Setup indexes as of ``as_of``: ``indexes[families_label] -> SetupIndex`` (always holding ``"bars"``)."""
+    """Setup indexes as of ``as_of``: ``indexes[families_label] -> SetupIndex`` (always holding ``"bars"``).
 
-    def __init__(self, indexes: dict[str, SetupIndex], as_of: date | None, layout_version: str, config: SpymasterConfig):
+    ``weights``: the learned similarity weight of each full-layout dimension the vectors were
+    normalized with (``normalization.normalize``), or None for equal weights; queries must be
+    normalized with the same weights. ``weights_source`` says where they came from (e.g. the model's
+    training window), for the metadata.
+    """
+
+    def __init__(
+        self,
+        indexes: dict[str, SetupIndex],
+        as_of: date | None,
+        layout_version: str,
+        config: SpymasterConfig,
+        weights: np.ndarray | None = None,
+        weights_source: str = "equal",
+    ):
         if BARS_SCHEMA not in indexes:
             raise ValueError("the setup indexes must hold the bars schema")
         self.indexes = indexes
         self.as_of = as_of
         self.layout_version = layout_version
         self.config = config
+        self.weights = None if weights is None else np.asarray(weights, dtype=np.float64)
+        self.weights_source = weights_source
 
     @property
     def sessions(self) -> list[date]:
@@ -68,14 +84,22 @@ class SchemaIndexes:
         return best, self.indexes[best]
 
     @classmethod
-    def build(cls, history: pl.DataFrame | None, stats: NormalizationStats, config: SpymasterConfig, as_of: date) -> "SchemaIndexes":
+    def build(
+        cls,
+        history: pl.DataFrame | None,
+        stats: NormalizationStats,
+        config: SpymasterConfig,
+        as_of: date,
+        weights: np.ndarray | None = None,
+        weights_source: str = "equal",
+    ) -> "SchemaIndexes":
         """Index every history episode for each schema it supports.
 
         ``history``: gold_episodes rows of sessions before ``as_of`` (vector = full layout, nulls
         NaN; feature_families label; vector_version = layout version). Rows of another layout
         version are ignored. Schemas built: bars, plus every family set some history row has; a
         schema S indexes the rows whose families include S, normalized with ``stats`` on S's
-        dimensions (robust z, clip, L2). Raises ValueError on a point-in-time violation (a row on or
+        dimensions (robust z, clip, ``weights`` when given, L2). Raises ValueError on a point-in-time violation (a row on or
         after ``as_of``), from :meth:`SetupIndex.build`.
         """
         layout = vector_version(config)
@@ -97,10 +121,10 @@ class SchemaIndexes:
                 meta = pl.DataFrame(schema={"partition_key": pl.String(), **SETUP_KEY_SCHEMA, "outcome": pl.String()})
             else:
                 full = rows["vector"].to_numpy().astype(np.float32).reshape(rows.height, -1)
-                vectors = normalize(full, stats, config.robust_z_clip, dims)
+                vectors = normalize(full, stats, config.robust_z_clip, dims, weights)
                 meta = rows.select("partition_key", *META_COLUMNS)
             indexes[label] = SetupIndex.build(vectors, meta, config, as_of=as_of, vector_version=schema_version(config, label))
-        return cls(indexes, as_of, layout, config)
+        return cls(indexes, as_of, layout, config, weights, weights_source)
 
     def save(self, directory: Path) -> Path:
         """Write every schema's index and the manifest to a staging directory, then swap it in for ``directory``.
@@ -118,6 +142,8 @@ class SchemaIndexes:
             "layout_version": self.layout_version,
             "schemas": {label: {"dir": f"schema={label}", "dim": index.dim, "n_vectors": sum(s.n_vectors for s in index.stats.values()), "sessions": len(index.sessions)} for label, index in self.indexes.items()},
             "source_session_dates": [s.isoformat() for s in self.sessions],
+            "similarity_weights": None if self.weights is None else [float(w) for w in self.weights],
+            "similarity_weights_source": self.weights_source,
         }
         (root / MANIFEST).write_text(json.dumps(manifest, indent=2))
 
@@ -139,7 +165,15 @@ class SchemaIndexes:
             raise ValueError(f"{path}: vector layout {manifest['layout_version']} differs from the configuration's {vector_version(config)}: rematerialize gold_setup_index")
         indexes = {label: SetupIndex.load(root / entry["dir"], config) for label, entry in manifest["schemas"].items()}
         as_of = date.fromisoformat(manifest["as_of"]) if manifest.get("as_of") else None
-        return cls(indexes, as_of, manifest["layout_version"], config)
+        weights = manifest.get("similarity_weights")
+        return cls(
+            indexes,
+            as_of,
+            manifest["layout_version"],
+            config,
+            None if weights is None else np.asarray(weights, dtype=np.float64),
+            manifest.get("similarity_weights_source", "equal"),
+        )
 
     def summary(self) -> pl.DataFrame:
         """One row per (schema, partition_key): schema, dim, partition_key, n_vectors, kind, recall."""

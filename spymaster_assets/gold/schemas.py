@@ -11,6 +11,7 @@ import pandera.polars as pa
 import polars as pl
 
 from ..config import DIRECTIONS, LEVEL_KINDS, OUTCOMES, SpymasterConfig
+from .answer import ANSWER_SOURCES
 from .vectors import vector_columns
 
 _PROBABILITY_TOLERANCE = 1e-6
@@ -76,7 +77,7 @@ class GoldNormalization(pa.DataFrameModel):
 
 
 class GoldSignals(pa.DataFrameModel):
-    """gold_signals: one row per episode of day D with its outcome probabilities."""
+    """gold_signals: one row per episode of day D with the answer and every component's probabilities."""
 
     session_date: pl.Date
     ts_event: pl.Datetime("ns", "UTC")
@@ -94,14 +95,28 @@ class GoldSignals(pa.DataFrameModel):
     p_reject_hi: float = pa.Field(ge=0, le=1)
     p_chop_lo: float = pa.Field(ge=0, le=1)
     p_chop_hi: float = pa.Field(ge=0, le=1)
-    effective_sample_size: float = pa.Field(ge=0)
-    n_neighbours: pl.Int32 = pa.Field(ge=0)
-    base_break: float = pa.Field(gt=0, le=1)
-    base_reject: float = pa.Field(gt=0, le=1)
-    base_chop: float = pa.Field(gt=0, le=1)
     p_break_smooth: float = pa.Field(ge=0, le=1)
     p_reject_smooth: float = pa.Field(ge=0, le=1)
     p_chop_smooth: float = pa.Field(ge=0, le=1)
+    answer_source: str = pa.Field(isin=list(ANSWER_SOURCES))
+    base_break: float = pa.Field(gt=0, le=1)
+    base_reject: float = pa.Field(gt=0, le=1)
+    base_chop: float = pa.Field(gt=0, le=1)
+    p_dist_break: float = pa.Field(gt=0, le=1)
+    p_dist_reject: float = pa.Field(gt=0, le=1)
+    p_dist_chop: float = pa.Field(gt=0, le=1)
+    p_knn_break: float = pa.Field(ge=0, le=1)
+    p_knn_reject: float = pa.Field(ge=0, le=1)
+    p_knn_chop: float = pa.Field(ge=0, le=1)
+    p_xgb_break: float = pa.Field(ge=0, le=1, nullable=True)
+    p_xgb_reject: float = pa.Field(ge=0, le=1, nullable=True)
+    p_xgb_chop: float = pa.Field(ge=0, le=1, nullable=True)
+    effective_sample_size: float = pa.Field(ge=0)
+    n_neighbours: pl.Int32 = pa.Field(ge=0)
+    knn_concentration: float = pa.Field(ge=0)
+    blend_weight: float = pa.Field(ge=0, le=1, nullable=True)
+    temperature: float = pa.Field(gt=0, nullable=True)
+    model_trained_through: pl.Date = pa.Field(nullable=True)
     vector_version: str
 
     class Config:
@@ -110,11 +125,13 @@ class GoldSignals(pa.DataFrameModel):
 
     @pa.dataframe_check
     def probabilities_sum_to_one(cls, data) -> pl.LazyFrame:
-        """p_break + p_reject + p_chop = 1 (and the same for the smoothed and base columns)."""
+        """p_break + p_reject + p_chop = 1, and the same for the smoothed answer and every component (the model's when present)."""
         checks = [
             (pl.sum_horizontal([f"{prefix}{c}{suffix}" for c in _CLASSES]) - 1.0).abs() < _PROBABILITY_TOLERANCE
-            for prefix, suffix in (("p_", ""), ("p_", "_smooth"), ("base_", ""))
+            for prefix, suffix in (("p_", ""), ("p_", "_smooth"), ("base_", ""), ("p_dist_", ""), ("p_knn_", ""))
         ]
+        model = (pl.sum_horizontal([f"p_xgb_{c}" for c in _CLASSES]) - 1.0).abs() < _PROBABILITY_TOLERANCE
+        checks.append(pl.col("p_xgb_break").is_null() | model)
         return data.lazyframe.select(pl.all_horizontal(checks))
 
     @pa.dataframe_check
@@ -168,9 +185,13 @@ _KEY_DESCRIPTIONS = {
 
 _PROBABILITY_DESCRIPTIONS = {}
 for _c in _CLASSES:
-    _PROBABILITY_DESCRIPTIONS[f"p_{_c}"] = f"Posterior mean probability of {_c.upper()} (Dirichlet around the base rate)."
-    _PROBABILITY_DESCRIPTIONS[f"p_{_c}_lo"] = f"Lower end of the central interval of P({_c.upper()}) (marginal Beta)."
-    _PROBABILITY_DESCRIPTIONS[f"p_{_c}_hi"] = f"Upper end of the central interval of P({_c.upper()}) (marginal Beta)."
+    _O = _c.upper()
+    _PROBABILITY_DESCRIPTIONS[f"p_{_c}"] = f"The answer: P({_O}) = calibrate(w * P_xgb + (1 - w) * P_knn), or the kNN posterior without a model (see answer_source)."
+    _PROBABILITY_DESCRIPTIONS[f"p_{_c}_lo"] = f"Lower end of the central interval of P({_O}): Beta(p * knn_concentration, (1 - p) * knn_concentration)."
+    _PROBABILITY_DESCRIPTIONS[f"p_{_c}_hi"] = f"Upper end of the central interval of P({_O}) (same Beta)."
+    _PROBABILITY_DESCRIPTIONS[f"p_knn_{_c}"] = f"kNN component: Dirichlet posterior mean of P({_O}) from the neighbours around the partition base rate."
+    _PROBABILITY_DESCRIPTIONS[f"p_xgb_{_c}"] = f"Model component: gold_model's P({_O}); null before the first model."
+    _PROBABILITY_DESCRIPTIONS[f"p_dist_{_c}"] = f"Distance lookup baseline: rate of {_O} by (level kind, direction, |distance| bin) in earlier sessions."
 
 #: Per table, per column: the description shown in the Dagster UI (dagster/column_schema).
 column_descriptions: dict[str, dict[str, str]] = {
@@ -207,6 +228,19 @@ column_descriptions: dict[str, dict[str, str]] = {
         "p_break_smooth": "EMA of p_break along the approach, renormalized.",
         "p_reject_smooth": "EMA of p_reject along the approach, renormalized.",
         "p_chop_smooth": "EMA of p_chop along the approach, renormalized.",
+        "answer_source": "blend (w, T fitted on earlier sessions), blend_default (model, default w, T = 1), knn (no model yet), no_history.",
+        "knn_concentration": "alpha_0 of the kNN Dirichlet posterior: prior strength + sum of neighbour weights (sizes the interval).",
+        "blend_weight": "w, the model's weight in the blend (null without a model).",
+        "temperature": "T of the temperature scaling applied to the blend (null without a model).",
+        "model_trained_through": "Last session the model saw (always before session_date); null without a model.",
+    },
+    "gold_evaluation": {
+        "scope": "cumulative (episodes every model answered, all sessions so far), cumulative_all (every episode, no XGBoost column), session (the day).",
+        "model": "base_rate, distance (lookup), knn, xgboost, answer (the calibrated blend).",
+        "bss_base": "Brier skill score against the partition base rate; _lo/_hi: 90% session-bootstrap interval.",
+        "bss_distance": "Brier skill score against the distance lookup; _lo/_hi: 90% session-bootstrap interval.",
+        "ece": "Classwise expected calibration error (10 bins).",
+        "top_label_ece": "Top-label (confidence) expected calibration error (10 bins).",
     },
     "gold_signal_neighbours": {
         "session_date": "Session of the query episode.",

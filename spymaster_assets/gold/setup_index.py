@@ -214,6 +214,11 @@ class SetupIndex:
             return np.full(ids.shape, -1, dtype=np.int8)
         return np.where(ids >= 0, part.outcome_code[np.clip(ids, 0, None)], -1).astype(np.int8)
 
+    def vectors_of(self, partition_key: str, ids: np.ndarray) -> np.ndarray:
+        """The stored normalized vectors of partition rows ``ids`` (all >= 0): float32 (len(ids), D). Raises KeyError for an absent partition."""
+        index = self._partitions[partition_key].index
+        return np.vstack([index.reconstruct(int(i)) for i in np.asarray(ids).ravel()]) if len(ids) else np.zeros((0, self.dim), dtype=np.float32)
+
     # ----------------------------------------------------------------- search
     def search_batch(
         self,

@@ -1,8 +1,10 @@
 """gold_signals: what the trader would have seen on day D — outcome probabilities per episode, and their neighbours.
 
-Every episode of D is answered by the index as of D (only earlier sessions), with query vectors
-normalized by D's statistics (DESIGN.md "Evaluation": walk-forward, point in time). The same code
-path answers a single live state row for the CLI (:func:`answer_vector`).
+Every episode of D is answered by what was known before D (:class:`answer.KnownBefore`): the kNN
+component from the index as of D (only earlier sessions), with query vectors normalized by D's
+statistics and learned similarity weights, then the model, the distance lookup and the calibrated
+blend (``answer.compose_answer``; DESIGN.md "Evaluation": walk-forward, point in time). The same
+code path answers a single live state row for the CLI (:func:`answer_vector`).
 """
 
 from __future__ import annotations
@@ -15,23 +17,23 @@ import polars as pl
 from ..config import OUTCOMES, SpymasterConfig
 from .episodes import SETUP_KEY_SCHEMA, partition_key_expr
 from .normalization import NormalizationStats, normalize
-from .retrieval import base_rate, posterior_batch, smooth_series
+from .answer import SIGNALS_SCHEMA, KnownBefore, compose_answer
+from .retrieval import base_rate, posterior_batch
 from .schema_indexes import SchemaIndexes
 from .setup_index import SetupIndex
 from .vectors import layout_of_schema_version, schema_dims, state_to_matrix, vector_columns, vector_version
 
 _CLASS = [o.lower() for o in OUTCOMES]  # break, reject, chop
 
-SIGNALS_SCHEMA: dict[str, pl.DataType] = {
+_KNN_SCHEMA: dict[str, pl.DataType] = {
     **SETUP_KEY_SCHEMA,
     "partition_key": pl.String(),
-    "approach_id": pl.Int32(),
     **{f"p_{c}": pl.Float64() for c in _CLASS},
     **{f"p_{c}_{end}": pl.Float64() for c in _CLASS for end in ("lo", "hi")},
     "effective_sample_size": pl.Float64(),
     "n_neighbours": pl.Int32(),
+    "knn_concentration": pl.Float64(),
     **{f"base_{c}": pl.Float64() for c in _CLASS},
-    **{f"p_{c}_smooth": pl.Float64() for c in _CLASS},
     "vector_version": pl.String(),
 }
 
@@ -71,25 +73,45 @@ def check_point_in_time(index: SetupIndex, stats: NormalizationStats, day: date)
         raise ValueError(f"index vector version {index.vector_version!r} is not of the normalization's layout {stats.vector_version!r}")
 
 
-def answer(
+def answer(known: KnownBefore, episodes_of_day: pl.DataFrame, config: SpymasterConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Answer every episode of one day D with everything known before D: (gold_signals, neighbours).
+
+    gold_signals: :data:`answer.SIGNALS_SCHEMA`, one row per episode (the kNN component of
+    :func:`knn_answer`, the model, the distance lookup and the blend; see ``answer``).
+    neighbours: as :func:`knn_answer`. Raises as :func:`knn_answer`, and ValueError when ``known``
+    serves another day or its model saw the day.
+    """
+    if episodes_of_day.height == 0:
+        return pl.DataFrame(schema=SIGNALS_SCHEMA), pl.DataFrame(schema=NEIGHBOURS_SCHEMA)
+    day = episodes_of_day["session_date"][0]
+    if known.as_of != day:
+        raise ValueError(f"what was known before {known.as_of} cannot answer the episodes of {day}")
+    if known.model is not None and known.model.trained_through >= day:
+        raise ValueError(f"point-in-time violation: the model used for {day} was trained through {known.model.trained_through}")
+    knn, neighbours = knn_answer(known.indexes, known.stats, episodes_of_day, config)
+    return compose_answer(knn, episodes_of_day, known, config), neighbours
+
+
+def knn_answer(
     indexes: SchemaIndexes, stats: NormalizationStats, episodes_of_day: pl.DataFrame, config: SpymasterConfig
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Answer every episode of one day D: (gold_signals, neighbours).
+    """The kNN component for every episode of one day D: (kNN rows, neighbours).
 
     Input ``episodes_of_day``: gold_episodes rows of a single session D (session_date, ts_event,
     level_kind, direction, time_bucket, partition_key, vector, vector_version, feature_families);
     outcome columns, if present, are never read. Episodes are answered by the index of the richest
     vector schema their families allow (:meth:`SchemaIndexes.for_families`); each vector is
     projected onto that schema, normalized with ``stats`` (robust z clipped to
-    ``robust_z_clip``, L2), searched in its partition for the top ``top_k`` neighbours (at most
+    ``robust_z_clip``, the indexes' similarity weights, L2), searched in its partition for the top ``top_k`` neighbours (at most
     ``max_neighbours_per_session`` per past session, sessions before D only) and turned into a
     Dirichlet posterior around the partition's base rate (``retrieval.posterior_batch``;
     uniform base rate for a partition absent from the index).
 
-    gold_signals (:data:`SIGNALS_SCHEMA`, one row per episode, sorted by ts_event, level_kind):
+    kNN rows (one per episode, sorted by ts_event, level_kind): the episode keys and partition_key,
     p_break/p_reject/p_chop (posterior mean), p_*_lo/p_*_hi (central ``interval_level`` interval),
-    effective_sample_size (Kish), n_neighbours, base_* (prior mean), approach_id and p_*_smooth
-    (``retrieval.smooth_series``), vector_version (the schema version of the index used).
+    effective_sample_size (Kish), n_neighbours, knn_concentration (alpha_0 of the posterior:
+    prior strength plus the neighbours' weight), base_* (prior mean), vector_version (the schema
+    version of the index used).
     neighbours (:data:`NEIGHBOURS_SCHEMA`): per episode its neighbours, rank 1 = most similar,
     with the neighbour's session_date, ts_event, cosine similarity and outcome.
 
@@ -97,7 +119,7 @@ def answer(
     from the statistics', or on any point-in-time violation (:func:`check_point_in_time`).
     """
     if episodes_of_day.height == 0:
-        return pl.DataFrame(schema=SIGNALS_SCHEMA), pl.DataFrame(schema=NEIGHBOURS_SCHEMA)
+        return pl.DataFrame(schema=_KNN_SCHEMA), pl.DataFrame(schema=NEIGHBOURS_SCHEMA)
     days = episodes_of_day["session_date"].unique().to_list()
     if len(days) != 1:
         raise ValueError(f"answer() takes the episodes of one session, got {sorted(days)}")
@@ -118,12 +140,11 @@ def answer(
         base_rates = index.partition_base_rates()
         for (key,), group in same_families.partition_by("partition_key", as_dict=True, maintain_order=True).items():
             group = group.with_columns(vector_version=pl.lit(index.vector_version))
-            signals_part, neighbours_part = _answer_partition(index, key, group, stats, dims, base_rates.get(key, uniform), day, config)
+            signals_part, neighbours_part = _answer_partition(index, key, group, stats, dims, indexes.weights, base_rates.get(key, uniform), day, config)
             signal_parts.append(signals_part)
             neighbour_parts.append(neighbours_part)
-    signals = smooth_series(pl.concat(signal_parts, how="vertical_relaxed"), config)
-    signals = signals.sort("ts_event", "level_kind").select(
-        [pl.col(name).cast(dtype) for name, dtype in SIGNALS_SCHEMA.items()]
+    signals = pl.concat(signal_parts, how="vertical_relaxed").sort("ts_event", "level_kind").select(
+        [pl.col(name).cast(dtype) for name, dtype in _KNN_SCHEMA.items()]
     )
     neighbours = (
         pl.concat(neighbour_parts, how="vertical_relaxed")
@@ -139,13 +160,14 @@ def _answer_partition(
     group: pl.DataFrame,
     stats: NormalizationStats,
     dims: np.ndarray,
+    weights: np.ndarray | None,
     prior: np.ndarray,
     day: date,
     config: SpymasterConfig,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Answer the episodes of one index partition: (their signal rows before smoothing, their neighbour rows)."""
     vectors = group["vector"].to_numpy().reshape(group.height, -1)
-    queries = normalize(vectors, stats, config.robust_z_clip, dims)
+    queries = normalize(vectors, stats, config.robust_z_clip, dims, weights)
     ids, sims = index.search_batch(key, queries, exclude_on_or_after=day)
     posterior = posterior_batch(sims, index.outcome_codes_of(key, ids), prior, config)
     columns: dict[str, np.ndarray] = {}
@@ -155,6 +177,7 @@ def _answer_partition(
         columns[f"p_{c}_hi"] = posterior["upper"][:, j]
         columns[f"base_{c}"] = np.full(group.height, prior[j])
     columns["effective_sample_size"] = posterior["effective_sample_size"]
+    columns["knn_concentration"] = posterior["alpha"].sum(axis=1)
     columns["n_neighbours"] = posterior["n_neighbours"].astype(np.int32)
     signals = group.hstack(pl.DataFrame(columns))
 
@@ -175,9 +198,7 @@ def _answer_partition(
     return signals, neighbours
 
 
-def answer_vector(
-    indexes: SchemaIndexes, stats: NormalizationStats, state_row: pl.DataFrame, config: SpymasterConfig
-) -> tuple[pl.DataFrame, pl.DataFrame]:
+def answer_vector(known: KnownBefore, state_row: pl.DataFrame, config: SpymasterConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Answer one live setup (the CLI query) through the same path as :func:`answer`.
 
     ``state_row``: a one-row frame, either a gold_episodes row (with ``vector``) or a
@@ -200,4 +221,4 @@ def answer_vector(
         episode = episode.with_columns(partition_key=partition_key_expr())
     if "feature_families" not in episode.columns:
         episode = episode.with_columns(feature_families=pl.lit("bars"))
-    return answer(indexes, stats, episode, config)
+    return answer(known, episode, config)

@@ -1,0 +1,146 @@
+"""The product's answer for the setups of day D: every component, the blend, its interval and its source.
+
+Components, each known before D only (DESIGN.md "The answer" and "Evaluation"):
+
+- ``base_*``: the index partition's base rate (level kind x direction x time bucket);
+- ``p_dist_*``: the distance lookup (``distance_baseline``);
+- ``p_knn_*``: the Dirichlet posterior of the retrieved neighbours (``signals.knn_answer``), in the
+  learned-similarity space;
+- ``p_xgb_*``: the XGBoost model as of D (``model``), null when there is none yet;
+- ``p_*``: the answer, ``calibrate(w * P_xgb + (1 - w) * P_knn)`` (``blend``), with its interval.
+
+``answer_source`` says which answer a row got: ``blend`` (w and T fitted on earlier sessions),
+``blend_default`` (a model exists but too few earlier sessions to fit w and T: w =
+``blend_default_weight``, T = 1), ``knn`` (no model yet: the answer is the kNN posterior), or
+``no_history`` (no earlier session at all: the kNN posterior is its uniform prior).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import polars as pl
+
+from ..config import OUTCOMES, SpymasterConfig
+from .blend import BlendFit, blend, blend_interval, fit_blend
+from .distance_baseline import distance_probabilities
+from .episodes import SETUP_KEY_SCHEMA
+from .model import OutcomeModel
+from .normalization import NormalizationStats
+from .retrieval import outcome_codes, smooth_series
+from .schema_indexes import SchemaIndexes
+
+CLASSES = [o.lower() for o in OUTCOMES]  # break, reject, chop
+ANSWER_SOURCES = ("blend", "blend_default", "knn", "no_history")
+#: Prefixes of the probability columns of every model scored by gold_evaluation, in table order.
+MODEL_PREFIXES: dict[str, str] = {"base_rate": "base_", "distance": "p_dist_", "knn": "p_knn_", "xgboost": "p_xgb_", "answer": "p_"}
+
+
+def probability_columns(prefix: str) -> list[str]:
+    """``[prefix + 'break', prefix + 'reject', prefix + 'chop']``."""
+    return [f"{prefix}{c}" for c in CLASSES]
+
+
+SIGNALS_SCHEMA: dict[str, pl.DataType] = {
+    **SETUP_KEY_SCHEMA,
+    "partition_key": pl.String(),
+    "approach_id": pl.Int32(),
+    **{f"p_{c}": pl.Float64() for c in CLASSES},
+    **{f"p_{c}_{end}": pl.Float64() for c in CLASSES for end in ("lo", "hi")},
+    **{f"p_{c}_smooth": pl.Float64() for c in CLASSES},
+    "answer_source": pl.String(),
+    **{f"base_{c}": pl.Float64() for c in CLASSES},
+    **{f"p_dist_{c}": pl.Float64() for c in CLASSES},
+    **{f"p_knn_{c}": pl.Float64() for c in CLASSES},
+    **{f"p_xgb_{c}": pl.Float64() for c in CLASSES},
+    "effective_sample_size": pl.Float64(),
+    "n_neighbours": pl.Int32(),
+    "knn_concentration": pl.Float64(),
+    "blend_weight": pl.Float64(),
+    "temperature": pl.Float64(),
+    "model_trained_through": pl.Date(),
+    "vector_version": pl.String(),
+}
+
+
+@dataclass
+class KnownBefore:
+    """Everything known before day ``as_of`` that answers its setups.
+
+    ``indexes``/``stats``: the setup indexes and normalization as of the day; ``model``: the
+    outcome model as of the day (None before ``model_min_sessions``); ``distance_table``: the fitted
+    distance lookup; ``blend_fit``: w and T from earlier sessions.
+    """
+
+    as_of: date
+    indexes: SchemaIndexes
+    stats: NormalizationStats
+    model: OutcomeModel | None
+    distance_table: pl.DataFrame
+    blend_fit: BlendFit
+
+
+def fit_blend_on_signals(earlier: pl.DataFrame | None, config: SpymasterConfig) -> BlendFit:
+    """Fit w and T on earlier sessions' gold_signals joined with their outcomes (an inner walk-forward).
+
+    ``earlier``: rows with session_date, p_knn_*, p_xgb_* and outcome, all of sessions before the
+    day served (the caller's guarantee, as with every as-of artefact). Rows without a model
+    probability are left out; the trailing ``blend_sessions`` sessions with one are used.
+    """
+    default = BlendFit(config.blend_default_weight, 1.0, 0, 0, False)
+    if earlier is None or earlier.height == 0:
+        return default
+    rows = earlier.filter(pl.col("p_xgb_break").is_not_null())
+    sessions = sorted(set(rows["session_date"].to_list()))[-config.blend_sessions:]
+    rows = rows.filter(pl.col("session_date").is_in(sessions))
+    return fit_blend(
+        rows.select(probability_columns("p_xgb_")).to_numpy(),
+        rows.select(probability_columns("p_knn_")).to_numpy(),
+        outcome_codes(rows["outcome"]),
+        len(sessions),
+        config.blend_min_sessions,
+        config.blend_default_weight,
+    )
+
+
+def compose_answer(knn: pl.DataFrame, episodes: pl.DataFrame, known: KnownBefore, config: SpymasterConfig) -> pl.DataFrame:
+    """gold_signals rows (:data:`SIGNALS_SCHEMA`) from the kNN rows of ``signals.knn_answer`` and the episodes.
+
+    ``knn`` and ``episodes`` hold the same setups (joined on session_date, ts_event, level_kind);
+    ``episodes`` carries vector, distance_atr, level_kind, direction. Outcome columns are never read.
+    """
+    keys = ["session_date", "ts_event", "level_kind"]
+    frame = knn.join(episodes.select(*keys, "vector", "distance_atr"), on=keys, how="left", maintain_order="left")
+    p_knn = frame.select(probability_columns("p_")).to_numpy()
+    p_dist = distance_probabilities(frame, known.distance_table, config)
+    fit = known.blend_fit
+    if known.model is not None:
+        p_xgb = known.model.predict(frame, config)
+        answer = blend(p_xgb, p_knn, fit.weight, fit.temperature)
+        source = "blend" if fit.fitted else "blend_default"
+    else:
+        p_xgb = np.full_like(p_knn, np.nan)
+        answer = p_knn
+        source = "knn" if known.indexes.sessions else "no_history"
+    concentration = frame["knn_concentration"].to_numpy()
+    lower, upper = blend_interval(answer, concentration, config.interval_level)
+    columns: dict[str, object] = {}
+    for j, c in enumerate(CLASSES):
+        columns[f"p_knn_{c}"] = p_knn[:, j]
+        columns[f"p_dist_{c}"] = p_dist[:, j]
+        columns[f"p_xgb_{c}"] = pl.Series(p_xgb[:, j], nan_to_null=True)
+        columns[f"p_{c}"] = answer[:, j]
+        columns[f"p_{c}_lo"] = lower[:, j]
+        columns[f"p_{c}_hi"] = upper[:, j]
+    has_model = known.model is not None
+    out = frame.drop(probability_columns("p_")).with_columns(
+        **{k: (v if isinstance(v, pl.Series) else pl.Series(k, v)) for k, v in columns.items()},
+        answer_source=pl.lit(source),
+        blend_weight=pl.lit(fit.weight if has_model else None, dtype=pl.Float64),
+        temperature=pl.lit(fit.temperature if has_model else None, dtype=pl.Float64),
+        model_trained_through=pl.lit(known.model.trained_through if has_model else None, dtype=pl.Date),
+    )
+    out = smooth_series(out, config)
+    return out.sort("ts_event", "level_kind").select([pl.col(name).cast(dtype) for name, dtype in SIGNALS_SCHEMA.items()])

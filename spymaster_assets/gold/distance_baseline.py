@@ -1,0 +1,98 @@
+"""The distance lookup: outcome rate by (level kind, direction, |distance_atr| bin), the baseline to beat.
+
+DESIGN.md "Evaluation": distance alone carries most of the easy information (a setup 1.9 ATR away
+needs 2.9 ATR to break and 1 ATR to reject), so an answer that does not beat this lookup adds
+nothing a trader could not read off the chart.
+
+Model, fitted on earlier sessions only: for each cell c = (level_kind, direction, bin), with
+bin = floor(|distance_atr| / ``distance_bin_atr``) capped at ``distance_bins - 1`` (so 0.5-ATR bins
+over the 2-ATR approach zone by default), the outcome probabilities are the posterior mean of a
+Dirichlet-multinomial with prior mean the (level_kind, direction) rate (add-one smoothed) and prior
+strength s = ``distance_prior_strength`` pseudo-setups:
+``p_k = (n_ck + s * q_k) / (n_c + s)`` (Gelman et al., *Bayesian Data Analysis*, 3rd ed., 3.4).
+A cell with no history is its (kind, direction) rate; a (kind, direction) with no history is uniform.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from ..config import OUTCOMES, SpymasterConfig
+
+#: Columns of a fitted lookup table (one row per cell seen in history, plus the coarser prior rows).
+DISTANCE_TABLE_SCHEMA: dict[str, pl.DataType] = {
+    "level_kind": pl.String(),
+    "direction": pl.String(),
+    "distance_bin": pl.Int32(),  # -1 = the (kind, direction) prior row
+    "n_episodes": pl.Int64(),
+    **{f"rate_{o.lower()}": pl.Float64() for o in OUTCOMES},
+}
+_RATES = [f"rate_{o.lower()}" for o in OUTCOMES]
+_PRIOR_BIN = -1
+
+
+def distance_bin_expr(config: SpymasterConfig) -> pl.Expr:
+    """Polars expression: the |distance_atr| bin of each row (Int32, 0 .. distance_bins - 1)."""
+    raw = (pl.col("distance_atr").abs() / config.distance_bin_atr).floor().cast(pl.Int32)
+    return pl.min_horizontal(raw, pl.lit(config.distance_bins - 1, dtype=pl.Int32)).alias("distance_bin")
+
+
+def fit_distance_table(history: pl.DataFrame, config: SpymasterConfig) -> pl.DataFrame:
+    """Fit the lookup on history episodes (columns level_kind, direction, distance_atr, outcome).
+
+    Returns a frame of :data:`DISTANCE_TABLE_SCHEMA`: one prior row per (level_kind, direction)
+    seen (distance_bin = -1, add-one smoothed rates) and one row per seen cell with its smoothed
+    rates (formula in the module docstring). The caller passes sessions before D only.
+    Raises ValueError if an outcome is not one of OUTCOMES or a distance is not finite.
+    """
+    if history.height == 0:
+        return pl.DataFrame(schema=DISTANCE_TABLE_SCHEMA)
+    bad = set(history["outcome"].unique().to_list()) - set(OUTCOMES)
+    if bad:
+        raise ValueError(f"unknown outcome labels {sorted(map(str, bad))}; expected one of {OUTCOMES}")
+    if not history["distance_atr"].is_finite().all():
+        raise ValueError("distance_atr has null or non-finite values: the distance lookup needs every episode's distance")
+    onehot = [(pl.col("outcome") == o).cast(pl.Int64).alias(f"n_{o.lower()}") for o in OUTCOMES]
+    frame = history.select("level_kind", "direction", distance_bin_expr(config), *onehot)
+    counts = [f"n_{o.lower()}" for o in OUTCOMES]
+    prior = frame.group_by("level_kind", "direction").agg(pl.col(counts).sum())
+    total = pl.sum_horizontal(counts)
+    prior = prior.with_columns(
+        pl.lit(_PRIOR_BIN, dtype=pl.Int32).alias("distance_bin"),
+        total.alias("n_episodes"),
+        *[((pl.col(c) + 1.0) / (total + len(OUTCOMES))).alias(r) for c, r in zip(counts, _RATES)],
+    )
+    cells = frame.group_by("level_kind", "direction", "distance_bin").agg(pl.col(counts).sum())
+    s = float(config.distance_prior_strength)
+    cells = cells.join(prior.select("level_kind", "direction", *[pl.col(r).alias(f"q_{r}") for r in _RATES]), on=["level_kind", "direction"])
+    cell_total = pl.sum_horizontal(counts)
+    cells = cells.with_columns(
+        cell_total.alias("n_episodes"),
+        *[((pl.col(c) + s * pl.col(f"q_{r}")) / (cell_total + s)).alias(r) for c, r in zip(counts, _RATES)],
+    )
+    columns = list(DISTANCE_TABLE_SCHEMA)
+    return (
+        pl.concat([prior.select(columns), cells.select(columns)])
+        .select([pl.col(n).cast(t) for n, t in DISTANCE_TABLE_SCHEMA.items()])
+        .sort("level_kind", "direction", "distance_bin")
+    )
+
+
+def distance_probabilities(episodes: pl.DataFrame, table: pl.DataFrame, config: SpymasterConfig) -> np.ndarray:
+    """Lookup probabilities of ``episodes`` (level_kind, direction, distance_atr): float64 (n, 3) in OUTCOMES order.
+
+    The cell's rates when the cell was seen, else the (kind, direction) prior row, else uniform.
+    """
+    if episodes.height == 0:
+        return np.zeros((0, len(OUTCOMES)))
+    keyed = episodes.select("level_kind", "direction", distance_bin_expr(config)).with_row_index("_row")
+    cell = keyed.join(table, on=["level_kind", "direction", "distance_bin"], how="left")
+    prior = keyed.join(
+        table.filter(pl.col("distance_bin") == _PRIOR_BIN).drop("distance_bin"), on=["level_kind", "direction"], how="left"
+    )
+    uniform = 1.0 / len(OUTCOMES)
+    merged = cell.sort("_row").select(_RATES).to_numpy()
+    fallback = prior.sort("_row").select(_RATES).to_numpy()
+    merged = np.where(np.isnan(merged), fallback, merged)
+    return np.where(np.isnan(merged), uniform, merged)

@@ -1,0 +1,56 @@
+"""``spymaster evaluate``: the walk-forward comparison of every model, read from the lake."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+
+from spymaster_resources.lake import Lake
+
+from ..config import SpymasterConfig
+from ..errors import SpymasterError
+from .answer import MODEL_PREFIXES
+from .assets import scored_signals
+from .evaluation import compare_models, format_comparison
+
+
+def evaluate_lake(config: SpymasterConfig, start: date | None = None, end: date | None = None) -> tuple[pl.DataFrame, str]:
+    """Compare every model on the materialized gold_signals of sessions in [start, end] (with enough history).
+
+    Returns (the :func:`evaluation.compare_models` table, its text form with a header naming the
+    sessions and a plain verdict against each baseline). Raises SpymasterError when nothing in the
+    range can be scored (not materialized, or too little history), naming the range.
+    """
+    lake = Lake(config.lake_dir)
+    dates = lake.dates("gold", "gold_signals")
+    if not dates:
+        raise SpymasterError(f"no gold_signals in {config.lake_dir}: run `spymaster backfill` first")
+    last = end or dates[-1]
+    scored = scored_signals(lake, last, config.min_history_sessions, start)
+    if scored is None or scored.height == 0:
+        raise SpymasterError(
+            f"no session between {start or dates[0]} and {last} has gold_signals and {config.min_history_sessions}+ earlier sessions to score"
+        )
+    if "p_xgb_break" not in scored.columns:
+        raise SpymasterError("gold_signals were written by an older version without the model columns: rematerialize the gold assets")
+    try:
+        table = compare_models(
+            scored, MODEL_PREFIXES, bins=config.calibration_bins, level=config.interval_level,
+            replicates=config.bootstrap_replicates, seed=config.bootstrap_seed,
+        )
+    except ValueError as exc:
+        raise SpymasterError(f"cannot compare the models: {exc} (the first model exists after {config.model_min_sessions} sessions)") from None
+    sessions = sorted(scored.drop_nulls("p_xgb_break")["session_date"].unique().to_list())
+    answer = table.filter(pl.col("model") == "answer").row(0, named=True)
+    verdict = []
+    for tag, name in (("base", "the partition base rate"), ("distance", "the distance lookup")):
+        lo = answer[f"bss_{tag}_lo"]
+        if lo is not None and lo > 0:
+            verdict.append(f"the answer beats {name} (the whole {config.interval_level:.0%} interval is above 0)")
+        elif answer[f"bss_{tag}"] > 0:
+            verdict.append(f"the answer is ahead of {name}, but its {config.interval_level:.0%} interval includes 0")
+        else:
+            verdict.append(f"the answer does NOT beat {name}")
+    header = f"Walk-forward evaluation, sessions {sessions[0]} .. {sessions[-1]} (episodes every model answered)"
+    return table, "\n".join([header, format_comparison(table, config.interval_level), *("  " + v for v in verdict)])

@@ -1,0 +1,111 @@
+"""The gold tier's day-by-day answer computed in memory: what each day's assets compute, for tuning and checks.
+
+:func:`known_before` builds, from the episodes of sessions before D, exactly what the gold assets
+build for D from the lake (normalization, model, learned-similarity index, distance lookup, blend
+fit), with the same functions; :func:`walk_forward` answers every episode of a range of days with it,
+day by day, feeding each day's components to the next day's blend fit. ``spymaster tune`` scores
+parameter sets with it; a test checks that it reproduces the materialized gold_signals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import date
+
+import polars as pl
+
+from ..config import SpymasterConfig
+from .answer import KnownBefore, fit_blend_on_signals
+from .distance_baseline import fit_distance_table
+from .model import OutcomeModel, train_model, training_window
+from .normalization import fit_normalization
+from .schema_indexes import SchemaIndexes
+from .signals import answer
+from .vectors import vector_columns, vector_version
+
+
+def similarity_weights_of(model: OutcomeModel | None, config: SpymasterConfig) -> tuple[object, str]:
+    """(weights or None, source label) for the index as of a day: the model's gain shares under ``similarity_weighting='model_gain'``.
+
+    Raises ValueError for an unknown ``similarity_weighting``.
+    """
+    if config.similarity_weighting not in ("model_gain", "equal"):
+        raise ValueError(f"similarity_weighting must be 'model_gain' or 'equal', got {config.similarity_weighting!r}")
+    if model is None or config.similarity_weighting == "equal":
+        return None, "equal"
+    return model.similarity_weights(config), f"model_gain (trained through {model.trained_through})"
+
+
+def known_before(
+    day: date,
+    history: pl.DataFrame,
+    sessions_before: list[date],
+    earlier_signals: pl.DataFrame | None,
+    config: SpymasterConfig,
+    model_cache: dict[tuple[date, ...], OutcomeModel] | None = None,
+) -> KnownBefore:
+    """What the gold assets know before ``day``, built in memory.
+
+    ``history``: gold_episodes rows of the sessions before ``day`` (with outcomes);
+    ``sessions_before``: those sessions' dates (sessions without episodes included);
+    ``earlier_signals``: earlier days' gold_signals joined with outcomes (for the blend fit), or None.
+    ``model_cache`` maps a training window to its model so a cadence's days share one training.
+    Raises ValueError on a point-in-time violation (a history row on or after ``day``).
+    """
+    late = history.filter(pl.col("session_date") >= day)
+    if late.height:
+        raise ValueError(f"point-in-time violation: history for {day} holds sessions on or after it")
+    layout = history.filter(pl.col("vector_version") == vector_version(config))
+    trailing = sorted(d for d in sessions_before if d < day)[-config.normalization_sessions:]
+    stats = fit_normalization(layout.filter(pl.col("session_date").is_in(trailing)), vector_columns(config), config, as_of=day)
+    window = training_window([d for d in sessions_before if d < day], config)
+    model = None
+    if window:
+        key = tuple(window)
+        cache = model_cache if model_cache is not None else {}
+        if key not in cache:
+            cache[key] = train_model(history.filter(pl.col("session_date").is_in(window)), config, as_of=day)
+        model = cache[key].as_of_day(day)
+    weights, source = similarity_weights_of(model, config)
+    indexes = SchemaIndexes.build(history if history.height else None, stats, config, as_of=day, weights=weights, weights_source=source)
+    return KnownBefore(day, indexes, stats, model, fit_distance_table(history, config), fit_blend_on_signals(earlier_signals, config))
+
+
+def walk_forward(
+    episodes: pl.DataFrame,
+    config: SpymasterConfig,
+    days: Iterable[date] | None = None,
+    sessions: Iterable[date] | None = None,
+    progress: Callable[[date], None] | None = None,
+) -> pl.DataFrame:
+    """Answer every episode of each of ``days`` (default: every session of ``episodes``) walk-forward.
+
+    ``episodes``: gold_episodes rows (with outcome) of every session involved; ``sessions``: all
+    session dates (default those of ``episodes``). Day D is answered by :func:`known_before` from the
+    sessions before D only, and the blend of D is fitted on the answers of the earlier days of this
+    same walk (as gold_signals of earlier sessions feed the asset). Days are walked in date order
+    from the first session, so the blend sees the same earlier answers the assets would.
+
+    Returns gold_signals rows (``answer.SIGNALS_SCHEMA``) of the requested days joined with
+    ``outcome``. ``progress`` is called with each day after it is answered.
+    """
+    all_sessions = sorted(set(sessions) if sessions is not None else set(episodes["session_date"].unique().to_list()))
+    wanted = set(days) if days is not None else set(all_sessions)
+    last = max(wanted) if wanted else None
+    cache: dict[tuple[date, ...], OutcomeModel] = {}
+    answered: list[pl.DataFrame] = []
+    for day in all_sessions:
+        if last is None or day > last:
+            break
+        history = episodes.filter(pl.col("session_date") < day)
+        earlier = pl.concat(answered, how="vertical_relaxed") if answered else None
+        known = known_before(day, history, [d for d in all_sessions if d < day], earlier, config, cache)
+        today = episodes.filter(pl.col("session_date") == day)
+        signals, _ = answer(known, today, config)
+        answered.append(signals.join(today.select("session_date", "ts_event", "level_kind", "outcome"), on=["session_date", "ts_event", "level_kind"], how="left"))
+        if progress is not None:
+            progress(day)
+    if not answered:
+        return pl.DataFrame()
+    out = pl.concat(answered, how="vertical_relaxed")
+    return out.filter(pl.col("session_date").is_in(sorted(wanted)))
