@@ -1,4 +1,4 @@
-"""The ``spymaster`` command line: backfill sessions, ask what similar setups did, run the demo."""
+"""The ``spymaster`` command line: backfill sessions, ask what similar setups did, evaluate, tune, run the demo."""
 
 from __future__ import annotations
 
@@ -179,6 +179,23 @@ def main(argv: list[str] | None = None) -> int:
     p_eval.add_argument("--end", type=_date, help="last session scored, YYYY-MM-DD (default: the latest materialized)")
     p_eval.add_argument("--json", action="store_true", help="print the table as JSON rows")
 
+    p_tune = sub.add_parser(
+        "tune",
+        help="two-stage Optuna tuning of retrieval, model and blend on a nested walk-forward window (writes <home>/params/tuned-v<N>.json)",
+        description=(
+            "Stage 1 tunes retrieval (k, per-session cap, Dirichlet prior strength, similarity weighting, block weights, "
+            "DCT coefficients counted); stage 2 tunes XGBoost and the blend window with stage 1's best fixed. A trial's "
+            "score is the walk-forward Brier skill score of the answer against the partition base rate on the sessions up "
+            "to --through. The values found serve only sessions after --through (nested: no scored session informs a value "
+            "it is scored with). Studies are kept in Optuna's storage and resume; rematerialize the gold assets after it."
+        ),
+    )
+    p_tune.add_argument("--trials", type=int, default=20, help="trials per stage, counting those already in a resumed study (default 20)")
+    p_tune.add_argument("--through", type=_date, help="last session of the tuning window, YYYY-MM-DD (default: the latest with gold_episodes)")
+    p_tune.add_argument("--stage", type=int, choices=(1, 2), help="run one stage only (stage 2 takes stage 1's best values from its study)")
+    p_tune.add_argument("--storage", help="Optuna RDB storage URL, e.g. postgresql://... (default sqlite under <home>/params)")
+    p_tune.add_argument("--seed", type=int, default=0, help="seed of the TPE sampler (default 0)")
+
     p_demo = sub.add_parser("demo", help="copy the embedded real ES sample to a data root, backfill it, query it, evaluate")
     p_demo.add_argument("--home", dest="demo_home", type=Path, default=Path("data/demo"), help="data root for the demo (default data/demo)")
 
@@ -220,6 +237,14 @@ def main(argv: list[str] | None = None) -> int:
 
             table, text = evaluate_lake(config, args.start, args.end)
             print(json.dumps(table.to_dicts(), indent=2, default=str) if args.json else text)
+            return 0
+        if args.command == "tune":
+            from .tuning.search import tune
+
+            results = tune(config, args.trials, args.through, args.stage, args.storage, args.seed, progress=sys.stderr.isatty())
+            print(f"tuned values ({results[-1].params_file}):")
+            for key, value in sorted(results[-1].values.items()):
+                print(f"  {key} = {value}")
             return 0
         if args.command == "gamma":
             from .gold.query import gamma_profile_at

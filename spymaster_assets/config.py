@@ -7,6 +7,7 @@ nothing reads module-level settings. Each materialization records ``config.as_me
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from dataclasses import dataclass
 from datetime import time
@@ -18,6 +19,9 @@ LEVEL_KINDS: tuple[str, ...] = ("PM_HIGH", "PM_LOW", "OR_HIGH", "OR_LOW", "SMA_9
 DIRECTIONS: tuple[str, ...] = ("UP", "DOWN")
 #: Outcome classes, in the fixed order of every probability vector.
 OUTCOMES: tuple[str, ...] = ("BREAK", "REJECT", "CHOP")
+
+#: Optional per-data-root configuration file (JSON object of field values).
+CONFIG_FILE = "config.json"
 
 SESSION_TZ = "America/New_York"
 EXCHANGE_CALENDAR = "CMES"
@@ -108,6 +112,10 @@ class SpymasterConfig:
     xgb_seed: int = 7
     # Learned similarity: "model_gain" weighs each vector dimension by its share of the model's gain; "equal" does not.
     similarity_weighting: str = "model_gain"
+    # Multipliers per block of dimensions on top of those weights, e.g. (("distance", 2.0), ("context", 0.5));
+    # blocks: distance, trajectory, kinematics, context (the bars family) and tape, book, depth, mbo, gamma.
+    similarity_block_weights: tuple[tuple[str, float], ...] = ()
+    similarity_dct_coefficients: int = 8  # DCT coefficients of each trajectory that count in the similarity (lowest first)
     # Blend and calibration: calibrate(w * P_xgb + (1 - w) * P_knn), fitted on earlier sessions' signals.
     blend_default_weight: float = 0.5
     blend_min_sessions: int = 3  # earlier sessions with a model needed to fit w and T
@@ -122,10 +130,36 @@ class SpymasterConfig:
 
     @classmethod
     def from_env(cls, **overrides: object) -> "SpymasterConfig":
-        """Build the configuration, taking ``home`` from ``SPYMASTER_HOME`` when it is set."""
+        """Build the configuration, taking ``home`` from ``SPYMASTER_HOME`` when it is set, then the
+        data root's ``config.json`` (:meth:`for_home`), then ``overrides``."""
         if "home" not in overrides and os.environ.get("SPYMASTER_HOME"):
             overrides["home"] = Path(os.environ["SPYMASTER_HOME"])
-        return cls(**overrides)  # type: ignore[arg-type]
+        base = cls.for_home(Path(overrides.get("home", cls.home)))  # type: ignore[arg-type]
+        return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
+
+    @classmethod
+    def for_home(cls, home: Path) -> "SpymasterConfig":
+        """The configuration of data root ``home``: the defaults, changed by ``<home>/config.json`` when present.
+
+        ``config.json`` is one JSON object of field values (lists for tuples), e.g.
+        ``{"model_min_sessions": 3, "top_k": 30}``; the CLI and the Dagster assets both read it, so
+        they answer alike. Raises ValueError naming the file for unreadable JSON or an unknown field.
+        """
+        config = cls(home=Path(home))
+        path = Path(home) / CONFIG_FILE
+        if not path.is_file():
+            return config
+        try:
+            values = json.loads(path.read_text())
+            if not isinstance(values, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            raise ValueError(f"{path}: unreadable configuration ({exc})") from None
+        names = {f.name for f in dataclasses.fields(cls)} - {"home"}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(f"{path}: unknown configuration fields {unknown}")
+        return dataclasses.replace(config, **{k: coerce_field(getattr(config, k), v) for k, v in values.items()})
 
     @property
     def raw_dir(self) -> Path:
@@ -151,3 +185,14 @@ class SpymasterConfig:
     def as_metadata(self) -> dict[str, str]:
         """Flat string view of every field, for Dagster materialization metadata."""
         return {f"config/{f.name}": str(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+def coerce_field(default: object, value: object) -> object:
+    """A JSON value as the type of a configuration field's default (lists become tuples, paths paths)."""
+    if isinstance(default, tuple):
+        return tuple(tuple(v) if isinstance(v, list) else v for v in value)  # type: ignore[union-attr]
+    if isinstance(default, Path):
+        return Path(str(value))
+    if isinstance(default, time):
+        return time.fromisoformat(str(value))
+    return value if default is None else type(default)(value)

@@ -1,4 +1,4 @@
-"""Assemble the Dagster definitions: assets of every tier, reports, the DuckDB catalog, checks, jobs, sensors, schedules, resources."""
+"""Assemble the Dagster definitions: assets of every tier, reports, the DuckDB catalog, tuning, checks, jobs, sensors, schedules, resources."""
 
 from __future__ import annotations
 
@@ -18,14 +18,15 @@ from .checks.asset_checks import asset_checks
 from .checks.freshness import freshness_check_job, freshness_check_schedule
 from .gold import assets as gold_assets
 from .silver import assets as silver_assets
+from .tuning.assets import tune_job, tuned_params
 
 #: The lake tables, bronze to gold, and the per-session chart.
 all_assets = load_assets_from_modules([bronze_assets, bronze_options_assets, silver_assets, gold_assets, chart_assets])
 
 defs = Definitions(
-    assets=[*all_assets, *catalog_assets],
+    assets=[*all_assets, *catalog_assets, tuned_params],
     asset_checks=asset_checks,
-    jobs=[*jobs, catalog_job, freshness_check_job],
+    jobs=[*jobs, catalog_job, freshness_check_job, tune_job],
     sensors=sensors,
     schedules=[*schedules, freshness_check_schedule],
     resources={"spymaster": SpymasterResource(), "databento": DatabentoResource()},

@@ -46,7 +46,7 @@ def run_demo(home: Path) -> int:
 
     home = Path(home)
     install_sample(home)
-    config = SpymasterConfig(home=home)
+    config = SpymasterConfig.for_home(home)
     print(f"Spymaster demo: real ES 1-minute bars (QuantConnect Lean, Apache-2.0) under {home}/raw")
     sessions = backfill(config, date(2000, 1, 1), date.today())
     print(f"materialized {len(sessions)} sessions through bronze, silver and gold: {sessions[0]} .. {sessions[-1]}")

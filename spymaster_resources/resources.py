@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from datetime import date
 from pathlib import Path
 
 from dagster import ConfigurableResource
 
 from spymaster_assets.bronze.dbn_files import RawCatalog
 from spymaster_assets.config import SpymasterConfig
+from spymaster_assets.tuned_params import TunedParams, config_for_day
 
 from .lake import Lake
 
@@ -26,15 +28,25 @@ class SpymasterResource(ConfigurableResource):
     """Where the data lives (``home``: raw/, lake/, reports/) and the typed configuration.
 
     ``home`` defaults to ``SPYMASTER_HOME`` or ``data``. The other settings come from
-    :class:`~spymaster_assets.config.SpymasterConfig` defaults.
+    :class:`~spymaster_assets.config.SpymasterConfig` defaults, changed by the data root's
+    ``config.json`` (``SpymasterConfig.for_home``, read by the CLI too), and for one day by the tuned
+    parameter file that serves it (:meth:`config_for_day`).
     """
 
     home: str = ""
 
     @property
     def config(self) -> SpymasterConfig:
-        """The typed configuration, with ``home`` resolved."""
-        return SpymasterConfig(home=Path(self.home or default_home()))
+        """The typed configuration of the data root (``home`` resolved, its ``config.json`` applied).
+
+        Raises ValueError naming the file when ``config.json`` is unreadable or names an unknown field.
+        """
+        return SpymasterConfig.for_home(Path(self.home or default_home()))
+
+    def config_for_day(self, day: date) -> tuple[SpymasterConfig, TunedParams | None]:
+        """The configuration serving ``day``: :attr:`config` with the newest tuned file whose tuning
+        ended before ``day`` (``tuned_params.config_for_day``), and that file (None: defaults)."""
+        return config_for_day(self.config, day)
 
     @property
     def lake(self) -> Lake:

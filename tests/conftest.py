@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import warnings
 from datetime import date
@@ -14,6 +15,9 @@ SAMPLE_RAW = REPO / "data" / "sample" / "raw"
 SHARED_DATA = REPO.parent / "shared" / "data"
 #: Five consecutive real sessions (ESZ3) used by the Dagster chain and query tests.
 CHAIN_SESSIONS = [date(2013, 10, 7), date(2013, 10, 8), date(2013, 10, 9), date(2013, 10, 10), date(2013, 10, 11)]
+#: The chain's data-root config.json: a model from 2 earlier sessions, retrained every 2 (10-09 trains,
+#: 10-10 reuses it, 10-11 retrains), the blend fitted from 1 earlier session with a model (10-11).
+CHAIN_CONFIG = {"model_min_sessions": 2, "model_retrain_sessions": 2, "blend_min_sessions": 1}
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +37,7 @@ def materialized_home(tmp_path_factory) -> Path:
     from spymaster_resources import SpymasterResource
 
     home = tmp_path_factory.mktemp("chain")
+    (home / "config.json").write_text(json.dumps(CHAIN_CONFIG))
     raw = home / "raw" / "GLBX.MDP3"
     raw.mkdir(parents=True)
     for src in SAMPLE_RAW.rglob("*.dbn.zst"):

@@ -97,10 +97,27 @@ def test_first_session_has_no_history_and_later_ones_do(lake):
     assert (later["n_neighbours"] > 0).any()
 
 
-def test_evaluation_scores_the_sessions_with_enough_history(lake):
+def test_evaluation_scores_every_model_on_the_sessions_with_enough_history(lake):
     evaluation = lake.read("gold", "gold_evaluation", CHAIN_SESSIONS[-1])
-    overall = evaluation.filter((pl.col("scope") == "cumulative") & (pl.col("level_kind") == "ALL")).row(0, named=True)
-    # min_history_sessions = 3: 10-10 and 10-11 are scored.
-    assert overall["n_sessions"] == 2
-    assert 0.0 <= overall["brier"] <= 2.0 and 0.0 <= overall["ece"] <= 1.0
-    assert overall["n_episodes"] == sum(lake.read("gold", "gold_episodes", d).height for d in CHAIN_SESSIONS[3:])
+    overall = evaluation.filter((pl.col("scope") == "cumulative") & (pl.col("level_kind") == "ALL"))
+    assert overall["model"].to_list() == ["base_rate", "distance", "knn", "xgboost", "answer"]
+    # min_history_sessions = 3: 10-10 and 10-11 are scored, every model answered each of their episodes.
+    scored = sum(lake.read("gold", "gold_episodes", d).height for d in CHAIN_SESSIONS[3:])
+    assert (overall["n_sessions"] == 2).all() and (overall["n_episodes"] == scored).all()
+    for row in overall.iter_rows(named=True):
+        assert 0.0 <= row["brier"] <= 2.0 and 0.0 <= row["ece"] <= 1.0
+        assert row["bss_base_lo"] <= row["bss_base"] + 1e-12 and row["bss_base"] <= row["bss_base_hi"] + 1e-12
+    base = overall.filter(pl.col("model") == "base_rate").row(0, named=True)
+    assert base["bss_base"] == 0.0
+    assert set(evaluation["scope"].unique().to_list()) == {"cumulative", "cumulative_all", "session"}
+
+
+def test_models_are_saved_with_their_training_window(lake):
+    for day in CHAIN_SESSIONS[:2]:
+        note = json.loads((lake.partition_dir("gold", "gold_model", day) / "meta.json").read_text())
+        assert note["model"] is None  # fewer than model_min_sessions (2) earlier sessions
+    for day in CHAIN_SESSIONS[2:]:
+        meta = json.loads((lake.partition_dir("gold", "gold_model", day) / "meta.json").read_text())
+        assert meta["as_of"] == day.isoformat()
+        assert max(meta["training_sessions"]) < day.isoformat()
+        assert (lake.partition_dir("gold", "gold_model", day) / "model.json").is_file()

@@ -10,10 +10,13 @@ from spymaster_assets.partitions import trading_day_partitions
 EXPECTED = {
     "bronze": {"bronze_definitions", "bronze_futures_ohlcv_1m", "bronze_futures_trades", "bronze_futures_bbo", "bronze_futures_mbp10", "bronze_options_definitions", "bronze_options_open_interest", "bronze_options_trades", "bronze_options_bbo"},
     "silver": {"silver_bars", "silver_levels", "silver_book_1s", "silver_depth_flow_1m", "silver_level_state", "silver_outcomes"},
-    "gold": {"gold_episodes", "gold_normalization", "gold_setup_index", "gold_signals", "gold_evaluation"},
+    "gold": {"gold_episodes", "gold_normalization", "gold_model", "gold_setup_index", "gold_signals", "gold_evaluation"},
     "reports": {"session_chart"},
     "catalog": {"duckdb_catalog"},
+    "tuning": {"tuned_params"},
 }
+#: Unpartitioned: one file of views over every partition, and the tuning over a window of sessions.
+UNPARTITIONED_GROUPS = {"catalog", "tuning"}
 
 
 def test_every_asset_loads_in_its_group_with_trading_day_partitions():
@@ -22,7 +25,7 @@ def test_every_asset_loads_in_its_group_with_trading_day_partitions():
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         groups.setdefault(node.group_name, set()).add(key.to_user_string())
-        if node.group_name != "catalog":  # the DuckDB catalog is one file of views over every partition
+        if node.group_name not in UNPARTITIONED_GROUPS:
             assert node.partitions_def == trading_day_partitions, key
         assert node.description, f"{key} has no description"
     assert groups == EXPECTED
@@ -39,8 +42,18 @@ def test_lineage_runs_bronze_to_gold():
     }
     assert parents("silver_book_1s") == {"bronze_futures_mbp10", "bronze_futures_bbo"}
     assert parents("silver_depth_flow_1m") == {"bronze_futures_mbp10"}
-    assert parents("gold_setup_index") == {"gold_normalization", "gold_episodes"}
+    assert parents("gold_model") == {"gold_episodes"}
+    assert parents("gold_setup_index") == {"gold_normalization", "gold_model", "gold_episodes"}
+    # gold_signals of D also reads the earlier sessions' signals (the blend is fitted on them).
+    assert parents("gold_signals") == {"gold_setup_index", "gold_model", "gold_episodes", "gold_signals"}
     assert parents("gold_evaluation") == {"gold_signals"}
+    assert parents("tuned_params") == {"gold_episodes"}
+
+
+def test_the_tuning_job_is_not_part_of_the_daily_run():
+    daily = defs.resolve_job_def("materialize_session_job")
+    assert "tuned_params" not in {k.to_user_string() for k in daily.asset_layer.selected_asset_keys}
+    assert defs.resolve_job_def("tune_job") is not None
 
 
 def test_partitions_skip_weekends_and_cme_holidays():

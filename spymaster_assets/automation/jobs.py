@@ -9,7 +9,8 @@ files land in ``raw/``, and a backfill of many sessions launches it per partitio
         --from 2013-10-07 --to 2013-10-11 --noprompt
 
 (a backfill is executed by the daemon: ``dagster dev`` runs one). The DuckDB catalog (group
-"catalog") is left out: it is one unpartitioned file of views, rebuilt by ``duckdb_catalog_job``.
+"catalog") is left out: it is one unpartitioned file of views, rebuilt by ``duckdb_catalog_job``; so is
+the tuning (group "tuning", ``tune_job``), which is run by hand.
 """
 
 from dagster import AssetSelection, define_asset_job, in_process_executor
@@ -20,7 +21,7 @@ from ..download.job import download_job
 # from the selection (passing partitions_def is deprecated, removed in 2.0).
 materialize_session_job = define_asset_job(
     "materialize_session_job",
-    selection=AssetSelection.all() - AssetSelection.groups("catalog"),
+    selection=AssetSelection.all() - AssetSelection.groups("catalog", "tuning"),
     # One process per session run: the steps of a session are a chain, and a process per step costs
     # seconds of Python start-up each on a small machine (the CLI backfill runs in process too).
     executor_def=in_process_executor,

@@ -89,7 +89,7 @@ def gold_normalization(context: AssetExecutionContext, spymaster: SpymasterResou
 def gold_model(context: AssetExecutionContext, spymaster: SpymasterResource) -> MaterializeResult:
     """XGBoost multiclass model of the outcome as of the day, trained on earlier sessions (retrained every model_retrain_sessions sessions), in XGBoost's JSON format."""
     day = session_of_partition_key(context.partition_key)
-    cfg, lake = spymaster.config, spymaster.lake
+    (cfg, tuned), lake = spymaster.config_for_day(day), spymaster.lake
     model, how = as_of.fit_model_as_of(lake, day, cfg)
     directory = as_of.model_dir(lake, day)
     if model is None:
@@ -100,7 +100,12 @@ def gold_model(context: AssetExecutionContext, spymaster: SpymasterResource) -> 
         context.log.info(f"gold_model {day}: no model ({how}); the answer is the kNN posterior (answer_source 'knn')")
         return MaterializeResult(metadata={"path": MetadataValue.path(str(directory)), "model": "none", "reason": how, **cfg.as_metadata()})
     model.save(directory)
-    return MaterializeResult(metadata=model_metadata(model, directory, how, cfg))
+    return MaterializeResult(metadata={**model_metadata(model, directory, how, cfg), "tuned_params": tuned_label(tuned)})
+
+
+def tuned_label(tuned) -> str:
+    """Which tuned parameter file served the day, for the metadata ("defaults" when none)."""
+    return "defaults" if tuned is None else f"{tuned.path} (v{tuned.version}, tuned through {tuned.tuned_through})"
 
 
 def model_metadata(model: OutcomeModel, directory, how: str, cfg) -> dict:
@@ -131,7 +136,7 @@ def model_metadata(model: OutcomeModel, directory, how: str, cfg) -> dict:
 def gold_setup_index(context: AssetExecutionContext, spymaster: SpymasterResource) -> MaterializeResult:
     """FAISS indexes as of the day: every earlier episode normalized with the day's statistics, one index per (level kind, direction, time bucket)."""
     day = session_of_partition_key(context.partition_key)
-    cfg, lake = spymaster.config, spymaster.lake
+    (cfg, tuned), lake = spymaster.config_for_day(day), spymaster.lake
     indexes = as_of.build_index_as_of(lake, day, as_of.stats_as_of(lake, day), cfg)
     directory = indexes.save(as_of.index_dir(lake, day))
     pruned = as_of.prune_old_indexes(lake, day, cfg)
@@ -150,6 +155,7 @@ def gold_setup_index(context: AssetExecutionContext, spymaster: SpymasterResourc
             "last_session": str(sessions[-1]) if sessions else "none",
             "vector_layout_version": indexes.layout_version,
             "similarity_weights": indexes.weights_source,
+            "tuned_params": tuned_label(tuned),
             "pruned_indexes": ", ".join(map(str, pruned)) or "none",
             **cfg.as_metadata(),
         }
@@ -164,7 +170,7 @@ def gold_setup_index(context: AssetExecutionContext, spymaster: SpymasterResourc
 def gold_signals(context: AssetExecutionContext, spymaster: SpymasterResource) -> MaterializeResult:
     """What the trader would have seen that day: the calibrated blend of XGBoost and kNN with every component (kNN, model, distance lookup, base rate), one row per episode."""
     day = session_of_partition_key(context.partition_key)
-    cfg, lake = spymaster.config, spymaster.lake
+    (cfg, tuned), lake = spymaster.config_for_day(day), spymaster.lake
     known = as_of.known_before_from_lake(lake, day, cfg)
     signals, neighbours = answer(known, lake.read(TIER, "gold_episodes", day), cfg)
     signals = validate_signals(signals, cfg)
@@ -183,6 +189,7 @@ def gold_signals(context: AssetExecutionContext, spymaster: SpymasterResource) -
                 "gold_model": {c: ["vector"] for c in probability_columns("p_xgb_")},
             },
             history_sessions=len(known.indexes.sessions),
+            tuned_params=tuned_label(tuned),
             answer_sources=", ".join(f"{k} {v}" for k, v in sorted(signals.group_by("answer_source").len().iter_rows())) or "none",
             model_trained_through=str(known.model.trained_through) if known.model else "no model",
             blend_weight=fit.weight,

@@ -11,6 +11,7 @@ from spymaster_resources.lake import Lake
 from ..config import OUTCOMES, SpymasterConfig
 from ..errors import MissingPartitionError, SpymasterError
 from ..sessions import NY, et_to_utc
+from ..tuned_params import config_for_day
 from . import as_of
 from .signals import answer_vector
 
@@ -100,6 +101,7 @@ def answer_query(config: SpymasterConfig, day: date, wall: time, level_kind: str
             that time, or the level not known at that bar.
     """
     lake = Lake(config.lake_dir)
+    config, _ = config_for_day(config, day)  # the tuned values that served the day, as in gold_signals
     state = _read_state(lake, day)
     anchor = anchor_instant(config, day, wall)
     rows = state.filter(pl.col("ts_event") == anchor)

@@ -145,3 +145,31 @@ def state_to_matrix(frame: pl.DataFrame, columns: Sequence[str]) -> np.ndarray:
         for c in columns
     ).to_numpy()
     return np.ascontiguousarray(matrix, dtype=np.float32)
+
+
+#: Blocks of dimensions that similarity weights can scale together: the bars family's four parts,
+#: then each order-flow and options family.
+SIMILARITY_BLOCKS: tuple[str, ...] = ("distance", "trajectory", "kinematics", "context", *FEATURE_FAMILIES[1:])
+_KINEMATIC_PREFIXES = ("d_velocity_", "d_acceleration_", "d_jerk_")
+
+
+def similarity_blocks(config: SpymasterConfig) -> list[str]:
+    """The :data:`SIMILARITY_BLOCKS` entry of each vector column, in vector order (by the feature-name contract)."""
+    family_of = {c: family for family in FEATURE_FAMILIES[1:] for c in family_columns(family, config)}
+    return [family_of.get(c) or _bars_block(c) for c in vector_columns(config)]
+
+
+def _bars_block(column: str) -> str:
+    if column == "distance_atr":
+        return "distance"
+    if column.startswith("traj_"):
+        return "trajectory"
+    if column.startswith(_KINEMATIC_PREFIXES):
+        return "kinematics"
+    return "context"
+
+
+def dct_index(column: str) -> int:
+    """The DCT coefficient number of a trajectory column (``..._dct_<i>``), -1 for any other column."""
+    head, sep, tail = column.rpartition("_dct_")
+    return int(tail) if sep and tail.isdigit() else -1

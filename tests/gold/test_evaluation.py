@@ -328,3 +328,70 @@ def test_evaluate_by_groups():
 def test_outcome_order_matches_config():
     # The probability columns are read in OUTCOMES order; the hand examples above rely on it.
     assert OUTCOMES == ("BREAK", "REJECT", "CHOP")
+
+
+# --------------------------------------------------------------------------------------------------
+# Session bootstrap and the comparison of every model
+# --------------------------------------------------------------------------------------------------
+
+from spymaster_assets.gold.evaluation import compare_models, format_comparison, session_bootstrap_skill  # noqa: E402
+
+
+def test_bootstrap_of_sessions_with_one_skill_is_that_skill():
+    # Every session: the model's Brier sum is 80% of the reference's, so every resample has BSS 0.2.
+    reference = np.array([10.0, 30.0, 5.0, 12.0])
+    lo, hi = session_bootstrap_skill(0.8 * reference, reference, replicates=200, seed=1)
+    assert lo == pytest.approx(0.2) and hi == pytest.approx(0.2)
+    assert all(math.isnan(v) for v in session_bootstrap_skill(np.array([1.0]), np.array([2.0])))
+    with pytest.raises(ValueError):
+        session_bootstrap_skill(np.ones(3), np.ones(4))
+
+
+def test_bootstrap_interval_matches_the_exact_resampling_distribution():
+    """Two kinds of session, equal size: BSS +0.5 (model 5 of 10) or -0.5 (15 of 10). A resample of
+    S = 40 sessions with j good ones has BSS 1 - (5j + 15(40 - j)) / 400 = (j - 20) / 40, with
+    j ~ Binomial(40, 1/2): its 5% and 95% quantiles are about j = 15 and 25, i.e. BSS -0.125 and +0.125."""
+    model = np.array([5.0, 15.0] * 20)
+    reference = np.full(40, 10.0)
+    lo, hi = session_bootstrap_skill(model, reference, replicates=20_000, seed=7)
+    assert lo == pytest.approx(-0.125, abs=0.026) and hi == pytest.approx(0.125, abs=0.026)
+
+
+def _comparison_frame():
+    """Two sessions, 2 episodes each: outcomes BREAK, REJECT | BREAK, CHOP."""
+    rows = []
+    outcomes = [("2024-01-02", "BREAK"), ("2024-01-02", "REJECT"), ("2024-01-03", "BREAK"), ("2024-01-03", "CHOP")]
+    for day, outcome in outcomes:
+        hit = {"BREAK": (0.6, 0.2, 0.2), "REJECT": (0.2, 0.6, 0.2), "CHOP": (0.2, 0.2, 0.6)}[outcome]
+        rows.append(
+            {
+                "session_date": date.fromisoformat(day), "outcome": outcome,
+                **dict(zip(["base_break", "base_reject", "base_chop"], [1 / 3] * 3)),
+                **dict(zip(["p_dist_break", "p_dist_reject", "p_dist_chop"], (0.5, 0.25, 0.25))),
+                **dict(zip(["p_break", "p_reject", "p_chop"], hit)),
+                **dict(zip(["p_xgb_break", "p_xgb_reject", "p_xgb_chop"], [None] * 3 if day == "2024-01-03" and outcome == "CHOP" else hit)),
+            }
+        )
+    return pl.DataFrame(rows)
+
+
+def test_compare_models_scores_every_model_on_the_same_episodes():
+    frame = _comparison_frame()
+    models = {"base_rate": "base_", "distance": "p_dist_", "xgboost": "p_xgb_", "answer": "p_"}
+    table = compare_models(frame, models, replicates=100)
+    assert table["model"].to_list() == list(models)
+    assert (table["n_episodes"] == 3).all()  # the episode without a model probability is dropped for all
+    rows = {r["model"]: r for r in table.iter_rows(named=True)}
+    # Hand-worked Brier: uniform 2/3; the answer hits with 0.6: 0.16 + 0.04 + 0.04 = 0.24.
+    assert rows["base_rate"]["brier"] == pytest.approx(2 / 3)
+    assert rows["answer"]["brier"] == pytest.approx(0.24)
+    assert rows["answer"]["bss_base"] == pytest.approx(1 - 0.24 / (2 / 3))
+    # Distance (0.5, 0.25, 0.25): BREAK 0.375, REJECT 0.875 -> mean over B, R, B = 0.5416...
+    distance = (0.375 + 0.875 + 0.375) / 3
+    assert rows["distance"]["brier"] == pytest.approx(distance)
+    assert rows["answer"]["bss_distance"] == pytest.approx(1 - 0.24 / distance)
+    assert rows["distance"]["bss_distance"] == 0.0
+    text = format_comparison(table)
+    assert "answer" in text and "3 episodes in 2 sessions" in text
+    with pytest.raises(ValueError, match="baseline"):
+        compare_models(frame, {"answer": "p_"})

@@ -1,4 +1,4 @@
-"""End to end on a synthetic history: episodes -> normalization -> index -> signals, point in time."""
+"""End to end on a synthetic history: episodes -> normalization -> index -> kNN component -> signals, point in time."""
 
 from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
@@ -12,7 +12,8 @@ from spymaster_assets.gold.episodes import select_episodes
 from spymaster_assets.gold.normalization import fit_normalization, normalize
 from spymaster_assets.gold.schemas import validate_signals
 from spymaster_assets.gold.schema_indexes import SchemaIndexes
-from spymaster_assets.gold.signals import answer, answer_vector
+from spymaster_assets.gold.signals import answer, answer_vector, knn_answer
+from spymaster_assets.gold.walk_forward import known_before
 from spymaster_assets.gold.vectors import schema_dims, vector_columns
 from spymaster_assets.silver.feature_names import FEATURE_FAMILIES, families_label
 
@@ -81,13 +82,26 @@ def world():
     episodes = select_episodes(state, outcomes, CONFIG)
     history, stats, index = _as_of(episodes, DAY)
     today = episodes.filter(pl.col("session_date") == DAY)
-    signals, neighbours = answer(index, stats, today, CONFIG)
+    signals, neighbours = knn_answer(index, stats, today, CONFIG)
     return state, outcomes, episodes, history, stats, index, today, signals, neighbours
 
 
+def _known(episodes, day=DAY, config=CONFIG):
+    """What the gold assets know before ``day`` (model included: 5 earlier sessions = model_min_sessions)."""
+    return known_before(day, episodes.filter(pl.col("session_date") < day), [d for d in SESSIONS if d < day], None, config)
+
+
 def test_signals_cover_every_episode_of_the_day_and_pass_the_schema(world):
-    *_, today, signals, neighbours = world
+    _, _, episodes, *_, today, knn, neighbours = world
+    equal = replace(CONFIG, similarity_weighting="equal")  # the world's kNN index has equal weights
+    signals, full_neighbours = answer(_known(episodes, config=equal), today, equal)
     validate_signals(signals, CONFIG)
+    assert full_neighbours.equals(neighbours)
+    assert (signals["answer_source"] == "blend_default").all() and signals["p_xgb_break"].is_not_null().all()
+    # The kNN component is kept beside the answer, unchanged.
+    knn_columns = knn.select("ts_event", "level_kind", *[pl.col(f"p_{c}").alias(f"p_knn_{c}") for c in ("break", "reject", "chop")])
+    assert signals.select(knn_columns.columns).sort("ts_event", "level_kind").equals(knn_columns.sort("ts_event", "level_kind"))
+    signals = knn
     assert signals.height == today.height == 2 * (N_ANCHORS - 1)
     assert set(signals["session_date"].to_list()) == {DAY}
     assert (signals["n_neighbours"] == CONFIG.top_k).all()
@@ -146,7 +160,7 @@ def test_retrieval_beats_the_base_rate_on_clustered_setups(world):
 def test_the_days_own_outcomes_never_influence_its_signals(world):
     *_, stats, index, today, signals, _ = world
     flipped = today.with_columns(outcome=pl.lit("CHOP"), ambiguous=pl.lit(True))
-    again, _ = answer(index, stats, flipped, CONFIG)
+    again, _ = knn_answer(index, stats, flipped, CONFIG)
     assert again.equals(signals)
 
 
@@ -155,37 +169,39 @@ def test_point_in_time_violations_raise(world):
     # An index that already holds day D (built as of a later day).
     leaky = SchemaIndexes.build(episodes, stats, CONFIG, as_of=DAY + timedelta(days=1))
     with pytest.raises(ValueError, match="point-in-time"):
-        answer(leaky, stats, today, CONFIG)
+        knn_answer(leaky, stats, today, CONFIG)
     # An index and statistics as of an earlier day answer D's questions from the past alone: allowed.
     _, old_stats, old_index = _as_of(episodes, SESSIONS[-2])
-    signals, neighbours = answer(old_index, old_stats, today, CONFIG)
+    signals, neighbours = knn_answer(old_index, old_stats, today, CONFIG)
     assert neighbours["neighbour_session_date"].max() < SESSIONS[-2]
     # ... but an index and statistics of a later day, or of different days, do not.
     with pytest.raises(ValueError, match="point-in-time"):
-        answer(old_index, old_stats, episodes.filter(pl.col("session_date") == SESSIONS[-3]), CONFIG)
+        knn_answer(old_index, old_stats, episodes.filter(pl.col("session_date") == SESSIONS[-3]), CONFIG)
     with pytest.raises(ValueError, match="normalized"):
-        answer(index, old_stats, today, CONFIG)
+        knn_answer(index, old_stats, today, CONFIG)
     with pytest.raises(ValueError, match="one session"):
-        answer(index, stats, episodes.filter(pl.col("session_date") >= SESSIONS[-2]), CONFIG)
+        knn_answer(index, stats, episodes.filter(pl.col("session_date") >= SESSIONS[-2]), CONFIG)
 
 
 def test_answer_vector_from_a_silver_state_row_matches_the_batch_answer(world):
-    state, _, _, _, stats, index, _, signals, neighbours = world
+    state, _, episodes, _, _, _, today, _, _ = world
+    known = _known(episodes)
+    signals, neighbours = answer(known, today, CONFIG)
     row = state.filter((pl.col("session_date") == DAY) & (pl.col("level_kind") == "SMA_90")).sort("ts_event")[5]
-    one, its_neighbours = answer_vector(index, stats, row, CONFIG)
+    one, its_neighbours = answer_vector(known, row, CONFIG)
     batch = signals.filter((pl.col("ts_event") == row["ts_event"][0]) & (pl.col("level_kind") == "SMA_90"))
-    cols = ["partition_key", "p_break", "p_reject", "p_chop", "p_break_lo", "p_chop_hi", "effective_sample_size", "n_neighbours"]
+    cols = ["partition_key", "p_break", "p_reject", "p_chop", "p_break_lo", "p_chop_hi", "p_knn_break", "p_xgb_chop", "p_dist_reject", "effective_sample_size", "n_neighbours"]
     assert one.select(cols).equals(batch.select(cols))
     expected_neighbours = neighbours.filter((pl.col("ts_event") == row["ts_event"][0]) & (pl.col("level_kind") == "SMA_90"))
     assert its_neighbours.equals(expected_neighbours)
     with pytest.raises(ValueError, match="exactly one row"):
-        answer_vector(index, stats, state.head(2), CONFIG)
+        answer_vector(known, state.head(2), CONFIG)
 
 
 def test_unknown_partition_falls_back_to_the_uniform_prior(world):
     *_, stats, index, today, _, _ = world
     lone = today.head(1).with_columns(level_kind=pl.lit("OR_LOW"), partition_key=pl.lit("OR_LOW|UP|0-15"))
-    signals, neighbours = answer(index, stats, lone, CONFIG)
+    signals, neighbours = knn_answer(index, stats, lone, CONFIG)
     assert neighbours.height == 0 and signals["n_neighbours"][0] == 0
     np.testing.assert_allclose(signals.select("p_break", "p_reject", "p_chop").row(0), [1 / 3] * 3)
     assert signals["effective_sample_size"][0] == 0.0
@@ -208,17 +224,17 @@ def test_an_index_never_mixes_vector_schemas_and_queries_use_the_richest_with_hi
     # 2 sessions < min_history_sessions (3): a full-family query falls back to bars.
     label, _ = indexes.for_families(ALL_FAMILIES)
     assert label == "bars"
-    signals, _ = answer(indexes, stats, episodes.filter(pl.col("session_date") == DAY), CONFIG)
+    signals, _ = knn_answer(indexes, stats, episodes.filter(pl.col("session_date") == DAY), CONFIG)
     assert signals["vector_version"].str.ends_with("[bars]").all()
     # With a smaller minimum the richer schema answers, from order-flow sessions only.
     lenient = replace(CONFIG, min_history_sessions=2)
     history, stats, indexes = _as_of(episodes, DAY, lenient)
-    signals, neighbours = answer(indexes, stats, episodes.filter(pl.col("session_date") == DAY), lenient)
+    signals, neighbours = knn_answer(indexes, stats, episodes.filter(pl.col("session_date") == DAY), lenient)
     assert signals["vector_version"].str.ends_with(f"[{ALL_FAMILIES}]").all()
     assert set(neighbours["neighbour_session_date"].to_list()) <= set(SESSIONS[3:-1])
     # A bars-only query is answered by the bars index even when a richer one exists.
     bars_query = episodes.filter(pl.col("session_date") == DAY).with_columns(feature_families=pl.lit("bars"))
-    signals, _ = answer(indexes, stats, bars_query, lenient)
+    signals, _ = knn_answer(indexes, stats, bars_query, lenient)
     assert signals["vector_version"].str.ends_with("[bars]").all()
 
 
@@ -226,5 +242,5 @@ def test_schema_indexes_round_trip_through_disk(world, tmp_path):
     *_, stats, indexes, today, signals, _ = world
     loaded = SchemaIndexes.load(indexes.save(tmp_path / "idx"), CONFIG)
     assert loaded.schemas == indexes.schemas and loaded.sessions == indexes.sessions
-    again, _ = answer(loaded, stats, today, CONFIG)
+    again, _ = knn_answer(loaded, stats, today, CONFIG)
     assert again.equals(signals)

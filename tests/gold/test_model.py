@@ -1,0 +1,101 @@
+"""gold_model's pure code: cadence, determinism, point in time, round trip, bad files, similarity weights."""
+
+from dataclasses import replace
+from datetime import date, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+
+from spymaster_assets.config import OUTCOMES, SpymasterConfig
+from spymaster_assets.gold.model import OutcomeModel, feature_matrix, model_feature_names, train_model, training_window
+from spymaster_assets.gold.vectors import vector_columns, vector_version
+
+CONFIG = SpymasterConfig(xgb_rounds=30)
+SESSIONS = [date(2024, 1, 2) + timedelta(days=i) for i in range(8)]
+
+
+def _episodes(seed=0, n_per_session=60):
+    """Episodes whose outcome depends on the distance (dim 0) and one context column; the rest is noise."""
+    rng = np.random.default_rng(seed)
+    columns = vector_columns(CONFIG)
+    informative = columns.index("minutes_since_open")
+    rows = []
+    for day in SESSIONS:
+        for i in range(n_per_session):
+            vector = rng.standard_normal(len(columns)).astype(np.float32)
+            vector[0] = rng.uniform(-2, 2)
+            vector[informative] = rng.uniform(0, 180)
+            score = -abs(vector[0]) * 2 + (vector[informative] > 90) * 1.5
+            outcome = "BREAK" if score > -0.8 else ("REJECT" if score > -2.5 else "CHOP")
+            rows.append(
+                {
+                    "session_date": day, "ts_event": None, "level_kind": ["PM_HIGH", "EMA_20"][i % 2], "direction": ["UP", "DOWN"][i % 3 == 0],
+                    "time_bucket": "0-15", "partition_key": "", "vector_version": vector_version(CONFIG), "feature_families": "bars",
+                    "vector": vector.tolist(), "distance_atr": float(vector[0]), "outcome": outcome, "ambiguous": False, "horizon_complete": True,
+                }
+            )
+    frame = pl.DataFrame(rows, schema_overrides={"vector": pl.Array(pl.Float32, len(columns))})
+    return frame.with_columns(ts_event=pl.datetime(2024, 1, 2, time_zone="UTC").cast(pl.Datetime("ns", "UTC")) + pl.duration(minutes=pl.int_range(pl.len())))
+
+
+def test_training_window_follows_the_cadence():
+    config = replace(CONFIG, model_retrain_sessions=5, model_min_sessions=5)
+    assert training_window(SESSIONS[:4], config) == []
+    assert training_window(SESSIONS[:5], config) == SESSIONS[:5]
+    assert training_window(SESSIONS[:7], config) == SESSIONS[:5]  # reused until 10 sessions
+    assert training_window(list(reversed(SESSIONS[:7])), config) == SESSIONS[:5]
+
+
+def test_training_is_deterministic_and_learns_the_informative_dimensions():
+    history = _episodes()
+    first = train_model(history, CONFIG, as_of=SESSIONS[-1] + timedelta(days=1))
+    again = train_model(history.sample(fraction=1.0, shuffle=True, seed=3), CONFIG, as_of=SESSIONS[-1] + timedelta(days=1))
+    probe = _episodes(seed=9).head(40)
+    np.testing.assert_array_equal(first.predict(probe, CONFIG), again.predict(probe, CONFIG))
+    assert first.gain == again.gain
+    weights = first.similarity_weights(CONFIG)
+    assert weights.shape == (len(vector_columns(CONFIG)),) and weights.sum() == pytest.approx(1.0)
+    top = {vector_columns(CONFIG)[i] for i in np.argsort(-weights)[:2]}
+    assert top == {"distance_atr", "minutes_since_open"}
+    # It predicts better than the training base rate on fresh episodes.
+    labels = np.array([OUTCOMES.index(o) for o in probe["outcome"]])
+    p = first.predict(probe, CONFIG)
+    base = np.bincount([OUTCOMES.index(o) for o in history["outcome"]], minlength=3) / history.height
+    assert np.mean(np.log(p[np.arange(len(labels)), labels])) > np.mean(np.log(base[labels]))
+
+
+def test_a_model_never_trains_on_or_serves_its_own_day():
+    history = _episodes()
+    with pytest.raises(ValueError, match="point-in-time"):
+        train_model(history, CONFIG, as_of=SESSIONS[-1])
+    model = train_model(history.filter(pl.col("session_date") < SESSIONS[5]), CONFIG, as_of=SESSIONS[5])
+    assert model.as_of_day(SESSIONS[7]).as_of == SESSIONS[7]
+    with pytest.raises(ValueError, match="point-in-time"):
+        model.as_of_day(SESSIONS[4])
+
+
+def test_save_load_round_trip_and_bad_files_name_the_file(tmp_path):
+    history = _episodes()
+    model = train_model(history, CONFIG, as_of=SESSIONS[-1] + timedelta(days=1))
+    directory = model.save(tmp_path / "m")
+    loaded = OutcomeModel.load(directory)
+    probe = _episodes(seed=4).head(10)
+    np.testing.assert_array_equal(loaded.predict(probe, CONFIG), model.predict(probe, CONFIG))
+    assert loaded.training_sessions == SESSIONS and loaded.features == model_feature_names(CONFIG)
+    (directory / "model.json").write_text("{ not json")
+    with pytest.raises(ValueError, match="model.json"):
+        OutcomeModel.load(directory)
+    (directory / "model.json").unlink()
+    with pytest.raises(FileNotFoundError, match="model.json"):
+        OutcomeModel.load(directory)
+
+
+def test_feature_matrix_shape_and_errors():
+    history = _episodes().head(6)
+    x = feature_matrix(history, CONFIG)
+    assert x.shape == (6, len(model_feature_names(CONFIG)))
+    assert x[:, len(vector_columns(CONFIG)):-1].sum(axis=1).tolist() == [1.0] * 6  # one level kind each
+    with pytest.raises(ValueError, match="unknown level kinds"):
+        feature_matrix(history.with_columns(level_kind=pl.lit("VWAP")), CONFIG)
+    assert feature_matrix(history.head(0), CONFIG).shape[0] == 0

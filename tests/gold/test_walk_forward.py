@@ -1,0 +1,97 @@
+"""Point in time of the whole answer on real sessions: what serves day D never saw D or later.
+
+On the five real sample sessions materialized by Dagster (``materialized_home``, whose config.json
+gives a model from 2 earlier sessions and a blend fitted from 1), the in-memory walk-forward
+reproduces the materialized gold_signals, and changing a day's outcomes or a later day's setups
+leaves every answer up to that day (model, blend, calibration, kNN, distance lookup) unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import polars as pl
+import pytest
+
+from spymaster_assets.config import SpymasterConfig
+from spymaster_assets.gold import as_of
+from spymaster_assets.gold.walk_forward import walk_forward
+from spymaster_resources.lake import Lake
+
+from conftest import CHAIN_SESSIONS
+
+KEYS = ["session_date", "ts_event", "level_kind"]
+
+
+@pytest.fixture(scope="module")
+def chain(materialized_home):
+    config = SpymasterConfig.for_home(materialized_home)
+    lake = Lake(config.lake_dir)
+    episodes = lake.read_many("gold", "gold_episodes", CHAIN_SESSIONS)
+    return config, lake, episodes
+
+
+def test_the_materialized_signals_use_a_model_and_a_fitted_blend(chain):
+    config, lake, _ = chain
+    sources = {d: set(lake.read("gold", "gold_signals", d)["answer_source"].unique().to_list()) for d in CHAIN_SESSIONS}
+    assert sources == {
+        CHAIN_SESSIONS[0]: {"no_history"},
+        CHAIN_SESSIONS[1]: {"knn"},
+        CHAIN_SESSIONS[2]: {"blend_default"},
+        CHAIN_SESSIONS[3]: {"blend"},
+        CHAIN_SESSIONS[4]: {"blend"},
+    }
+    # Cadence 2: 10-09 trains on 2 sessions, 10-10 reuses that model, 10-11 trains on 4.
+    models = {d: as_of.model_as_of(lake, d, config) for d in CHAIN_SESSIONS[2:]}
+    assert [len(m.training_sessions) for m in models.values()] == [2, 2, 4]
+    assert all(m.trained_through < d for d, m in models.items())
+
+
+def test_walk_forward_in_memory_reproduces_the_materialized_signals(chain):
+    config, lake, episodes = chain
+    memory = walk_forward(episodes, config).drop("outcome").sort(KEYS)
+    stored = lake.read_many("gold", "gold_signals", CHAIN_SESSIONS).sort(KEYS)
+    assert memory.columns == stored.columns
+    floats = [c for c, t in stored.schema.items() if t == pl.Float64]
+    assert memory.drop(floats).equals(stored.drop(floats))
+    np.testing.assert_allclose(memory.select(floats).to_numpy(), stored.select(floats).to_numpy(), rtol=0, atol=1e-12)
+
+
+def test_changing_a_days_outcomes_moves_nothing_up_to_that_day(chain):
+    config, _, episodes = chain
+    day = CHAIN_SESSIONS[3]
+    before = walk_forward(episodes, config)
+    flip = {"BREAK": "CHOP", "REJECT": "BREAK", "CHOP": "REJECT"}
+    changed = episodes.with_columns(
+        outcome=pl.when(pl.col("session_date") == day).then(pl.col("outcome").replace_strict(flip)).otherwise(pl.col("outcome"))
+    )
+    after = walk_forward(changed, config)
+    signal_columns = [c for c in before.columns if c != "outcome"]
+    up_to_day = pl.col("session_date") <= day
+    assert after.filter(up_to_day).select(signal_columns).equals(before.filter(up_to_day).select(signal_columns))
+    # The change reaches the next day (its model, kNN and blend saw it): the test can fail.
+    later = pl.col("session_date") > day
+    assert not after.filter(later).select("p_break", "p_knn_break", "p_xgb_break").equals(before.filter(later).select("p_break", "p_knn_break", "p_xgb_break"))
+
+
+def test_changing_the_future_setups_moves_no_earlier_answer(chain):
+    config, _, episodes = chain
+    day = CHAIN_SESSIONS[3]
+    before = walk_forward(episodes, config)
+    noisy = episodes.with_columns(
+        vector=pl.when(pl.col("session_date") > day).then(pl.col("vector").arr.eval(pl.element() * 3.0 + 1.0)).otherwise(pl.col("vector")),
+        distance_atr=pl.when(pl.col("session_date") > day).then(-pl.col("distance_atr")).otherwise(pl.col("distance_atr")),
+    )
+    after = walk_forward(noisy, config)
+    up_to_day = pl.col("session_date") <= day
+    assert after.filter(up_to_day).equals(before.filter(up_to_day))
+    assert not after.filter(~up_to_day).equals(before.filter(~up_to_day))
+
+
+def test_walk_forward_is_deterministic_and_the_seed_matters(chain):
+    config, _, episodes = chain
+    first, again = walk_forward(episodes, config), walk_forward(episodes, config)
+    assert first.equals(again)
+    reseeded = walk_forward(episodes, replace(config, xgb_seed=config.xgb_seed + 1))
+    assert not reseeded["p_xgb_break"].drop_nulls().equals(first["p_xgb_break"].drop_nulls())
