@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 
 import pytest
 
@@ -70,3 +71,75 @@ def test_unknown_level_and_bad_date_are_rejected_by_the_parser(capsys):
 def test_backfill_of_a_range_without_data_says_so(sample_home, capsys):
     code, _, err = _run(capsys, "--home", str(sample_home), "backfill", "--start", "2015-01-05", "--end", "2015-01-09", "--quiet")
     assert code == 2 and "no session between 2015-01-05 and 2015-01-09" in err
+
+
+def test_query_shows_the_blend_its_components_and_what_drove_the_match(materialized_home, capsys):
+    code, out, _ = _run(capsys, "--home", str(materialized_home), "query", "--date", "2013-10-11", "--time", "10:30", "--json")
+    assert code == 0
+    in_zone = [lvl for lvl in json.loads(out)["levels"] if lvl["in_zone"]]
+    assert in_zone
+    for lvl in in_zone:
+        assert lvl["answer_source"] == "blend" and 0.0 <= lvl["blend_weight"] <= 1.0 and lvl["temperature"] > 0
+        assert lvl["model_trained_through"] < "2013-10-11"
+        assert set(lvl["components"]) == {"knn", "xgboost", "distance"}
+        for component in lvl["components"].values():
+            assert sum(component.values()) == pytest.approx(1.0)
+        assert lvl["match_drivers"] and all(d["share"] > 0 for d in lvl["match_drivers"])
+    code, text, _ = _run(capsys, "--home", str(materialized_home), "query", "--date", "2013-10-11", "--time", "10:30")
+    assert "answer: blend w=" in text and "match driven by:" in text
+
+
+def test_query_matches_the_materialized_signals(materialized_home, capsys):
+    """The CLI answers through the same code path as gold_signals: same numbers for the same episode."""
+    import polars as pl
+
+    from spymaster_resources.lake import Lake
+
+    code, out, _ = _run(capsys, "--home", str(materialized_home), "query", "--date", "2013-10-11", "--time", "10:30", "--json")
+    signals = Lake(materialized_home / "lake").read("gold", "gold_signals", date(2013, 10, 11))
+    at = signals.filter(pl.col("ts_event").dt.convert_time_zone("America/New_York").dt.strftime("%H:%M") == "10:30")
+    for lvl in (lvl for lvl in json.loads(out)["levels"] if lvl["in_zone"]):
+        row = at.filter(pl.col("level_kind") == lvl["level_kind"]).row(0, named=True)
+        assert lvl["probabilities"]["BREAK"] == pytest.approx(row["p_break"], abs=1e-12)
+        assert lvl["upper"]["CHOP"] == pytest.approx(row["p_chop_hi"], abs=1e-12)
+
+
+def test_evaluate_prints_every_model_beside_the_baselines(materialized_home, capsys):
+    code, out, _ = _run(capsys, "--home", str(materialized_home), "evaluate")
+    assert code == 0
+    for name in ("base_rate", "distance", "knn", "xgboost", "answer"):
+        assert f"\n{name} " in out
+    assert "2013-10-10 .. 2013-10-11" in out and "BSS vs distance" in out
+    assert "the answer" in out.splitlines()[-1]
+    code, out, _ = _run(capsys, "--home", str(materialized_home), "evaluate", "--start", "2013-10-11", "--json")
+    rows = json.loads(out)
+    assert [r["model"] for r in rows] == ["base_rate", "distance", "knn", "xgboost", "answer"]
+    assert all(r["n_sessions"] == 1 for r in rows)
+    code, _, err = _run(capsys, "--home", str(materialized_home), "evaluate", "--end", "2013-10-08")
+    assert code == 2 and "earlier sessions to score" in err
+
+
+def test_tune_writes_a_versioned_file_that_serves_only_later_sessions(materialized_home, tmp_path, capsys):
+    from spymaster_assets.config import SpymasterConfig
+    from spymaster_assets.tuned_params import config_for_day
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "lake").symlink_to(materialized_home / "lake")
+    (home / "config.json").write_text((materialized_home / "config.json").read_text())
+    code, out, err = _run(capsys, "--home", str(home), "tune", "--trials", "2", "--through", "2013-10-10")
+    assert code == 0, err
+    path = home / "params" / "tuned-v1.json"
+    assert path.is_file() and str(path) in out
+    tuned = json.loads(path.read_text())
+    assert tuned["tuned_through"] == "2013-10-10" and tuned["trials"] == {"spymaster-stage1-2013-10-10": 2, "spymaster-stage2-2013-10-10": 2}
+    config = SpymasterConfig.for_home(home)
+    assert config_for_day(config, date(2013, 10, 10))[1] is None  # tuned on 10-10: never serves it
+    served, chosen = config_for_day(config, date(2013, 10, 11))
+    assert chosen.path == path and served.top_k == tuned["values"]["top_k"]
+    # A second run resumes the studies (2 trials done: nothing to add) and writes the next version.
+    code, out, _ = _run(capsys, "--home", str(home), "tune", "--trials", "2", "--through", "2013-10-10")
+    assert code == 0 and (home / "params" / "tuned-v2.json").is_file()
+    assert json.loads((home / "params" / "tuned-v2.json").read_text())["values"] == tuned["values"]
+    code, _, err = _run(capsys, "--home", str(home), "tune", "--trials", "2", "--through", "2013-10-08")
+    assert code == 2 and "tuning needs at least 4" in err

@@ -15,6 +15,7 @@ import polars as pl
 import pytest
 
 from spymaster_assets.config import SpymasterConfig
+from spymaster_assets.errors import SpymasterError
 from spymaster_assets.gold import as_of
 from spymaster_assets.gold.walk_forward import walk_forward
 from spymaster_resources.lake import Lake
@@ -95,3 +96,24 @@ def test_walk_forward_is_deterministic_and_the_seed_matters(chain):
     assert first.equals(again)
     reseeded = walk_forward(episodes, replace(config, xgb_seed=config.xgb_seed + 1))
     assert not reseeded["p_xgb_break"].drop_nulls().equals(first["p_xgb_break"].drop_nulls())
+
+
+def test_a_missing_or_corrupt_model_file_is_rebuilt_and_a_corrupt_description_is_named(chain, tmp_path):
+    import shutil
+
+    config, lake, episodes = chain
+    day = CHAIN_SESSIONS[4]
+    home = tmp_path / "home"
+    shutil.copytree(lake.root / "gold", home / "lake" / "gold")
+    copy = Lake(home / "lake")
+    config = replace(config, home=home)
+    probe = episodes.filter(pl.col("session_date") == day)
+    expected = as_of.model_as_of(lake, day, config).predict(probe, config)
+    model_file = as_of.model_dir(copy, day) / "model.json"
+    model_file.write_text("{ truncated")
+    np.testing.assert_array_equal(as_of.model_as_of(copy, day, config).predict(probe, config), expected)
+    model_file.unlink()
+    np.testing.assert_array_equal(as_of.model_as_of(copy, day, config).predict(probe, config), expected)
+    (as_of.model_dir(copy, day) / "meta.json").write_text("not json")
+    with pytest.raises(SpymasterError, match="meta.json"):
+        as_of.model_as_of(copy, day, config)
