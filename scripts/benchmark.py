@@ -3,12 +3,16 @@
 
 What is measured (units are in each name; progress goes to stderr, results to stdout):
 
-1. ``silver_gold_seconds_per_session_*``: wall time of the pure domain pipeline for one session of
-   the embedded real ES sample (``data/sample/raw``), no Dagster, no Parquet, no pandera:
+1. ``answer_*`` / ``knn_only_*``: wall time of the pure domain pipeline for one session of the
+   embedded real ES sample (``data/sample/raw``), no Dagster, no Parquet, no pandera:
    build_bars -> compute_levels -> compute_level_state -> label_outcomes -> select_episodes ->
-   fit_normalization (trailing ``normalization_sessions`` earlier sessions) -> normalize +
-   SchemaIndexes.build (every earlier session, as of the day) -> signals.answer. Bronze frames are
-   decoded from the DBN files beforehand (``bronze.ingest``) and not timed here. Numba JIT and
+   walk_forward.known_before (normalization of the trailing sessions, the XGBoost model under its
+   retraining cadence, the learned-similarity index of every earlier session, the distance lookup,
+   the blend fit on earlier signals) -> signals.answer. ``answer_*`` is the product's answer (model,
+   blend); ``knn_only_*`` the answer before the model (equal weights, no model) on the same
+   sessions in the same run, and ``*_ratio_answer_over_knn_only`` their ratio. ``query_blend_*``:
+   one live setup answered through the blend (answer_vector) on the last session. Bronze frames
+   are decoded from the DBN files beforehand (``bronze.ingest``) and not timed here. Numba JIT and
    import costs are paid by an untimed warm-up run first. Optionally ``dagster_materialize_*``: one
    ``materialize`` of every asset for one partition under ``DagsterInstance.ephemeral()``.
 2. ``query_flat_*`` / ``query_hnsw_*``: ``SetupIndex.search_batch`` (top_k=50, at most 2 per
@@ -48,11 +52,10 @@ from spymaster_assets.bronze.dbn_files import RawCatalog  # noqa: E402
 from spymaster_assets.bronze.ingest import session_definitions, session_ohlcv_1m, sessions_with_rth_data  # noqa: E402
 from spymaster_assets.config import OUTCOMES, SpymasterConfig  # noqa: E402
 from spymaster_assets.gold.episodes import episodes_schema, select_episodes  # noqa: E402
-from spymaster_assets.gold.normalization import fit_normalization  # noqa: E402
-from spymaster_assets.gold.schema_indexes import SchemaIndexes  # noqa: E402
 from spymaster_assets.gold.setup_index import SetupIndex  # noqa: E402
-from spymaster_assets.gold.signals import answer  # noqa: E402
-from spymaster_assets.gold.vectors import vector_columns, vector_version  # noqa: E402
+from spymaster_assets.gold.signals import answer, answer_vector  # noqa: E402
+from spymaster_assets.gold.walk_forward import known_before  # noqa: E402
+from spymaster_assets.gold.vectors import vector_columns  # noqa: E402
 from spymaster_assets.sessions import trading_sessions  # noqa: E402
 from spymaster_assets.silver.bars import build_bars  # noqa: E402
 from spymaster_assets.silver.labels import label_outcomes  # noqa: E402
@@ -133,16 +136,19 @@ def run_session_pipeline(
     ohlcv_1m: pl.DataFrame,
     warmup_1m: pl.DataFrame | None,
     history: list[pl.DataFrame],
+    earlier_signals: list[pl.DataFrame],
     config: SpymasterConfig,
-) -> tuple[pl.DataFrame, dict[str, float]]:
-    """Silver + gold for one session in memory; returns (gold_episodes of the day, seconds per stage).
+    model_cache: dict,
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, float]]:
+    """Silver + gold for one session in memory; returns (gold_episodes, gold_signals with outcome, seconds per stage).
 
     ``history``: gold_episodes frames of the earlier sessions, oldest first (point in time: only
-    sessions before ``day``). Stages: silver (bars, levels, level state, labels), episodes,
-    normalization, index (normalize + SchemaIndexes.build), answer (signals.answer), total.
+    sessions before ``day``); ``earlier_signals``: their gold_signals joined with outcomes (the blend
+    is fitted on them). Stages: silver (bars, levels, level state, labels), episodes, as_of
+    (``walk_forward.known_before``: normalization, the model under its cadence (``model_cache``
+    reuses a window's model, so training is amortized as in the assets), index, distance lookup,
+    blend fit), answer (``signals.answer``), total.
     """
-    columns = vector_columns(config)
-    version = vector_version(config)
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     bars = build_bars(ohlcv_1m, day, config, warmup_1m=warmup_1m)
@@ -152,22 +158,30 @@ def run_session_pipeline(
     t1 = time.perf_counter()
     episodes = select_episodes(state, outcomes, config)
     t2 = time.perf_counter()
-    trailing = history[-config.normalization_sessions:]
-    recent = pl.concat(trailing, how="diagonal_relaxed") if trailing else pl.DataFrame(schema=episodes_schema(len(vector_columns(config))))
-    stats = fit_normalization(recent.filter(pl.col("vector_version") == version), columns, config, as_of=day)
+    everything = pl.concat(history, how="diagonal_relaxed") if history else pl.DataFrame(schema=episodes_schema(len(vector_columns(config))))
+    sessions_before = sorted({d for h in history for d in h["session_date"].unique().to_list()})
+    earlier = pl.concat(earlier_signals, how="vertical_relaxed") if earlier_signals else None
+    known = known_before(day, everything, sessions_before, earlier, config, model_cache)
     t3 = time.perf_counter()
-    everything = pl.concat(history, how="diagonal_relaxed") if history else None
-    index = SchemaIndexes.build(everything, stats, config, as_of=day)
+    signals, _ = answer(known, episodes, config)
     t4 = time.perf_counter()
-    answer(index, stats, episodes, config)
-    t5 = time.perf_counter()
-    seconds.update(silver=t1 - t0, episodes=t2 - t1, normalization=t3 - t2, index=t4 - t3, answer=t5 - t4, total=t5 - t0)
-    return episodes, seconds
+    seconds.update(silver=t1 - t0, episodes=t2 - t1, as_of=t3 - t2, answer=t4 - t3, total=t4 - t0)
+    scored = signals.join(episodes.select("session_date", "ts_event", "level_kind", "outcome"), on=["session_date", "ts_event", "level_kind"])
+    return episodes, scored, seconds
+
+
+#: Today's answer before the model (kNN with equal weights, no XGBoost, no blend): the baseline the
+#: gold time with the model is compared with, in the same run.
+def knn_only(config: SpymasterConfig) -> SpymasterConfig:
+    """The configuration of the kNN-only answer: equal similarity weights and no model ever."""
+    return replace(config, similarity_weighting="equal", model_min_sessions=10**9)
 
 
 def benchmark_pipeline(home: Path, n_sessions: int) -> dict[str, float]:
     """Time the domain pipeline per sample session (after an untimed warm-up); emit the pipeline lines.
 
+    Runs twice over the same sessions: the answer with the model (``answer_*``) and the kNN-only
+    answer (``knn_only_*``), then times single-setup queries through the blend on the last session.
     Returns {session_date iso: bronze ingest + pipeline seconds} for the Dagster overhead estimate.
     """
     config = SpymasterConfig(home=home)
@@ -180,32 +194,66 @@ def benchmark_pipeline(home: Path, n_sessions: int) -> dict[str, float]:
 
     # Untimed warm-up: one session without history and one with, so every Numba kernel and the
     # FAISS/search path are compiled and imported before timing.
-    first, _ = run_session_pipeline(sessions[0][0], sessions[0][1], sessions[0][2], [], config)
-    run_session_pipeline(sessions[1][0], sessions[1][1], sessions[1][2], [first], config)
+    first, first_signals, _ = run_session_pipeline(sessions[0][0], sessions[0][1], sessions[0][2], [], [], config, {})
+    run_session_pipeline(sessions[1][0], sessions[1][1], sessions[1][2], [first], [first_signals], config, {})
 
-    history: list[pl.DataFrame] = []
-    per_stage: dict[str, list[float]] = {}
     per_day: dict[str, float] = {}
-    for day, bars, warmup in sessions:
-        episodes, seconds = run_session_pipeline(day, bars, warmup, history, config)
-        history.append(episodes)
-        for stage, s in seconds.items():
-            per_stage.setdefault(stage, []).append(s)
-        per_day[day.isoformat()] = seconds["total"] + ingest_seconds
-        progress(f"{day}: {seconds['total']:.3f} s, {episodes.height} episodes, index of {sum(h.height for h in history[:-1])}")
-    totals = per_stage["total"]
-    emit("silver_gold_sessions_timed", len(totals))
+    for label, variant in (("answer", config), ("knn_only", knn_only(config))):
+        history: list[pl.DataFrame] = []
+        earlier: list[pl.DataFrame] = []
+        cache: dict = {}
+        per_stage: dict[str, list[float]] = {}
+        for day, bars, warmup in sessions:
+            episodes, scored, seconds = run_session_pipeline(day, bars, warmup, history, earlier, variant, cache)
+            history.append(episodes)
+            earlier.append(scored)
+            for stage, s in seconds.items():
+                per_stage.setdefault(stage, []).append(s)
+            if label == "answer":
+                per_day[day.isoformat()] = seconds["total"] + ingest_seconds
+            progress(f"{label} {day}: {seconds['total']:.3f} s, {episodes.height} episodes, history of {sum(h.height for h in history[:-1])}")
+        totals = per_stage["total"]
+        emit(f"{label}_sessions_timed", len(totals))
+        emit(f"{label}_silver_gold_seconds_per_session_mean", float(np.mean(totals)))
+        emit(f"{label}_silver_gold_seconds_per_session_p50", percentile(totals, 50))
+        emit(f"{label}_silver_gold_seconds_per_session_max", max(totals))
+        for stage in ("silver", "episodes", "as_of", "answer"):
+            emit(f"{label}_{stage}_seconds_per_session_mean", float(np.mean(per_stage[stage])))
+        if label == "answer":
+            answer_mean = float(np.mean(totals))
+            gold_answer = float(np.mean(per_stage["as_of"]) + np.mean(per_stage["answer"]))
+            benchmark_blend_queries(history, earlier, variant)
+        else:
+            gold_knn = float(np.mean(per_stage["as_of"]) + np.mean(per_stage["answer"]))
+            emit("gold_seconds_per_session_ratio_answer_over_knn_only", gold_answer / gold_knn)
+            emit("silver_gold_seconds_per_session_ratio_answer_over_knn_only", answer_mean / float(np.mean(totals)))
     emit("silver_gold_first_session", sessions[0][0].isoformat())
     emit("silver_gold_last_session", sessions[-1][0].isoformat())
-    emit("silver_gold_episodes_per_session_median", float(np.median([h.height for h in history])))
-    emit("silver_gold_index_vectors_at_last_session", sum(h.height for h in history[:-1]))
-    emit("silver_gold_seconds_per_session_p50", percentile(totals, 50))
-    emit("silver_gold_seconds_per_session_max", max(totals))
-    for stage in ("silver", "episodes", "normalization", "index", "answer"):
-        emit(f"silver_gold_{stage}_seconds_per_session_p50", percentile(per_stage[stage], 50))
     emit("bronze_ingest_seconds_per_session_mean", ingest_seconds)
-    emit("target_silver_gold_under_1s_per_session_met", max(totals) < PIPELINE_TARGET_SECONDS)
+    emit("target_silver_gold_under_1s_per_session_met", max(per_day.values()) - ingest_seconds < PIPELINE_TARGET_SECONDS)
     return per_day
+
+
+def benchmark_blend_queries(history: list[pl.DataFrame], earlier: list[pl.DataFrame], config: SpymasterConfig) -> None:
+    """Latency of one live setup answered through the blend (``signals.answer_vector``: kNN search,
+    model prediction, blend, calibration, interval) against what was known before the last session."""
+    day = history[-1]["session_date"][0]
+    before = pl.concat(history[:-1], how="diagonal_relaxed")
+    sessions_before = sorted(before["session_date"].unique().to_list())
+    known = known_before(day, before, sessions_before, pl.concat(earlier[:-1], how="vertical_relaxed"), config)
+    rows = history[-1]
+    for i in range(min(5, rows.height)):  # warm-up
+        answer_vector(known, rows[i], config)
+    latencies = []
+    for i in range(rows.height):
+        t0 = time.perf_counter()
+        answer_vector(known, rows[i], config)
+        latencies.append(time.perf_counter() - t0)
+    emit("query_blend_setups_timed", len(latencies))
+    emit("query_blend_model", "yes" if known.model is not None else "no")
+    emit("query_blend_latency_ms_p50", percentile(latencies, 50) * 1e3)
+    emit("query_blend_latency_ms_p99", percentile(latencies, 99) * 1e3)
+    emit("target_query_blend_p99_under_5ms_met", percentile(latencies, 99) < 0.005)
 
 
 def benchmark_dagster(home: Path, days: list[date], pipeline_seconds: dict[str, float]) -> None:
