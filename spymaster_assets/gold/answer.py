@@ -17,7 +17,7 @@ Components, each known before D only (DESIGN.md "The answer" and "Evaluation"):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
@@ -25,7 +25,7 @@ import polars as pl
 
 from ..config import OUTCOMES, SpymasterConfig
 from .blend import BlendFit, blend, blend_interval, fit_blend
-from .distance_baseline import distance_probabilities
+from .distance_baseline import DistanceLookup
 from .episodes import SETUP_KEY_SCHEMA
 from .model import OutcomeModel
 from .normalization import NormalizationStats
@@ -80,6 +80,35 @@ class KnownBefore:
     model: OutcomeModel | None
     distance_table: pl.DataFrame
     blend_fit: BlendFit
+    distance_lookup: DistanceLookup = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.distance_lookup = DistanceLookup(self.distance_table, self.indexes.config)
+
+    @property
+    def answer_source(self) -> str:
+        """The ``answer_source`` every setup of the day gets (see the module docstring)."""
+        if self.model is not None:
+            return "blend" if self.blend_fit.fitted else "blend_default"
+        return "knn" if self.indexes.sessions else "no_history"
+
+
+def compose_arrays(
+    known: KnownBefore, p_knn: np.ndarray, concentration: np.ndarray, p_dist: np.ndarray, p_xgb: np.ndarray | None, level: float
+) -> dict[str, np.ndarray]:
+    """The answer and its interval from the components, arrays of n setups: the one composition of the batch and the live path.
+
+    Inputs (n, 3) in OUTCOMES order (``p_xgb`` None without a model) and ``concentration`` (n,).
+    Returns ``answer``, ``lower``, ``upper``, ``p_xgb`` (NaN without a model), each (n, 3).
+    """
+    fit = known.blend_fit
+    if p_xgb is not None:
+        answer = blend(p_xgb, p_knn, fit.weight, fit.temperature)
+    else:
+        p_xgb = np.full_like(p_knn, np.nan)
+        answer = p_knn
+    lower, upper = blend_interval(answer, concentration, level)
+    return {"answer": answer, "lower": lower, "upper": upper, "p_xgb": p_xgb}
 
 
 def fit_blend_on_signals(earlier: pl.DataFrame | None, config: SpymasterConfig) -> BlendFit:
@@ -114,30 +143,22 @@ def compose_answer(knn: pl.DataFrame, episodes: pl.DataFrame, known: KnownBefore
     keys = ["session_date", "ts_event", "level_kind"]
     frame = knn.join(episodes.select(*keys, "vector", "distance_atr"), on=keys, how="left", maintain_order="left")
     p_knn = frame.select(probability_columns("p_")).to_numpy()
-    p_dist = distance_probabilities(frame, known.distance_table, config)
-    fit = known.blend_fit
-    if known.model is not None:
-        p_xgb = known.model.predict(frame, config)
-        answer = blend(p_xgb, p_knn, fit.weight, fit.temperature)
-        source = "blend" if fit.fitted else "blend_default"
-    else:
-        p_xgb = np.full_like(p_knn, np.nan)
-        answer = p_knn
-        source = "knn" if known.indexes.sessions else "no_history"
-    concentration = frame["knn_concentration"].to_numpy()
-    lower, upper = blend_interval(answer, concentration, config.interval_level)
+    p_dist = known.distance_lookup.probabilities(frame["level_kind"].to_list(), frame["direction"].to_list(), frame["distance_atr"].to_numpy())
+    p_xgb = known.model.predict(frame, config) if known.model is not None else None
+    parts = compose_arrays(known, p_knn, frame["knn_concentration"].to_numpy(), p_dist, p_xgb, config.interval_level)
     columns: dict[str, object] = {}
     for j, c in enumerate(CLASSES):
-        columns[f"p_knn_{c}"] = p_knn[:, j]
-        columns[f"p_dist_{c}"] = p_dist[:, j]
-        columns[f"p_xgb_{c}"] = pl.Series(p_xgb[:, j], nan_to_null=True)
-        columns[f"p_{c}"] = answer[:, j]
-        columns[f"p_{c}_lo"] = lower[:, j]
-        columns[f"p_{c}_hi"] = upper[:, j]
+        columns[f"p_knn_{c}"] = pl.Series(p_knn[:, j])
+        columns[f"p_dist_{c}"] = pl.Series(p_dist[:, j])
+        columns[f"p_xgb_{c}"] = pl.Series(parts["p_xgb"][:, j], nan_to_null=True)
+        columns[f"p_{c}"] = pl.Series(parts["answer"][:, j])
+        columns[f"p_{c}_lo"] = pl.Series(parts["lower"][:, j])
+        columns[f"p_{c}_hi"] = pl.Series(parts["upper"][:, j])
     has_model = known.model is not None
+    fit = known.blend_fit
     out = frame.drop(probability_columns("p_")).with_columns(
-        **{k: (v if isinstance(v, pl.Series) else pl.Series(k, v)) for k, v in columns.items()},
-        answer_source=pl.lit(source),
+        **columns,
+        answer_source=pl.lit(known.answer_source),
         blend_weight=pl.lit(fit.weight if has_model else None, dtype=pl.Float64),
         temperature=pl.lit(fit.temperature if has_model else None, dtype=pl.Float64),
         model_trained_through=pl.lit(known.model.trained_through if has_model else None, dtype=pl.Date),

@@ -79,20 +79,42 @@ def fit_distance_table(history: pl.DataFrame, config: SpymasterConfig) -> pl.Dat
     )
 
 
+class DistanceLookup:
+    """A fitted lookup table as a dictionary, for answering many setups or one live setup fast.
+
+    ``probabilities(level_kinds, directions, distances_atr)`` -> float64 (n, 3) in OUTCOMES order:
+    the cell's rates when the cell was seen, else the (kind, direction) prior row, else uniform.
+    """
+
+    def __init__(self, table: pl.DataFrame, config: SpymasterConfig):
+        self.config = config
+        self._rates = {
+            (kind, direction, int(b)): np.array(rates, dtype=np.float64)
+            for kind, direction, b, *rates in table.select("level_kind", "direction", "distance_bin", *_RATES).iter_rows()
+        }
+        self._uniform = np.full(len(OUTCOMES), 1.0 / len(OUTCOMES))
+
+    def bins(self, distances_atr: np.ndarray) -> np.ndarray:
+        """The |distance| bin of each distance (int, 0 .. distance_bins - 1), as :func:`distance_bin_expr`."""
+        raw = np.floor(np.abs(np.asarray(distances_atr, dtype=np.float64)) / self.config.distance_bin_atr).astype(np.int64)
+        return np.minimum(raw, self.config.distance_bins - 1)
+
+    def probabilities(self, level_kinds, directions, distances_atr) -> np.ndarray:
+        out = np.empty((len(level_kinds), len(OUTCOMES)))
+        for i, (kind, direction, b) in enumerate(zip(level_kinds, directions, self.bins(distances_atr).tolist())):
+            found = self._rates.get((kind, direction, b))
+            if found is None:
+                found = self._rates.get((kind, direction, _PRIOR_BIN), self._uniform)
+            out[i] = found
+        return out
+
+
 def distance_probabilities(episodes: pl.DataFrame, table: pl.DataFrame, config: SpymasterConfig) -> np.ndarray:
     """Lookup probabilities of ``episodes`` (level_kind, direction, distance_atr): float64 (n, 3) in OUTCOMES order.
 
-    The cell's rates when the cell was seen, else the (kind, direction) prior row, else uniform.
+    The cell's rates when the cell was seen, else the (kind, direction) prior row, else uniform
+    (:class:`DistanceLookup`).
     """
-    if episodes.height == 0:
-        return np.zeros((0, len(OUTCOMES)))
-    keyed = episodes.select("level_kind", "direction", distance_bin_expr(config)).with_row_index("_row")
-    cell = keyed.join(table, on=["level_kind", "direction", "distance_bin"], how="left")
-    prior = keyed.join(
-        table.filter(pl.col("distance_bin") == _PRIOR_BIN).drop("distance_bin"), on=["level_kind", "direction"], how="left"
+    return DistanceLookup(table, config).probabilities(
+        episodes["level_kind"].to_list(), episodes["direction"].to_list(), episodes["distance_atr"].to_numpy()
     )
-    uniform = 1.0 / len(OUTCOMES)
-    merged = cell.sort("_row").select(_RATES).to_numpy()
-    fallback = prior.sort("_row").select(_RATES).to_numpy()
-    merged = np.where(np.isnan(merged), fallback, merged)
-    return np.where(np.isnan(merged), uniform, merged)

@@ -47,6 +47,17 @@ def model_feature_names(config: SpymasterConfig) -> list[str]:
     return [*vector_columns(config), *(f"kind_{k}" for k in LEVEL_KINDS), "direction_up"]
 
 
+def setup_features(vector: np.ndarray, level_kind: str, direction: str) -> np.ndarray:
+    """Model features of one setup (float32, (1, D + 7)): its full-layout vector, the one-hot level kind, the UP flag.
+
+    The same layout as :func:`feature_matrix`. Raises ValueError for an unknown level kind or direction.
+    """
+    if level_kind not in LEVEL_KINDS or direction not in DIRECTIONS:
+        raise ValueError(f"unknown level kind or direction {level_kind!r}, {direction!r}")
+    onehot = np.array([k == level_kind for k in LEVEL_KINDS], dtype=np.float32)
+    return np.concatenate([np.asarray(vector, dtype=np.float32).ravel(), onehot, np.array([direction == "UP"], dtype=np.float32)])[None, :]
+
+
 def feature_matrix(episodes: pl.DataFrame, config: SpymasterConfig) -> np.ndarray:
     """Model features of gold_episodes rows: float32 (n, len(model_feature_names)), NaN = missing.
 
@@ -123,10 +134,20 @@ class OutcomeModel:
 
     def predict(self, episodes: pl.DataFrame, config: SpymasterConfig) -> np.ndarray:
         """P(BREAK, REJECT, CHOP) per episode: float64 (n, 3), rows sum to 1. Raises as :func:`feature_matrix`."""
-        x = feature_matrix(episodes, config)
+        return self.predict_features(feature_matrix(episodes, config))
+
+    def predict_features(self, x: np.ndarray) -> np.ndarray:
+        """P(BREAK, REJECT, CHOP) of a model feature matrix (n, len(features), NaN = missing): float64 (n, 3).
+
+        ``Booster.inplace_predict`` (no DMatrix), the one prediction path of the batch and the live answer.
+        Raises ValueError when the width is not the model's.
+        """
+        x = np.ascontiguousarray(np.atleast_2d(x), dtype=np.float32)
+        if x.shape[1] != len(self.features):
+            raise ValueError(f"model features have width {x.shape[1]}, the model was trained on {len(self.features)}")
         if x.shape[0] == 0:
             return np.zeros((0, len(OUTCOMES)))
-        p = self.booster.predict(xgb.DMatrix(x, missing=np.nan, feature_names=self.features)).astype(np.float64)
+        p = np.asarray(self.booster.inplace_predict(x, missing=np.nan), dtype=np.float64).reshape(x.shape[0], len(OUTCOMES))
         return p / p.sum(axis=1, keepdims=True)
 
     def similarity_weights(self, config: SpymasterConfig) -> np.ndarray:

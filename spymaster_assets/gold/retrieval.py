@@ -76,7 +76,7 @@ def base_rate(outcomes: Sequence[str] | np.ndarray | pl.Series, prior: float = 1
 
 
 def posterior_batch(
-    similarities: np.ndarray, codes: np.ndarray, base_rates: np.ndarray, config: SpymasterConfig
+    similarities: np.ndarray, codes: np.ndarray, base_rates: np.ndarray, config: SpymasterConfig, intervals: bool = True
 ) -> dict[str, np.ndarray]:
     """Vectorized posterior for m queries at once.
 
@@ -84,7 +84,9 @@ def posterior_batch(
     codes (-1 where there is no neighbour), base_rates (m, 3) or (3,).
     Output dict: ``probabilities``, ``lower``, ``upper`` (m, 3); ``alpha`` (m, 3);
     ``effective_sample_size`` (m,); ``n_neighbours`` (m,) int.
-    Formulas in the module docstring. Raises ValueError if the prior strength is negative.
+    Formulas in the module docstring. ``intervals=False`` skips ``lower``/``upper`` (NaN), the
+    costly Beta quantiles, when only the mean and the concentration are needed.
+    Raises ValueError if the prior strength is negative.
     """
     strength = float(config.dirichlet_prior_strength)
     if strength < 0:
@@ -101,17 +103,20 @@ def posterior_batch(
     alpha0 = alpha.sum(axis=1, keepdims=True)
     # With no prior and no weight the posterior is undefined: report the base rate itself.
     probabilities = np.where(alpha0 > 0, alpha / np.where(alpha0 > 0, alpha0, 1.0), prior)
-    rest = alpha0 - alpha
-    tail = (1.0 - config.interval_level) / 2.0
-    valid = (alpha > 0) & (rest > 0)
-    a = np.where(valid, alpha, 1.0)
-    b = np.where(valid, rest, 1.0)
-    lower = beta_distribution.ppf(tail, a, b)
-    upper = beta_distribution.ppf(1.0 - tail, a, b)
-    # Degenerate marginals: all mass at 0 (alpha_k = 0) or at 1 (no mass elsewhere).
-    degenerate_value = np.where(alpha > 0, 1.0, 0.0)
-    lower = np.where(valid, lower, degenerate_value)
-    upper = np.where(valid, upper, degenerate_value)
+    if intervals:
+        rest = alpha0 - alpha
+        tail = (1.0 - config.interval_level) / 2.0
+        valid = (alpha > 0) & (rest > 0)
+        a = np.where(valid, alpha, 1.0)
+        b = np.where(valid, rest, 1.0)
+        lower = beta_distribution.ppf(tail, a, b)
+        upper = beta_distribution.ppf(1.0 - tail, a, b)
+        # Degenerate marginals: all mass at 0 (alpha_k = 0) or at 1 (no mass elsewhere).
+        degenerate_value = np.where(alpha > 0, 1.0, 0.0)
+        lower = np.where(valid, lower, degenerate_value)
+        upper = np.where(valid, upper, degenerate_value)
+    else:
+        lower = upper = np.full_like(alpha, np.nan)
     sum_w = weights.sum(axis=1)
     sum_w2 = (weights**2).sum(axis=1)
     ess = np.divide(sum_w**2, sum_w2, out=np.zeros_like(sum_w), where=sum_w2 > 0)

@@ -123,6 +123,7 @@ class SetupIndex:
         self.as_of = as_of
         self.stats = stats
         self.config = config
+        self._base_rates: dict[str, np.ndarray] | None = None
 
     # ------------------------------------------------------------------ build
     @classmethod
@@ -203,8 +204,13 @@ class SetupIndex:
         return 0 if part is None else int(part.index.ntotal)
 
     def partition_base_rates(self) -> dict[str, np.ndarray]:
-        """partition_key -> add-one-smoothed outcome frequencies, shape (3,) in OUTCOMES order (retrieval.base_rate)."""
-        return {key: base_rate(part.outcome_code) for key, part in self._partitions.items()}
+        """partition_key -> add-one-smoothed outcome frequencies, shape (3,) in OUTCOMES order (retrieval.base_rate).
+
+        Computed once per index (an index never changes after it is built or loaded).
+        """
+        if self._base_rates is None:
+            self._base_rates = {key: base_rate(part.outcome_code) for key, part in self._partitions.items()}
+        return self._base_rates
 
     def outcome_codes_of(self, partition_key: str, ids: np.ndarray) -> np.ndarray:
         """Outcome codes (int8 index into OUTCOMES) of partition row ``ids``; -1 where the id is -1 (no neighbour)."""

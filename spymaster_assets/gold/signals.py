@@ -17,7 +17,8 @@ import polars as pl
 from ..config import OUTCOMES, SpymasterConfig
 from .episodes import SETUP_KEY_SCHEMA, partition_key_expr
 from .normalization import NormalizationStats, normalize
-from .answer import SIGNALS_SCHEMA, KnownBefore, compose_answer
+from .answer import SIGNALS_SCHEMA, KnownBefore, compose_answer, compose_arrays
+from .model import setup_features
 from .retrieval import base_rate, posterior_batch
 from .schema_indexes import SchemaIndexes
 from .setup_index import SetupIndex
@@ -222,3 +223,57 @@ def answer_vector(known: KnownBefore, state_row: pl.DataFrame, config: Spymaster
     if "feature_families" not in episode.columns:
         episode = episode.with_columns(feature_families=pl.lit("bars"))
     return answer(known, episode, config)
+
+
+def answer_setup(
+    known: KnownBefore,
+    vector: np.ndarray,
+    level_kind: str,
+    direction: str,
+    time_bucket: str,
+    distance_atr: float,
+    config: SpymasterConfig,
+    families: str = "bars",
+) -> dict[str, object]:
+    """The answer for one live setup, in NumPy only (the latency path; equal to :func:`answer`'s row).
+
+    ``vector``: the setup's full-layout vector (D,) before normalization (NaN = missing);
+    ``distance_atr``: its signed distance in ATR; ``families``: its feature-families label.
+    Returns: ``answer``, ``lower``, ``upper`` (3,) in OUTCOMES order; ``p_knn``, ``p_dist``, ``p_xgb``
+    (None without a model), ``base`` (3,); ``effective_sample_size``, ``n_neighbours``,
+    ``knn_concentration``; ``answer_source``; ``vector_version`` (the schema that answered);
+    ``neighbour_ids`` and ``similarities`` (the partition rows found, best first, for
+    ``SetupIndex.neighbours_frame``), ``partition_key`` and ``index`` (the SetupIndex searched).
+    Raises ValueError on a point-in-time violation (:func:`check_point_in_time`) or an unknown
+    level kind, direction or family. Smoothing along an approach is not applied (one setup).
+    """
+    label, index = known.indexes.for_families(families)
+    check_point_in_time(index, known.stats, known.as_of)
+    dims = schema_dims(config, label)
+    key = f"{level_kind}|{direction}|{time_bucket}"
+    query = normalize(np.asarray(vector)[None, :], known.stats, config.robust_z_clip, dims, known.indexes.weights)
+    ids, sims = index.search_batch(key, query, exclude_on_or_after=known.as_of)
+    prior = index.partition_base_rates().get(key, base_rate([]))
+    posterior = posterior_batch(sims, index.outcome_codes_of(key, ids), prior, config, intervals=False)
+    p_dist = known.distance_lookup.probabilities([level_kind], [direction], np.array([distance_atr]))
+    p_xgb = known.model.predict_features(setup_features(vector, level_kind, direction)) if known.model is not None else None
+    concentration = posterior["alpha"].sum(axis=1)
+    parts = compose_arrays(known, posterior["probabilities"], concentration, p_dist, p_xgb, config.interval_level)
+    return {
+        "answer": parts["answer"][0],
+        "lower": parts["lower"][0],
+        "upper": parts["upper"][0],
+        "p_knn": posterior["probabilities"][0],
+        "p_dist": p_dist[0],
+        "p_xgb": None if p_xgb is None else p_xgb[0],
+        "base": np.asarray(prior, dtype=np.float64),
+        "effective_sample_size": float(posterior["effective_sample_size"][0]),
+        "n_neighbours": int(posterior["n_neighbours"][0]),
+        "knn_concentration": float(concentration[0]),
+        "answer_source": known.answer_source,
+        "vector_version": index.vector_version,
+        "partition_key": key,
+        "neighbour_ids": ids[0][ids[0] >= 0],
+        "similarities": sims[0][ids[0] >= 0],
+        "index": index,
+    }

@@ -117,3 +117,24 @@ def test_a_missing_or_corrupt_model_file_is_rebuilt_and_a_corrupt_description_is
     (as_of.model_dir(copy, day) / "meta.json").write_text("not json")
     with pytest.raises(SpymasterError, match="meta.json"):
         as_of.model_as_of(copy, day, config)
+
+
+def test_one_live_setup_gets_exactly_the_batch_answer(chain):
+    """answer_setup (NumPy only, the latency path) equals gold_signals row by row on a real session."""
+    from spymaster_assets.gold.signals import answer_setup
+
+    config, lake, _ = chain
+    day = CHAIN_SESSIONS[4]
+    known = as_of.known_before_from_lake(lake, day, config)
+    stored = lake.read("gold", "gold_signals", day)
+    episodes = lake.read("gold", "gold_episodes", day).join(stored, on=KEYS, how="left", suffix="_signal")
+    assert episodes.height == stored.height > 0
+    for row in episodes.iter_rows(named=True):
+        one = answer_setup(
+            known, np.asarray(row["vector"], dtype=np.float32), row["level_kind"], row["direction"], row["time_bucket"],
+            row["distance_atr"], config, row["feature_families"],
+        )
+        for key, prefix in (("answer", "p_"), ("p_knn", "p_knn_"), ("p_xgb", "p_xgb_"), ("p_dist", "p_dist_"), ("base", "base_")):
+            assert one[key].tolist() == [row[f"{prefix}{c}"] for c in ("break", "reject", "chop")], key
+        assert one["lower"].tolist() == [row[f"p_{c}_lo"] for c in ("break", "reject", "chop")]
+        assert one["answer_source"] == row["answer_source"] and one["n_neighbours"] == row["n_neighbours"]
