@@ -120,6 +120,7 @@ class SpymasterConfig:
     blend_default_weight: float = 0.5
     blend_min_sessions: int = 3  # earlier sessions with a model needed to fit w and T
     blend_sessions: int = 60  # trailing sessions the blend is fitted on
+    calibration: str = "temperature"  # or "temperature_bias": a per-class bias beside the temperature
     # Tuned values: a parameter file whose tuning ended before D overrides the defaults for D.
     tuned_params_file: str = ""  # "" = <home>/params/tuned.json when present
     # Evaluation.

@@ -43,6 +43,7 @@ TUNABLE_FIELDS: tuple[str, ...] = (
     "xgb_reg_lambda",
     "blend_sessions",
     "blend_default_weight",
+    "calibration",
 )
 
 

@@ -21,7 +21,8 @@ from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeve
 from spymaster_resources import SpymasterResource
 
 from ..config import OUTCOMES, SpymasterConfig
-from ..gold.assets import gold_setup_index
+from ..gold.assets import gold_model, gold_setup_index
+from ..gold.model import training_window
 from ..gold.schema_indexes import MANIFEST
 from ..gold.vectors import parse_families, vector_version
 from ..partitions import session_of_partition_key, trading_day_partitions
@@ -408,6 +409,40 @@ def gold_setup_index_holds_every_episode(context: AssetCheckExecutionContext, sp
     )
 
 
+@asset_check(
+    asset=gold_model,
+    partitions_def=trading_day_partitions,
+    blocking=True,
+    additional_deps=["gold_episodes"],
+    description=(
+        "The model as of the day was trained on exactly its cadence's window of earlier sessions (model.training_window), "
+        "none on or after the day. Blocking: a model that saw the day would leak its outcomes into its signals."
+    ),
+)
+def gold_model_trained_before_the_day(context: AssetCheckExecutionContext, spymaster: SpymasterResource) -> AssetCheckResult:
+    """Training window = the cadence's window of the lake's earlier sessions, all before the day."""
+    day = session_of_partition_key(context.partition_key)
+    (cfg, _), lake = spymaster.config_for_day(day), spymaster.lake
+    expected = training_window(lake.dates_before("gold", "gold_episodes", day), cfg)
+    directory = lake.partition_dir("gold", "gold_model", day)
+    try:
+        meta = json.loads((directory / "meta.json").read_text())
+    except (OSError, ValueError) as exc:
+        return AssetCheckResult(passed=False, description=f"{directory / 'meta.json'} unreadable: {exc}")
+    trained = sorted(date.fromisoformat(d) for d in (meta.get("training_sessions") or []))
+    leaked = [d.isoformat() for d in trained if d >= day]
+    problems = []
+    if leaked:
+        problems.append(f"trained on sessions on or after {day}: {', '.join(leaked)}")
+    if trained != expected:
+        problems.append(f"trained on {len(trained)} sessions, the cadence gives {len(expected)}")
+    return AssetCheckResult(
+        passed=not problems,
+        description="; ".join(problems) or (f"trained on the {len(trained)} sessions {trained[0]} .. {trained[-1]}" if trained else "no model yet (too few earlier sessions)"),
+        metadata={"training_sessions": len(trained), "expected_sessions": len(expected), "sessions_not_before_day": len(leaked)},
+    )
+
+
 #: Every asset check to register in the Definitions (the per-partition checks and the freshness check).
 partition_checks = [
     silver_bars_rth_no_gaps,
@@ -415,5 +450,6 @@ partition_checks = [
     silver_levels_inside_session_range,
     silver_outcomes_not_degenerate,
     gold_setup_index_holds_every_episode,
+    gold_model_trained_before_the_day,
 ]
 asset_checks = [*partition_checks, *freshness_checks]

@@ -103,7 +103,7 @@ def compose_arrays(
     """
     fit = known.blend_fit
     if p_xgb is not None:
-        answer = blend(p_xgb, p_knn, fit.weight, fit.temperature)
+        answer = blend(p_xgb, p_knn, fit.weight, fit.temperature, fit.bias)
     else:
         p_xgb = np.full_like(p_knn, np.nan)
         answer = p_knn
@@ -118,6 +118,8 @@ def fit_blend_on_signals(earlier: pl.DataFrame | None, config: SpymasterConfig) 
     day served (the caller's guarantee, as with every as-of artefact). Rows without a model
     probability are left out; the trailing ``blend_sessions`` sessions with one are used.
     """
+    if config.calibration not in ("temperature", "temperature_bias"):
+        raise ValueError(f"calibration must be 'temperature' or 'temperature_bias', got {config.calibration!r}")
     default = BlendFit(config.blend_default_weight, 1.0, 0, 0, False)
     if earlier is None or earlier.height == 0:
         return default
@@ -131,6 +133,7 @@ def fit_blend_on_signals(earlier: pl.DataFrame | None, config: SpymasterConfig) 
         len(sessions),
         config.blend_min_sessions,
         config.blend_default_weight,
+        class_bias=config.calibration == "temperature_bias",
     )
 
 

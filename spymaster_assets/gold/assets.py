@@ -194,6 +194,7 @@ def gold_signals(context: AssetExecutionContext, spymaster: SpymasterResource) -
             model_trained_through=str(known.model.trained_through) if known.model else "no model",
             blend_weight=fit.weight,
             temperature=fit.temperature,
+            calibration=f"{cfg.calibration}, class bias {tuple(round(b, 4) for b in fit.bias)}",
             blend_fitted_on=f"{fit.n_episodes} episodes of {fit.n_sessions} earlier sessions" if fit.fitted else "defaults (too few earlier sessions with a model)",
             vector_schemas_used=", ".join(sorted(signals["vector_version"].unique().to_list())) or "none",
             mean_effective_sample_size=float(signals["effective_sample_size"].mean() or 0.0),

@@ -33,11 +33,16 @@ class BlendFit:
     n_episodes: int
     n_sessions: int
     fitted: bool
+    bias: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
 
-def blend(p_model: np.ndarray, p_knn: np.ndarray, weight: float, temperature: float) -> np.ndarray:
+def blend(
+    p_model: np.ndarray, p_knn: np.ndarray, weight: float, temperature: float, bias: tuple[float, float, float] | None = None
+) -> np.ndarray:
     """calibrate(w * p_model + (1 - w) * p_knn): float64 (n, 3), rows sum to 1.
 
+    ``calibrate(p) = softmax(log(p) / T + b)``: temperature scaling, plus a per-class bias ``b``
+    (the "vector scaling" family of Guo et al. 2017 with one shared scale) when given.
     Inputs (n, 3) in OUTCOMES order. Raises ValueError on mismatched shapes, w outside [0, 1] or T <= 0.
     """
     a, b = np.asarray(p_model, dtype=np.float64), np.asarray(p_knn, dtype=np.float64)
@@ -47,6 +52,8 @@ def blend(p_model: np.ndarray, p_knn: np.ndarray, weight: float, temperature: fl
         raise ValueError(f"blend weight must be in [0, 1] and temperature > 0, got w={weight}, T={temperature}")
     mixed = weight * a + (1.0 - weight) * b
     logits = np.log(np.clip(mixed, _EPS, 1.0)) / temperature
+    if bias is not None:
+        logits = logits + np.asarray(bias, dtype=np.float64)[None, :]
     logits -= logits.max(axis=1, keepdims=True)
     e = np.exp(logits)
     return e / e.sum(axis=1, keepdims=True)
@@ -63,28 +70,30 @@ def fit_blend(
     n_sessions: int,
     min_sessions: int,
     default_weight: float,
+    class_bias: bool = False,
 ) -> BlendFit:
-    """Fit (w, T) minimizing the log loss of :func:`blend` on earlier sessions' walk-forward components.
+    """Fit (w, T) — and with ``class_bias`` the biases of REJECT and CHOP relative to BREAK — minimizing
+    the log loss of :func:`blend` on earlier sessions' walk-forward components.
 
     p_model, p_knn: (n, 3); labels: (n,) class indices into OUTCOMES. With fewer than
     ``min_sessions`` sessions (or no rows) returns the defaults (w = ``default_weight``, T = 1,
-    fitted False). Deterministic (fixed starting point).
+    no bias, fitted False). Deterministic (fixed starting point). Biases are bounded to +-2.
     """
     labels = np.asarray(labels, dtype=np.int64)
     if n_sessions < min_sessions or labels.size == 0:
         return BlendFit(default_weight, 1.0, int(labels.size), n_sessions, False)
 
-    def objective(theta: np.ndarray) -> float:
-        return _mean_log_loss(blend(p_model, p_knn, float(theta[0]), float(np.exp(theta[1]))), labels)
+    def unpack(theta: np.ndarray) -> tuple[float, float, tuple[float, float, float] | None]:
+        bias = (0.0, float(theta[2]), float(theta[3])) if class_bias else None
+        return float(theta[0]), float(np.exp(theta[1])), bias
 
-    result = minimize(
-        objective,
-        x0=np.array([default_weight, 0.0]),
-        method="L-BFGS-B",
-        bounds=[(0.0, 1.0), (np.log(_T_BOUNDS[0]), np.log(_T_BOUNDS[1]))],
-    )
-    weight, temperature = float(np.clip(result.x[0], 0.0, 1.0)), float(np.exp(result.x[1]))
-    return BlendFit(weight, temperature, int(labels.size), n_sessions, True)
+    def objective(theta: np.ndarray) -> float:
+        return _mean_log_loss(blend(p_model, p_knn, *unpack(theta)), labels)
+
+    bounds = [(0.0, 1.0), (np.log(_T_BOUNDS[0]), np.log(_T_BOUNDS[1]))] + ([(-2.0, 2.0)] * 2 if class_bias else [])
+    result = minimize(objective, x0=np.array([default_weight, 0.0] + [0.0] * (2 if class_bias else 0)), method="L-BFGS-B", bounds=bounds)
+    weight, temperature, bias = unpack(result.x)
+    return BlendFit(float(np.clip(weight, 0.0, 1.0)), temperature, int(labels.size), n_sessions, True, bias or (0.0, 0.0, 0.0))
 
 
 def blend_interval(p: np.ndarray, concentration: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:

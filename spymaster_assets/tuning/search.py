@@ -2,7 +2,8 @@
 
 Stage 1 tunes how a setup is retrieved (k, per-session cap, prior strength, similarity weighting,
 block weights, DCT coefficients counted) with the model at its current settings; stage 2 tunes the
-XGBoost parameters and the blend window with stage 1's best values fixed. Labels and the vector
+XGBoost parameters, the blend window and the calibration map (temperature, or temperature and
+per-class bias) with stage 1's best values fixed. Labels and the vector
 layout are never tuned (``tuned_params.TUNABLE_FIELDS``).
 
 The objective of a trial is the walk-forward Brier skill score of the answer against the partition
@@ -77,7 +78,7 @@ def stage1_space(trial: optuna.Trial, families: set[str]) -> dict[str, object]:
 
 
 def stage2_space(trial: optuna.Trial) -> dict[str, object]:
-    """Stage 2 values of a trial: the XGBoost parameters and the blend's fitting window."""
+    """Stage 2 values of a trial: the XGBoost parameters, the blend's fitting window and the calibration map."""
     return {
         "xgb_rounds": trial.suggest_int("xgb_rounds", 50, 400, step=25),
         "xgb_max_depth": trial.suggest_int("xgb_max_depth", 2, 6),
@@ -87,6 +88,7 @@ def stage2_space(trial: optuna.Trial) -> dict[str, object]:
         "xgb_colsample_bytree": trial.suggest_float("xgb_colsample_bytree", 0.3, 1.0),
         "xgb_reg_lambda": trial.suggest_float("xgb_reg_lambda", 0.1, 10.0, log=True),
         "blend_sessions": trial.suggest_categorical("blend_sessions", [10, 20, 60]),
+        "calibration": trial.suggest_categorical("calibration", ["temperature", "temperature_bias"]),
     }
 
 
@@ -227,6 +229,7 @@ def _defaults_as_trial(stage: int, config: SpymasterConfig, families: set[str]) 
         "xgb_colsample_bytree": config.xgb_colsample_bytree,
         "xgb_reg_lambda": config.xgb_reg_lambda,
         "blend_sessions": config.blend_sessions if config.blend_sessions in (10, 20, 60) else 60,
+        "calibration": config.calibration,
     }
 
 

@@ -46,14 +46,15 @@ def run_partition_checks(home: Path, day: date) -> tuple[dict, bool]:
 
 @pytest.fixture()
 def lake_copy(materialized_home, tmp_path) -> tuple[Path, Lake]:
-    """A writable copy of the materialized lake (the shared fixture stays intact)."""
+    """A writable copy of the materialized lake and its config.json (the shared fixture stays intact)."""
     shutil.copytree(materialized_home / "lake", tmp_path / "lake")
+    shutil.copy(materialized_home / "config.json", tmp_path / "config.json")
     return tmp_path, Lake(tmp_path / "lake")
 
 
 def test_every_check_is_exported_once_with_the_intended_blocking():
     names = [key.name for c in asset_checks for key in c.check_keys]
-    assert len(names) == len(set(names)) == 6
+    assert len(names) == len(set(names)) == 7
     blocking = {spec.name: spec.blocking for c in asset_checks for spec in c.check_specs}
     assert blocking == {
         "silver_bars_rth_no_gaps": False,
@@ -61,6 +62,7 @@ def test_every_check_is_exported_once_with_the_intended_blocking():
         "silver_levels_inside_session_range": True,
         "silver_outcomes_not_degenerate": False,
         "gold_setup_index_holds_every_episode": True,
+        "gold_model_trained_before_the_day": True,
         "gold_signals_latest_session_fresh": False,
     }
 
@@ -198,3 +200,17 @@ def test_failed_blocking_check_stops_downstream_assets(lake_copy, monkeypatch):
     assert [e.check_name for e in result.get_asset_check_evaluations() if not e.passed] == ["silver_levels_pairs_ordered"]
     assert [e.asset_key.path[-1] for e in result.get_asset_materialization_events()] == ["silver_levels"]
     assert not state_path.exists()  # silver_level_state never ran on the bad levels
+
+
+def test_model_that_saw_the_day_fails_the_blocking_model_check(lake_copy):
+    home, lake = lake_copy
+    meta_path = lake.partition_dir("gold", "gold_model", DAY) / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    assert run_partition_checks(home, DAY)[0]["gold_model_trained_before_the_day"].passed
+    meta["training_sessions"].append(DAY.isoformat())
+    meta_path.write_text(json.dumps(meta))
+    results, success = run_partition_checks(home, DAY)
+    assert not success
+    result = results["gold_model_trained_before_the_day"]
+    assert not result.passed and result.metadata["sessions_not_before_day"].value == 1
+    assert DAY.isoformat() in result.description

@@ -49,3 +49,18 @@ def test_interval_contains_the_answer_and_narrows_with_more_history():
     lo_big, hi_big = blend_interval(p, np.full(20, 500.0), 0.9)
     assert (lo_small <= p).all() and (p <= hi_small).all()
     assert ((hi_big - lo_big) < (hi_small - lo_small)).all()
+
+
+def test_class_bias_corrects_a_shifted_class():
+    """The model is right but for a constant log-odds shift of CHOP: the bias fit undoes it, temperature alone cannot."""
+    rng = np.random.default_rng(1)
+    n = 20_000
+    truth = rng.dirichlet([2.0, 2.0, 2.0], size=n)
+    labels = np.array([rng.choice(3, p=p) for p in truth])
+    shifted = truth * np.array([1.0, 1.0, np.exp(-1.0)])
+    shifted /= shifted.sum(axis=1, keepdims=True)
+    plain = fit_blend(shifted, shifted, labels, 10, 3, 0.5)
+    biased = fit_blend(shifted, shifted, labels, 10, 3, 0.5, class_bias=True)
+    assert biased.bias[2] - biased.bias[0] == pytest.approx(1.0, abs=0.1)
+    loss = lambda fit: -np.mean(np.log(blend(shifted, shifted, fit.weight, fit.temperature, fit.bias)[np.arange(n), labels]))  # noqa: E731
+    assert loss(biased) < loss(plain) - 0.005
