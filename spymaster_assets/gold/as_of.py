@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
-from spymaster_resources.lake import Lake
+from spymaster_resources.lake import Lake, replace_directory
 
 from ..config import SpymasterConfig
 from ..errors import MissingPartitionError, SpymasterError
@@ -123,6 +123,12 @@ def model_as_of(lake: Lake, day: date, config: SpymasterConfig) -> OutcomeModel 
 
 
 NO_MODEL_FORMAT = "gold-model-none-1"
+
+
+def save_no_model(lake: Lake, day: date, reason: str) -> Path:
+    """Record in gold_model's partition of ``day`` that there is no model, and why (atomic directory swap)."""
+    note = {"format": NO_MODEL_FORMAT, "as_of": day.isoformat(), "model": None, "reason": reason}
+    return replace_directory(model_dir(lake, day), lambda root: (root / "meta.json").write_text(json.dumps(note, indent=2)))
 
 
 def blend_fit_as_of(lake: Lake, day: date, config: SpymasterConfig):

@@ -1,7 +1,6 @@
 """Gold assets (Dagster wiring only): episodes, normalization, model, setup index, signals and their evaluation."""
 
 
-import json
 from datetime import date
 
 import polars as pl
@@ -93,10 +92,7 @@ def gold_model(context: AssetExecutionContext, spymaster: SpymasterResource) -> 
     model, how = as_of.fit_model_as_of(lake, day, cfg)
     directory = as_of.model_dir(lake, day)
     if model is None:
-        from spymaster_resources.lake import replace_directory
-
-        note = {"format": as_of.NO_MODEL_FORMAT, "as_of": day.isoformat(), "model": None, "reason": how}
-        replace_directory(directory, lambda root: (root / "meta.json").write_text(json.dumps(note, indent=2)))
+        as_of.save_no_model(lake, day, how)
         context.log.info(f"gold_model {day}: no model ({how}); the answer is the kNN posterior (answer_source 'knn')")
         return MaterializeResult(metadata={"path": MetadataValue.path(str(directory)), "model": "none", "reason": how, **cfg.as_metadata()})
     model.save(directory)
