@@ -72,9 +72,11 @@ def replay_table(
     if level_kind is not None:
         signals = signals.filter(pl.col("level_kind") == level_kind)
     probability_columns = [f"p_{c}{suffix}" for suffix in ("", "_lo", "_hi", "_smooth") for c in _CLASSES]
+    # The answer's source and components (written since the model joined the answer), when present.
+    components = [c for c in ("answer_source", *(f"{p}{c}" for p in ("p_knn_", "p_xgb_", "p_dist_") for c in _CLASSES)) if c in signals.columns]
     approaches = (
         signals.select(
-            *keys, "direction", "approach_id", *probability_columns, "effective_sample_size", "n_neighbours",
+            *keys, "direction", "approach_id", *probability_columns, *components, "effective_sample_size", "n_neighbours",
             *(f"base_{c}" for c in _CLASSES), "vector_version",
         )
         .join(episodes.select(*keys, "distance_atr", "outcome", "ambiguous", "horizon_complete"), on=keys, how="left")
@@ -111,16 +113,29 @@ def _probabilities(row: dict, suffix: str) -> dict[str, float]:
     return {o: row[f"p_{c}{suffix}"] for o, c in zip(OUTCOMES, _CLASSES)}
 
 
-def replay_rows(table: pl.DataFrame, day: date) -> list[dict]:
+def replay_rows(table: pl.DataFrame, day: date, neighbours: pl.DataFrame | None = None, top: int = 3) -> list[dict]:
     """The replay as JSON-ready dicts, one per anchor bar in time order, from :func:`replay_table`.
 
     Each bar: date, time (bar close, New York HH:MM), ts_event (ISO UTC), close, atr_points, and
     levels (LEVEL_KINDS order; empty when no level is in the approach zone), each with level_kind,
     level_price, direction, distance_atr, approach_id, probabilities / smoothed / lower / upper per
-    outcome (as seen live), effective_sample_size, n_neighbours, base_rate, vector_schema, and the
-    hindsight fields outcome, outcome_time (New York HH:MM, null for CHOP), time_to_outcome_min,
-    mfe_atr, mae_atr, ambiguous, horizon_complete.
+    outcome (the answer as seen live), answer_source and components (knn, xgboost or null, distance),
+    effective_sample_size, n_neighbours, base_rate, vector_schema, the ``top`` neighbours (date,
+    time, similarity, outcome; from ``neighbours``, gold_signal_neighbours of the day, when given),
+    and the hindsight fields outcome, outcome_time (New York HH:MM, null for CHOP),
+    time_to_outcome_min, mfe_atr, mae_atr, ambiguous, horizon_complete.
     """
+    nearest: dict[tuple, list[dict]] = {}
+    if neighbours is not None:
+        for row in neighbours.filter(pl.col("rank") <= top).sort("rank").iter_rows(named=True):
+            nearest.setdefault((row["ts_event"], row["level_kind"]), []).append(
+                {
+                    "date": str(row["neighbour_session_date"]),
+                    "time": row["neighbour_ts_event"].astimezone(NY).strftime("%H:%M"),
+                    "similarity": round(float(row["similarity"]), 4),
+                    "outcome": row["outcome"],
+                }
+            )
     bars: list[dict] = []
     for (ts,), group in table.partition_by("ts_event", as_dict=True, maintain_order=True).items():
         first = group.row(0, named=True)
@@ -138,10 +153,16 @@ def replay_rows(table: pl.DataFrame, day: date) -> list[dict]:
                     "smoothed": _probabilities(row, "_smooth"),
                     "lower": _probabilities(row, "_lo"),
                     "upper": _probabilities(row, "_hi"),
+                    "answer_source": row.get("answer_source"),
+                    "components": {
+                        name: ({o: row[f"{prefix}{c}"] for o, c in zip(OUTCOMES, _CLASSES)} if row.get(f"{prefix}break") is not None else None)
+                        for name, prefix in (("knn", "p_knn_"), ("xgboost", "p_xgb_"), ("distance", "p_dist_"))
+                    },
                     "effective_sample_size": row["effective_sample_size"],
                     "n_neighbours": row["n_neighbours"],
                     "base_rate": {o: row[f"base_{c}"] for o, c in zip(OUTCOMES, _CLASSES)},
                     "vector_schema": row["vector_version"],
+                    "neighbours": nearest.get((ts, row["level_kind"]), []),
                     "outcome": row["outcome"],
                     "outcome_time": decided.astimezone(NY).strftime("%H:%M") if decided is not None else None,
                     "time_to_outcome_min": row["time_to_outcome_min"],
@@ -197,7 +218,8 @@ def replay(config: SpymasterConfig, day: date, level_kind: str | None = None) ->
         .select("bar_minutes", "ts_close", "close", "atr_points")
         .collect()
     )
-    return replay_rows(replay_table(bars, signals, episodes, outcomes, config, day, level_kind), day)
+    neighbours = lake.read("gold", "gold_signal_neighbours", day) if lake.exists("gold", "gold_signal_neighbours", day) else None
+    return replay_rows(replay_table(bars, signals, episodes, outcomes, config, day, level_kind), day, neighbours)
 
 
 def format_replay(bars: list[dict], day: date, level_kind: str | None = None, horizon_minutes: int | None = None) -> str:
@@ -213,7 +235,8 @@ def format_replay(bars: list[dict], day: date, level_kind: str | None = None, ho
     lines = [
         f"{day.isoformat()} replay{scope}: P(B/R/C) as seen live from gold_signals (index as of {day.isoformat()}: earlier sessions only).",
         f"outcome / after are hindsight (first crossing after the anchor close; CHOP = {chop}).",
-        f"{'time':<5}  {'close':>8}  {'level':<8} {'price':>8} {'dir':<4} {'d/ATR':>6}  {'P(B)':>5} {'P(R)':>5} {'P(C)':>5}  {'smooth B/R/C':<14} {'n_eff':>5}  {'outcome':<8} {'after':>6}",
+        "P(B/R/C): the answer (the calibrated blend of the model and the neighbours); P(B) 90%: its interval; neighbours: --json.",
+        f"{'time':<5}  {'close':>8}  {'level':<8} {'price':>8} {'dir':<4} {'d/ATR':>6}  {'P(B)':>5} {'P(R)':>5} {'P(C)':>5}  {'P(B) 90%':<9}  {'smooth B/R/C':<14} {'n_eff':>5}  {'outcome':<8} {'after':>6}",
     ]
     for bar in bars:
         close = f"{bar['close']:>8.2f}" if bar["close"] is not None else f"{'-':>8}"
@@ -228,7 +251,7 @@ def format_replay(bars: list[dict], day: date, level_kind: str | None = None, ho
             flags = ("*" if not lvl["horizon_complete"] else "") + ("?" if lvl["ambiguous"] else "")
             lines.append(
                 f"{head}  {lvl['level_kind']:<8} {lvl['level_price']:>8.2f} {lvl['direction']:<4} {lvl['distance_atr']:>+6.2f}  "
-                f"{p['BREAK']:>5.2f} {p['REJECT']:>5.2f} {p['CHOP']:>5.2f}  {smooth:<14} {lvl['effective_sample_size']:>5.1f}  "
+                f"{p['BREAK']:>5.2f} {p['REJECT']:>5.2f} {p['CHOP']:>5.2f}  {lvl['lower']['BREAK']:.2f}-{lvl['upper']['BREAK']:.2f}  {smooth:<14} {lvl['effective_sample_size']:>5.1f}  "
                 f"{lvl['outcome'] + flags:<8} {after:>6}"
             )
     return "\n".join(lines)

@@ -136,6 +136,9 @@ def test_replay_on_the_materialized_sample(materialized_home):
             assert sum(lvl["smoothed"].values()) == pytest.approx(1.0)
             assert set(lvl["probabilities"]) == set(OUTCOMES)
             assert lvl["probabilities"]["BREAK"] == expected_p[(ts, lvl["level_kind"])]  # the live signal, unchanged
+            assert lvl["lower"]["BREAK"] <= lvl["probabilities"]["BREAK"] <= lvl["upper"]["BREAK"]
+            assert lvl["answer_source"] == "blend" and lvl["components"]["xgboost"] is not None  # 10-10: a model, blend fitted on 10-09
+            assert 0 < len(lvl["neighbours"]) <= 3 and all(n["date"] < str(DAY) for n in lvl["neighbours"])
             seen[(ts, lvl["level_kind"])] = lvl["outcome"]
             if lvl["outcome"] == "CHOP":
                 assert lvl["time_to_outcome_min"] is None
