@@ -138,7 +138,7 @@ def test_replay_on_the_materialized_sample(materialized_home):
             assert lvl["probabilities"]["BREAK"] == expected_p[(ts, lvl["level_kind"])]  # the live signal, unchanged
             assert lvl["lower"]["BREAK"] <= lvl["probabilities"]["BREAK"] <= lvl["upper"]["BREAK"]
             assert lvl["answer_source"] == "blend" and lvl["components"]["xgboost"] is not None  # 10-10: a model, blend fitted on 10-09
-            assert 0 < len(lvl["neighbours"]) <= 3 and all(n["date"] < str(DAY) for n in lvl["neighbours"])
+            assert len(lvl["neighbours"]) == min(3, lvl["n_neighbours"]) and all(n["date"] < str(DAY) for n in lvl["neighbours"])
             seen[(ts, lvl["level_kind"])] = lvl["outcome"]
             if lvl["outcome"] == "CHOP":
                 assert lvl["time_to_outcome_min"] is None
