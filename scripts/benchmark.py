@@ -48,9 +48,9 @@ import numba  # noqa: E402
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
-from spymaster_assets.bronze.dbn_files import RawCatalog  # noqa: E402
+from spymaster_resources.raw_files import RawCatalog  # noqa: E402
 from spymaster_assets.bronze.ingest import session_definitions, session_ohlcv_1m, sessions_with_rth_data  # noqa: E402
-from spymaster_assets.config import OUTCOMES, SpymasterConfig  # noqa: E402
+from spymaster_core.config import OUTCOMES, SpymasterConfig  # noqa: E402
 from spymaster_assets.gold.episodes import episodes_schema, select_episodes  # noqa: E402
 from spymaster_assets.gold.setup_index import SetupIndex  # noqa: E402
 from spymaster_assets.gold.signals import answer, answer_setup  # noqa: E402
@@ -519,7 +519,7 @@ def benchmark_partitioned_layout(n_episodes: int, per_session: int, n_batch: int
     Each query goes to one partition, as a live query does. Emits query_partitioned_* lines: the
     exact flat index per partition against the NumPy brute force over the same partition.
     """
-    from spymaster_assets.config import DIRECTIONS, LEVEL_KINDS
+    from spymaster_core.config import DIRECTIONS, LEVEL_KINDS
 
     base = SpymasterConfig()
     dim = len(vector_columns(base))

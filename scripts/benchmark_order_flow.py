@@ -68,10 +68,10 @@ def _home_with(work: Path, name: str, schemas: list[str]) -> Path:
 
 
 def phase_ingest(work: Path, schema: str) -> dict:
-    from spymaster_assets.bronze.dbn_files import RawCatalog, empty_definitions
+    from spymaster_resources.raw_files import RawCatalog, empty_definitions
     from spymaster_assets.bronze.ingest import session_mbp10
     from spymaster_assets.bronze.schemas import BRONZE_FUTURES_MBP10
-    from spymaster_assets.config import SpymasterConfig
+    from spymaster_core.config import SpymasterConfig
     from spymaster_resources.lake import Lake
 
     home = _home_with(work, f"ingest-{schema}", ["definition", "ohlcv-1m", schema])

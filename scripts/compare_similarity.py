@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 from sklearn.neighbors import NeighborhoodComponentsAnalysis  # noqa: E402
 
-from spymaster_assets.config import SpymasterConfig  # noqa: E402
+from spymaster_core.config import SpymasterConfig  # noqa: E402
 from spymaster_assets.gold.evaluation import session_bootstrap_skill  # noqa: E402
 from spymaster_assets.gold.model import train_model, training_window  # noqa: E402
 from spymaster_assets.gold.normalization import fit_normalization, normalize  # noqa: E402

@@ -74,8 +74,8 @@ for _p in (str(REPO_ROOT), str(SCRIPTS_DIR)):  # run as a script from anywhere, 
         sys.path.insert(0, _p)
 
 import generate_session as futures_gen  # noqa: E402
-from spymaster_assets.bronze import dbn_layout as L  # noqa: E402
-from spymaster_assets.config import SpymasterConfig  # noqa: E402
+from spymaster_resources import dbn_layout as L  # noqa: E402
+from spymaster_core.config import SpymasterConfig  # noqa: E402
 from spymaster_assets.sessions import NY, et_to_utc, is_trading_session, session_bounds_utc, trading_sessions  # noqa: E402
 from spymaster_assets.silver.black76 import black76_gamma, black76_price  # noqa: E402
 

@@ -52,7 +52,7 @@ All files carry DBN v3 metadata: dataset GLBX.MDP3, stype_in raw_symbol, [start,
 session, symbology mapping raw_symbol -> instrument_id. instrument_id is synthetic: YYYYMM of the
 contract month (202406 for ESM4), as in scripts/lean_to_dbn.py; it is not a CME security id.
 Records are encoded as NumPy structured arrays with the DBN layout
-(:mod:`spymaster_assets.bronze.dbn_layout`) and streamed through zstandard in bounded chunks.
+(:mod:`spymaster_resources.dbn_layout`) and streamed through zstandard in bounded chunks.
 """
 
 from __future__ import annotations
@@ -75,8 +75,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO_ROOT))
 
-from spymaster_assets.bronze import dbn_layout as L  # noqa: E402
-from spymaster_assets.config import SESSION_TZ, SpymasterConfig  # noqa: E402
+from spymaster_resources import dbn_layout as L  # noqa: E402
+from spymaster_core.config import SESSION_TZ, SpymasterConfig  # noqa: E402
 from spymaster_assets.sessions import session_bounds_utc  # noqa: E402
 
 DATASET = "GLBX.MDP3"

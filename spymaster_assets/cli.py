@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sys
 import warnings
 from datetime import date, time
 from pathlib import Path
 
-from .config import LEVEL_KINDS, SpymasterConfig
-from .errors import SpymasterError
+from spymaster_core.config import LEVEL_KINDS, SpymasterConfig
+from spymaster_core.errors import SpymasterError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-#: Keep Dagster's per-step DEBUG lines out of the terminal; the run log in the UI still has them.
-QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def _date(text: str) -> date:
@@ -40,54 +35,9 @@ def _level(text: str) -> str:
     return kind
 
 
-def _use_dagster_home(home: Path) -> None:
-    """Point DAGSTER_HOME under the data root (unless set) so CLI runs show in the UI started by scripts/ui.sh."""
-    if os.environ.get("DAGSTER_HOME"):
-        return
-    dagster_home = (home / ".dagster").resolve()
-    dagster_home.mkdir(parents=True, exist_ok=True)
-    template = REPO_ROOT / "dagster.yaml"
-    if template.is_file() and not (dagster_home / "dagster.yaml").exists():
-        shutil.copy(template, dagster_home / "dagster.yaml")
-    os.environ["DAGSTER_HOME"] = str(dagster_home)
-
-
-def backfill(config: SpymasterConfig, start: date, end: date, quiet: bool = False) -> list[date]:
-    """Materialize every asset for each session with regular-hours data in ``[start, end]``, in date order.
-
-    Runs in process against the Dagster instance at DAGSTER_HOME, with a progress bar on stderr.
-    Returns the sessions materialized.
-
-    Raises:
-        SpymasterError: no session in the range has raw data, or a session's run failed (named).
-    """
-    from dagster import DagsterInstance, materialize
-    from tqdm import tqdm
-
-    from spymaster_resources import SpymasterResource
-
-    from .bronze.dbn_files import RawCatalog
-    from .bronze.ingest import sessions_with_rth_data
-    from .definitions import all_assets
-
-    sessions = sessions_with_rth_data(RawCatalog(config.raw_dir), config, start, end)
-    if not sessions:
-        raise SpymasterError(f"no session between {start} and {end} has regular-hours bars in {config.raw_dir}")
-    _use_dagster_home(Path(config.home))
-    instance = DagsterInstance.get()
-    resources = {"spymaster": SpymasterResource(home=str(config.home))}
-    bar = tqdm(sessions, desc="backfill", unit="session", disable=quiet, file=sys.stderr)
-    for day in bar:
-        bar.set_postfix_str(str(day))
-        result = materialize(all_assets, partition_key=day.isoformat(), instance=instance, resources=resources, raise_on_error=False, run_config=QUIET_RUN)
-        if not result.success:
-            failures = [e for e in result.all_events if e.is_failure]
-            reason = failures[0].message if failures else "see the Dagster run log"
-            raise SpymasterError(f"session {day}: materialization failed: {reason}")
-    return sessions
-
-
 def _print_answer(answer: dict) -> None:
+    if answer.get("warning"):
+        print(f"warning: {answer['warning']}")
     print(f"{answer['date']} {answer['time']} ET  close {answer['close']:.2f}  ATR {answer['atr_points']:.2f} pts")
     for lvl in answer["levels"]:
         head = f"  {lvl['level_kind']:<8} {lvl['level_price']:>9.2f}  {lvl['direction']:<4}  d={lvl['distance_atr']:+.2f} ATR"
@@ -143,10 +93,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", type=Path, help="data root holding raw/ and lake/ (default $SPYMASTER_HOME or ./data)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p_back = sub.add_parser("backfill", help="materialize every asset for the sessions in a date range, in order")
+    p_back = sub.add_parser(
+        "backfill",
+        help="materialize every asset for the sessions in a date range, in order (resumable)",
+        description=(
+            "Materializes bronze, silver and gold for each session with regular-hours bars in raw/ between --start and "
+            "--end, in date order. Sessions already built on the current history are skipped, so a re-run resumes; "
+            "later sessions whose gold rested on a history this run changes are rebuilt too. A failed session does not "
+            "stop the range: each failure is named (session, file, reason) at the end. One backfill per data root runs "
+            "at a time; a second waits."
+        ),
+    )
     p_back.add_argument("--start", type=_date, required=True, help="first session date, YYYY-MM-DD")
     p_back.add_argument("--end", type=_date, required=True, help="last session date, YYYY-MM-DD")
     p_back.add_argument("--quiet", action="store_true", help="no progress bar")
+    p_back.add_argument("--rebuild", action="store_true", help="rebuild every session of the range, even those already built on the current history")
 
     p_query = sub.add_parser("query", help="what did similar past setups do at this bar? (uses the index as of --date)")
     p_query.add_argument("--date", type=_date, required=True, help="session date, YYYY-MM-DD (must be materialized)")
@@ -210,8 +171,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "backfill":
             if args.end < args.start:
                 parser.error("--end is before --start")
-            done = backfill(config, args.start, args.end, quiet=args.quiet)
-            print(f"materialized {len(done)} sessions: {', '.join(d.isoformat() for d in done)}")
+            from .automation.backfill import backfill
+
+            try:
+                report = backfill(config, args.start, args.end, quiet=args.quiet, rebuild=args.rebuild)
+            except KeyboardInterrupt:
+                print("\nspymaster: backfill interrupted; the sessions finished before it are kept and the interrupted one was rolled back: run the same command again to resume", file=sys.stderr)
+                return 130
+            done = report.materialized
+            print(f"materialized {len(done)} sessions" + (f": {done[0]} .. {done[-1]}" if done else "") + (f"; {len(report.skipped)} already up to date" if report.skipped else ""))
             return 0
         if args.command == "query":
             from .gold.query import answer_query
@@ -223,14 +191,19 @@ def main(argv: list[str] | None = None) -> int:
                 _print_answer(answer)
             return 0
         if args.command == "replay":
+            from spymaster_resources.lake import Lake
+
+            from .gold.history import history_change
             from .gold.replay import format_replay, replay
 
             bars = replay(config, args.date, args.level)
+            stale = history_change(Lake(config.lake_dir), args.date)
+            warning = None if stale is None else f"{stale}; rebuild with `spymaster backfill --start {args.date} --end {args.date}`"
             if args.json:
                 note = "probabilities: gold_signals, index as of the date (earlier sessions only); outcome fields are hindsight"
-                print(json.dumps({"date": str(args.date), "level": args.level, "note": note, "bars": bars}, indent=2, default=str))
+                print(json.dumps({"date": str(args.date), "level": args.level, "note": note, "warning": warning, "bars": bars}, indent=2, default=str))
             else:
-                print(format_replay(bars, args.date, args.level, config.horizon_minutes))
+                print(format_replay(bars, args.date, args.level, config.horizon_minutes, warning))
             return 0
         if args.command == "evaluate":
             from .gold.report import evaluate_lake

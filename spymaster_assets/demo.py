@@ -8,8 +8,8 @@ from pathlib import Path
 
 import polars as pl
 
-from .config import SpymasterConfig
-from .errors import SpymasterError
+from spymaster_core.config import SpymasterConfig
+from spymaster_core.errors import SpymasterError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_RAW = REPO_ROOT / "data" / "sample" / "raw"
@@ -41,14 +41,16 @@ def pick_query_bar(config: SpymasterConfig, day: date) -> time:
 
 def run_demo(home: Path) -> int:
     """Install the sample under ``home``, backfill every sample session, print a query and the evaluation."""
-    from .cli import _print_answer, backfill
+    from .automation.backfill import backfill
+    from .cli import _print_answer
     from .gold.query import answer_query
 
     home = Path(home)
     install_sample(home)
     config = SpymasterConfig.for_home(home)
     print(f"Spymaster demo: real ES 1-minute bars (QuantConnect Lean, Apache-2.0) under {home}/raw")
-    sessions = backfill(config, date(2000, 1, 1), date.today())
+    report = backfill(config, date(2000, 1, 1), date.today())
+    sessions = sorted(report.materialized + report.skipped)
     print(f"materialized {len(sessions)} sessions through bronze, silver and gold: {sessions[0]} .. {sessions[-1]}")
     day = sessions[-1]
     bar = pick_query_bar(config, day)

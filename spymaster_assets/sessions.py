@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import exchange_calendars as xcals
 import pandas as pd
 
-from .config import EXCHANGE_CALENDAR, SESSION_TZ, SpymasterConfig
+from spymaster_core.config import EXCHANGE_CALENDAR, SESSION_TZ, SpymasterConfig
 
 NY = ZoneInfo(SESSION_TZ)
 UTC = ZoneInfo("UTC")

@@ -19,7 +19,7 @@ from dagster import (
     TableSchema,
 )
 
-from .config import SpymasterConfig
+from spymaster_core.config import SpymasterConfig
 
 
 def column_schema(frame: pl.DataFrame, descriptions: Mapping[str, str] | None = None) -> TableSchema:

@@ -12,7 +12,7 @@ from typing import Optional
 
 from dagster import ConfigurableResource
 
-from spymaster_assets.errors import SpymasterError
+from spymaster_core.errors import SpymasterError
 
 from .resources import default_home
 

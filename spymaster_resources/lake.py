@@ -19,7 +19,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from spymaster_assets.errors import MissingPartitionError
+from spymaster_core.errors import MissingPartitionError
 
 PART_FILE = "part-0.parquet"
 #: Rows per Parquet row group of streamed partitions: a reader of a few columns holds one group at a time.

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from dagster import ConfigurableResource
 
-from spymaster_assets.bronze.dbn_files import RawCatalog
-from spymaster_assets.config import SpymasterConfig
-from spymaster_assets.tuned_params import TunedParams, config_for_day
+from spymaster_resources.raw_files import RawCatalog
+from spymaster_core.config import SpymasterConfig
+from spymaster_core.tuned_params import TunedParams, config_for_day
 
 from .lake import Lake
 
@@ -28,7 +28,7 @@ class SpymasterResource(ConfigurableResource):
     """Where the data lives (``home``: raw/, lake/, reports/) and the typed configuration.
 
     ``home`` defaults to ``SPYMASTER_HOME`` or ``data``. The other settings come from
-    :class:`~spymaster_assets.config.SpymasterConfig` defaults, changed by the data root's
+    :class:`~spymaster_core.config.SpymasterConfig` defaults, changed by the data root's
     ``config.json`` (``SpymasterConfig.for_home``, read by the CLI too), and for one day by the tuned
     parameter file that serves it (:meth:`config_for_day`).
     """

@@ -8,7 +8,7 @@ from datetime import date
 import polars as pl
 import pytest
 
-from spymaster_assets.config import LEVEL_KINDS, OUTCOMES, SpymasterConfig
+from spymaster_core.config import LEVEL_KINDS, OUTCOMES, SpymasterConfig
 from spymaster_resources.lake import Lake
 
 from conftest import CHAIN_SESSIONS

@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 
 from spymaster_assets.cli import main
-from spymaster_assets.config import LEVEL_KINDS, OUTCOMES
+from spymaster_core.config import LEVEL_KINDS, OUTCOMES
 
 
 def _run(capsys, *argv):
@@ -120,8 +120,8 @@ def test_evaluate_prints_every_model_beside_the_baselines(materialized_home, cap
 
 
 def test_tune_writes_a_versioned_file_that_serves_only_later_sessions(materialized_home, tmp_path, capsys):
-    from spymaster_assets.config import SpymasterConfig
-    from spymaster_assets.tuned_params import config_for_day
+    from spymaster_core.config import SpymasterConfig
+    from spymaster_core.tuned_params import config_for_day
 
     home = tmp_path / "home"
     home.mkdir()

@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from spymaster_assets.config import SpymasterConfig
+from spymaster_core.config import SpymasterConfig
 from spymaster_assets.silver.feature_names import gamma_columns
 from spymaster_resources.lake import Lake
 

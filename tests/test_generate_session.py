@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from spymaster_assets.bronze import dbn_layout
+from spymaster_resources import dbn_layout
 from spymaster_assets.sessions import session_bounds_utc
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -128,7 +128,7 @@ def test_files_decode_with_session_metadata(session):
 
 
 def test_project_reader_decodes_every_file(session):
-    from spymaster_assets.bronze.dbn_files import inspect_file, iter_records
+    from spymaster_resources.raw_files import inspect_file, iter_records
 
     for schema, path in session[1].paths.items():
         assert sum(len(c) for c in iter_records(path, 50_000)) == session[1].counts[schema]

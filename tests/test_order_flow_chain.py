@@ -123,6 +123,6 @@ def test_episodes_carry_their_families_and_indexes_never_mix_schemas(home):
 
 
 def _config():
-    from spymaster_assets.config import SpymasterConfig
+    from spymaster_core.config import SpymasterConfig
 
     return SpymasterConfig()

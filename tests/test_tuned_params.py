@@ -7,9 +7,9 @@ from datetime import date
 
 import pytest
 
-from spymaster_assets.config import SpymasterConfig
-from spymaster_assets.errors import SpymasterError
-from spymaster_assets.tuned_params import config_for_day, read_params, write_params
+from spymaster_core.config import SpymasterConfig
+from spymaster_core.errors import SpymasterError
+from spymaster_core.tuned_params import config_for_day, read_params, write_params
 
 
 def test_the_newest_file_tuned_before_the_day_serves_it(tmp_path):

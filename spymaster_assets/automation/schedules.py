@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from dagster import RunRequest, ScheduleEvaluationContext, SkipReason, schedule
 
-from ..config import SESSION_TZ
+from spymaster_core.config import SESSION_TZ
 from ..sessions import is_trading_session
 
 DOWNLOAD_JOB_NAME = "download_job"

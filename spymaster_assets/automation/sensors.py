@@ -51,10 +51,10 @@ from spymaster_resources import SpymasterResource
 
 from ..bronze import assets as bronze_assets
 from ..bronze import options_assets as bronze_options_assets
-from ..bronze.dbn_files import DbnFileInfo, _ns
+from spymaster_resources.raw_files import DbnFileInfo, _ns
 from ..bronze.ingest import file_span, sessions_with_rth_data
-from ..config import SpymasterConfig
-from ..errors import RawDataError
+from spymaster_core.config import SpymasterConfig
+from spymaster_core.errors import RawDataError
 from ..partitions import trading_day_partitions
 from ..sessions import session_bounds_utc, trading_sessions
 from .jobs import materialize_session_job

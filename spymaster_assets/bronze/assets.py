@@ -9,7 +9,7 @@ from spymaster_resources import SpymasterResource
 
 from ..partitions import session_of_partition_key, trading_day_partitions
 from ..table_metadata import table_metadata
-from .dbn_files import empty_definitions
+from spymaster_resources.raw_files import empty_definitions
 from .ingest import session_bbo, session_definitions, session_mbp10, session_ohlcv_1m, session_trades
 from .schemas import (
     BRONZE_DEFINITIONS,

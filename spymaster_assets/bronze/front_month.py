@@ -8,7 +8,7 @@ from datetime import date
 
 import polars as pl
 
-from ..errors import RawDataError
+from spymaster_core.errors import RawDataError
 
 #: An ES outright futures symbol: root ES, CME month code, 1-2 year digits (e.g. ESZ3, ESH24).
 _ES_OUTRIGHT = re.compile(r"^ES[FGHJKMNQUVXZ]\d{1,2}$")

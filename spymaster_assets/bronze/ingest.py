@@ -10,10 +10,10 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import polars as pl
 
-from ..config import SpymasterConfig
-from ..errors import RawDataError
+from spymaster_core.config import SpymasterConfig
+from spymaster_core.errors import RawDataError
 from ..sessions import et_to_utc, session_bounds_utc, trading_sessions
-from .dbn_files import DbnFileInfo, RawCatalog, _ns, _store, read_definitions, read_ohlcv_1m, symbol_map
+from spymaster_resources.raw_files import BadDbnFile, DbnFileInfo, RawCatalog, _ns, _store, read_definitions, read_ohlcv_1m, symbol_map
 from .front_month import FrontMonth, select_front_month
 from .market_records import (
     BBO_SCHEMA,
@@ -134,10 +134,18 @@ def sessions_with_rth_data(catalog: RawCatalog, config: SpymasterConfig, start: 
     or inside the records of a file bars can be aggregated from (trades, tbbo, mbp-1, mbp-10, mbo).
 
     A session that only has its evening opening in the raw files (the next UTC file is missing) is
-    not listed: it has no regular-hours bars to anchor on.
+    not listed: it has no regular-hours bars to anchor on. A bar file whose header is readable but
+    whose records are not counts with its header range, so its sessions are listed and then fail
+    naming it, instead of silently dropping out of the range.
     """
-    files = [f for schema in ("ohlcv-1m", *TRADE_SOURCES) for f in catalog.files(schema)]
+    bar_schemas = ("ohlcv-1m", *TRADE_SOURCES)
+    files = [f for schema in bar_schemas for f in catalog.files(schema)]
     spans = [(f.ts_min, f.ts_max) for f in files if f.ts_min is not None]
+    spans += [
+        (bad.start, bad.end - 1)
+        for bad in catalog.problems()
+        if isinstance(bad, BadDbnFile) and bad.schema in bar_schemas and bad.start is not None and bad.end is not None
+    ]
     if not spans:
         return []
     lo = start or datetime.fromtimestamp(min(s for s, _ in spans) / 1e9).date()
@@ -353,7 +361,7 @@ def _mbo_structured(batch: Batch, dtype: np.dtype) -> np.ndarray:
 
 
 def _mbp10_from_mbo(files, paths, names, session_date, instrument_id, definitions, config) -> SessionStream:
-    from .dbn_layout import MBO_DTYPE
+    from spymaster_resources.dbn_layout import MBO_DTYPE
     from .mbo_book import MboBookBuilder
 
     selection = _selection(files, instrument_id, definitions, session_date, config, replay_from_start=True)

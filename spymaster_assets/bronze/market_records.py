@@ -48,9 +48,9 @@ import polars as pl
 import pyarrow as pa
 from numba import njit
 
-from ..errors import RawDataError
-from .dbn_files import UNDEF_PRICE, iter_records
-from .dbn_layout import F_MAYBE_BAD_BOOK, PRICE_SCALE
+from spymaster_core.errors import RawDataError
+from spymaster_resources.raw_files import UNDEF_PRICE, iter_records
+from spymaster_resources.dbn_layout import F_MAYBE_BAD_BOOK, PRICE_SCALE
 
 UTC_NS = pl.Datetime("ns", "UTC")
 

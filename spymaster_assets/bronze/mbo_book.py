@@ -77,7 +77,7 @@ import numpy as np
 import polars as pl
 from numba import njit
 
-from .dbn_layout import F_BAD_TS_RECV, F_LAST, F_MAYBE_BAD_BOOK, F_SNAPSHOT, UNDEF_PRICE
+from spymaster_resources.dbn_layout import F_BAD_TS_RECV, F_LAST, F_MAYBE_BAD_BOOK, F_SNAPSHOT, UNDEF_PRICE
 
 #: Output-only flag bit (not a DBN flag; DBN flags are 8 bits): this 'C'/'M' removes size that an 'F'
 #: of the same exchange event already reported as filled.

@@ -10,7 +10,7 @@ from ..partitions import session_of_partition_key, trading_day_partitions
 from ..sessions import session_bounds_utc
 from ..table_metadata import table_metadata
 from .assets import TIER, BronzeConfig, _order_flow_partition
-from .dbn_files import empty_definitions
+from spymaster_resources.raw_files import empty_definitions
 from .options_chain import empty_chain, select_chain
 from .options_ingest import session_option_definitions, session_options_bbo, session_options_open_interest, session_options_trades
 from .options_statistics import OPEN_INTEREST_SCHEMA

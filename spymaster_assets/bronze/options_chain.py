@@ -28,7 +28,7 @@ from datetime import date
 
 import polars as pl
 
-from ..config import SESSION_TZ, SpymasterConfig
+from spymaster_core.config import SESSION_TZ, SpymasterConfig
 from ..sessions import session_bounds_utc
 
 UTC_NS = pl.Datetime("ns", "UTC")

@@ -37,10 +37,10 @@ from datetime import date, timedelta
 import numpy as np
 import polars as pl
 
-from ..config import SpymasterConfig
-from ..errors import RawDataError
+from spymaster_core.config import SpymasterConfig
+from spymaster_core.errors import RawDataError
 from ..sessions import session_bounds_utc
-from .dbn_files import DbnFileInfo, RawCatalog, _ns, read_definitions, symbol_map
+from spymaster_resources.raw_files import DbnFileInfo, RawCatalog, _ns, read_definitions, symbol_map
 from .ingest import SessionStream, _frames, defined_price_trades, definition_files_for_session, file_span, known_instrument_ids
 from .market_records import (
     at_interval_end,

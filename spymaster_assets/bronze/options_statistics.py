@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from .dbn_files import iter_records
+from spymaster_resources.raw_files import iter_records
 
 UTC_NS = pl.Datetime("ns", "UTC")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from .dbn_files import UNDEF_PRICE, iter_records
+from spymaster_resources.raw_files import UNDEF_PRICE, iter_records
 
 OHLCV_COLUMNS = ("ts_event", "instrument_id", "open", "high", "low", "close", "volume")
 

@@ -25,7 +25,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from ..config import LEVEL_KINDS, OUTCOMES, SpymasterConfig
+from spymaster_core.config import LEVEL_KINDS, OUTCOMES, SpymasterConfig
 from ..gold.evaluation import write_png_atomically
 from ..sessions import NY, et_to_utc
 

@@ -20,7 +20,7 @@ from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeve
 
 from spymaster_resources import SpymasterResource
 
-from ..config import OUTCOMES, SpymasterConfig
+from spymaster_core.config import OUTCOMES, SpymasterConfig
 from ..gold.assets import gold_model, gold_setup_index
 from ..gold.model import training_window
 from ..gold.schema_indexes import MANIFEST

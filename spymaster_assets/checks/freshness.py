@@ -31,7 +31,7 @@ from dagster import (
 
 from spymaster_resources import SpymasterResource
 
-from ..config import EXCHANGE_CALENDAR, SESSION_TZ, SpymasterConfig
+from spymaster_core.config import EXCHANGE_CALENDAR, SESSION_TZ, SpymasterConfig
 from ..gold.assets import gold_signals
 from ..partitions import PARTITION_START
 from ..sessions import et_to_utc

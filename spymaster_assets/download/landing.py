@@ -23,9 +23,9 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
-from ..bronze.dbn_files import SCAN_RECORDS_MAX_BYTES, _store, iter_records
-from ..config import SpymasterConfig
-from ..errors import RawDataError
+from spymaster_resources.raw_files import SCAN_RECORDS_MAX_BYTES, _store, iter_records
+from spymaster_core.config import SpymasterConfig
+from spymaster_core.errors import RawDataError
 from .requests import DownloadRequest
 
 

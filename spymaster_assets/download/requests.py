@@ -21,9 +21,9 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 
-from ..bronze.dbn_files import DbnFileInfo, RawCatalog, _ns, _store
+from spymaster_resources.raw_files import DbnFileInfo, RawCatalog, _ns, _store
 from ..bronze.ingest import file_span
-from ..config import SpymasterConfig
+from spymaster_core.config import SpymasterConfig
 from ..sessions import is_trading_session, session_bounds_utc, trading_sessions
 
 #: The ES futures parent: every ES outright and calendar spread (Databento parent symbology).

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from ..bronze.dbn_files import RawCatalog
-from ..config import SpymasterConfig
-from ..errors import SpymasterError
+from spymaster_resources.raw_files import RawCatalog
+from spymaster_core.config import SpymasterConfig
+from spymaster_core.errors import SpymasterError
 from .landing import land_file, landing_path, staging_dir, verify_dbn
 from .requests import DownloadRequest, present_request_keys, session_requests
 

@@ -23,7 +23,7 @@ from datetime import date
 import numpy as np
 import polars as pl
 
-from ..config import OUTCOMES, SpymasterConfig
+from spymaster_core.config import OUTCOMES, SpymasterConfig
 from .blend import BlendFit, blend, blend_interval, fit_blend
 from .distance_baseline import DistanceLookup
 from .episodes import SETUP_KEY_SCHEMA

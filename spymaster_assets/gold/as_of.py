@@ -15,8 +15,8 @@ import polars as pl
 
 from spymaster_resources.lake import Lake, replace_directory
 
-from ..config import SpymasterConfig
-from ..errors import MissingPartitionError, SpymasterError
+from spymaster_core.config import SpymasterConfig
+from spymaster_core.errors import MissingPartitionError, SpymasterError
 from .answer import KnownBefore, fit_blend_on_signals
 from .distance_baseline import fit_distance_table
 from .model import OutcomeModel, train_model, training_window, xgb_params

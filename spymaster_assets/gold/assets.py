@@ -14,6 +14,7 @@ from ..table_metadata import column_schema, same_columns, table_metadata
 from . import as_of
 from .answer import MODEL_PREFIXES, probability_columns
 from .episodes import select_episodes
+from .history import history_fingerprint, record_history
 from .evaluation import compare_models, png_to_markdown, reliability_diagram_png
 from .model import OutcomeModel
 from .normalization import stats_to_frame
@@ -167,11 +168,13 @@ def gold_signals(context: AssetExecutionContext, spymaster: SpymasterResource) -
     """What the trader would have seen that day: the calibrated blend of XGBoost and kNN with every component (kNN, model, distance lookup, base rate), one row per episode."""
     day = session_of_partition_key(context.partition_key)
     (cfg, tuned), lake = spymaster.config_for_day(day), spymaster.lake
+    history = history_fingerprint(lake, day)  # before reading it: what these answers rest on
     known = as_of.known_before_from_lake(lake, day, cfg)
     signals, neighbours = answer(known, lake.read(TIER, "gold_episodes", day), cfg)
     signals = validate_signals(signals, cfg)
     path = lake.write(TIER, "gold_signals", day, signals)
     lake.write(TIER, "gold_signal_neighbours", day, neighbours)
+    record_history(lake, day, history)
     fit = known.blend_fit
     return MaterializeResult(
         metadata=table_metadata(
@@ -185,6 +188,7 @@ def gold_signals(context: AssetExecutionContext, spymaster: SpymasterResource) -
                 "gold_model": {c: ["vector"] for c in probability_columns("p_xgb_")},
             },
             history_sessions=len(known.indexes.sessions),
+            history_partitions=len(history),
             tuned_params=tuned_label(tuned),
             answer_sources=", ".join(f"{k} {v}" for k, v in sorted(signals.group_by("answer_source").len().iter_rows())) or "none",
             model_trained_through=str(known.model.trained_through) if known.model else "no model",

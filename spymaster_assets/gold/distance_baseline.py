@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from ..config import OUTCOMES, SpymasterConfig
+from spymaster_core.config import OUTCOMES, SpymasterConfig
 
 #: Columns of a fitted lookup table (one row per cell seen in history, plus the coarser prior rows).
 DISTANCE_TABLE_SCHEMA: dict[str, pl.DataType] = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from ..config import SpymasterConfig
+from spymaster_core.config import SpymasterConfig
 from .vectors import state_to_matrix, vector_columns, vector_version
 
 _JOIN_KEYS = ["session_date", "ts_event", "level_kind"]

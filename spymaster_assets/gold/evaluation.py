@@ -22,7 +22,7 @@ import polars as pl
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..config import OUTCOMES
+from spymaster_core.config import OUTCOMES
 
 #: Column names of ``scored``: model probabilities, partition base-rate probabilities (both in
 #: OUTCOMES order) and the realised outcome.

@@ -33,7 +33,7 @@ import xgboost as xgb
 
 from spymaster_resources.lake import replace_directory
 
-from ..config import DIRECTIONS, LEVEL_KINDS, OUTCOMES, SpymasterConfig
+from spymaster_core.config import DIRECTIONS, LEVEL_KINDS, OUTCOMES, SpymasterConfig
 from .retrieval import outcome_codes
 from .vectors import vector_columns, vector_version
 

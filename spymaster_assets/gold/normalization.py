@@ -17,7 +17,7 @@ from datetime import date
 import numpy as np
 import polars as pl
 
-from ..config import SpymasterConfig
+from spymaster_core.config import SpymasterConfig
 from .vectors import check_no_label_columns, vector_version
 
 

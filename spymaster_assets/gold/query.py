@@ -8,11 +8,12 @@ import polars as pl
 
 from spymaster_resources.lake import Lake
 
-from ..config import OUTCOMES, SpymasterConfig
-from ..errors import MissingPartitionError, SpymasterError
+from spymaster_core.config import OUTCOMES, SpymasterConfig
+from spymaster_core.errors import MissingPartitionError, SpymasterError
 from ..sessions import NY, et_to_utc
-from ..tuned_params import config_for_day
+from spymaster_core.tuned_params import config_for_day
 from . import as_of
+from .history import history_change
 from .signals import answer_vector
 
 
@@ -89,7 +90,8 @@ def match_drivers(known, episode: pl.DataFrame, neighbours: pl.DataFrame, config
 def answer_query(config: SpymasterConfig, day: date, wall: time, level_kind: str | None = None) -> dict:
     """The answer printed by ``spymaster query``, as a JSON-ready dict.
 
-    Keys: date, time (bar close, New York), close, atr_points, and levels: one entry per level kind
+    Keys: date, time (bar close, New York), close, atr_points, warning (None, or why the history
+    the day's signals were built on has changed since: ``history.history_change``), and levels: one entry per level kind
     known at that bar (or only ``level_kind``) with level_price (points), direction (UP/DOWN),
     distance_atr, in_zone and, when in the approach zone, probabilities / lower / upper per outcome
     (Dirichlet posterior from the index as of ``day``), effective_sample_size, n_neighbours,
@@ -159,7 +161,9 @@ def answer_query(config: SpymasterConfig, day: date, wall: time, level_kind: str
             )
         levels.append(entry)
     first = rows.row(0, named=True)
+    stale = history_change(lake, day) if known is not None else None
     return {
+        "warning": None if stale is None else f"{stale}: this answer may differ from the one recorded; rebuild with `spymaster backfill --start {day} --end {day}`",
         "date": str(day),
         "time": anchor.astimezone(NY).strftime("%H:%M"),
         "close": first["close"],

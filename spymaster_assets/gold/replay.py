@@ -15,8 +15,8 @@ import polars as pl
 
 from spymaster_resources.lake import Lake
 
-from ..config import LEVEL_KINDS, OUTCOMES, SpymasterConfig
-from ..errors import MissingPartitionError, SpymasterError
+from spymaster_core.config import LEVEL_KINDS, OUTCOMES, SpymasterConfig
+from spymaster_core.errors import MissingPartitionError, SpymasterError
 from ..sessions import NY, et_to_utc
 
 _CLASSES = [o.lower() for o in OUTCOMES]  # break, reject, chop
@@ -222,7 +222,7 @@ def replay(config: SpymasterConfig, day: date, level_kind: str | None = None) ->
     return replay_rows(replay_table(bars, signals, episodes, outcomes, config, day, level_kind), day, neighbours)
 
 
-def format_replay(bars: list[dict], day: date, level_kind: str | None = None, horizon_minutes: int | None = None) -> str:
+def format_replay(bars: list[dict], day: date, level_kind: str | None = None, horizon_minutes: int | None = None, warning: str | None = None) -> str:
     """The replay as text: a header naming what is live and what is hindsight, then one line per (bar, level in zone).
 
     A bar with no level in the approach zone gets one line saying so. P(B/R/C) are the live
@@ -232,7 +232,8 @@ def format_replay(bars: list[dict], day: date, level_kind: str | None = None, ho
     """
     scope = f" ({level_kind} only)" if level_kind else ""
     chop = f"none within {horizon_minutes} min" if horizon_minutes else "no threshold reached"
-    lines = [
+    lines = [f"warning: {warning}"] if warning else []
+    lines += [
         f"{day.isoformat()} replay{scope}: P(B/R/C) as seen live from gold_signals (index as of {day.isoformat()}: earlier sessions only).",
         f"outcome / after are hindsight (first crossing after the anchor close; CHOP = {chop}).",
         "P(B/R/C): the answer (the calibrated blend of the model and the neighbours); P(B) 90%: its interval; neighbours: --json.",

@@ -8,8 +8,8 @@ import polars as pl
 
 from spymaster_resources.lake import Lake
 
-from ..config import SpymasterConfig
-from ..errors import SpymasterError
+from spymaster_core.config import SpymasterConfig
+from spymaster_core.errors import SpymasterError
 from .answer import MODEL_PREFIXES
 from .assets import scored_signals
 from .evaluation import compare_models, format_comparison

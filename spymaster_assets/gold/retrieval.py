@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 from scipy.stats import beta as beta_distribution
 
-from ..config import OUTCOMES, SpymasterConfig
+from spymaster_core.config import OUTCOMES, SpymasterConfig
 
 _OUTCOME_CODE = {name: code for code, name in enumerate(OUTCOMES)}
 

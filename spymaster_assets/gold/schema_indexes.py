@@ -21,7 +21,7 @@ import polars as pl
 
 from spymaster_resources.lake import replace_directory
 
-from ..config import SpymasterConfig
+from spymaster_core.config import SpymasterConfig
 from .episodes import SETUP_KEY_SCHEMA
 from .normalization import NormalizationStats, normalize
 from .setup_index import META_COLUMNS, SetupIndex

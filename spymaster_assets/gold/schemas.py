@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandera.polars as pa
 import polars as pl
 
-from ..config import DIRECTIONS, LEVEL_KINDS, OUTCOMES, SpymasterConfig
+from spymaster_core.config import DIRECTIONS, LEVEL_KINDS, OUTCOMES, SpymasterConfig
 from .answer import ANSWER_SOURCES
 from .vectors import vector_columns
 

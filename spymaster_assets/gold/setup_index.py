@@ -24,7 +24,7 @@ from numba import njit
 
 from spymaster_resources.lake import replace_directory
 
-from ..config import OUTCOMES, SpymasterConfig
+from spymaster_core.config import OUTCOMES, SpymasterConfig
 from .episodes import SETUP_KEY_SCHEMA
 from .retrieval import base_rate, outcome_codes
 

@@ -14,7 +14,7 @@ from datetime import date
 import numpy as np
 import polars as pl
 
-from ..config import OUTCOMES, SpymasterConfig
+from spymaster_core.config import OUTCOMES, SpymasterConfig
 from .episodes import SETUP_KEY_SCHEMA, partition_key_expr
 from .normalization import NormalizationStats, normalize
 from .answer import SIGNALS_SCHEMA, KnownBefore, compose_answer, compose_arrays

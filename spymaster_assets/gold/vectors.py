@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
-from ..config import SpymasterConfig
+from spymaster_core.config import SpymasterConfig
 from ..silver.feature_names import (
     FEATURE_FAMILIES,
     VECTOR_LAYOUT_VERSION,

@@ -15,7 +15,7 @@ from datetime import date
 import numpy as np
 import polars as pl
 
-from ..config import SpymasterConfig
+from spymaster_core.config import SpymasterConfig
 from .answer import KnownBefore, fit_blend_on_signals
 from .distance_baseline import fit_distance_table
 from .model import OutcomeModel, train_model, training_window, xgb_params

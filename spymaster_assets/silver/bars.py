@@ -7,7 +7,7 @@ from datetime import date, time, timedelta
 import numpy as np
 import polars as pl
 
-from ..config import SpymasterConfig
+from spymaster_core.config import SpymasterConfig
 from ..sessions import et_to_utc, session_bounds_utc
 from .indicators import atr_wilder, ema, sma
 

@@ -25,8 +25,8 @@ from numba import njit
 from pandera.api.polars.types import PolarsData
 from pandera.engines.polars_engine import DateTime
 
-from ..bronze.dbn_layout import F_SNAPSHOT
-from ..config import SpymasterConfig
+from spymaster_resources.dbn_layout import F_SNAPSHOT
+from spymaster_core.config import SpymasterConfig
 from ..schema_validation import validate_table
 
 TS_DTYPE = pl.Datetime("ns", "UTC")

@@ -22,7 +22,7 @@ Families (DESIGN.md "The setup vector: each block only when its data exists"):
 
 from __future__ import annotations
 
-from ..config import LEVEL_KINDS, SpymasterConfig
+from spymaster_core.config import LEVEL_KINDS, SpymasterConfig
 
 #: Columns of silver_outcomes that carry (or derive from) a setup's future. None may enter a vector,
 #: a normalization statistic or an index used to answer that day.

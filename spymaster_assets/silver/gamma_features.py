@@ -39,7 +39,7 @@ import numpy as np
 import polars as pl
 from numba import njit
 
-from ..config import SpymasterConfig
+from spymaster_core.config import SpymasterConfig
 from ..sessions import et_to_utc, session_date_of
 from .black76 import black76_gamma_nb, black76_implied_vol_nb
 from .feature_names import gamma_columns

@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 from numba import njit
 
-from ..config import DIRECTIONS, OUTCOMES, SpymasterConfig
+from spymaster_core.config import DIRECTIONS, OUTCOMES, SpymasterConfig
 from .feature_names import LABEL_COLUMNS
 
 TS_DTYPE = pl.Datetime("ns", "UTC")

@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 import scipy.fft
 
-from ..config import DIRECTIONS, LEVEL_KINDS, SpymasterConfig
+from spymaster_core.config import DIRECTIONS, LEVEL_KINDS, SpymasterConfig
 from ..sessions import et_to_utc
 from .feature_names import (
     all_feature_columns,

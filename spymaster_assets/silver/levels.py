@@ -6,7 +6,7 @@ from datetime import date, datetime, timedelta
 
 import polars as pl
 
-from ..config import LEVEL_KINDS, SpymasterConfig
+from spymaster_core.config import LEVEL_KINDS, SpymasterConfig
 from ..sessions import et_to_utc
 
 TS_DTYPE = pl.Datetime("ns", "UTC")

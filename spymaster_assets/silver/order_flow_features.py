@@ -18,7 +18,7 @@ import polars as pl
 import scipy.fft
 from numba import njit
 
-from ..config import DIRECTIONS, SpymasterConfig
+from spymaster_core.config import DIRECTIONS, SpymasterConfig
 from .feature_names import book_columns, depth_columns, mbo_columns, tape_columns
 
 NS_PER_SECOND = 1_000_000_000

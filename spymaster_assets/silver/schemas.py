@@ -14,7 +14,7 @@ from pandera.api.polars.model_config import BaseConfig
 from pandera.api.polars.types import PolarsData
 from pandera.engines.polars_engine import DateTime
 
-from ..config import DIRECTIONS, LEVEL_KINDS, OUTCOMES, SpymasterConfig
+from spymaster_core.config import DIRECTIONS, LEVEL_KINDS, OUTCOMES, SpymasterConfig
 from ..schema_validation import validate_table
 from .feature_names import all_feature_columns
 from .level_state import integer_feature_columns

@@ -31,13 +31,13 @@ import polars as pl
 
 from spymaster_resources.lake import Lake
 
-from ..config import SpymasterConfig
-from ..errors import SpymasterError
+from spymaster_core.config import SpymasterConfig
+from spymaster_core.errors import SpymasterError
 from ..gold.answer import probability_columns
 from ..gold.evaluation import brier_skill_score
 from ..gold.retrieval import outcome_codes
 from ..gold.walk_forward import walk_forward
-from ..tuned_params import params_dir, write_params
+from spymaster_core.tuned_params import params_dir, write_params
 
 STAGES = (1, 2)
 _BARS_BLOCKS = ("distance", "trajectory", "kinematics", "context")

@@ -20,9 +20,9 @@ from spymaster_assets.automation.sensors import (
     raw_files_sensor,
     sessions_reading_file,
 )
-from spymaster_assets.bronze.dbn_files import RawCatalog, inspect_file
+from spymaster_resources.raw_files import RawCatalog, inspect_file
 from spymaster_assets.bronze.ingest import definition_files_for_session, sessions_with_rth_data
-from spymaster_assets.config import SpymasterConfig
+from spymaster_core.config import SpymasterConfig
 from spymaster_assets.sessions import session_bounds_utc
 from spymaster_resources import SpymasterResource
 

@@ -11,12 +11,12 @@ import polars as pl
 import pytest
 import zstandard
 
-from spymaster_assets.bronze.dbn_files import RawCatalog, inspect_file, iter_records, read_ohlcv_1m
+from spymaster_resources.raw_files import RawCatalog, inspect_file, iter_records, read_ohlcv_1m
 from spymaster_assets.bronze.front_month import select_front_month
 from spymaster_assets.bronze.ingest import session_definitions, session_ohlcv_1m, sessions_with_rth_data
 from spymaster_assets.bronze.schemas import BRONZE_DEFINITIONS, BRONZE_FUTURES_OHLCV_1M
-from spymaster_assets.config import SpymasterConfig
-from spymaster_assets.errors import RawDataError
+from spymaster_core.config import SpymasterConfig
+from spymaster_core.errors import RawDataError
 from spymaster_assets.sessions import session_bounds_utc
 
 from conftest import SHARED_DATA
@@ -88,7 +88,7 @@ def test_spreads_are_never_the_front_month():
     bars = pl.DataFrame(
         {"instrument_id": [1, 2, 3], "raw_symbol": ["ESZ3-ESH4", "ESZ3", "NQZ3"], "volume": [10_000, 500, 9_000]}
     ).with_columns(pl.col("instrument_id").cast(pl.UInt32))
-    from spymaster_assets.bronze.dbn_files import empty_definitions
+    from spymaster_resources.raw_files import empty_definitions
 
     front = select_front_month(bars, empty_definitions(), date(2013, 12, 2))
     assert front.raw_symbol == "ESZ3" and front.volume_share == 1.0
@@ -96,7 +96,7 @@ def test_spreads_are_never_the_front_month():
 
 def test_no_outright_raises_naming_the_session():
     bars = pl.DataFrame({"instrument_id": [1], "raw_symbol": ["ESZ3-ESH4"], "volume": [5]}).with_columns(pl.col("instrument_id").cast(pl.UInt32))
-    from spymaster_assets.bronze.dbn_files import empty_definitions
+    from spymaster_resources.raw_files import empty_definitions
 
     with pytest.raises(RawDataError, match="2013-12-02"):
         select_front_month(bars, empty_definitions(), date(2013, 12, 2))

@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 import zstandard
 
-from spymaster_assets.bronze.dbn_files import RawCatalog, iter_records
+from spymaster_resources.raw_files import RawCatalog, iter_records
 from spymaster_assets.bronze.ingest import session_bbo, session_mbp10, session_trades
 from spymaster_assets.bronze.market_records import (
     BBO_SCHEMA,
@@ -29,8 +29,8 @@ from spymaster_assets.bronze.market_records import (
     session_batches,
 )
 from spymaster_assets.bronze.schemas import BRONZE_FUTURES_BBO, BRONZE_FUTURES_MBP10, BRONZE_FUTURES_TRADES
-from spymaster_assets.config import SpymasterConfig
-from spymaster_assets.errors import RawDataError
+from spymaster_core.config import SpymasterConfig
+from spymaster_core.errors import RawDataError
 
 from .dbn_writer import ns, records, write_dbn
 
@@ -195,7 +195,7 @@ def _decompressed(path: Path) -> bytes:
 
 
 def test_truncated_trades_file_fails_with_its_name(tmp_path):
-    # A DBN v3 file (the stub): dbn_files checks the byte count of current-version files.
+    # A DBN v3 file (the stub): raw_files checks the byte count of current-version files.
     data = _decompressed(STUBS / "test_data.trades.dbn.zst")
     raw = tmp_path / "raw"
     raw.mkdir()

@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from spymaster_assets.bronze.dbn_files import iter_records
+from spymaster_resources.raw_files import iter_records
 from spymaster_assets.bronze.mbo_book import (
     F_FILL_REMOVAL,
     MboBookBuilder,

@@ -9,10 +9,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from spymaster_assets.bronze.dbn_files import RawCatalog, read_definitions
+from spymaster_resources.raw_files import RawCatalog, read_definitions
 from spymaster_assets.bronze.options_chain import CHAIN_SCHEMA, select_chain
 from spymaster_assets.bronze.options_ingest import definition_files_for_session, session_option_definitions
-from spymaster_assets.config import SpymasterConfig
+from spymaster_core.config import SpymasterConfig
 from spymaster_assets.sessions import session_bounds_utc, trading_sessions
 
 NAUTILUS = Path(__file__).resolve().parents[3] / "shared" / "data" / "dbn" / "nautilus"

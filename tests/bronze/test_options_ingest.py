@@ -12,13 +12,13 @@ import numpy as np
 import polars as pl
 import pytest
 
-from spymaster_assets.bronze.dbn_files import RawCatalog, empty_definitions, read_definitions
+from spymaster_resources.raw_files import RawCatalog, empty_definitions, read_definitions
 from spymaster_assets.bronze.market_records import BBO_SCHEMA, TRADES_SCHEMA
 from spymaster_assets.bronze.options_chain import CHAIN_SCHEMA, empty_chain, select_chain
 from spymaster_assets.bronze.options_ingest import session_options_bbo, session_options_trades
 from spymaster_assets.bronze.schemas import BRONZE_OPTIONS_BBO, BRONZE_OPTIONS_TRADES
-from spymaster_assets.config import SpymasterConfig
-from spymaster_assets.errors import RawDataError
+from spymaster_core.config import SpymasterConfig
+from spymaster_core.errors import RawDataError
 
 from .dbn_writer import ns, records, write_dbn
 

@@ -11,10 +11,10 @@ import polars as pl
 import pytest
 import zstandard
 
-from spymaster_assets.bronze.dbn_files import RawCatalog, iter_records
+from spymaster_resources.raw_files import RawCatalog, iter_records
 from spymaster_assets.bronze.options_ingest import session_options_open_interest
 from spymaster_assets.bronze.options_statistics import OPEN_INTEREST_SCHEMA, decode_statistics, open_interest_before, read_statistics
-from spymaster_assets.config import SpymasterConfig
+from spymaster_core.config import SpymasterConfig
 
 CFG = SpymasterConfig()
 UTC = timezone.utc

@@ -13,11 +13,11 @@ import polars as pl
 import pytest
 import zstandard
 
-from spymaster_assets.bronze.dbn_files import RawCatalog
+from spymaster_resources.raw_files import RawCatalog
 from spymaster_assets.bronze.ingest import session_ohlcv_1m
 from spymaster_assets.bronze.schemas import BRONZE_FUTURES_OHLCV_1M
 from spymaster_assets.bronze.trade_bars import trades_to_ohlcv_1m
-from spymaster_assets.config import SpymasterConfig
+from spymaster_core.config import SpymasterConfig
 from spymaster_assets.silver.bars import build_bars
 from spymaster_assets.silver.levels import compute_levels
 

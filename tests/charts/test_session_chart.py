@@ -19,7 +19,7 @@ from spymaster_assets.charts.session_chart import (
     session_chart_figure,
     write_session_chart,
 )
-from spymaster_assets.config import LEVEL_KINDS, SpymasterConfig
+from spymaster_core.config import LEVEL_KINDS, SpymasterConfig
 
 UTC = timezone.utc
 DAY = date(2013, 10, 10)  # EDT: New York = UTC - 4 h

@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta, timezone
 from dagster import AssetMaterialization, AssetSelection, DagsterInstance, Definitions, define_asset_job
 
 from spymaster_assets.checks.freshness import build_latest_session_freshness_check, latest_due_session, session_close_utc
-from spymaster_assets.config import SpymasterConfig
+from spymaster_core.config import SpymasterConfig
 from spymaster_assets.gold.assets import gold_signals
 from spymaster_resources import SpymasterResource
 

@@ -18,7 +18,7 @@ from spymaster_assets.checks.asset_checks import (
     paired_level_violations,
     regular_hours_utc,
 )
-from spymaster_assets.config import SpymasterConfig
+from spymaster_core.config import SpymasterConfig
 
 UTC = timezone.utc
 TS = pl.Datetime("ns", "UTC")

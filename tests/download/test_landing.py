@@ -12,7 +12,7 @@ import pytest
 from spymaster_assets.download import landing
 from spymaster_assets.download.landing import land_file, landing_path, verify_dbn
 from spymaster_assets.download.requests import DownloadRequest
-from spymaster_assets.errors import RawDataError
+from spymaster_core.errors import RawDataError
 
 from .fake_databento import write_header_only_dbn
 

@@ -7,8 +7,8 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from spymaster_assets.bronze.dbn_files import RawCatalog
-from spymaster_assets.config import SpymasterConfig
+from spymaster_resources.raw_files import RawCatalog
+from spymaster_core.config import SpymasterConfig
 from spymaster_assets.download.requests import (
     ES_0DTE_OPTION_PARENTS,
     covers,

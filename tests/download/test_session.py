@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from spymaster_assets.bronze.dbn_files import RawCatalog
-from spymaster_assets.config import SpymasterConfig
+from spymaster_resources.raw_files import RawCatalog
+from spymaster_core.config import SpymasterConfig
 from spymaster_assets.download.requests import ES_0DTE_OPTION_PARENTS
 from spymaster_assets.download.session import SpendCapExceededError, download_session, download_session_report
 

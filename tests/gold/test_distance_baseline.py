@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from spymaster_assets.config import SpymasterConfig
+from spymaster_core.config import SpymasterConfig
 from spymaster_assets.gold.distance_baseline import distance_probabilities, fit_distance_table
 
 CONFIG = SpymasterConfig(distance_prior_strength=4.0)

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 from matplotlib.figure import Figure
 
-from spymaster_assets.config import OUTCOMES
+from spymaster_core.config import OUTCOMES
 from spymaster_assets.gold.evaluation import (
     brier_skill_score,
     evaluate,

@@ -7,7 +7,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from spymaster_assets.config import OUTCOMES, SpymasterConfig
+from spymaster_core.config import OUTCOMES, SpymasterConfig
 from spymaster_assets.gold.model import OutcomeModel, feature_matrix, model_feature_names, train_model, training_window
 from spymaster_assets.gold.vectors import vector_columns, vector_version
 

@@ -7,7 +7,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from spymaster_assets.config import SpymasterConfig
+from spymaster_core.config import SpymasterConfig
 from spymaster_assets.gold.normalization import (
     fit_normalization,
     normalize,

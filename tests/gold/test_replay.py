@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 
 from spymaster_assets.cli import main
-from spymaster_assets.config import LEVEL_KINDS, OUTCOMES, SpymasterConfig
-from spymaster_assets.errors import SpymasterError
+from spymaster_core.config import LEVEL_KINDS, OUTCOMES, SpymasterConfig
+from spymaster_core.errors import SpymasterError
 from spymaster_assets.gold.replay import format_replay, replay, replay_rows, replay_table
 from spymaster_resources.lake import Lake
 

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 from scipy.special import betainc
 
-from spymaster_assets.config import SpymasterConfig
+from spymaster_core.config import SpymasterConfig
 from spymaster_assets.gold.retrieval import base_rate, outcome_distribution, smooth_series
 
 CONFIG = SpymasterConfig(dirichlet_prior_strength=10.0, interval_level=0.90, smoothing_span_anchors=3)

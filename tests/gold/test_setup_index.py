@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from spymaster_assets.config import SpymasterConfig
+from spymaster_core.config import SpymasterConfig
 from spymaster_assets.gold import setup_index as setup_index_module
 from spymaster_assets.gold.setup_index import SetupIndex
 

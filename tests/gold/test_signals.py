@@ -7,7 +7,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from spymaster_assets.config import OUTCOMES, SpymasterConfig
+from spymaster_core.config import OUTCOMES, SpymasterConfig
 from spymaster_assets.gold.episodes import select_episodes
 from spymaster_assets.gold.normalization import fit_normalization, normalize
 from spymaster_assets.gold.schemas import validate_signals

@@ -7,7 +7,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from spymaster_assets.config import SpymasterConfig
+from spymaster_core.config import SpymasterConfig
 from spymaster_assets.gold.episodes import select_episodes
 from spymaster_assets.gold.schemas import validate_episodes
 from spymaster_assets.gold.vectors import schema_dims, schema_version, state_to_matrix, vector_columns, vector_version

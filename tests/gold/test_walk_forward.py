@@ -14,8 +14,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from spymaster_assets.config import SpymasterConfig
-from spymaster_assets.errors import SpymasterError
+from spymaster_core.config import SpymasterConfig
+from spymaster_core.errors import SpymasterError
 from spymaster_assets.gold import as_of
 from spymaster_assets.gold.walk_forward import walk_forward
 from spymaster_resources.lake import Lake

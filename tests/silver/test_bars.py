@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from spymaster_assets.config import SpymasterConfig
+from spymaster_core.config import SpymasterConfig
 from spymaster_assets.silver.bars import build_bars
 from spymaster_assets.silver.indicators import atr_wilder, ema, sma
 from spymaster_assets.silver.schemas import validate_silver_bars

@@ -8,7 +8,7 @@ import pytest
 from pandera.errors import SchemaError
 from polars.testing import assert_frame_equal
 
-from spymaster_assets.config import SpymasterConfig
+from spymaster_core.config import SpymasterConfig
 from spymaster_assets.silver.book_summary import (
     book_1s,
     book_1s_columns,

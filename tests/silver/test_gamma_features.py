@@ -10,7 +10,7 @@ import pytest
 from polars.testing import assert_frame_equal
 from vollib.black import black as vollib_black
 
-from spymaster_assets.config import SpymasterConfig
+from spymaster_core.config import SpymasterConfig
 from spymaster_assets.silver.feature_names import gamma_columns
 from spymaster_assets.silver.gamma_features import gamma_features, gex_profile, option_snapshots
 

@@ -5,7 +5,7 @@ from datetime import date, datetime, timedelta, timezone
 import polars as pl
 import pytest
 
-from spymaster_assets.config import SpymasterConfig
+from spymaster_core.config import SpymasterConfig
 from spymaster_assets.silver.labels import label_outcomes
 from spymaster_assets.silver.schemas import validate_silver_outcomes
 

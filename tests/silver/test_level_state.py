@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from spymaster_assets.config import SpymasterConfig
+from spymaster_core.config import SpymasterConfig
 from spymaster_assets.silver.bars import aggregate_bars
 from spymaster_assets.silver.feature_names import all_feature_columns, bars_feature_columns
 from spymaster_assets.silver.level_state import compute_level_state

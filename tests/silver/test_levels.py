@@ -4,7 +4,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import polars as pl
 
-from spymaster_assets.config import LEVEL_KINDS, SpymasterConfig
+from spymaster_core.config import LEVEL_KINDS, SpymasterConfig
 from spymaster_assets.silver.bars import build_bars
 from spymaster_assets.silver.levels import compute_levels, levels_summary
 from spymaster_assets.silver.schemas import validate_silver_levels

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from spymaster_assets.config import SpymasterConfig
+from spymaster_core.config import SpymasterConfig
 from spymaster_assets.silver.book_summary import book_1s, book_1s_dtypes, depth_flow_1m, empty_depth_flow_1m
 from spymaster_assets.silver.feature_names import book_columns, depth_columns, mbo_columns, tape_columns
 from spymaster_assets.silver.order_flow_features import order_flow_features

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from spymaster_assets.config import SpymasterConfig
+from spymaster_core.config import SpymasterConfig
 from spymaster_assets.sessions import et_to_utc, session_bounds_utc
 from spymaster_assets.silver.bars import build_bars
 from spymaster_assets.silver.labels import label_outcomes

@@ -5,8 +5,8 @@ takes the values of the newest file whose tuning ended before D, else the defaul
 walk-forward scores stay honest: no tuned value used for D was chosen with D or a later session.
 
 Files live in ``<home>/params/tuned-v<N>.json`` (N = 1, 2, ...; written atomically). A file shipped
-with the package (``gold/tuned_default.json``), tuned on the embedded sample, serves later data the
-same way. Only :data:`TUNABLE_FIELDS` may be tuned: none of them changes the vector layout, so
+with the package (``spymaster_core/tuned_default.json``), tuned on the embedded sample, serves later data the
+same way (none ships today: see the README). Only :data:`TUNABLE_FIELDS` may be tuned: none of them changes the vector layout, so
 history stays comparable across days with different tuned values.
 """
 
@@ -24,7 +24,7 @@ from .config import SpymasterConfig, coerce_field
 from .errors import SpymasterError
 
 FORMAT = "spymaster-tuned-1"
-SHIPPED_FILE = Path(__file__).resolve().parent / "gold" / "tuned_default.json"
+SHIPPED_FILE = Path(__file__).resolve().parent / "tuned_default.json"
 
 #: Fields a tuned file may set: retrieval (stage 1) and the model and blend (stage 2).
 TUNABLE_FIELDS: tuple[str, ...] = (

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from ..errors import RawDataError
+from spymaster_core.errors import RawDataError
 from .dbn_layout import PRICE_SCALE, UNDEF_PRICE  # prices are divided by PRICE_SCALE, as DBNStore.to_df does: exact for every tick price
 
 DBN_SUFFIXES = (".dbn", ".dbn.zst")
@@ -40,6 +40,8 @@ class DbnFileInfo:
     ts_max: int | None
     size: int
     mtime_ns: int
+    header_start: int | None = None  # the header's request range [start, end), ns since the epoch
+    header_end: int | None = None
 
     def overlaps(self, start: datetime, end: datetime) -> bool:
         """True when some record lies in ``[start, end)`` (aware datetimes)."""
@@ -116,12 +118,15 @@ def inspect_file(path: Path, scan_max_bytes: int = SCAN_RECORDS_MAX_BYTES) -> Db
     if st.st_size > scan_max_bytes and start is not None and end is not None and end > start:
         ts_min, ts_max = int(start), int(end) - 1
     else:
-        for chunk in iter_records(path):
-            if len(chunk):
-                ts = chunk["ts_event"]
-                lo, hi = int(ts.min()), int(ts.max())
-                ts_min = lo if ts_min is None else min(ts_min, lo)
-                ts_max = hi if ts_max is None else max(ts_max, hi)
+        try:
+            for chunk in iter_records(path):
+                if len(chunk):
+                    ts = chunk["ts_event"]
+                    lo, hi = int(ts.min()), int(ts.max())
+                    ts_min = lo if ts_min is None else min(ts_min, lo)
+                    ts_max = hi if ts_max is None else max(ts_max, hi)
+        except RawDataError as exc:
+            raise BadDbnFile(str(exc), str(store.schema), None if start is None else int(start), None if end is None else int(end)) from exc
     return DbnFileInfo(
         path=path,
         dataset=str(store.dataset),
@@ -130,7 +135,26 @@ def inspect_file(path: Path, scan_max_bytes: int = SCAN_RECORDS_MAX_BYTES) -> Db
         ts_max=ts_max,
         size=st.st_size,
         mtime_ns=st.st_mtime_ns,
+        header_start=None if start is None else int(start),
+        header_end=None if end is None else int(end),
     )
+
+
+class BadDbnFile(RawDataError):
+    """A raw file whose header is readable but whose records are not: it fails only the sessions its header range covers.
+
+    ``schema`` and ``start``/``end`` (ns, the header's request range; None when absent) say which.
+    """
+
+    def __init__(self, message: str, schema: str | None, start: int | None, end: int | None):
+        super().__init__(message)
+        self.schema, self.start, self.end = schema, start, end
+
+    def covers(self, schema: str, start: datetime, end: datetime) -> bool:
+        """True when this file could hold records of ``schema`` in ``[start, end)`` (unknown range: yes)."""
+        if self.schema not in (None, schema):
+            return False
+        return (self.start is None or self.start < _ns(end)) and (self.end is None or self.end > _ns(start))
 
 
 def find_dbn_files(raw_dir: Path) -> list[Path]:
@@ -149,23 +173,46 @@ class RawCatalog:
 
     def __init__(self, raw_dir: Path):
         self.raw_dir = Path(raw_dir)
-        self._cache: dict[tuple[str, int, int], DbnFileInfo] = {}
+        self._cache: dict[tuple[str, int, int], DbnFileInfo | RawDataError] = {}
 
-    def files(self, schema: str | None = None, dataset: str = "GLBX.MDP3") -> list[DbnFileInfo]:
-        """Inspected files, optionally only those of one DBN ``schema`` (e.g. ``"ohlcv-1m"``)."""
+    def _inspect_all(self) -> list[DbnFileInfo | RawDataError]:
         out = []
         for path in find_dbn_files(self.raw_dir):
             st = path.stat()
             key = (str(path), st.st_size, st.st_mtime_ns)
             if key not in self._cache:
-                self._cache[key] = inspect_file(path)
-            info = self._cache[key]
-            if info.dataset == dataset and (schema is None or info.schema == schema):
-                out.append(info)
+                try:
+                    self._cache[key] = inspect_file(path)
+                except RawDataError as exc:
+                    self._cache[key] = exc  # reported by the windows it may cover, not by every listing
+            out.append(self._cache[key])
         return out
 
+    def files(self, schema: str | None = None, dataset: str = "GLBX.MDP3") -> list[DbnFileInfo]:
+        """Inspected readable files, optionally only those of one DBN ``schema`` (e.g. ``"ohlcv-1m"``).
+
+        Unreadable files are left out here (see :meth:`problems`): one bad file does not block
+        listing, and :meth:`files_for_window` raises for the windows it may cover.
+        """
+        return [
+            info for info in self._inspect_all()
+            if isinstance(info, DbnFileInfo) and info.dataset == dataset and (schema is None or info.schema == schema)
+        ]
+
+    def problems(self) -> list[RawDataError]:
+        """The errors of the raw files that could not be read (each names its file)."""
+        return [info for info in self._inspect_all() if isinstance(info, RawDataError)]
+
     def files_for_window(self, schema: str, start: datetime, end: datetime) -> list[DbnFileInfo]:
-        """Files of ``schema`` holding at least one record in ``[start, end)``."""
+        """Files of ``schema`` holding at least one record in ``[start, end)``.
+
+        Raises:
+            RawDataError: a raw file that may hold such records cannot be read (named, with the reason):
+                a header-readable file covering the window, or a file whose header is unreadable.
+        """
+        for problem in self.problems():
+            if not isinstance(problem, BadDbnFile) or problem.covers(schema, start, end):
+                raise problem
         return [f for f in self.files(schema) if f.overlaps(start, end)]
 
 

@@ -1,0 +1,176 @@
+"""``spymaster backfill``: materialize a range of sessions in date order, resumable, consistent, and clear when it fails.
+
+- **Resume.** Sessions at the start of the range whose signals exist and still rest on the lake's
+  history (``gold.history``) are skipped; from the first session that needs building, every later
+  session is rebuilt (its gold depends on the earlier ones). ``rebuild=True`` rebuilds the range.
+- **Consistent history.** Materialized sessions after the range that rested on a history the range
+  changes are rebuilt by the same backfill, in order.
+- **Failures.** A failed session does not stop the range: its partitions written by the failed run
+  are removed (no orphan), the rest lands, and the command ends with one line per failed session
+  naming the file and the reason (the innermost error, not "Execution of step ... failed").
+- **Nothing stuck.** One backfill at a time per data root (a file lock); the Dagster storage is
+  created under a lock; runs left STARTED by a killed CLI are marked failed at the next start
+  (``spymaster_resources.instance``). Ctrl-C ends with one line saying what finished.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+from spymaster_core.config import SpymasterConfig
+from spymaster_core.errors import SpymasterError
+from spymaster_resources.lake import Lake
+
+from ..gold.history import history_change
+
+#: Keep Dagster's per-step DEBUG lines out of the terminal; the run log in the UI still has them.
+QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+@dataclass
+class BackfillReport:
+    """What a backfill did: sessions materialized, skipped (already fresh), failed (day -> reason), and later stale sessions it rebuilt."""
+
+    materialized: list[date] = field(default_factory=list)
+    skipped: list[date] = field(default_factory=list)
+    failed: dict[date, str] = field(default_factory=dict)
+    stale_rebuilt: list[date] = field(default_factory=list)
+    abandoned_runs_marked: list[str] = field(default_factory=list)
+    empty_files: list[Path] = field(default_factory=list)
+
+
+def is_fresh(lake: Lake, day: date) -> bool:
+    """True when ``day`` went through gold (signals and evaluation) and its signals still rest on the lake's history."""
+    return lake.exists("gold", "gold_evaluation", day) and lake.exists("gold", "gold_signals", day) and history_change(lake, day) is None
+
+
+def plan_backfill(lake: Lake, sessions: list[date], rebuild: bool = False) -> tuple[list[date], list[date], list[date]]:
+    """(sessions to materialize in date order, sessions of the range skipped as fresh, later stale sessions added).
+
+    Skips the leading fresh sessions of ``sessions`` (unless ``rebuild``); from the first one to
+    build, every later session of the range and every later materialized session is rebuilt.
+    """
+    sessions = sorted(sessions)
+    skipped: list[date] = []
+    if not rebuild:
+        for day in sessions:
+            if not is_fresh(lake, day):
+                break
+            skipped.append(day)
+    todo = sessions[len(skipped):]
+    if not todo:
+        # Nothing in the range to build; a later session may still rest on an older history.
+        later = [d for d in lake.dates("gold", "gold_signals") if d > sessions[-1] and not is_fresh(lake, d)] if sessions else []
+        return later, skipped, later
+    later = [d for d in lake.dates("gold", "gold_signals") if d > todo[0] and d not in set(todo)]
+    return sorted(set(todo) | set(later)), skipped, later
+
+
+def partitions_of(lake: Lake, day: date) -> set[Path]:
+    """Every lake partition directory of ``day`` (any tier, any table)."""
+    return set(lake.root.glob(f"*/*/date={day.isoformat()}"))
+
+
+def failure_reason(result) -> str:
+    """The innermost error message of a failed Dagster run (the file and the reason), not the step wrapper's."""
+    for event in result.all_events:
+        if not event.is_step_failure:
+            continue
+        error = event.step_failure_data.error
+        step = event.step_key
+        while error is not None and error.cause is not None:
+            error = error.cause
+        if error is not None:
+            message = error.message.strip().splitlines()
+            return f"{step}: {message[-1] if message else error.cls_name}"
+    failures = [e.message for e in result.all_events if e.is_failure]
+    return failures[0] if failures else "see the Dagster run log"
+
+
+def empty_files_in(catalog, start: date, end: date) -> list[Path]:
+    """Raw DBN files with no record whose header range touches [start, end] (they are skipped: say so)."""
+    from ..bronze.ingest import TRADE_SOURCES
+
+    lo = datetime(start.year, start.month, start.day, tzinfo=timezone.utc).timestamp() * 1e9
+    hi = datetime(end.year, end.month, end.day, tzinfo=timezone.utc).timestamp() * 1e9 + 86_400e9
+    out = []
+    for schema in ("ohlcv-1m", "definition", *TRADE_SOURCES):
+        for info in catalog.files(schema):
+            if info.ts_min is None and (info.header_start is None or (info.header_start < hi and (info.header_end or hi) > lo)):
+                out.append(info.path)
+    return sorted(set(out))
+
+
+def backfill(config: SpymasterConfig, start: date, end: date, quiet: bool = False, rebuild: bool = False, lock_wait_seconds: float = 3600.0) -> BackfillReport:
+    """Materialize every asset for the sessions with regular-hours data in ``[start, end]`` (see the module docstring).
+
+    Runs in process against the data root's Dagster instance, with a progress bar on stderr.
+    Returns the report. Raises SpymasterError when no session in the range has raw data, when
+    another backfill holds the data root past ``lock_wait_seconds``, or at the end when a session
+    failed (one line per failed session: its date, the step, the file and the reason).
+    KeyboardInterrupt propagates after the interrupted session's partial partitions are removed.
+    """
+    from dagster import materialize
+    from tqdm import tqdm
+
+    from spymaster_resources import SpymasterResource
+    from spymaster_resources.instance import cli_run_tags, data_root_lock, open_instance
+    from spymaster_resources.raw_files import RawCatalog
+
+    from ..bronze.ingest import sessions_with_rth_data
+    from ..definitions import all_assets
+
+    catalog = RawCatalog(config.raw_dir)
+    sessions = sessions_with_rth_data(catalog, config, start, end)
+    if not sessions:
+        raise SpymasterError(f"no session between {start} and {end} has regular-hours bars in {config.raw_dir}")
+    report = BackfillReport(empty_files=empty_files_in(catalog, start, end))
+    for path in report.empty_files:
+        print(f"note: {path} holds no records: skipped", file=sys.stderr)
+    home = Path(config.home)
+
+    def waiting() -> None:
+        print(f"another backfill of {home} is running: waiting for it to finish...", file=sys.stderr)
+
+    with data_root_lock(home, lock_wait_seconds, waiting):
+        instance, report.abandoned_runs_marked = open_instance(home)
+        if report.abandoned_runs_marked:
+            print(f"marked {len(report.abandoned_runs_marked)} run(s) failed that a killed spymaster process had left in progress", file=sys.stderr)
+        lake = Lake(config.lake_dir)
+        todo, report.skipped, report.stale_rebuilt = plan_backfill(lake, sessions, rebuild)
+        if report.skipped and not quiet:
+            print(f"{len(report.skipped)} session(s) already built on the current history: skipped ({report.skipped[0]} .. {report.skipped[-1]}; --rebuild to redo them)", file=sys.stderr)
+        if report.stale_rebuilt:
+            print(f"{len(report.stale_rebuilt)} later session(s) rest on a history this backfill changes: rebuilding them too ({report.stale_rebuilt[0]} .. {report.stale_rebuilt[-1]})", file=sys.stderr)
+        resources = {"spymaster": SpymasterResource(home=str(config.home))}
+        bar = tqdm(todo, desc="backfill", unit="session", disable=quiet, file=sys.stderr)
+        for day in bar:
+            bar.set_postfix_str(str(day))
+            before = partitions_of(lake, day)
+            try:
+                result = materialize(
+                    all_assets, partition_key=day.isoformat(), instance=instance, resources=resources,
+                    raise_on_error=False, run_config=QUIET_RUN, tags=cli_run_tags(),
+                )
+            except KeyboardInterrupt:
+                _remove_new_partitions(lake, day, before)
+                raise
+            if result.success:
+                report.materialized.append(day)
+            else:
+                report.failed[day] = failure_reason(result)
+                _remove_new_partitions(lake, day, before)
+    if report.failed:
+        lines = [f"session {day}: {reason}" for day, reason in sorted(report.failed.items())]
+        raise SpymasterError(f"{len(report.failed)} of {len(todo)} sessions failed ({len(report.materialized)} materialized):\n" + "\n".join(lines))
+    return report
+
+
+def _remove_new_partitions(lake: Lake, day: date, before: set[Path]) -> None:
+    """Remove the partitions of ``day`` that the failed or interrupted run created (those that existed stay)."""
+    for directory in sorted(partitions_of(lake, day) - before):
+        shutil.rmtree(directory, ignore_errors=True)

@@ -1,0 +1,70 @@
+"""What history an as-of answer was built on, and whether the lake still holds that history.
+
+Gold of day D depends on every session before D: their gold_episodes (normalization, model, index,
+distance lookup) and gold_signals (the blend fit). The *history fingerprint* of D is, for each of
+those partitions, its file size and modification time (ns). gold_signals records the fingerprint it
+was built on in ``history.json`` beside its Parquet file; when a session before D is added or
+rebuilt afterwards, the fingerprint changes, D's answers are stale, and a backfill rebuilds them
+(DESIGN.md "Backfill and history": answers never silently rest on a history that has since changed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import date
+from pathlib import Path
+
+from spymaster_resources.lake import Lake
+
+HISTORY_FILE = "history.json"
+_TABLES = ("gold_episodes", "gold_signals")
+
+
+def history_fingerprint(lake: Lake, day: date) -> dict[str, str]:
+    """``{"<table>/<date>": "<size>-<mtime_ns>"}`` for every gold_episodes and gold_signals partition before ``day``."""
+    out: dict[str, str] = {}
+    for table in _TABLES:
+        for d in lake.dates_before("gold", table, day):
+            path = lake.partition_path("gold", table, d)
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue  # removed between the listing and the stat: not part of the history
+            out[f"{table}/{d.isoformat()}"] = f"{st.st_size}-{st.st_mtime_ns}"
+    return out
+
+
+def record_history(lake: Lake, day: date, fingerprint: dict[str, str]) -> Path:
+    """Write ``fingerprint`` (taken before building day's signals) to the gold_signals partition of ``day``, atomically."""
+    folder = lake.partition_dir("gold", "gold_signals", day)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".history-", suffix=".tmp", dir=folder)
+    with os.fdopen(fd, "w") as handle:
+        json.dump({"day": day.isoformat(), "history": fingerprint}, handle, indent=1, sort_keys=True)
+    path = folder / HISTORY_FILE
+    os.replace(tmp, path)
+    return path
+
+
+def history_change(lake: Lake, day: date) -> str | None:
+    """Why day's answers no longer match the lake's history, or None when they do.
+
+    Returns a sentence naming the sessions added, rebuilt or removed before ``day`` since its
+    gold_signals were built, or saying that no history was recorded (signals from an older version,
+    or not materialized).
+    """
+    path = lake.partition_dir("gold", "gold_signals", day) / HISTORY_FILE
+    try:
+        recorded = json.loads(path.read_text())["history"]
+    except (OSError, ValueError, KeyError):
+        return f"no history is recorded for the signals of {day} ({path})"
+    current = history_fingerprint(lake, day)
+    if recorded == current:
+        return None
+    added = sorted({k.split("/")[1] for k in current.keys() - recorded.keys()})
+    removed = sorted({k.split("/")[1] for k in recorded.keys() - current.keys()})
+    rebuilt = sorted({k.split("/")[1] for k in current.keys() & recorded.keys() if current[k] != recorded[k]})
+    parts = [f"{label} {', '.join(days[:5])}{' ...' if len(days) > 5 else ''}" for label, days in (("added", added), ("rebuilt", rebuilt), ("removed", removed)) if days]
+    return f"the history before {day} changed since its signals were built ({'; '.join(parts)})"

@@ -1,0 +1,148 @@
+"""`spymaster backfill` on real sample sessions: resume, history kept consistent out of order, bad files, dead runs, locks."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from datetime import date
+
+import pytest
+
+from spymaster_assets.automation.backfill import backfill, is_fresh
+from spymaster_assets.cli import main
+from spymaster_assets.gold.history import history_change
+from spymaster_core.config import SpymasterConfig
+from spymaster_core.errors import SpymasterError
+from spymaster_resources.instance import cli_run_tags, data_root_lock, mark_abandoned_runs, open_instance
+from spymaster_resources.lake import Lake
+
+from conftest import SAMPLE_RAW
+
+OCT7, OCT8, OCT9 = date(2013, 10, 7), date(2013, 10, 8), date(2013, 10, 9)
+
+
+def _home(tmp_path, days=("20131006", "20131007", "20131008", "20131009")):
+    home = tmp_path / "home"
+    raw = home / "raw" / "GLBX.MDP3"
+    raw.mkdir(parents=True)
+    for src in SAMPLE_RAW.rglob("*.dbn.zst"):
+        if src.name[10:18] in days:
+            shutil.copy2(src, raw / src.name)
+    return home
+
+
+@pytest.fixture()
+def isolated_dagster_home(monkeypatch):
+    """Each test opens the data root's own Dagster instance (<home>/.dagster), as the CLI does."""
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+
+
+def test_out_of_order_backfill_rebuilds_the_later_sessions_and_a_rerun_resumes(tmp_path, isolated_dagster_home):
+    home = _home(tmp_path)
+    config = SpymasterConfig(home=home)
+    lake = Lake(config.lake_dir)
+    first = backfill(config, OCT8, OCT9, quiet=True)
+    assert first.materialized == [OCT8, OCT9] and first.skipped == []
+    again = backfill(config, OCT8, OCT9, quiet=True)
+    assert again.materialized == [] and again.skipped == [OCT8, OCT9]  # a re-run resumes: nothing to redo
+    # An earlier session arrives: the later ones rested on a history without it and are rebuilt in the same backfill.
+    added = backfill(config, OCT7, OCT7, quiet=True)
+    assert added.materialized == [OCT7, OCT8, OCT9] and added.stale_rebuilt == [OCT8, OCT9]
+    assert all(is_fresh(lake, d) for d in (OCT7, OCT8, OCT9))
+    manifest = json.loads((lake.partition_dir("gold", "gold_setup_index", OCT9) / "manifest.json").read_text())
+    assert manifest["source_session_dates"] == ["2013-10-07", "2013-10-08"]
+    # Rewriting an earlier partition makes the later answers stale, and query and replay say so.
+    episodes = lake.partition_path("gold", "gold_episodes", OCT8)
+    os.utime(episodes, ns=(episodes.stat().st_atime_ns, episodes.stat().st_mtime_ns + 10**9))
+    assert "rebuilt 2013-10-08" in history_change(lake, OCT9)
+    assert history_change(lake, OCT8) is None
+    assert main(["--home", str(home), "replay", "--date", "2013-10-09"]) == 0
+    assert backfill(config, OCT9, OCT9, quiet=True).materialized == [OCT9]
+    assert history_change(lake, OCT9) is None
+
+
+def test_replay_flags_answers_built_on_a_changed_history(tmp_path, isolated_dagster_home, capsys):
+    home = _home(tmp_path, ("20131007", "20131008", "20131009"))
+    config = SpymasterConfig(home=home)
+    backfill(config, OCT8, OCT9, quiet=True)
+    lake = Lake(config.lake_dir)
+    episodes = lake.partition_path("gold", "gold_episodes", OCT8)
+    os.utime(episodes, ns=(episodes.stat().st_atime_ns, episodes.stat().st_mtime_ns + 10**9))
+    capsys.readouterr()
+    assert main(["--home", str(home), "replay", "--date", "2013-10-09"]) == 0
+    assert capsys.readouterr().out.startswith("warning: the history before 2013-10-09 changed")
+
+
+def test_a_bad_file_fails_only_the_sessions_that_read_it_and_leaves_no_orphan(tmp_path, isolated_dagster_home):
+    import zstandard
+
+    home = _home(tmp_path)
+    packed = home / "raw" / "GLBX.MDP3" / "glbx-mdp3-20131008.ohlcv-1m.dbn.zst"
+    bad = packed.with_suffix("")  # the same records uncompressed, cut mid-record: the header is readable, the records are not
+    data = zstandard.ZstdDecompressor().stream_reader(packed.read_bytes()).read()
+    bad.write_bytes(data[:-10])
+    packed.unlink()
+    config = SpymasterConfig(home=home)
+    lake = Lake(config.lake_dir)
+    with pytest.raises(SpymasterError) as caught:
+        backfill(config, OCT7, OCT9, quiet=True)
+    message = str(caught.value)
+    # The file's header covers UTC 2013-10-08: sessions 10-08 (its day) and 10-09 (its evening) read it.
+    assert message.splitlines()[0] == "2 of 3 sessions failed (1 materialized):"
+    for day in ("2013-10-08", "2013-10-09"):
+        line = next(line for line in message.splitlines() if line.startswith(f"session {day}:"))
+        assert str(bad) in line and "truncated" in line
+    assert lake.exists("gold", "gold_signals", OCT7)
+    assert list(lake.root.glob("*/*/date=2013-10-08")) == [] and list(lake.root.glob("*/*/date=2013-10-09")) == []
+
+
+def test_runs_of_a_killed_cli_are_marked_failed_at_the_next_start(tmp_path, isolated_dagster_home):
+    from dagster import DagsterRunStatus
+    from dagster._core.test_utils import create_run_for_test
+
+    home = tmp_path / "home"
+    instance, _ = open_instance(home)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True).stdout.strip()
+    ghost = create_run_for_test(instance, job_name="__ephemeral_asset_job__", status=DagsterRunStatus.STARTED, tags={**cli_run_tags(), "spymaster/pid": dead})
+    alive = create_run_for_test(instance, job_name="__ephemeral_asset_job__", status=DagsterRunStatus.STARTED, tags=cli_run_tags())
+    daemon = create_run_for_test(instance, job_name="materialize_session_job", status=DagsterRunStatus.STARTED)
+    assert mark_abandoned_runs(instance) == [ghost.run_id]
+    assert instance.get_run_by_id(ghost.run_id).status == DagsterRunStatus.FAILURE
+    assert instance.get_run_by_id(alive.run_id).status == DagsterRunStatus.STARTED  # this process is alive
+    assert instance.get_run_by_id(daemon.run_id).status == DagsterRunStatus.STARTED  # the daemon's run monitoring owns it
+
+
+def test_two_commands_creating_a_fresh_instance_at_once_do_not_race(tmp_path):
+    script = "import sys; from pathlib import Path; from spymaster_resources.instance import open_instance; open_instance(Path(sys.argv[1]))"
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    for attempt in range(3):
+        home = tmp_path / f"home{attempt}"
+        procs = [subprocess.Popen([sys.executable, "-c", script, str(home)], env=env, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        errors = [p.communicate(timeout=120)[1] for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], errors
+
+
+def test_a_second_backfill_of_the_same_root_waits_then_says_why(tmp_path):
+    waited = []
+    with data_root_lock(tmp_path, 1.0):
+        with pytest.raises(SpymasterError, match="another backfill holds"):
+            with data_root_lock(tmp_path, 0.2, lambda: waited.append(True)):
+                pass
+    assert waited == [True]
+    with data_root_lock(tmp_path, 0.2):  # released: free again
+        pass
+
+
+def test_ctrl_c_ends_the_cli_with_one_line(tmp_path, monkeypatch, capsys):
+    import spymaster_assets.automation.backfill as module
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, "backfill", interrupted)
+    assert main(["--home", str(tmp_path), "backfill", "--start", "2013-10-07", "--end", "2013-10-08"]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("spymaster: backfill interrupted") and "again to resume" in err[-1]
