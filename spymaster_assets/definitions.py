@@ -12,7 +12,7 @@ from .automation.schedules import schedules
 from .automation.sensors import sensors
 from .bronze import assets as bronze_assets
 from .bronze import options_assets as bronze_options_assets
-from .catalog.assets import catalog_assets, catalog_job
+from .catalog.assets import catalog_assets, catalog_job, duckdb_resource
 from .charts import assets as chart_assets
 from .checks.asset_checks import asset_checks
 from .checks.freshness import freshness_check_job, freshness_check_schedule
@@ -29,5 +29,5 @@ defs = Definitions(
     jobs=[*jobs, catalog_job, freshness_check_job, tune_job],
     sensors=sensors,
     schedules=[*schedules, freshness_check_schedule],
-    resources={"spymaster": SpymasterResource(), "databento": DatabentoResource()},
+    resources={"spymaster": SpymasterResource(), "databento": DatabentoResource(), "duckdb": duckdb_resource},
 )

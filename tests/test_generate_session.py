@@ -342,3 +342,30 @@ def test_same_seed_same_bytes_and_bad_arguments(gen, tmp_path):
         gen.generate_session(SESSION, tmp_path / "c", schemas=["mbp-1"], scale=0.001)
     with pytest.raises(ValueError, match="scale"):
         gen.generate_session(SESSION, tmp_path / "c", scale=0.0)
+
+
+def test_bars_only_sessions_are_consecutive_trading_sessions_the_project_reads(gen, tmp_path):
+    from spymaster_assets.bronze.ingest import sessions_with_rth_data
+    from spymaster_core.config import SpymasterConfig
+    from spymaster_resources.raw_files import RawCatalog, read_ohlcv_1m
+
+    raw = tmp_path / "raw" / "GLBX.MDP3"
+    reports = gen.generate_bars_sessions(date(2024, 3, 27), 3, raw, seed=5)
+    days = [date(2024, 3, 27), date(2024, 3, 28), date(2024, 4, 1)]  # Good Friday 2024-03-29 has no session
+    assert [sorted(r.paths) for r in reports] == [["definition", "ohlcv-1m"]] * 3
+    assert "SIMULATED" in (raw / "SYNTHETIC.txt").read_text()
+    config = SpymasterConfig(home=tmp_path)
+    assert sessions_with_rth_data(RawCatalog(config.raw_dir), config) == days
+    closes = []
+    for day, report in zip(days, reports):
+        start, end = session_bounds_utc(day, config)
+        bars = read_ohlcv_1m([report.paths["ohlcv-1m"]], start, end)
+        assert bars.height > 1000 and (bars["high"] >= bars["low"]).all() and (bars["volume"] > 0).all()
+        assert bars["ts_event"].is_sorted() and (bars["close"] * 4 == (bars["close"] * 4).round()).all()  # on the tick
+        closes.append((bars["open"][0], bars["close"][-1]))
+    # The next session opens about where the last one closed (within a few points).
+    assert abs(closes[1][0] - closes[0][1]) < 10 and abs(closes[2][0] - closes[1][1]) < 10
+    again = gen.generate_bars_sessions(date(2024, 3, 27), 1, tmp_path / "again", seed=5)
+    assert again[0].paths["ohlcv-1m"].read_bytes() == reports[0].paths["ohlcv-1m"].read_bytes()
+    with pytest.raises(ValueError, match="at least 1"):
+        gen.generate_bars_sessions(date(2024, 3, 27), 0, tmp_path / "none")

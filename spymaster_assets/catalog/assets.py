@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset, define_asset_job, load_assets_from_modules
+from dagster_duckdb import DuckDBResource
 
 from spymaster_resources import SpymasterResource
 
@@ -20,10 +21,12 @@ LAKE_ASSET_KEYS = sorted(
 
 
 @asset(group_name="catalog", deps=LAKE_ASSET_KEYS, kinds={"duckdb"})
-def duckdb_catalog(context: AssetExecutionContext, spymaster: SpymasterResource) -> MaterializeResult:
+def duckdb_catalog(context: AssetExecutionContext, spymaster: SpymasterResource, duckdb: DuckDBResource) -> MaterializeResult:
     """DuckDB file <home>/spymaster.duckdb of views over the lake (read at query time), one view per lake table with a partition."""
     cfg = spymaster.config
-    result = write_catalog(cfg.lake_dir, Path(cfg.home) / CATALOG_FILE)
+    # The resource's in-memory database: the catalog file is attached to it, filled, and renamed into place.
+    with duckdb.get_connection() as con:
+        result = write_catalog(cfg.lake_dir, Path(cfg.home) / CATALOG_FILE, con)
     if result.skipped:
         context.log.info(f"duckdb_catalog: no partition yet, no view for: {', '.join(result.skipped)}")
     rows = "\n".join(f"| {name} | {count} |" for name, count in result.views.items())
@@ -38,6 +41,10 @@ def duckdb_catalog(context: AssetExecutionContext, spymaster: SpymasterResource)
         }
     )
 
+
+#: The DuckDB resource the catalog asset works in: an in-memory database (the lake stays Parquet; the
+#: catalog file is written beside it and swapped in atomically).
+duckdb_resource = DuckDBResource(database=":memory:")
 
 #: The catalog assets to register, and a job that rebuilds the catalog (needed only when a new table appears).
 catalog_assets = [duckdb_catalog]

@@ -119,14 +119,15 @@ def _sql_path(path: Path) -> str:
     return str(path).replace("'", "''")
 
 
-def write_catalog(lake_dir: Path, catalog_path: Path) -> CatalogResult:
+def write_catalog(lake_dir: Path, catalog_path: Path, connection: duckdb.DuckDBPyConnection | None = None) -> CatalogResult:
     """(Re)write the DuckDB file ``catalog_path`` with one view per lake table of ``lake_dir``, atomically.
 
     Views are created in a temporary file beside ``catalog_path`` (``.<name>.<id>.tmp``), each
     counted once (``SELECT count(*)``: it proves the view reads), the connection is checkpointed and
     closed, and the file is renamed over ``catalog_path``. If anything fails the temporary file is
     removed and the previous catalog is left as it was. Tables with no Parquet partition are skipped
-    (listed in the result).
+    (listed in the result). ``connection``: the in-memory DuckDB connection to work in (the asset's,
+    from dagster-duckdb's ``DuckDBResource``); by default a new one; it is left open when given.
 
     Raises:
         duckdb.Error: a view cannot be created or read (e.g. partitions with incompatible column types).
@@ -137,7 +138,7 @@ def write_catalog(lake_dir: Path, catalog_path: Path) -> CatalogResult:
     tmp = catalog_path.parent / f".{catalog_path.name}.{uuid.uuid4().hex}.tmp"
     views: dict[str, int] = {}
     try:
-        con = duckdb.connect()
+        con = connection if connection is not None else duckdb.connect()
         try:
             # Written in the storage format of DuckDB 1.5 so the `duckdb` command-line shell (the
             # duckdb-cli wheel, 1.5.x on PyPI) opens the file as well as the duckdb 2 library.
@@ -150,7 +151,8 @@ def write_catalog(lake_dir: Path, catalog_path: Path) -> CatalogResult:
             con.execute("USE memory")
             con.execute("DETACH catalog")
         finally:
-            con.close()
+            if connection is None:
+                con.close()
         os.replace(tmp, catalog_path)
     finally:
         for leftover in (tmp, Path(f"{tmp}.wal")):

@@ -150,13 +150,13 @@ def test_rebuild_replaces_the_file_atomically(materialized_home, tmp_path):
 def test_duckdb_catalog_asset_writes_home_catalog(materialized_home, tmp_path):
     from dagster import DagsterInstance, materialize
 
-    from spymaster_assets.catalog.assets import duckdb_catalog
+    from spymaster_assets.catalog.assets import duckdb_catalog, duckdb_resource
     from spymaster_resources import SpymasterResource
 
     shutil.copytree(materialized_home / "lake", tmp_path / "lake")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = materialize([duckdb_catalog], instance=DagsterInstance.ephemeral(), resources={"spymaster": SpymasterResource(home=str(tmp_path))})
+        result = materialize([duckdb_catalog], instance=DagsterInstance.ephemeral(), resources={"spymaster": SpymasterResource(home=str(tmp_path)), "duckdb": duckdb_resource})
     assert result.success
     metadata = result.asset_materializations_for_node("duckdb_catalog")[0].metadata
     assert metadata["views"].value == len(_tables_with_parquet(tmp_path / "lake"))
