@@ -26,16 +26,19 @@ import json
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
-import xgboost as xgb
 
 from spymaster_resources.lake import replace_directory
 
 from spymaster_core.config import DIRECTIONS, LEVEL_KINDS, OUTCOMES, SpymasterConfig
 from .retrieval import outcome_codes
 from .vectors import vector_columns, vector_version
+
+if TYPE_CHECKING:  # xgboost is imported where a model is trained or loaded: a second less for every process that never does
+    import xgboost as xgb
 
 MODEL_FILE = "model.json"
 META_FILE = "meta.json"
@@ -201,6 +204,8 @@ class OutcomeModel:
             raise ValueError(f"{meta_path}: corrupt model metadata ({exc})") from None
         if meta.get("format") != _FORMAT:
             raise ValueError(f"{meta_path}: not a {_FORMAT} model description")
+        import xgboost as xgb
+
         booster = xgb.Booster()
         try:
             booster.load_model(str(model_path))
@@ -237,6 +242,8 @@ def train_model(history: pl.DataFrame, config: SpymasterConfig, as_of: date) -> 
     late = history.filter(pl.col("session_date") >= as_of)
     if late.height:
         raise ValueError(f"point-in-time violation: model as of {as_of} would train on sessions {sorted({d.isoformat() for d in late['session_date'].to_list()})}")
+    import xgboost as xgb
+
     history = history.sort("session_date", "ts_event", "level_kind")
     features = model_feature_names(config)
     labels = outcome_codes(history["outcome"]).astype(np.int32)
