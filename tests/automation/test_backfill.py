@@ -40,12 +40,29 @@ def isolated_dagster_home(monkeypatch):
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
 
 
-def test_out_of_order_backfill_rebuilds_the_later_sessions_and_a_rerun_resumes(tmp_path, isolated_dagster_home):
+def _empty_dbn_file(path, day):
+    """A valid DBN ohlcv-1m file of ``day`` (UTC) with a header and no record, written by the project's generator."""
+    import importlib.util
+    from datetime import datetime, timedelta, timezone
+
+    spec = importlib.util.spec_from_file_location("generate_session", SAMPLE_RAW.parents[2] / "scripts" / "generate_session.py")
+    gen = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = gen
+    spec.loader.exec_module(gen)
+    start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    writer = gen.DbnZstWriter(path, gen.build_metadata("ohlcv-1m", gen.front_month(day), start, start + timedelta(days=1)))
+    writer.close()
+    return path
+
+
+def test_out_of_order_backfill_rebuilds_the_later_sessions_and_a_rerun_resumes(tmp_path, isolated_dagster_home, capsys):
     home = _home(tmp_path)
+    empty = _empty_dbn_file(home / "raw" / "GLBX.MDP3" / "extra-20131008.ohlcv-1m.dbn.zst", OCT8)
     config = SpymasterConfig(home=home)
     lake = Lake(config.lake_dir)
     first = backfill(config, OCT8, OCT9, quiet=True)
     assert first.materialized == [OCT8, OCT9] and first.skipped == []
+    assert first.empty_files == [empty] and f"note: {empty} holds no records: skipped" in capsys.readouterr().err
     again = backfill(config, OCT8, OCT9, quiet=True)
     assert again.materialized == [] and again.skipped == [OCT8, OCT9]  # a re-run resumes: nothing to redo
     # An earlier session arrives: the later ones rested on a history without it and are rebuilt in the same backfill.
