@@ -188,12 +188,16 @@ class RawCatalog:
             out.append(self._cache[key])
         return out
 
-    def files(self, schema: str | None = None, dataset: str = "GLBX.MDP3") -> list[DbnFileInfo]:
+    def files(self, schema: str | None = None, dataset: str = "GLBX.MDP3", strict: bool = False) -> list[DbnFileInfo]:
         """Inspected readable files, optionally only those of one DBN ``schema`` (e.g. ``"ohlcv-1m"``).
 
         Unreadable files are left out here (see :meth:`problems`): one bad file does not block
-        listing, and :meth:`files_for_window` raises for the windows it may cover.
+        listing, and :meth:`files_for_window` raises for the windows it may cover. ``strict=True``
+        raises the first unreadable file's RawDataError instead (the raw/ sensor holds its cursor
+        on a file that may still be landing).
         """
+        if strict and self.problems():
+            raise self.problems()[0]
         return [
             info for info in self._inspect_all()
             if isinstance(info, DbnFileInfo) and info.dataset == dataset and (schema is None or info.schema == schema)

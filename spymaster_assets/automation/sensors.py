@@ -276,7 +276,7 @@ def build_raw_files_sensor(minimum_interval_seconds: int = DEFAULT_MINIMUM_INTER
         if not raw_dir.is_dir():
             return SkipReason(f"{raw_dir} does not exist: put Databento DBN files there")
         try:
-            infos = spymaster.catalog.files(dataset=config.download_dataset)
+            infos = spymaster.catalog.files(dataset=config.download_dataset, strict=True)
         except RawDataError as exc:
             # A copy in progress or a broken file: wait (cursor unchanged), bronze would fail on it.
             return SkipReason(f"not requesting runs while a raw file is unreadable: {exc}")

@@ -123,8 +123,13 @@ def test_corrupt_and_missing_inputs_raise_clear_errors(tmp_path):
     junk = tmp_path / "raw" / "junk.dbn.zst"
     junk.parent.mkdir()
     junk.write_bytes(b"not a dbn file at all")
+    catalog = RawCatalog(tmp_path / "raw")
     with pytest.raises(RawDataError, match="junk.dbn.zst"):
-        RawCatalog(tmp_path / "raw").files()
+        catalog.files(strict=True)
+    # Listing skips it (one bad file must not block every range) but names it, and any window it may cover raises.
+    assert catalog.files() == [] and "junk.dbn.zst" in str(catalog.problems()[0])
+    with pytest.raises(RawDataError, match="junk.dbn.zst"):
+        catalog.files_for_window("ohlcv-1m", datetime(2024, 1, 2, tzinfo=timezone.utc), datetime(2024, 1, 3, tzinfo=timezone.utc))
     with pytest.raises(RawDataError, match="does not exist"):
         RawCatalog(tmp_path / "nowhere").files()
 
