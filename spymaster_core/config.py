@@ -102,6 +102,7 @@ class SpymasterConfig:
     # gold_model: XGBoost multi:softprob, trained as of D on sessions before D.
     model_retrain_sessions: int = 5  # cadence: a new model every N sessions, the latest one reused in between
     model_min_sessions: int = 5  # fewer earlier sessions: no model, the answer is the kNN posterior
+    model_max_training_sessions: int = 250  # the model trains on at most this many (the latest) sessions of its window
     xgb_rounds: int = 150
     xgb_max_depth: int = 3
     xgb_learning_rate: float = 0.05

@@ -85,12 +85,14 @@ def feature_matrix(episodes: pl.DataFrame, config: SpymasterConfig) -> np.ndarra
 
 
 def training_window(history_sessions: list[date], config: SpymasterConfig) -> list[date]:
-    """The sessions the model of a day trains on: the first m of the sorted sessions before it (module docstring); [] = no model."""
+    """The sessions the model of a day trains on: the first m of the sorted sessions before it (module
+    docstring), of which the latest ``model_max_training_sessions`` (a year by default: training time
+    stays bounded as history grows); [] = no model."""
     n = len(history_sessions)
     m = config.model_retrain_sessions * (n // config.model_retrain_sessions)
     if m < config.model_min_sessions:
         return []
-    return sorted(history_sessions)[:m]
+    return sorted(history_sessions)[:m][-config.model_max_training_sessions:]
 
 
 def xgb_params(config: SpymasterConfig) -> dict[str, object]:

@@ -45,6 +45,8 @@ def test_training_window_follows_the_cadence():
     assert training_window(SESSIONS[:5], config) == SESSIONS[:5]
     assert training_window(SESSIONS[:7], config) == SESSIONS[:5]  # reused until 10 sessions
     assert training_window(list(reversed(SESSIONS[:7])), config) == SESSIONS[:5]
+    capped = replace(config, model_retrain_sessions=2, model_min_sessions=2, model_max_training_sessions=3)
+    assert training_window(SESSIONS[:7], capped) == SESSIONS[3:6]  # window of 6, its latest 3
 
 
 def test_training_is_deterministic_and_learns_the_informative_dimensions():
