@@ -159,9 +159,16 @@ class Lake:
             raise MissingPartitionError(f"{table} has no partition {session_date} ({path} missing): materialize {table} for {session_date} first")
         return pl.read_parquet(path)
 
-    def read_many(self, tier: str, table: str, dates: list[date]) -> pl.DataFrame | None:
-        """Concatenate the partitions of ``dates`` (all must exist); None when ``dates`` is empty."""
-        frames = [self.read(tier, table, d) for d in dates]
+    def read_many(self, tier: str, table: str, dates: list[date], columns: list[str] | None = None) -> pl.DataFrame | None:
+        """Concatenate the partitions of ``dates`` (all must exist); None when ``dates`` is empty.
+
+        ``columns``: read only these (Parquet column projection), e.g. the outcome of every earlier
+        episode without its vector. Raises polars' ColumnNotFoundError when a partition lacks one.
+        """
+        if columns is None:
+            frames = [self.read(tier, table, d) for d in dates]
+        else:
+            frames = [self.scan(tier, table, d).select(columns).collect() for d in dates]
         return pl.concat(frames, how="vertical_relaxed") if frames else None
 
     def dates(self, tier: str, table: str) -> list[date]:

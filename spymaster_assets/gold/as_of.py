@@ -17,7 +17,7 @@ from spymaster_resources.lake import Lake, replace_directory
 
 from spymaster_core.config import SpymasterConfig
 from spymaster_core.errors import MissingPartitionError, SpymasterError
-from .answer import KnownBefore, fit_blend_on_signals
+from .answer import KnownBefore, fit_blend_on_signals, probability_columns
 from .distance_baseline import fit_distance_table
 from .model import OutcomeModel, train_model, training_window, xgb_params
 from .normalization import NormalizationStats, fit_normalization, stats_from_frame
@@ -135,11 +135,12 @@ def blend_fit_as_of(lake: Lake, day: date, config: SpymasterConfig):
     """w and T for ``day``, fitted on the gold_signals of the sessions before it joined with their outcomes."""
     # Every earlier session is read: the fit itself keeps the trailing blend_sessions that had a model.
     dates = [d for d in lake.dates_before(GOLD, "gold_signals", day) if lake.exists(GOLD, "gold_episodes", d)]
-    signals = lake.read_many(GOLD, "gold_signals", dates)
-    if signals is None or signals.height == 0 or "p_xgb_break" not in signals.columns:
-        return fit_blend_on_signals(None, config)
-    outcomes = lake.read_many(GOLD, "gold_episodes", dates).select("session_date", "ts_event", "level_kind", "outcome")
-    return fit_blend_on_signals(signals.join(outcomes, on=["session_date", "ts_event", "level_kind"], how="inner"), config)
+    if not dates or "p_xgb_break" not in lake.scan(GOLD, "gold_signals", dates[0]).collect_schema():
+        return fit_blend_on_signals(None, config)  # no history, or signals written before the model existed
+    keys = ["session_date", "ts_event", "level_kind"]
+    signals = lake.read_many(GOLD, "gold_signals", dates, [*keys, *probability_columns("p_knn_"), *probability_columns("p_xgb_")])
+    outcomes = lake.read_many(GOLD, "gold_episodes", dates, [*keys, "outcome"])
+    return fit_blend_on_signals(signals.join(outcomes, on=keys, how="inner"), config)
 
 
 def known_before_from_lake(lake: Lake, day: date, config: SpymasterConfig) -> KnownBefore:
@@ -148,9 +149,11 @@ def known_before_from_lake(lake: Lake, day: date, config: SpymasterConfig) -> Kn
     Raises:
         MissingPartitionError: gold_normalization or the index of ``day`` was not materialized.
     """
-    history, _ = episodes_before(lake, day)
+    columns = {"level_kind": pl.String, "direction": pl.String, "distance_atr": pl.Float64, "outcome": pl.String}
+    # The distance lookup needs four columns of every earlier episode, not their vectors.
+    history = lake.read_many(GOLD, "gold_episodes", lake.dates_before(GOLD, "gold_episodes", day), list(columns))
     if history is None:
-        history = pl.DataFrame(schema={"level_kind": pl.String, "direction": pl.String, "distance_atr": pl.Float64, "outcome": pl.String})
+        history = pl.DataFrame(schema=columns)
     return KnownBefore(
         as_of=day,
         indexes=index_as_of(lake, day, config),

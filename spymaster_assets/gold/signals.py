@@ -30,7 +30,6 @@ _KNN_SCHEMA: dict[str, pl.DataType] = {
     **SETUP_KEY_SCHEMA,
     "partition_key": pl.String(),
     **{f"p_{c}": pl.Float64() for c in _CLASS},
-    **{f"p_{c}_{end}": pl.Float64() for c in _CLASS for end in ("lo", "hi")},
     "effective_sample_size": pl.Float64(),
     "n_neighbours": pl.Int32(),
     "knn_concentration": pl.Float64(),
@@ -109,8 +108,8 @@ def knn_answer(
     uniform base rate for a partition absent from the index).
 
     kNN rows (one per episode, sorted by ts_event, level_kind): the episode keys and partition_key,
-    p_break/p_reject/p_chop (posterior mean), p_*_lo/p_*_hi (central ``interval_level`` interval),
-    effective_sample_size (Kish), n_neighbours, knn_concentration (alpha_0 of the posterior:
+    p_break/p_reject/p_chop (posterior mean; the answer's interval is computed around the blend, so
+    the kNN marginals' own Beta quantiles are not), effective_sample_size (Kish), n_neighbours, knn_concentration (alpha_0 of the posterior:
     prior strength plus the neighbours' weight), base_* (prior mean), vector_version (the schema
     version of the index used).
     neighbours (:data:`NEIGHBOURS_SCHEMA`): per episode its neighbours, rank 1 = most similar,
@@ -170,12 +169,10 @@ def _answer_partition(
     vectors = group["vector"].to_numpy().reshape(group.height, -1)
     queries = normalize(vectors, stats, config.robust_z_clip, dims, weights)
     ids, sims = index.search_batch(key, queries, exclude_on_or_after=day)
-    posterior = posterior_batch(sims, index.outcome_codes_of(key, ids), prior, config)
+    posterior = posterior_batch(sims, index.outcome_codes_of(key, ids), prior, config, intervals=False)
     columns: dict[str, np.ndarray] = {}
     for j, c in enumerate(_CLASS):
         columns[f"p_{c}"] = posterior["probabilities"][:, j]
-        columns[f"p_{c}_lo"] = posterior["lower"][:, j]
-        columns[f"p_{c}_hi"] = posterior["upper"][:, j]
         columns[f"base_{c}"] = np.full(group.height, prior[j])
     columns["effective_sample_size"] = posterior["effective_sample_size"]
     columns["knn_concentration"] = posterior["alpha"].sum(axis=1)
