@@ -16,6 +16,7 @@ from .answer import MODEL_PREFIXES, probability_columns
 from .episodes import select_episodes
 from .history import history_fingerprint, record_history
 from .evaluation import compare_models, png_to_markdown, reliability_diagram_png
+from .report import scored_signals
 from .model import OutcomeModel
 from .normalization import stats_to_frame
 from .schemas import GoldNormalization, column_descriptions, validate_episodes, validate_signals
@@ -201,20 +202,6 @@ def gold_signals(context: AssetExecutionContext, spymaster: SpymasterResource) -
             neighbours_path=str(lake.partition_path(TIER, "gold_signal_neighbours", day)),
         )
     )
-
-
-def scored_signals(lake, day: date, min_history: int, start: date | None = None) -> pl.DataFrame | None:
-    """gold_signals of every session in [start, day] with at least ``min_history`` earlier sessions, joined with what happened."""
-    episode_dates = lake.dates("gold", "gold_episodes")
-    eligible = [
-        d for d in lake.dates("gold", "gold_signals")
-        if d <= day and (start is None or d >= start) and sum(e < d for e in episode_dates) >= min_history
-    ]
-    if not eligible:
-        return None
-    signals = lake.read_many("gold", "gold_signals", eligible)
-    outcomes = lake.read_many("gold", "gold_episodes", eligible).select("session_date", "ts_event", "level_kind", "outcome")
-    return signals.join(outcomes, on=["session_date", "ts_event", "level_kind"], how="inner")
 
 
 def evaluation_frame(scored: pl.DataFrame, day: date, cfg) -> pl.DataFrame:

@@ -1,7 +1,8 @@
-"""``spymaster evaluate``: the walk-forward comparison of every model, read from the lake."""
+"""``spymaster evaluate`` and gold_evaluation's input: the walk-forward signals joined with what happened, and the comparison of every model."""
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from datetime import date
 
 import polars as pl
@@ -11,8 +12,24 @@ from spymaster_resources.lake import Lake
 from spymaster_core.config import SpymasterConfig
 from spymaster_core.errors import SpymasterError
 from .answer import MODEL_PREFIXES
-from .assets import scored_signals
 from .evaluation import compare_models, format_comparison
+
+_KEYS = ["session_date", "ts_event", "level_kind"]
+
+
+def scored_signals(lake: Lake, day: date, min_history: int, start: date | None = None) -> pl.DataFrame | None:
+    """gold_signals of every session in [start, day] with at least ``min_history`` earlier sessions
+    (with gold_episodes), joined with their outcome; None when no session qualifies."""
+    episode_dates = lake.dates("gold", "gold_episodes")
+    eligible = [
+        d for d in lake.dates("gold", "gold_signals")
+        if d <= day and (start is None or d >= start) and bisect_left(episode_dates, d) >= min_history
+    ]
+    if not eligible:
+        return None
+    signals = lake.read_many("gold", "gold_signals", eligible)
+    outcomes = lake.read_many("gold", "gold_episodes", eligible, [*_KEYS, "outcome"])
+    return signals.join(outcomes, on=_KEYS, how="inner")
 
 
 def evaluate_lake(config: SpymasterConfig, start: date | None = None, end: date | None = None) -> tuple[pl.DataFrame, str]:
