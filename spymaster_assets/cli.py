@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 report = backfill(config, args.start, args.end, quiet=args.quiet, rebuild=args.rebuild)
             except KeyboardInterrupt:
-                print("\nspymaster: backfill interrupted; the sessions finished before it are kept and the interrupted one was rolled back: run the same command again to resume", file=sys.stderr)
+                print("\nspymaster: backfill interrupted; the sessions finished before it are kept and the partitions the interrupted session had newly created were removed: run the same command again to resume", file=sys.stderr)
                 return 130
             done = report.materialized
             print(f"materialized {len(done)} sessions" + (f": {done[0]} .. {done[-1]}" if done else "") + (f"; {len(report.skipped)} already up to date" if report.skipped else ""))

@@ -91,6 +91,18 @@ def failure_reason(result) -> str:
     return failures[0] if failures else "see the Dagster run log"
 
 
+def was_interrupted(result) -> bool:
+    """True when the run failed because the process was interrupted (Ctrl-C / SIGINT): Dagster turns
+    the KeyboardInterrupt inside a step into a DagsterExecutionInterruptedError step failure."""
+    for event in result.all_events:
+        error = event.step_failure_data.error if event.is_step_failure else None
+        while error is not None:
+            if error.cls_name in ("DagsterExecutionInterruptedError", "KeyboardInterrupt"):
+                return True
+            error = error.cause
+    return False
+
+
 def empty_files_in(catalog, start: date, end: date) -> list[Path]:
     """Raw DBN files with no record whose header range touches [start, end] (they are skipped: say so)."""
     from ..bronze.ingest import TRADE_SOURCES
@@ -161,6 +173,9 @@ def backfill(config: SpymasterConfig, start: date, end: date, quiet: bool = Fals
                 raise
             if result.success:
                 report.materialized.append(day)
+            elif was_interrupted(result):
+                _remove_new_partitions(lake, day, before)
+                raise KeyboardInterrupt
             else:
                 report.failed[day] = failure_reason(result)
                 _remove_new_partitions(lake, day, before)

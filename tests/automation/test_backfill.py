@@ -163,3 +163,22 @@ def test_ctrl_c_ends_the_cli_with_one_line(tmp_path, monkeypatch, capsys):
     assert main(["--home", str(tmp_path), "backfill", "--start", "2013-10-07", "--end", "2013-10-08"]) == 130
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("spymaster: backfill interrupted") and "again to resume" in err[-1]
+
+
+def test_an_interrupted_step_is_told_apart_from_a_failed_one():
+    """Dagster turns Ctrl-C inside a step into a DagsterExecutionInterruptedError step failure: the
+    backfill must stop there (seen by hand: without this check it went on with the next sessions)."""
+    from types import SimpleNamespace
+
+    from spymaster_assets.automation.backfill import was_interrupted
+
+    def result(*chain):
+        error = None
+        for name in reversed(chain):
+            error = SimpleNamespace(cls_name=name, cause=error)
+        event = SimpleNamespace(is_step_failure=True, step_failure_data=SimpleNamespace(error=error))
+        return SimpleNamespace(all_events=[SimpleNamespace(is_step_failure=False), event])
+
+    assert was_interrupted(result("DagsterExecutionInterruptedError"))
+    assert was_interrupted(result("DagsterExecutionStepExecutionError", "KeyboardInterrupt"))
+    assert not was_interrupted(result("DagsterExecutionStepExecutionError", "RawDataError"))
