@@ -51,7 +51,7 @@ def run_demo(home: Path) -> int:
     print(f"Spymaster demo: real ES 1-minute bars (QuantConnect Lean, Apache-2.0) under {home}/raw")
     report = backfill(config, date(2000, 1, 1), date.today())
     sessions = sorted(report.materialized + report.skipped)
-    print(f"materialized {len(sessions)} sessions through bronze, silver and gold: {sessions[0]} .. {sessions[-1]}")
+    print(f"{len(sessions)} sessions through bronze, silver and gold ({len(report.materialized)} built now, {len(report.skipped)} already up to date): {sessions[0]} .. {sessions[-1]}")
     day = sessions[-1]
     bar = pick_query_bar(config, day)
     print(f"\nspymaster query --date {day} --time {bar:%H:%M}   (index as of {day}: only earlier sessions)")
