@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         help="materialize every asset for the sessions in a date range, in order (resumable)",
         description=(
             "Materializes bronze, silver and gold for each session with regular-hours bars in raw/ between --start and "
-            "--end, in date order. Sessions already built on the current history are skipped, so a re-run resumes; "
+            "--end: one Dagster run per range of consecutive sessions, bronze and silver in parallel (--workers), gold in date order. Sessions already built on the current history are skipped, so a re-run resumes; "
             "later sessions whose gold rested on a history this run changes are rebuilt too. A failed session does not "
             "stop the range: each failure is named (session, file, reason) at the end. One backfill per data root runs "
             "at a time; a second waits."
@@ -106,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     p_back.add_argument("--start", type=_date, required=True, help="first session date, YYYY-MM-DD")
     p_back.add_argument("--end", type=_date, required=True, help="last session date, YYYY-MM-DD")
-    p_back.add_argument("--quiet", action="store_true", help="no progress bar")
+    p_back.add_argument("--quiet", action="store_true", help="no progress bars")
+    p_back.add_argument("--no-charts", action="store_true", help="skip the per-session chart PNGs (about 1 s each; bronze to gold only)")
+    p_back.add_argument("--workers", type=int, default=0, help="processes building bronze and silver in parallel (default 0: one per core)")
     p_back.add_argument("--rebuild", action="store_true", help="rebuild every session of the range, even those already built on the current history")
 
     p_query = sub.add_parser("query", help="what did similar past setups do at this bar? (uses the index as of --date)")
@@ -174,9 +176,9 @@ def main(argv: list[str] | None = None) -> int:
             from .automation.backfill import backfill
 
             try:
-                report = backfill(config, args.start, args.end, quiet=args.quiet, rebuild=args.rebuild)
+                report = backfill(config, args.start, args.end, quiet=args.quiet, rebuild=args.rebuild, workers=args.workers, charts=not args.no_charts)
             except KeyboardInterrupt:
-                print("\nspymaster: backfill interrupted; the sessions finished before it are kept and the partitions the interrupted session had newly created were removed: run the same command again to resume", file=sys.stderr)
+                print("\nspymaster: backfill interrupted; the sessions it finished are kept and the partitions it wrote for unfinished sessions were removed: run the same command again to resume", file=sys.stderr)
                 return 130
             done = report.materialized
             print(f"materialized {len(done)} sessions" + (f": {done[0]} .. {done[-1]}" if done else "") + (f"; {len(report.skipped)} already up to date" if report.skipped else ""))

@@ -10,6 +10,7 @@ https://databento.com/docs/standards-and-conventions/databento-binary-encoding).
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -108,9 +109,18 @@ def inspect_file(path: Path, scan_max_bytes: int = SCAN_RECORDS_MAX_BYTES) -> Db
     cataloguing a 20 GB full-depth file costs one header read, not a second full decompression.
 
     Raises:
-        RawDataError: unreadable or truncated file (when scanned), naming it.
+        BadDbnFile: unreadable or truncated file, naming it, with the range it covers: its header's,
+            or when the header itself is unreadable (a truncated zstd frame) the day and schema its
+            Databento batch name says (``glbx-mdp3-YYYYMMDD.<schema>.dbn[.zst]``).
+        RawDataError: the header is unreadable and the name says nothing (it may cover any session).
     """
-    store = _store(path)
+    try:
+        store = _store(path)
+    except RawDataError as exc:
+        named = _range_from_name(path)
+        if named is None:
+            raise
+        raise BadDbnFile(str(exc), *named) from exc
     st = path.stat()
     start, end = store.metadata.start, store.metadata.end
     ts_min: int | None = None
@@ -138,6 +148,21 @@ def inspect_file(path: Path, scan_max_bytes: int = SCAN_RECORDS_MAX_BYTES) -> Db
         header_start=None if start is None else int(start),
         header_end=None if end is None else int(end),
     )
+
+
+_BATCH_NAME = re.compile(r"^[a-z0-9]+-[a-z0-9]+-(\d{8})\.([a-z0-9-]+)\.dbn(\.zst)?$")
+
+
+def _range_from_name(path: Path) -> tuple[str, int, int] | None:
+    """(schema, start ns, end ns) of the UTC day a Databento batch file name states, else None."""
+    match = _BATCH_NAME.match(path.name)
+    if not match:
+        return None
+    try:
+        day = datetime.strptime(match.group(1), "%Y%m%d").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
+    return match.group(2), _ns(day), _ns(day + timedelta(days=1))
 
 
 class BadDbnFile(RawDataError):

@@ -30,10 +30,15 @@ class SpymasterResource(ConfigurableResource):
     ``home`` defaults to ``SPYMASTER_HOME`` or ``data``. The other settings come from
     :class:`~spymaster_core.config.SpymasterConfig` defaults, changed by the data root's
     ``config.json`` (``SpymasterConfig.for_home``, read by the CLI too), and for one day by the tuned
-    parameter file that serves it (:meth:`config_for_day`).
+    parameter file that serves it (:meth:`config_for_day`). ``workers`` and ``progress`` shape range
+    runs (``spymaster_assets.session_range``).
     """
 
     home: str = ""
+    #: Processes a range run uses for its bronze and silver steps (0: one per core).
+    workers: int = 0
+    #: Show a progress bar per step of a range run on stderr (the CLI backfill sets it).
+    progress: bool = False
 
     @property
     def config(self) -> SpymasterConfig:

@@ -1,13 +1,18 @@
-"""``spymaster backfill``: materialize a range of sessions in date order, resumable, consistent, and clear when it fails.
+"""``spymaster backfill``: materialize a range of sessions as one run per range, resumable, consistent, and clear when it fails.
+
+- **One run per range.** The sessions to build are split into ranges of consecutive partitions;
+  each range is one Dagster run (``spymaster_assets.session_range``): bronze and silver built in a
+  process pool (``--workers``), gold walked in date order.
 
 - **Resume.** Sessions at the start of the range whose signals exist and still rest on the lake's
   history (``gold.history``) are skipped; from the first session that needs building, every later
   session is rebuilt (its gold depends on the earlier ones). ``rebuild=True`` rebuilds the range.
 - **Consistent history.** Materialized sessions after the range that rested on a history the range
   changes are rebuilt by the same backfill, in order.
-- **Failures.** A failed session does not stop the range: its partitions written by the failed run
-  are removed (no orphan), the rest lands, and the command ends with one line per failed session
-  naming the file and the reason (the innermost error, not "Execution of step ... failed").
+- **Failures.** A failed session does not stop the range: its partitions written by the run are
+  removed (no orphan), its Dagster materialization records wiped, the rest lands, and the command
+  ends with one line per failed session naming the file and the reason (the innermost error, not
+  "Execution of step ... failed").
 - **Nothing stuck.** One backfill at a time per data root (a file lock); the Dagster storage is
   created under a lock; runs left STARTED by a killed CLI are marked failed at the next start
   (``spymaster_resources.instance``). Ctrl-C ends with one line saying what finished.
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -24,8 +30,10 @@ from pathlib import Path
 from spymaster_core.config import SpymasterConfig
 from spymaster_core.errors import SpymasterError
 from spymaster_resources.lake import Lake
+from spymaster_resources.run_failures import RunFailures
 
 from ..gold.history import history_change
+from ..session_range import remove_written_partitions
 
 #: Keep Dagster's per-step DEBUG lines out of the terminal; the run log in the UI still has them.
 QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -117,17 +125,56 @@ def empty_files_in(catalog, start: date, end: date) -> list[Path]:
     return sorted(set(out))
 
 
-def backfill(config: SpymasterConfig, start: date, end: date, quiet: bool = False, rebuild: bool = False, lock_wait_seconds: float = 3600.0) -> BackfillReport:
+def contiguous_ranges(days: list[date]) -> list[list[date]]:
+    """Split sorted sessions into runs of consecutive trading-day partitions (a range run covers each).
+
+    Two sessions are in one range when no partition lies between them (a weekend or a CME holiday is
+    no partition, so Friday and Monday are consecutive; a session without raw data splits the range).
+    """
+    from ..partitions import trading_day_partitions
+
+    keys = trading_day_partitions.get_partition_keys() if days else []
+    position = {k: i for i, k in enumerate(keys)}
+    ranges: list[list[date]] = []
+    for day in sorted(days):
+        index = position.get(day.isoformat())
+        if ranges and index is not None and position.get(ranges[-1][-1].isoformat()) == index - 1:
+            ranges[-1].append(day)
+        else:
+            ranges.append([day])
+    return ranges
+
+
+def range_tags(days: list[date]) -> dict[str, str]:
+    """Run tags making a run cover the partition range ``days[0] .. days[-1]`` (one run, ``context.partition_keys``)."""
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    return {ASSET_PARTITION_RANGE_START_TAG: days[0].isoformat(), ASSET_PARTITION_RANGE_END_TAG: days[-1].isoformat()}
+
+
+def backfill(
+    config: SpymasterConfig,
+    start: date,
+    end: date,
+    quiet: bool = False,
+    rebuild: bool = False,
+    lock_wait_seconds: float = 3600.0,
+    workers: int = 0,
+    charts: bool = True,
+) -> BackfillReport:
     """Materialize every asset for the sessions with regular-hours data in ``[start, end]`` (see the module docstring).
 
-    Runs in process against the data root's Dagster instance, with a progress bar on stderr.
+    Each range of consecutive sessions to build is one Dagster run (``spymaster_assets.session_range``):
+    bronze and silver in a pool of ``workers`` processes (0: one per core), gold in date order, then the
+    session charts unless ``charts`` is False (a PNG per session costs about 1 s). Runs in
+    process against the data root's Dagster instance, with a progress bar per step on stderr.
     Returns the report. Raises SpymasterError when no session in the range has raw data, when
     another backfill holds the data root past ``lock_wait_seconds``, or at the end when a session
     failed (one line per failed session: its date, the step, the file and the reason).
-    KeyboardInterrupt propagates after the interrupted session's partial partitions are removed.
+    KeyboardInterrupt propagates after the partitions the interrupted run wrote for unfinished
+    sessions are removed.
     """
     from dagster import materialize
-    from tqdm import tqdm
 
     from spymaster_resources import SpymasterResource
     from spymaster_resources.instance import cli_run_tags, data_root_lock, open_instance
@@ -158,34 +205,63 @@ def backfill(config: SpymasterConfig, start: date, end: date, quiet: bool = Fals
             print(f"{len(report.skipped)} session(s) already built on the current history: skipped ({report.skipped[0]} .. {report.skipped[-1]}; --rebuild to redo them)", file=sys.stderr)
         if report.stale_rebuilt:
             print(f"{len(report.stale_rebuilt)} later session(s) rest on a history this backfill changes: rebuilding them too ({report.stale_rebuilt[0]} .. {report.stale_rebuilt[-1]})", file=sys.stderr)
-        resources = {"spymaster": SpymasterResource(home=str(config.home))}
-        bar = tqdm(todo, desc="backfill", unit="session", disable=quiet, file=sys.stderr)
-        for day in bar:
-            bar.set_postfix_str(str(day))
-            before = partitions_of(lake, day)
+        assets = [a for a in all_assets if charts or not any(a.group_names_by_key[k] == "reports" for k in a.keys)]
+        resources = {"spymaster": SpymasterResource(home=str(config.home), workers=workers, progress=not quiet)}
+        ranges = contiguous_ranges(todo)
+        for number, days in enumerate(ranges, 1):
+            if not quiet:
+                print(f"backfill: run {number}/{len(ranges)}: {days[0]} .. {days[-1]} ({len(days)} sessions)", file=sys.stderr)
+            since = time.time()
             try:
                 result = materialize(
-                    all_assets, partition_key=day.isoformat(), instance=instance, resources=resources,
-                    raise_on_error=False, run_config=QUIET_RUN, tags=cli_run_tags(),
+                    assets, instance=instance, resources=resources, raise_on_error=False, run_config=QUIET_RUN,
+                    tags={**cli_run_tags(), **range_tags(days)},
                 )
             except KeyboardInterrupt:
-                _remove_new_partitions(lake, day, before)
+                _remove_unfinished(lake, days, since)
                 raise
-            if result.success:
-                report.materialized.append(day)
-            elif was_interrupted(result):
-                _remove_new_partitions(lake, day, before)
+            failures = RunFailures(home, result.run_id)
+            failed = {day: entry["reason"] for day, entry in failures.sessions().items()}
+            failures.discard()
+            if not result.success and was_interrupted(result):
+                _remove_unfinished(lake, days, since)
                 raise KeyboardInterrupt
-            else:
-                report.failed[day] = failure_reason(result)
-                _remove_new_partitions(lake, day, before)
+            if not result.success:
+                # The run itself failed (a one-session run, or a step outside the per-session handling):
+                # every session it did not finish failed with the run's error.
+                reason = failure_reason(result)
+                failed.update({day: reason for day in _remove_unfinished(lake, days, since) if day not in failed})
+            for day in failed:
+                remove_written_partitions(lake.root, day, since)
+            _forget_partitions(instance, assets, sorted(failed))
+            report.failed.update(failed)
+            report.materialized.extend(day for day in days if day not in failed)
     if report.failed:
         lines = [f"session {day}: {reason}" for day, reason in sorted(report.failed.items())]
         raise SpymasterError(f"{len(report.failed)} of {len(todo)} sessions failed ({len(report.materialized)} materialized):\n" + "\n".join(lines))
     return report
 
 
-def _remove_new_partitions(lake: Lake, day: date, before: set[Path]) -> None:
-    """Remove the partitions of ``day`` that the failed or interrupted run created (those that existed stay)."""
-    for directory in sorted(partitions_of(lake, day) - before):
-        shutil.rmtree(directory, ignore_errors=True)
+def _remove_unfinished(lake: Lake, days: list[date], since: float) -> list[date]:
+    """Remove the partitions written since ``since`` of the sessions whose gold_evaluation the run did not write; returns those sessions."""
+    unfinished = []
+    for day in days:
+        evaluation = lake.partition_path("gold", "gold_evaluation", day)
+        if evaluation.is_file() and evaluation.stat().st_mtime >= since - 1.0:
+            continue
+        unfinished.append(day)
+        remove_written_partitions(lake.root, day, since)
+    return unfinished
+
+
+def _forget_partitions(instance, assets, days: list[date]) -> None:
+    """Wipe the Dagster materialization records of failed sessions (the run recorded the whole range; the lake has none of them)."""
+    if not days:
+        return
+    keys = [day.isoformat() for day in days]
+    for assets_def in assets:
+        for key in assets_def.keys:
+            try:
+                instance.wipe_asset_partitions(key, keys)
+            except Exception:  # an asset the run never materialized has no record to wipe
+                continue

@@ -3,11 +3,12 @@
 
 import polars as pl
 import pyarrow.parquet as pq
-from dagster import AssetExecutionContext, Config, MaterializeResult, asset
+from dagster import AssetExecutionContext, Config, MaterializeResult
 
 from spymaster_resources import SpymasterResource
 
-from ..partitions import session_of_partition_key, trading_day_partitions
+from ..partitions import session_of_partition_key
+from ..session_range import session_asset
 from ..table_metadata import table_metadata
 from spymaster_resources.raw_files import empty_definitions
 from .ingest import session_bbo, session_definitions, session_mbp10, session_ohlcv_1m, session_trades
@@ -38,7 +39,7 @@ def _existing(context: AssetExecutionContext, spymaster: SpymasterResource, tabl
     return spymaster.lake.read(TIER, table, day)
 
 
-@asset(partitions_def=trading_day_partitions, group_name="bronze")
+@session_asset(parallel=True, group_name="bronze")
 def bronze_definitions(context: AssetExecutionContext, spymaster: SpymasterResource, config: BronzeConfig) -> MaterializeResult:
     """Instrument definitions known by the session close: ES futures outrights and options, one row per instrument."""
     day = session_of_partition_key(context.partition_key)
@@ -60,7 +61,7 @@ def bronze_definitions(context: AssetExecutionContext, spymaster: SpymasterResou
     )
 
 
-@asset(partitions_def=trading_day_partitions, group_name="bronze", deps=[bronze_definitions])
+@session_asset(parallel=True, group_name="bronze", deps=[bronze_definitions])
 def bronze_futures_ohlcv_1m(context: AssetExecutionContext, spymaster: SpymasterResource, config: BronzeConfig) -> MaterializeResult:
     """One-minute OHLCV bars of the session's front-month ES future (volume-dominant outright), one row per minute traded."""
     day = session_of_partition_key(context.partition_key)
@@ -141,19 +142,19 @@ def _order_flow_partition(context: AssetExecutionContext, spymaster: SpymasterRe
     )
 
 
-@asset(partitions_def=trading_day_partitions, group_name="bronze", deps=[bronze_definitions, bronze_futures_ohlcv_1m])
+@session_asset(parallel=True, group_name="bronze", deps=[bronze_definitions, bronze_futures_ohlcv_1m])
 def bronze_futures_trades(context: AssetExecutionContext, spymaster: SpymasterResource, config: BronzeConfig) -> MaterializeResult:
     """Trades of the session's front month (price, size, aggressor side), one row per trade in receive order; empty when no trade data exists."""
     return _order_flow_partition(context, spymaster, config, "bronze_futures_trades", session_trades, BRONZE_FUTURES_TRADES)
 
 
-@asset(partitions_def=trading_day_partitions, group_name="bronze", deps=[bronze_definitions, bronze_futures_ohlcv_1m])
+@session_asset(parallel=True, group_name="bronze", deps=[bronze_definitions, bronze_futures_ohlcv_1m])
 def bronze_futures_bbo(context: AssetExecutionContext, spymaster: SpymasterResource, config: BronzeConfig) -> MaterializeResult:
     """Top of book of the session's front month (mbp-1, bbo-1s/1m or tbbo), one row per record in receive order; empty when none exists."""
     return _order_flow_partition(context, spymaster, config, "bronze_futures_bbo", session_bbo, BRONZE_FUTURES_BBO)
 
 
-@asset(partitions_def=trading_day_partitions, group_name="bronze", deps=[bronze_definitions, bronze_futures_ohlcv_1m])
+@session_asset(parallel=True, group_name="bronze", deps=[bronze_definitions, bronze_futures_ohlcv_1m])
 def bronze_futures_mbp10(context: AssetExecutionContext, spymaster: SpymasterResource, config: BronzeConfig) -> MaterializeResult:
     """Ten-level book of the session's front month after each event (mbp-10, or rebuilt from mbo), in receive order; empty when neither exists."""
     return _order_flow_partition(context, spymaster, config, "bronze_futures_mbp10", session_mbp10, BRONZE_FUTURES_MBP10)

@@ -2,11 +2,12 @@
 
 
 import polars as pl
-from dagster import AssetExecutionContext, MaterializeResult, asset
+from dagster import AssetExecutionContext, MaterializeResult
 
 from spymaster_resources import SpymasterResource
 
-from ..partitions import session_of_partition_key, trading_day_partitions
+from ..partitions import session_of_partition_key
+from ..session_range import session_asset
 from ..sessions import session_bounds_utc
 from ..table_metadata import table_metadata
 from .assets import TIER, BronzeConfig, _order_flow_partition
@@ -40,7 +41,7 @@ def _written(context: AssetExecutionContext, spymaster: SpymasterResource, table
     return spymaster.lake.read(TIER, table, day)
 
 
-@asset(partitions_def=trading_day_partitions, group_name="bronze", deps=FUTURES_DEPS)
+@session_asset(parallel=True, group_name="bronze", deps=FUTURES_DEPS)
 def bronze_options_definitions(context: AssetExecutionContext, spymaster: SpymasterResource, config: BronzeConfig) -> MaterializeResult:
     """The session's 0DTE ES option chain (calls and puts on the front month expiring that day), one row per option."""
     day = session_of_partition_key(context.partition_key)
@@ -85,7 +86,7 @@ def _chain(spymaster: SpymasterResource, day) -> pl.DataFrame:
     return spymaster.lake.read(TIER, CHAIN_TABLE, day)
 
 
-@asset(partitions_def=trading_day_partitions, group_name="bronze", deps=[*FUTURES_DEPS, bronze_options_definitions])
+@session_asset(parallel=True, group_name="bronze", deps=[*FUTURES_DEPS, bronze_options_definitions])
 def bronze_options_open_interest(context: AssetExecutionContext, spymaster: SpymasterResource, config: BronzeConfig) -> MaterializeResult:
     """Open interest of each chain option as published before the session opened (statistics type 9), one row per option."""
     day = session_of_partition_key(context.partition_key)
@@ -121,13 +122,13 @@ def _options_partition(context: AssetExecutionContext, spymaster: SpymasterResou
     return _order_flow_partition(context, spymaster, run, table, build, checked)
 
 
-@asset(partitions_def=trading_day_partitions, group_name="bronze", deps=[*FUTURES_DEPS, bronze_options_definitions])
+@session_asset(parallel=True, group_name="bronze", deps=[*FUTURES_DEPS, bronze_options_definitions])
 def bronze_options_trades(context: AssetExecutionContext, spymaster: SpymasterResource, config: BronzeConfig) -> MaterializeResult:
     """Trades of the session's 0DTE chain options (premium, size, aggressor side), one row per trade in receive order; empty when none exist."""
     return _options_partition(context, spymaster, config, "bronze_options_trades", session_options_trades, BRONZE_OPTIONS_TRADES)
 
 
-@asset(partitions_def=trading_day_partitions, group_name="bronze", deps=[*FUTURES_DEPS, bronze_options_definitions])
+@session_asset(parallel=True, group_name="bronze", deps=[*FUTURES_DEPS, bronze_options_definitions])
 def bronze_options_bbo(context: AssetExecutionContext, spymaster: SpymasterResource, config: BronzeConfig) -> MaterializeResult:
     """Top of book of the session's 0DTE chain options (mbp-1, bbo-1s/1m, tbbo or cbbo), one row per record in receive order; empty when none exist."""
     return _options_partition(context, spymaster, config, "bronze_options_bbo", session_options_bbo, BRONZE_OPTIONS_BBO)

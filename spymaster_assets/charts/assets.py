@@ -2,17 +2,18 @@
 
 
 import polars as pl
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 
 from spymaster_resources import SpymasterResource
 
 from ..gold.evaluation import png_to_markdown
-from ..partitions import session_of_partition_key, trading_day_partitions
+from ..partitions import session_of_partition_key
+from ..session_range import session_asset
 from .session_chart import chart_path, chart_window_utc, write_session_chart
 
 
-@asset(
-    partitions_def=trading_day_partitions,
+@session_asset(
+    parallel=True,
     group_name="reports",
     # Upstreams by key, not by importing their definitions: load_assets_from_modules would otherwise
     # collect those imported definitions from this module a second time.

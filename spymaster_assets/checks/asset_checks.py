@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
-from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, MetadataValue, PreviewWarning, asset_check
+from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, MetadataValue, PreviewWarning
 
 from spymaster_resources import SpymasterResource
 
@@ -25,7 +25,8 @@ from ..gold.assets import gold_model, gold_setup_index
 from ..gold.model import training_window
 from ..gold.schema_indexes import MANIFEST
 from ..gold.vectors import parse_families, vector_version
-from ..partitions import session_of_partition_key, trading_day_partitions
+from ..partitions import session_of_partition_key
+from ..session_range import session_check
 from ..sessions import et_to_utc
 from ..silver.assets import silver_bars, silver_levels, silver_outcomes
 from ..silver.bars import RTH_CLOSE
@@ -244,9 +245,8 @@ def _missing_partition(lake, day: date, *tables: str) -> AssetCheckResult | None
     return None
 
 
-@asset_check(
+@session_check(
     asset=silver_bars,
-    partitions_def=trading_day_partitions,
     description=(
         "No missing minute among the regular-hours 1-minute bars (09:30 ET to 16:00 ET, or the exchange "
         "calendar's earlier close). WARN: a thin market can skip a minute; the missing minutes are listed."
@@ -275,9 +275,8 @@ def silver_bars_rth_no_gaps(context: AssetCheckExecutionContext, spymaster: Spym
     )
 
 
-@asset_check(
+@session_check(
     asset=silver_levels,
-    partitions_def=trading_day_partitions,
     blocking=True,
     description="PM_LOW <= PM_HIGH and OR_LOW <= OR_HIGH at every bar close (blocking: swapped levels poison every feature and label).",
 )
@@ -296,9 +295,8 @@ def silver_levels_pairs_ordered(context: AssetCheckExecutionContext, spymaster: 
     )
 
 
-@asset_check(
+@session_check(
     asset=silver_levels,
-    partitions_def=trading_day_partitions,
     blocking=True,
     additional_deps=[silver_bars],
     description=(
@@ -322,9 +320,8 @@ def silver_levels_inside_session_range(context: AssetCheckExecutionContext, spym
     )
 
 
-@asset_check(
+@session_check(
     asset=silver_outcomes,
-    partitions_def=trading_day_partitions,
     description=f"The outcome labels are not all one class when there are at least {MIN_ROWS_FOR_DISTRIBUTION} of them (WARN: a labelling bug or a threshold far off the day's volatility).",
 )
 def silver_outcomes_not_degenerate(context: AssetCheckExecutionContext, spymaster: SpymasterResource) -> AssetCheckResult:
@@ -352,9 +349,8 @@ def _pruned_by_retention(index_root: Path, day: date, config: SpymasterConfig) -
     return len(later) >= config.index_retention_sessions
 
 
-@asset_check(
+@session_check(
     asset=gold_setup_index,
-    partitions_def=trading_day_partitions,
     blocking=True,
     additional_deps=["gold_episodes"],
     description=(
@@ -409,9 +405,8 @@ def gold_setup_index_holds_every_episode(context: AssetCheckExecutionContext, sp
     )
 
 
-@asset_check(
+@session_check(
     asset=gold_model,
-    partitions_def=trading_day_partitions,
     blocking=True,
     additional_deps=["gold_episodes"],
     description=(

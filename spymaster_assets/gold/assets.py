@@ -4,11 +4,12 @@
 from datetime import date
 
 import polars as pl
-from dagster import AssetDep, AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetDep, AssetExecutionContext, MaterializeResult, MetadataValue
 
 from spymaster_resources import SpymasterResource
 
-from ..partitions import PREVIOUS_SESSION, session_of_partition_key, trading_day_partitions, trailing_sessions
+from ..partitions import PREVIOUS_SESSION, session_of_partition_key, trailing_sessions
+from ..session_range import is_last_of_run, session_asset
 from ..silver.assets import silver_level_state, silver_outcomes
 from ..table_metadata import column_schema, same_columns, table_metadata
 from . import as_of
@@ -26,7 +27,7 @@ from .vectors import vector_columns
 TIER = "gold"
 
 
-@asset(partitions_def=trading_day_partitions, group_name="gold", deps=[silver_level_state, silver_outcomes])
+@session_asset(parallel=True, group_name="gold", deps=[silver_level_state, silver_outcomes])
 def gold_episodes(context: AssetExecutionContext, spymaster: SpymasterResource) -> MaterializeResult:
     """Setups: anchors inside the approach zone (|d| <= 2 ATR) with their vector, index partition key and outcome, one row per (anchor, level kind)."""
     day = session_of_partition_key(context.partition_key)
@@ -53,8 +54,8 @@ def gold_episodes(context: AssetExecutionContext, spymaster: SpymasterResource) 
     )
 
 
-@asset(
-    partitions_def=trading_day_partitions,
+@session_asset(
+    parallel=False,
     group_name="gold",
     deps=[AssetDep(gold_episodes, partition_mapping=trailing_sessions(60))],
 )
@@ -82,8 +83,8 @@ def gold_normalization(context: AssetExecutionContext, spymaster: SpymasterResou
     )
 
 
-@asset(
-    partitions_def=trading_day_partitions,
+@session_asset(
+    parallel=False,
     group_name="gold",
     deps=[AssetDep(gold_episodes, partition_mapping=PREVIOUS_SESSION)],
 )
@@ -126,8 +127,8 @@ def model_metadata(model: OutcomeModel, directory, how: str, cfg) -> dict:
     }
 
 
-@asset(
-    partitions_def=trading_day_partitions,
+@session_asset(
+    parallel=False,
     group_name="gold",
     deps=[gold_normalization, gold_model, AssetDep(gold_episodes, partition_mapping=PREVIOUS_SESSION)],
 )
@@ -160,8 +161,8 @@ def gold_setup_index(context: AssetExecutionContext, spymaster: SpymasterResourc
     )
 
 
-@asset(
-    partitions_def=trading_day_partitions,
+@session_asset(
+    parallel=False,
     group_name="gold",
     deps=[gold_setup_index, gold_model, gold_episodes, AssetDep("gold_signals", partition_mapping=PREVIOUS_SESSION)],
 )
@@ -258,9 +259,13 @@ EVALUATION_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-@asset(partitions_def=trading_day_partitions, group_name="gold", deps=[gold_signals])
+@session_asset(parallel=False, group_name="gold", deps=[gold_signals])
 def gold_evaluation(context: AssetExecutionContext, spymaster: SpymasterResource) -> MaterializeResult:
-    """Walk-forward scores of every model (base rate, distance lookup, kNN, XGBoost, the answer) on the same episodes, with session-bootstrap intervals, for the day and cumulatively."""
+    """Walk-forward scores of every model (base rate, distance lookup, kNN, XGBoost, the answer) on the same episodes, with session-bootstrap intervals, for the day and cumulatively.
+
+    The reliability diagrams (PNG under reports/) are drawn for the day in a run of one session, and
+    for the last session only in a range run.
+    """
     day = session_of_partition_key(context.partition_key)
     cfg, lake = spymaster.config, spymaster.lake
     scored = scored_signals(lake, day, cfg.min_history_sessions)
@@ -270,7 +275,8 @@ def gold_evaluation(context: AssetExecutionContext, spymaster: SpymasterResource
         context.log.info(f"gold_evaluation {day}: no session with {cfg.min_history_sessions}+ earlier sessions yet; nothing to score")
         return MaterializeResult(metadata=table_metadata(frame, path, cfg, scored_episodes=0))
     diagrams = {}
-    for name, prefix in MODEL_PREFIXES.items():
+    # Five PNGs cost seconds: a range run draws them for its last session only (reports/, not the lake).
+    for name, prefix in MODEL_PREFIXES.items() if is_last_of_run(context) else ():
         rows = scored.drop_nulls(probability_columns(prefix))
         if rows.height:
             diagrams[name] = reliability_diagram_png(

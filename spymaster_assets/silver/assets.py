@@ -4,12 +4,13 @@
 from datetime import date
 
 import polars as pl
-from dagster import AssetDep, AssetExecutionContext, MaterializeResult, asset
+from dagster import AssetDep, AssetExecutionContext, MaterializeResult
 
 from spymaster_resources import SpymasterResource
 
 from ..bronze.assets import bronze_futures_ohlcv_1m
-from ..partitions import WITH_PREVIOUS_SESSION, session_of_partition_key, trading_day_partitions
+from ..partitions import WITH_PREVIOUS_SESSION, session_of_partition_key
+from ..session_range import session_asset
 from ..sessions import trading_sessions
 from ..table_metadata import same_columns, table_metadata
 from .bars import build_bars
@@ -46,8 +47,8 @@ def _warmup_bars(spymaster: SpymasterResource, day: date, instrument_id: int) ->
     return bars, str(prev)
 
 
-@asset(
-    partitions_def=trading_day_partitions,
+@session_asset(
+    parallel=True,
     group_name="silver",
     deps=[AssetDep(bronze_futures_ohlcv_1m, partition_mapping=WITH_PREVIOUS_SESSION)],
 )
@@ -77,7 +78,7 @@ def silver_bars(context: AssetExecutionContext, spymaster: SpymasterResource) ->
     )
 
 
-@asset(partitions_def=trading_day_partitions, group_name="silver", deps=[silver_bars])
+@session_asset(parallel=True, group_name="silver", deps=[silver_bars])
 def silver_levels(context: AssetExecutionContext, spymaster: SpymasterResource) -> MaterializeResult:
     """The six level prices (PM high/low, OR high/low, SMA_90, EMA_20) as known at each 2-minute bar close, one row per (bar close, level kind)."""
     day = session_of_partition_key(context.partition_key)
@@ -106,7 +107,7 @@ def _book_source(spymaster: SpymasterResource, day: date) -> tuple[str | None, i
     return None, 0
 
 
-@asset(partitions_def=trading_day_partitions, group_name="silver", deps=["bronze_futures_mbp10", "bronze_futures_bbo"])
+@session_asset(parallel=True, group_name="silver", deps=["bronze_futures_mbp10", "bronze_futures_bbo"])
 def silver_book_1s(context: AssetExecutionContext, spymaster: SpymasterResource) -> MaterializeResult:
     """The order book each second: 10-level (or top-of-book) state at the second's end and the order-flow imbalance within it, one row per active second."""
     day = session_of_partition_key(context.partition_key)
@@ -134,7 +135,7 @@ def silver_book_1s(context: AssetExecutionContext, spymaster: SpymasterResource)
     )
 
 
-@asset(partitions_def=trading_day_partitions, group_name="silver", deps=["bronze_futures_mbp10"])
+@session_asset(parallel=True, group_name="silver", deps=["bronze_futures_mbp10"])
 def silver_depth_flow_1m(context: AssetExecutionContext, spymaster: SpymasterResource) -> MaterializeResult:
     """Size added, cancelled and filled per minute, side and price, from MBO (empty without MBO), one row per (minute, side, price)."""
     day = session_of_partition_key(context.partition_key)
@@ -206,8 +207,8 @@ def _options_inputs(spymaster: SpymasterResource, day: date) -> OptionsInputs:
 _OPTIONS_TABLES = ["bronze_options_definitions", "bronze_options_open_interest", "bronze_options_bbo", "bronze_options_trades"]
 
 
-@asset(
-    partitions_def=trading_day_partitions,
+@session_asset(
+    parallel=True,
     group_name="silver",
     deps=[silver_bars, silver_levels, "bronze_futures_trades", silver_book_1s, silver_depth_flow_1m, *_OPTIONS_TABLES],
 )
@@ -254,7 +255,7 @@ def silver_level_state(context: AssetExecutionContext, spymaster: SpymasterResou
     )
 
 
-@asset(partitions_def=trading_day_partitions, group_name="silver", deps=[silver_bars, silver_level_state, "bronze_futures_trades"])
+@session_asset(parallel=True, group_name="silver", deps=[silver_bars, silver_level_state, "bronze_futures_trades"])
 def silver_outcomes(context: AssetExecutionContext, spymaster: SpymasterResource) -> MaterializeResult:
     """What happened after each anchor: BREAK / REJECT / CHOP by first crossing within the horizon, one row per (anchor, level kind)."""
     day = session_of_partition_key(context.partition_key)

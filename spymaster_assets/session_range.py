@@ -1,0 +1,353 @@
+"""Session assets and checks that run over one partition (a daily run) or a range of them (a backfill as one run).
+
+Every trading-day asset has ``BackfillPolicy.single_run()``: a backfill of many sessions, launched
+from an asset's page, by ``spymaster backfill`` or by the sensor, is one Dagster run whose steps see
+``context.partition_keys``. The asset's body is written for one session (it reads
+``context.partition_key``); :func:`session_asset` calls it once per session of the run:
+
+- **Bronze and silver** (``parallel=True``): sessions are independent, so they are built in a
+  process pool of ``SpymasterResource.workers`` processes (default: the machine's cores).
+- **Gold** (``parallel=False``): the as-of artefacts of D rest on every session before D, so the
+  body walks the range in date order in this process (the lake's history memo makes each earlier
+  partition a single read per run; ``spymaster_resources.lake``).
+- **A failing session fails alone.** Its error (the innermost one: the file and the reason) is
+  recorded in the run's :class:`~spymaster_resources.run_failures.RunFailures`, the partitions the run
+  wrote for it are removed (no orphan), later steps skip it, and the rest of the range lands. A
+  failing blocking check does the same for its session, reported with WARN severity so that the
+  other sessions go on. A run of one partition behaves exactly as before: the error fails the run.
+
+A range step's materialization metadata (the same on every partition of the range, as Dagster
+records it) summarises the range: sessions built, failed and skipped, rows, and a per-session table.
+"""
+
+from __future__ import annotations
+
+import atexit
+import inspect
+import multiprocessing
+import os
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from datetime import date
+from pathlib import Path
+
+import warnings
+
+from dagster import AssetCheckResult, AssetCheckSeverity, BackfillPolicy, BetaWarning, MaterializeResult, MetadataValue, asset, asset_check
+
+from spymaster_resources import SpymasterResource
+from spymaster_resources.run_failures import RunFailures
+
+from .partitions import session_of_partition_key, trading_day_partitions
+
+# BackfillPolicy on @asset is beta in dagster 1.13; the single-run policy is what range backfills rely on.
+warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=BetaWarning)
+
+#: Asset and check bodies by name: a pool worker finds the body of a step here (the module-level
+#: name of the body is bound to the Dagster definition, which cannot be pickled).
+BODIES: dict[str, Callable] = {}
+#: Metadata kept from a session's own metadata on a range's summary (the same for every session).
+TABLE_LEVEL_KEYS = ("dagster/column_schema", "dagster/column_lineage")
+#: Per-session table of a range summary: at most this many scalar columns.
+SUMMARY_COLUMNS = 10
+
+
+class SessionContext:
+    """What a session body sees in a range run: ``partition_key`` (one session), ``log``, ``run_id``,
+    and ``range_keys`` (every session of the run)."""
+
+    def __init__(self, partition_key: str, log, run_id: str, range_keys: list[str] | None = None):
+        self.partition_key = partition_key
+        self.partition_keys = [partition_key]
+        self.log = log
+        self.run_id = run_id
+        self.range_keys = range_keys or [partition_key]
+
+
+def is_last_of_run(context) -> bool:
+    """True when the body's session is the last of its run (always, in a run of one partition).
+
+    For work whose output is not in the lake and is only worth doing once per run (the reliability
+    diagrams of the cumulative evaluation), so a range run and session-by-session runs still write
+    the same lake.
+    """
+    return context.partition_key == getattr(context, "range_keys", [context.partition_key])[-1]
+
+
+class CollectedLog:
+    """A logger a pool worker returns to the step, which replays it into the run log."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, str]] = []
+
+    def __getattr__(self, level: str):
+        if level not in ("debug", "info", "warning", "error", "critical"):
+            raise AttributeError(level)
+        return lambda message, *args, **kwargs: self.messages.append((level, str(message)))
+
+
+def innermost_error(exc: BaseException) -> str:
+    """The error a user can act on, as one line ``Class: message``: the deepest Spymaster error in the
+    cause chain (its message names the file and the reason), else the deepest cause (e.g. an OSError
+    "No space left on device"), never a wrapper."""
+    chain = [exc]
+    while chain[-1].__cause__ is not None:
+        chain.append(chain[-1].__cause__)
+    ours = [e for e in chain if type(e).__module__.startswith("spymaster")]
+    exc = ours[-1] if ours else chain[-1]
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[-1] if lines else ''}".rstrip(": ")
+
+
+def remove_written_partitions(lake_root: Path, day: date, since: float) -> list[Path]:
+    """Delete the partitions of ``day`` (any tier, table) modified at or after Unix time ``since``; returns them."""
+    removed = []
+    for directory in sorted(Path(lake_root).glob(f"*/*/date={day.isoformat()}")):
+        try:
+            if directory.stat().st_mtime >= since - 1.0:
+                shutil.rmtree(directory, ignore_errors=True)
+                removed.append(directory)
+        except FileNotFoundError:
+            continue
+    return removed
+
+
+# ----------------------------------------------------------------------------- process pool
+
+_POOL: tuple[int, ProcessPoolExecutor] | None = None
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """The process's pool of ``workers`` processes, kept for the run's later steps.
+
+    Workers come from a fork server that imported the asset definitions once (a plain fork of a
+    process whose Polars thread pool is running can deadlock; a spawn would re-import per worker).
+    """
+    global _POOL
+    if _POOL is not None and _POOL[0] == workers:
+        return _POOL[1]
+    if _POOL is not None:
+        _POOL[1].shutdown(cancel_futures=True)
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["spymaster_assets.definitions"])
+    _POOL = (workers, ProcessPoolExecutor(max_workers=workers, mp_context=context))
+    return _POOL[1]
+
+
+@atexit.register
+def _shutdown_pool() -> None:
+    if _POOL is not None:
+        _POOL[1].shutdown(cancel_futures=True)
+
+
+def _run_in_worker(name: str, home: str, key: str, run_id: str, keys: list[str], kwargs: dict):
+    """Pool worker: run body ``name`` for session ``key``; returns (result or None, error or None, log messages)."""
+    import spymaster_assets.definitions  # noqa: F401  (registers BODIES when the worker did not preload it)
+
+    log = CollectedLog()
+    spymaster = SpymasterResource(home=home, workers=1)
+    try:
+        return BODIES[name](SessionContext(key, log, run_id, keys), spymaster=spymaster, **kwargs), None, log.messages
+    except Exception as exc:  # the session fails alone; the step records it
+        return None, innermost_error(exc), log.messages
+
+
+def workers_of(spymaster: SpymasterResource) -> int:
+    """Processes for a parallel range step: ``spymaster.workers``, or the machine's cores when 0."""
+    return spymaster.workers if spymaster.workers > 0 else (os.cpu_count() or 1)
+
+
+def _each_session(context, name: str, body: Callable, kwargs: dict, keys: list[str], parallel: bool) -> Iterator[tuple[str, object, str | None]]:
+    """Yield (key, body result or None, error or None) for every key, in date order."""
+    spymaster: SpymasterResource = kwargs["spymaster"]
+    workers = min(workers_of(spymaster), len(keys)) if parallel else 1
+    progress = _progress(spymaster, name, len(keys))
+    if workers <= 1:
+        for key in keys:
+            try:
+                result, error = body(SessionContext(key, context.log, context.run.run_id, keys), **kwargs), None
+            except Exception as exc:
+                result, error = None, innermost_error(exc)
+            progress(key)
+            yield key, result, error
+        return
+    rest = {k: v for k, v in kwargs.items() if k != "spymaster"}
+    home = str(spymaster.config.home)
+    pool = _pool(workers)
+    futures: dict[str, Future] = {key: pool.submit(_run_in_worker, name, home, key, context.run.run_id, keys, rest) for key in keys}
+    try:
+        for key in keys:
+            result, error, messages = futures[key].result()
+            for level, message in messages:
+                getattr(context.log, level)(message)
+            progress(key)
+            yield key, result, error
+    except BaseException:
+        for future in futures.values():
+            future.cancel()
+        raise
+
+
+def _progress(spymaster: SpymasterResource, name: str, total: int) -> Callable[[str], None]:
+    """A per-step progress bar on stderr when the resource asks for one (the CLI backfill)."""
+    if not spymaster.progress:
+        return lambda key: None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=f"{name:<30}", unit="session", file=sys.stderr, leave=False)
+
+    def step(key: str) -> None:
+        bar.update(1)
+        bar.set_postfix_str(key)
+        if bar.n >= total:
+            bar.close()
+
+    return step
+
+
+def _scalar(value) -> str | None:
+    """A short printable form of a metadata value for the per-session table, None when not scalar."""
+    if isinstance(value, bool | int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, str) and len(value) <= 40:
+        return value
+    return None
+
+
+def range_metadata(results: dict[str, dict], failed_now: dict[str, str], failed_before: list[str], total: int) -> dict:
+    """A range step's metadata: counts, failures and one row per session of its scalar metadata."""
+    keys = sorted(results)
+    meta: dict[str, object] = {
+        "sessions_in_range": total,
+        "sessions_built": len(keys),
+        "sessions_failed": len(failed_now),
+        "sessions_skipped_failed_upstream": len(failed_before),
+        "first_session": keys[0] if keys else "none",
+        "last_session": keys[-1] if keys else "none",
+    }
+    if keys:
+        last = results[keys[-1]]
+        meta.update({k: last[k] for k in TABLE_LEVEL_KEYS if k in last})
+        rows = [r.get("dagster/row_count") for r in results.values()]
+        if all(isinstance(r, int) for r in rows):
+            meta["rows_total"] = int(sum(rows))
+        columns = [k for k, v in last.items() if _scalar(v) is not None and not k.startswith("config/")][:SUMMARY_COLUMNS]
+        lines = ["| session | " + " | ".join(c.replace("dagster/", "") for c in columns) + " |", "|---" * (len(columns) + 1) + "|"]
+        lines += ["| " + " | ".join([key] + [_scalar(results[key].get(c)) or "" for c in columns]) + " |" for key in keys]
+        meta["per_session"] = MetadataValue.md("\n".join(lines))
+    if failed_now:
+        meta["failed"] = MetadataValue.md("\n".join(["| session | reason |", "|---|---|"] + [f"| {k} | {v} |" for k, v in sorted(failed_now.items())]))
+    return meta
+
+
+def _unwrap_metadata(result) -> dict:
+    return dict(result.metadata or {}) if result is not None else {}
+
+
+def run_range(context, name: str, body: Callable, kwargs: dict, parallel: bool) -> MaterializeResult:
+    """Run asset body ``name`` once per session of the range (see the module docstring)."""
+    spymaster: SpymasterResource = kwargs["spymaster"]
+    failures = RunFailures(spymaster.config.home, context.run.run_id)
+    failed_before = failures.sessions()
+    keys = [k for k in context.partition_keys if session_of_partition_key(k) not in failed_before]
+    skipped = [k for k in context.partition_keys if session_of_partition_key(k) in failed_before]
+    if skipped:
+        context.log.warning(f"{name}: {len(skipped)} session(s) failed in an earlier step and are skipped: {', '.join(skipped)}")
+    results: dict[str, dict] = {}
+    failed_now: dict[str, str] = {}
+    for key, result, error in _each_session(context, name, body, kwargs, keys, parallel):
+        if error is None:
+            results[key] = _unwrap_metadata(result)
+            continue
+        day = session_of_partition_key(key)
+        reason = f"{name}: {error}"
+        failed_now[key] = reason
+        failures.record(day, name, reason)
+        removed = remove_written_partitions(spymaster.config.lake_dir, day, failures.started_at)
+        context.log.error(f"session {key} failed, the rest of the range goes on: {reason} (removed its {len(removed)} partition(s) written by this run)")
+    return MaterializeResult(metadata=range_metadata(results, failed_now, skipped, len(context.partition_keys)))
+
+
+def session_asset(*, parallel: bool, **asset_kwargs):
+    """``@asset`` over trading-day partitions for a body written for one session (see the module docstring).
+
+    ``parallel``: sessions are independent (bronze, silver, per-session gold): a range is built in
+    the process pool. Other keyword arguments go to ``dagster.asset``. The body's signature (its
+    resources and run config) is the asset's.
+    """
+
+    def decorate(body: Callable) -> object:
+        name = body.__name__
+        BODIES[name] = body
+
+        def compute(context, **kwargs):
+            if len(context.partition_keys) == 1:
+                return body(context, **kwargs)
+            return run_range(context, name, body, kwargs, parallel)
+
+        compute.__name__ = name
+        compute.__doc__ = body.__doc__
+        compute.__signature__ = inspect.signature(body)
+        return asset(name=name, partitions_def=trading_day_partitions, backfill_policy=BackfillPolicy.single_run(), **asset_kwargs)(compute)
+
+    return decorate
+
+
+def session_check(*, blocking: bool = False, **check_kwargs):
+    """``@asset_check`` over trading-day partitions for a body written for one session.
+
+    A range run evaluates the body per session and reports one result: passed when every session
+    passed, the failing sessions listed. When ``blocking``, the failing sessions are recorded as
+    failed in the run (later steps skip them, their partitions are removed) and the result is WARN,
+    so the rest of the range goes on; a run of one partition blocks as usual.
+    """
+
+    def decorate(body: Callable) -> object:
+        name = body.__name__
+        BODIES[name] = body
+
+        def evaluate(context, **kwargs):
+            if len(context.partition_keys) == 1:
+                return body(context, **kwargs)
+            return _check_range(context, name, body, kwargs, blocking)
+
+        evaluate.__name__ = name
+        evaluate.__doc__ = body.__doc__
+        evaluate.__signature__ = inspect.signature(body)
+        return asset_check(name=name, partitions_def=trading_day_partitions, blocking=blocking, **check_kwargs)(evaluate)
+
+    return decorate
+
+
+def _check_range(context, name: str, body: Callable, kwargs: dict, blocking: bool) -> AssetCheckResult:
+    """One check result for a range: every session evaluated; blocking failures fail their session alone."""
+    spymaster: SpymasterResource = kwargs["spymaster"]
+    failures = RunFailures(spymaster.config.home, context.run.run_id)
+    failed_before = failures.sessions()
+    keys = [k for k in context.partition_keys if session_of_partition_key(k) not in failed_before]
+    failing: dict[str, str] = {}
+    for key in keys:
+        try:
+            result = body(SessionContext(key, context.log, context.run.run_id, keys), **kwargs)
+            passed, description = result.passed, result.description or ""
+        except Exception as exc:
+            passed, description = False, innermost_error(exc)
+        if passed:
+            continue
+        failing[key] = description
+        if blocking:
+            day = session_of_partition_key(key)
+            failures.record(day, name, f"check {name}: {description}")
+            remove_written_partitions(spymaster.config.lake_dir, day, failures.started_at)
+            context.log.error(f"session {key} failed blocking check {name}: {description}; the rest of the range goes on")
+    rows = ["| session | result |", "|---|---|"] + [f"| {k} | {v} |" for k, v in sorted(failing.items())]
+    return AssetCheckResult(
+        passed=not failing,
+        severity=AssetCheckSeverity.WARN,
+        description=(f"{len(failing)} of {len(keys)} sessions failed" + (" (excluded from the rest of the run)" if blocking else "")) if failing else f"all {len(keys)} sessions passed",
+        metadata={"sessions_checked": len(keys), "sessions_failed": len(failing), "sessions_skipped_failed_upstream": len(failed_before), "failing": MetadataValue.md("\n".join(rows))},
+    )

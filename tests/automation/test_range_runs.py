@@ -1,0 +1,110 @@
+"""A backfill as one run: a range of sessions in one Dagster run writes the same lake as a run per session,
+and a session that fails inside the range fails alone."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from pathlib import Path
+
+import polars as pl
+import pytest
+from dagster import AssetKey, DagsterInstance, materialize
+
+from spymaster_assets.automation.backfill import contiguous_ranges, range_tags
+from spymaster_assets.definitions import all_assets
+from spymaster_resources import SpymasterResource
+from spymaster_resources.run_failures import RunFailures
+
+from conftest import CHAIN_CONFIG, CHAIN_SESSIONS, SAMPLE_RAW
+
+
+def _chain_home(root: Path) -> Path:
+    home = root / "range"
+    raw = home / "raw" / "GLBX.MDP3"
+    raw.mkdir(parents=True)
+    (home / "config.json").write_text(json.dumps(CHAIN_CONFIG))
+    for src in SAMPLE_RAW.rglob("*.dbn.zst"):
+        if src.name[10:18] <= "20131011":
+            shutil.copy2(src, raw / src.name)
+    return home
+
+
+def _lake_files(home: Path) -> dict[str, Path]:
+    lake = home / "lake"
+    return {str(p.relative_to(lake)): p for p in sorted(lake.rglob("*")) if p.is_file() and not p.name.startswith(".")}
+
+
+def _range_run(home: Path, days, workers: int = 2, instance=None):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return materialize(
+            all_assets,
+            instance=instance or DagsterInstance.ephemeral(),
+            resources={"spymaster": SpymasterResource(home=str(home), workers=workers)},
+            tags=range_tags(days),
+            raise_on_error=False,
+        )
+
+
+def test_a_range_run_writes_the_same_lake_as_a_run_per_session(tmp_path, materialized_home):
+    home = _chain_home(tmp_path)
+    instance = DagsterInstance.ephemeral()
+    result = _range_run(home, CHAIN_SESSIONS, instance=instance)
+    assert result.success
+    # One run materialized every partition of the range for every asset.
+    materialized = instance.get_materialized_partitions(AssetKey("gold_signals"))
+    assert materialized == {d.isoformat() for d in CHAIN_SESSIONS}
+    ours, theirs = _lake_files(home), _lake_files(materialized_home)
+    assert sorted(ours) == sorted(theirs)
+    for name, path in ours.items():
+        other = theirs[name]
+        if path.suffix == ".parquet":
+            assert pl.read_parquet(path).equals(pl.read_parquet(other)), name
+        elif path.name == "history.json":
+            # The same earlier partitions; their sizes too (modification times differ by construction).
+            a, b = json.loads(path.read_text())["history"], json.loads(other.read_text())["history"]
+            assert {k: v.split("-")[0] for k, v in a.items()} == {k: v.split("-")[0] for k, v in b.items()}, name
+        else:
+            assert path.read_bytes() == other.read_bytes(), name
+
+
+def test_a_session_failing_inside_a_range_fails_alone(tmp_path):
+    home = _chain_home(tmp_path)
+    # Session 10-09's bars become unreadable: zstd frame cut short.
+    bad = home / "raw" / "GLBX.MDP3" / "glbx-mdp3-20131009.ohlcv-1m.dbn.zst"
+    bad.write_bytes(bad.read_bytes()[:-200])
+    result = _range_run(home, CHAIN_SESSIONS)
+    assert result.success  # the run goes on: the other sessions land
+    failed = RunFailures(home, result.run_id).sessions()
+    assert set(failed) >= {CHAIN_SESSIONS[2]}
+    reason = failed[CHAIN_SESSIONS[2]]["reason"]
+    assert reason.startswith("bronze_") and "glbx-mdp3-20131009.ohlcv-1m.dbn.zst" in reason
+    lake = home / "lake"
+    for day in CHAIN_SESSIONS:
+        present = (lake / "gold" / "gold_signals" / f"date={day.isoformat()}" / "part-0.parquet").is_file()
+        assert present == (day not in failed), day
+        if day in failed:
+            assert list(lake.glob(f"*/*/date={day.isoformat()}")) == []  # no orphan partition
+
+
+def test_contiguous_ranges_split_at_a_missing_session_not_at_a_weekend():
+    from datetime import date
+
+    days = [date(2013, 10, 10), date(2013, 10, 11), date(2013, 10, 14), date(2013, 10, 16)]
+    assert contiguous_ranges(days) == [[date(2013, 10, 10), date(2013, 10, 11), date(2013, 10, 14)], [date(2013, 10, 16)]]
+    assert contiguous_ranges([]) == []
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_range_metadata_summarises_every_session(tmp_path, workers):
+    home = _chain_home(tmp_path)
+    instance = DagsterInstance.ephemeral()
+    result = _range_run(home, CHAIN_SESSIONS[:2], workers=workers, instance=instance)
+    assert result.success
+    events = [e for e in result.get_asset_materialization_events() if e.asset_key == AssetKey("silver_bars")]
+    assert sorted(e.partition for e in events) == [d.isoformat() for d in CHAIN_SESSIONS[:2]]
+    meta = events[0].materialization.metadata
+    assert meta["sessions_built"].value == 2 and meta["sessions_failed"].value == 0
+    assert "2013-10-07" in meta["per_session"].value and "2013-10-08" in meta["per_session"].value
