@@ -1,18 +1,21 @@
 #!/usr/bin/env python
-"""Backfill benchmark: generated bars-only sessions through every asset, as ``name: value`` lines.
+"""Backfill benchmark: generated bars-only sessions bronze to gold, as ``name: value`` lines.
 
 1. ``--sessions`` consecutive SIMULATED sessions of ohlcv-1m (``generate_session.py --bars-only``)
    are written into a fresh data root under a temporary directory.
-2. ``cold_*``: ``spymaster backfill`` over all of them from an empty lake, as a separate process
-   (wall seconds, seconds per session over the first and the last ``--window`` sessions, the peak
-   resident memory of the process).
+2. ``cold_*``: ``spymaster backfill --no-charts`` over all of them from an empty lake, as a separate
+   process: one Dagster run per range (wall seconds, peak resident memory), and the gold walk's
+   seconds per session over the first and the last ``--window`` sessions (from the modification
+   times of each gold as-of table, summed over the tables: flat when gold does not grow with history).
 3. ``rerun_*``: the same command again over the materialized range (every session is already built
    on the current history, so it only checks and skips).
 4. ``stale_*``: the first session's episodes are touched (as if it were rebuilt), then the backfill
    of that one session: it rebuilds every later session in the same run.
+5. ``per_session_*`` beside ``range_*``: the first ``--window`` sessions in two fresh data roots,
+   once as one Dagster run per session (the path before range runs) and once as one range run, in
+   the same benchmark run; ``range_speedup`` is their wall-time ratio.
 
 Usage: ``.venv/bin/python scripts/benchmark_backfill.py [--sessions 250] [--window 20] [--keep DIR]``.
-A year (250 sessions) takes about 25 minutes on 2 cores with today's session-by-session runs.
 """
 
 from __future__ import annotations
@@ -37,12 +40,32 @@ def emit(name: str, value: object) -> None:
     print(f"{name}: {value:.3f}" if isinstance(value, float) else f"{name}: {value}", flush=True)
 
 
+#: One Dagster run per session, as ``spymaster backfill`` ran before range runs (the comparison path).
+PER_SESSION_SCRIPT = """
+import sys, warnings
+from datetime import date
+from pathlib import Path
+from dagster import materialize
+from spymaster_assets.definitions import all_assets
+from spymaster_resources import SpymasterResource
+from spymaster_resources.instance import open_instance
+warnings.simplefilter("ignore")
+home = Path(sys.argv[1])
+instance, _ = open_instance(home)
+assets = [a for a in all_assets if not any(a.group_names_by_key[k] == "reports" for k in a.keys)]
+for day in sys.argv[2:]:
+    result = materialize(assets, partition_key=day, instance=instance, resources={"spymaster": SpymasterResource(home=str(home))},
+                         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
+    assert result.success, day
+"""
+
+
 def run_backfill(home: Path, start: date, end: date) -> tuple[float, float]:
-    """Run ``spymaster backfill --quiet`` as a child process; (wall seconds, peak RSS MB of the children so far)."""
+    """Run ``spymaster backfill --quiet --no-charts`` as a child process; (wall seconds, peak RSS MB of the children so far)."""
     env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
     started = time.perf_counter()
     done = subprocess.run(
-        [str(SPYMASTER), "--home", str(home), "backfill", "--quiet", "--start", start.isoformat(), "--end", end.isoformat()],
+        [str(SPYMASTER), "--home", str(home), "backfill", "--quiet", "--no-charts", "--start", start.isoformat(), "--end", end.isoformat()],
         capture_output=True, text=True, env=env,
     )
     if done.returncode != 0:
@@ -50,10 +73,43 @@ def run_backfill(home: Path, start: date, end: date) -> tuple[float, float]:
     return time.perf_counter() - started, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
-def seconds_per_session(home: Path, days: list[date]) -> list[float]:
-    """Per session, the time between the end of its run and the end of the previous one (mtimes of gold_evaluation, the last lake table a run writes)."""
-    ends = [(home / "lake" / "gold" / "gold_evaluation" / f"date={d.isoformat()}" / "part-0.parquet").stat().st_mtime for d in days]
-    return [b - a for a, b in zip(ends, ends[1:])]
+#: The gold tables a range run builds session after session in date order (as-of artefacts).
+GOLD_WALK = ("gold_normalization", "gold_model", "gold_setup_index", "gold_signals", "gold_evaluation")
+
+
+def gold_seconds_per_session(home: Path, days: list[date]) -> list[float]:
+    """Per session (from the second), the gold walk's seconds: for each GOLD_WALK table the time between
+    writing the session's partition and the previous one's (file or directory mtimes), summed."""
+    total = [0.0] * (len(days) - 1)
+    for table in GOLD_WALK:
+        ends = []
+        for d in days:
+            partition = home / "lake" / "gold" / table / f"date={d.isoformat()}"
+            target = partition / "part-0.parquet" if (partition / "part-0.parquet").is_file() else partition
+            ends.append(target.stat().st_mtime if target.exists() else float("nan"))
+        for i, (a, b) in enumerate(zip(ends, ends[1:])):
+            if b == b and a == a:  # a pruned index directory has no mtime: that step is left out
+                total[i] += b - a
+    return total
+
+
+def fresh_root(source: Path, target: Path, days: list[date]) -> Path:
+    """A data root at ``target`` whose raw/ holds the files of ``days`` from ``source``/raw (hard links)."""
+    stamps = {d.strftime("%Y%m%d") for d in days}
+    for path in (source / "raw").rglob("*.dbn*"):
+        if re.search(r"(\d{8})", path.name).group(1) in stamps:
+            out = target / path.relative_to(source)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            os.link(path, out)
+    return target
+
+
+def run_per_session(home: Path, days: list[date]) -> float:
+    """Wall seconds of one Dagster run per session over ``days`` (a child process)."""
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", PER_SESSION_SCRIPT, str(home), *(d.isoformat() for d in days)], check=True, env=env, capture_output=True)
+    return time.perf_counter() - started
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,12 +132,12 @@ def main(argv: list[str] | None = None) -> int:
         emit("cpu_count", os.cpu_count())
 
         wall, peak = run_backfill(home, days[0], days[-1])
-        per_session = seconds_per_session(home, days)
+        gold = gold_seconds_per_session(home, days)
         emit("cold_wall_seconds", wall)
         emit("cold_seconds_per_session_mean", wall / len(days))
-        if len(per_session) >= 2 * args.window:
-            emit(f"cold_seconds_per_session_first_{args.window}", sum(per_session[: args.window]) / args.window)
-            emit(f"cold_seconds_per_session_last_{args.window}", sum(per_session[-args.window:]) / args.window)
+        if len(gold) >= 2 * args.window:
+            emit(f"cold_gold_seconds_per_session_first_{args.window}", sum(gold[: args.window]) / args.window)
+            emit(f"cold_gold_seconds_per_session_last_{args.window}", sum(gold[-args.window:]) / args.window)
         emit("cold_peak_rss_mb", peak)
 
         wall, _ = run_backfill(home, days[0], days[-1])
@@ -93,6 +149,13 @@ def main(argv: list[str] | None = None) -> int:
         wall, _ = run_backfill(home, days[0], days[0])
         emit("stale_rebuild_wall_seconds", wall)
         emit("stale_rebuild_sessions", len(days))
+
+        first = days[: args.window]
+        per_session_wall = run_per_session(fresh_root(home, Path(tmp) / "per_session", first), first)
+        range_wall, _ = run_backfill(fresh_root(home, Path(tmp) / "range", first), first[0], first[-1])
+        emit(f"per_session_wall_seconds_first_{len(first)}", per_session_wall)
+        emit(f"range_wall_seconds_first_{len(first)}", range_wall)
+        emit("range_speedup", per_session_wall / range_wall)
     return 0
 
 

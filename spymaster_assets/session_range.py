@@ -142,12 +142,22 @@ def _shutdown_pool() -> None:
         _POOL[1].shutdown(cancel_futures=True)
 
 
-def _run_in_worker(name: str, home: str, key: str, run_id: str, keys: list[str], kwargs: dict):
-    """Pool worker: run body ``name`` for session ``key``; returns (result or None, error or None, log messages)."""
+_WORKER_STEP: list[str] = [""]
+
+
+def _run_in_worker(name: str, home: str, key: str, run_id: str, keys: list[str], kwargs: dict, step: str):
+    """Pool worker: run body ``name`` for session ``key``; returns (result or None, error or None, log messages).
+
+    ``step`` identifies the step: the first session of a new step lists raw/ afresh in this worker
+    (workers outlive steps and runs; the raw catalog reuses a listing for a moment).
+    """
     import spymaster_assets.definitions  # noqa: F401  (registers BODIES when the worker did not preload it)
 
     log = CollectedLog()
     spymaster = SpymasterResource(home=home, workers=1)
+    if _WORKER_STEP[0] != step:
+        spymaster.catalog.invalidate()
+        _WORKER_STEP[0] = step
     try:
         return BODIES[name](SessionContext(key, log, run_id, keys), spymaster=spymaster, **kwargs), None, log.messages
     except Exception as exc:  # the session fails alone; the step records it
@@ -176,7 +186,8 @@ def _each_session(context, name: str, body: Callable, kwargs: dict, keys: list[s
     rest = {k: v for k, v in kwargs.items() if k != "spymaster"}
     home = str(spymaster.config.home)
     pool = _pool(workers)
-    futures: dict[str, Future] = {key: pool.submit(_run_in_worker, name, home, key, context.run.run_id, keys, rest) for key in keys}
+    step = f"{context.run.run_id}/{name}"
+    futures: dict[str, Future] = {key: pool.submit(_run_in_worker, name, home, key, context.run.run_id, keys, rest, step) for key in keys}
     try:
         for key in keys:
             result, error, messages = futures[key].result()
@@ -285,6 +296,7 @@ def session_asset(*, parallel: bool, **asset_kwargs):
         BODIES[name] = body
 
         def compute(context, **kwargs):
+            kwargs["spymaster"].catalog.invalidate()  # a step sees raw/ as it is when the step starts
             if len(context.partition_keys) == 1:
                 return body(context, **kwargs)
             return run_range(context, name, body, kwargs, parallel)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -54,6 +56,54 @@ def replace_directory(final: Path, build: Callable[[Path], None]) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
     shutil.rmtree(aside, ignore_errors=True)
     return final
+
+
+#: Tables every gold session reads the whole history of (episodes: index, model, normalization,
+#: distance lookup; signals: blend fit, evaluation). Their partitions are memoized per process.
+HISTORY_TABLES = frozenset({"gold_episodes", "gold_signals"})
+
+
+class FrameMemo:
+    """Process-wide memo of partitions read from HISTORY_TABLES, keyed by (file, columns, inode, size, mtime).
+
+    A range run walks its sessions in date order, and session D reads every partition before D: with
+    the memo each partition is decoded once per run, not once per later session. A rewritten file has
+    a new inode (writes replace the file), size or mtime and is read again; least recently used frames are dropped past ``max_bytes``.
+    """
+
+    def __init__(self, max_bytes: int = 2 << 30):
+        self.max_bytes = max_bytes
+        self._frames: OrderedDict[tuple, pl.DataFrame] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, path: Path, columns: tuple[str, ...] | None, read: Callable[[], pl.DataFrame]) -> pl.DataFrame:
+        """The frame of ``path`` (``columns`` of it, or all), from the memo when the file is unchanged."""
+        st = path.stat()
+        key = (str(path), columns, st.st_ino, st.st_size, st.st_mtime_ns)
+        with self._lock:
+            frame = self._frames.get(key)
+            if frame is not None:
+                self._frames.move_to_end(key)
+                return frame
+        frame = read()
+        size = int(frame.estimated_size())
+        with self._lock:
+            self._frames[key] = frame
+            self._bytes += size
+            while self._bytes > self.max_bytes and len(self._frames) > 1:
+                _, dropped = self._frames.popitem(last=False)
+                self._bytes -= int(dropped.estimated_size())
+        return frame
+
+    def clear(self) -> None:
+        """Forget every frame."""
+        with self._lock:
+            self._frames.clear()
+            self._bytes = 0
+
+
+HISTORY_MEMO = FrameMemo()
 
 
 class Lake:
@@ -157,6 +207,8 @@ class Lake:
         path = self.partition_path(tier, table, session_date)
         if not path.is_file():
             raise MissingPartitionError(f"{table} has no partition {session_date} ({path} missing): materialize {table} for {session_date} first")
+        if table in HISTORY_TABLES:
+            return HISTORY_MEMO.get(path, None, lambda: pl.read_parquet(path))
         return pl.read_parquet(path)
 
     def read_many(self, tier: str, table: str, dates: list[date], columns: list[str] | None = None) -> pl.DataFrame | None:
@@ -167,9 +219,17 @@ class Lake:
         """
         if columns is None:
             frames = [self.read(tier, table, d) for d in dates]
+        elif table in HISTORY_TABLES:
+            frames = [self._read_columns(tier, table, d, tuple(columns)) for d in dates]
         else:
             frames = [self.scan(tier, table, d).select(columns).collect() for d in dates]
         return pl.concat(frames, how="vertical_relaxed") if frames else None
+
+    def _read_columns(self, tier: str, table: str, session_date: date, columns: tuple[str, ...]) -> pl.DataFrame:
+        """``columns`` of one HISTORY_TABLES partition, through the memo."""
+        path = self.partition_path(tier, table, session_date)
+        scan = self.scan(tier, table, session_date)  # raises MissingPartitionError naming the partition
+        return HISTORY_MEMO.get(path, columns, lambda: scan.select(list(columns)).collect())
 
     def dates(self, tier: str, table: str) -> list[date]:
         """Sorted dates of the partitions present."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 import warnings
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -193,14 +194,36 @@ def find_dbn_files(raw_dir: Path) -> list[Path]:
     return sorted(p for p in raw_dir.rglob("*") if p.is_file() and p.name.endswith(DBN_SUFFIXES))
 
 
+#: A listing of raw/ is reused for this long (seconds): a range run asks for the files of each
+#: session's windows thousands of times in a few seconds, and listing a year of files costs ~40 ms.
+LISTING_TTL_SECONDS = 2.0
+
+
 class RawCatalog:
-    """Index of the raw DBN files, cached in memory per (path, size, mtime) so files are inspected once."""
+    """Index of the raw DBN files, cached in memory per (path, size, mtime) so files are inspected once.
+
+    The directory listing itself is reused for ``LISTING_TTL_SECONDS``: a file landing or changing
+    is seen at most that late.
+    """
 
     def __init__(self, raw_dir: Path):
         self.raw_dir = Path(raw_dir)
         self._cache: dict[tuple[str, int, int], DbnFileInfo | RawDataError] = {}
+        self._listing: tuple[float, list[DbnFileInfo | RawDataError]] | None = None
 
-    def _inspect_all(self) -> list[DbnFileInfo | RawDataError]:
+    def invalidate(self) -> None:
+        """Forget the listing (the next lookup lists raw/ again; inspections of unchanged files are kept)."""
+        self._listing = None
+
+    def _inspect_all(self, fresh: bool = False) -> list[DbnFileInfo | RawDataError]:
+        now = time.monotonic()
+        if not fresh and self._listing is not None and now - self._listing[0] < LISTING_TTL_SECONDS:
+            return self._listing[1]
+        out = self._list_and_inspect()
+        self._listing = (time.monotonic(), out)
+        return out
+
+    def _list_and_inspect(self) -> list[DbnFileInfo | RawDataError]:
         out = []
         for path in find_dbn_files(self.raw_dir):
             st = path.stat()
@@ -219,12 +242,14 @@ class RawCatalog:
         Unreadable files are left out here (see :meth:`problems`): one bad file does not block
         listing, and :meth:`files_for_window` raises for the windows it may cover. ``strict=True``
         raises the first unreadable file's RawDataError instead (the raw/ sensor holds its cursor
-        on a file that may still be landing).
+        on a file that may still be landing), and lists raw/ afresh.
         """
-        if strict and self.problems():
-            raise self.problems()[0]
+        listing = self._inspect_all(fresh=strict)
+        problems = [info for info in listing if isinstance(info, RawDataError)]
+        if strict and problems:
+            raise problems[0]
         return [
-            info for info in self._inspect_all()
+            info for info in listing
             if isinstance(info, DbnFileInfo) and info.dataset == dataset and (schema is None or info.schema == schema)
         ]
 

@@ -12,6 +12,8 @@ inside the session's [18:00 ET previous day, 17:00 ET) bounds). Sessions without
 
 so a run is requested once per state of a session's raw input, and resetting the cursor does not
 re-run a session whose files did not change (Dagster drops a run key it has already seen).
+``RANGE_RUN_MIN_SESSIONS`` or more consecutive sessions requested by one tick (many files dropped
+at once) are one run over their partition range (``group_into_ranges``; run key ``<first>..<last>:<hash of the sessions' keys>``).
 
 Bronze partitions are never rewritten by default (``BronzeConfig.overwrite`` false). The run config
 therefore sets ``overwrite: true`` on every bronze asset when the session's input changed after its
@@ -29,6 +31,7 @@ While any DBN file cannot be read (a copy in progress, a truncated file) the sen
 and does not advance its cursor: the SkipReason names the file, and bronze would fail on it anyway.
 """
 
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable
@@ -47,6 +50,8 @@ from dagster import (
     sensor,
 )
 
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
 from spymaster_resources import SpymasterResource
 
 from ..bronze import assets as bronze_assets
@@ -62,6 +67,9 @@ from .jobs import materialize_session_job
 #: Default seconds between sensor ticks; ``SPYMASTER_RAW_SENSOR_INTERVAL_SECONDS`` overrides it.
 DEFAULT_MINIMUM_INTERVAL_SECONDS = 60
 CURSOR_VERSION = 1
+#: A tick finding at least this many consecutive sessions requests one range run for them (a
+#: backfill dropped into raw/); fewer (the daily landing) keep one run per session and its own run key.
+RANGE_RUN_MIN_SESSIONS = 10
 #: Tag on each requested run: "true" when its bronze partitions are rewritten.
 OVERWRITE_TAG = "spymaster/bronze_overwrite"
 
@@ -240,6 +248,28 @@ def plan_session_runs(
     return RawFilesPlan(runs=runs, cursor=RawFilesCursor(files=current, pending=pending), notes=notes, changed_files=changed_files)
 
 
+def group_into_ranges(runs: list[SessionRunPlan], partitions_def: TimeWindowPartitionsDefinition) -> list[list[SessionRunPlan]]:
+    """Group planned session runs into ranges of consecutive partitions with the same bronze overwrite.
+
+    Each group becomes one run request: a single session keeps its own partition run; several
+    consecutive sessions are one range run (``BackfillPolicy.single_run`` on every session asset).
+    """
+    keys = partitions_def.get_partition_keys() if runs else []
+    position = {k: i for i, k in enumerate(keys)}
+    groups: list[list[SessionRunPlan]] = []
+    for run in sorted(runs, key=lambda r: r.partition_key):
+        previous = groups[-1][-1] if groups else None
+        if (
+            previous is not None
+            and previous.overwrite_bronze == run.overwrite_bronze
+            and position.get(run.partition_key, -10) == position.get(previous.partition_key, -10) + 1
+        ):
+            groups[-1].append(run)
+        else:
+            groups.append([run])
+    return groups
+
+
 def bronze_overwrite_run_config() -> dict:
     """Run config setting ``overwrite: true`` on every bronze asset taking :class:`BronzeConfig`.
 
@@ -293,15 +323,18 @@ def build_raw_files_sensor(minimum_interval_seconds: int = DEFAULT_MINIMUM_INTER
         for note in plan.notes:
             context.log.info(note)
         overwrite_config = bronze_overwrite_run_config() if any(r.overwrite_bronze for r in plan.runs) else None
-        requests = [
-            RunRequest(
-                run_key=run.run_key,
-                partition_key=run.partition_key,
-                run_config=overwrite_config if run.overwrite_bronze else {},
-                tags={OVERWRITE_TAG: str(run.overwrite_bronze).lower()},
-            )
-            for run in plan.runs
-        ]
+        requests = []
+        for group in group_into_ranges(plan.runs, trading_day_partitions):
+            first, last, overwrite = group[0], group[-1], group[0].overwrite_bronze
+            tags = {OVERWRITE_TAG: str(overwrite).lower()}
+            config = overwrite_config if overwrite else {}
+            if len(group) < RANGE_RUN_MIN_SESSIONS:
+                requests.extend(RunRequest(run_key=r.run_key, partition_key=r.partition_key, run_config=config, tags=tags) for r in group)
+                continue
+            # Many new sessions at once (a year dropped into raw/): one run over the range.
+            digest = hashlib.sha256("\n".join(r.run_key for r in group).encode()).hexdigest()[:16]
+            tags |= {ASSET_PARTITION_RANGE_START_TAG: first.partition_key, ASSET_PARTITION_RANGE_END_TAG: last.partition_key}
+            requests.append(RunRequest(run_key=f"{first.partition_key}..{last.partition_key}:{digest}", run_config=config, tags=tags))
         cursor = plan.cursor.to_json()
         if requests:
             return SensorResult(run_requests=requests, cursor=cursor)

@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import sys
 import warnings
 from datetime import date, datetime
 from pathlib import Path
@@ -314,3 +315,31 @@ def test_a_session_dropped_into_raw_is_materialized_by_the_sensors_run(tmp_path,
     lake = Lake(tmp_path / "lake")
     assert lake.dates("gold", "gold_signals") == [date(2013, 10, 7), date(2013, 10, 8)]
     assert lake.read("gold", "gold_episodes", date(2013, 10, 8)).height > 0
+
+
+def test_many_consecutive_new_sessions_are_one_range_run(tmp_path, definitions):
+    import importlib.util
+    from datetime import date as _date
+
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    from spymaster_assets.automation.sensors import RANGE_RUN_MIN_SESSIONS
+
+    spec = importlib.util.spec_from_file_location("generate_session", SAMPLE_RAW.parents[2] / "scripts" / "generate_session.py")
+    gen = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = gen
+    spec.loader.exec_module(gen)
+    home = tmp_path / "home"
+    gen.generate_bars_sessions(_date(2024, 1, 2), RANGE_RUN_MIN_SESSIONS + 2, home / "raw" / GLBX)
+    result = tick(home, None, definitions)
+    assert len(result.run_requests) == 1
+    request = result.run_requests[0]
+    assert request.partition_key is None
+    assert request.tags[ASSET_PARTITION_RANGE_START_TAG] == "2024-01-02"
+    # The last generated session (CME calendar: 2024-01-15 is a holiday); the file of the last
+    # session also reaches into the next Globex session, which has no regular-hours bars.
+    last = gen.trading_sessions(_date(2024, 1, 2), _date(2024, 2, 15))[RANGE_RUN_MIN_SESSIONS + 1].isoformat()
+    assert request.tags[ASSET_PARTITION_RANGE_END_TAG] == last
+    assert request.run_key.startswith(f"2024-01-02..{last}:")
+    # The same state of raw/ asks for the same run (Dagster drops a run key it has seen).
+    assert tick(home, None, definitions).run_requests[0].run_key == request.run_key
