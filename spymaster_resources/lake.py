@@ -231,20 +231,21 @@ class Lake:
         scan = self.scan(tier, table, session_date)  # raises MissingPartitionError naming the partition
         return HISTORY_MEMO.get(path, columns, lambda: scan.select(list(columns)).collect())
 
-    def dates(self, tier: str, table: str) -> list[date]:
-        """Sorted dates of the partitions present."""
+    def dates(self, tier: str, table: str, marker: str = PART_FILE) -> list[date]:
+        """Sorted dates of the partitions present: those whose directory holds the file ``marker``
+        (the Parquet part file by default; a directory asset names its own, e.g. ``meta.json``)."""
         root = self.table_dir(tier, table)
         if not root.is_dir():
             return []
         out = []
         for d in root.iterdir():
-            if d.name.startswith("date=") and (d / PART_FILE).is_file():
+            if d.name.startswith("date=") and (d / marker).is_file():
                 out.append(date.fromisoformat(d.name[len("date="):]))
         return sorted(out)
 
-    def dates_before(self, tier: str, table: str, session_date: date, limit: int | None = None) -> list[date]:
-        """Dates present strictly before ``session_date``, the latest ``limit`` of them when given."""
-        before = [d for d in self.dates(tier, table) if d < session_date]
+    def dates_before(self, tier: str, table: str, session_date: date, limit: int | None = None, marker: str = PART_FILE) -> list[date]:
+        """Dates present strictly before ``session_date``, the latest ``limit`` of them when given (``marker`` as :meth:`dates`)."""
+        before = [d for d in self.dates(tier, table, marker) if d < session_date]
         return before[-limit:] if limit else before
 
 

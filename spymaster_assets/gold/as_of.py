@@ -19,7 +19,7 @@ from spymaster_core.config import SpymasterConfig
 from spymaster_core.errors import MissingPartitionError, SpymasterError
 from .answer import KnownBefore, fit_blend_on_signals, probability_columns
 from .distance_baseline import fit_distance_table
-from .model import OutcomeModel, train_model, training_window, xgb_params
+from .model import META_FILE as MODEL_META, OutcomeModel, train_model, training_window, xgb_params
 from .normalization import NormalizationStats, fit_normalization, stats_from_frame
 from .schema_indexes import SchemaIndexes
 from .vectors import vector_columns, vector_version
@@ -82,7 +82,7 @@ def fit_model_as_of(lake: Lake, day: date, config: SpymasterConfig) -> tuple[Out
     window = training_window(sessions, config)
     if not window:
         return None, f"{len(sessions)} earlier sessions; a model needs {config.model_min_sessions}"
-    for earlier in reversed(lake.dates_before(GOLD, "gold_model", day)):
+    for earlier in reversed(lake.dates_before(GOLD, "gold_model", day, marker=MODEL_META)):
         try:
             previous = OutcomeModel.load(model_dir(lake, earlier))
         except (FileNotFoundError, ValueError):

@@ -101,3 +101,25 @@ def test_feature_matrix_shape_and_errors():
     with pytest.raises(ValueError, match="unknown level kinds"):
         feature_matrix(history.with_columns(level_kind=pl.lit("VWAP")), CONFIG)
     assert feature_matrix(history.head(0), CONFIG).shape[0] == 0
+
+
+def test_between_retrains_the_saved_model_is_reused_not_retrained(tmp_path):
+    """gold_model of a day inside the cadence loads the earlier day's model (same window) instead of training."""
+    from spymaster_assets.gold import as_of
+    from spymaster_resources.lake import Lake
+
+    config = replace(CONFIG, model_retrain_sessions=5, model_min_sessions=5)
+    lake = Lake(tmp_path / "lake")
+    episodes = _episodes()
+    for day in SESSIONS:
+        lake.write("gold", "gold_episodes", day, episodes.filter(pl.col("session_date") == day))
+    first, how = as_of.fit_model_as_of(lake, SESSIONS[5], config)
+    assert how == "trained" and first.training_sessions == SESSIONS[:5]
+    first.save(as_of.model_dir(lake, SESSIONS[5]))
+    reused, how = as_of.fit_model_as_of(lake, SESSIONS[6], config)
+    assert how == f"reused from {SESSIONS[5]}" and reused.as_of == SESSIONS[6]
+    probe = _episodes(seed=5).head(20)
+    np.testing.assert_array_equal(reused.predict(probe, config), first.predict(probe, config))
+    # Another window (different rounds) is trained, not taken from the saved model.
+    _, how = as_of.fit_model_as_of(lake, SESSIONS[6], replace(config, xgb_rounds=10))
+    assert how == "trained"
