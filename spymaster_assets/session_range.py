@@ -259,8 +259,9 @@ def _unwrap_metadata(result) -> dict:
     return dict(result.metadata or {}) if result is not None else {}
 
 
-def run_range(context, name: str, body: Callable, kwargs: dict, parallel: bool) -> MaterializeResult:
-    """Run asset body ``name`` once per session of the range (see the module docstring)."""
+def run_range(context, name: str, body: Callable, kwargs: dict, parallel: bool, prepare: Callable | None = None) -> MaterializeResult:
+    """Run asset body ``name`` once per session of the range (see the module docstring), after
+    ``prepare(context, keys, spymaster, pool)`` when given and the pool has more than one process."""
     spymaster: SpymasterResource = kwargs["spymaster"]
     failures = RunFailures(spymaster.config.home, context.run.run_id)
     failed_before = failures.sessions()
@@ -268,6 +269,9 @@ def run_range(context, name: str, body: Callable, kwargs: dict, parallel: bool) 
     skipped = [k for k in context.partition_keys if session_of_partition_key(k) in failed_before]
     if skipped:
         context.log.warning(f"{name}: {len(skipped)} session(s) failed in an earlier step and are skipped: {', '.join(skipped)}")
+    workers = min(workers_of(spymaster), len(keys))
+    if prepare is not None and workers > 1:
+        prepare(context, keys, spymaster, _pool(workers))
     results: dict[str, dict] = {}
     failed_now: dict[str, str] = {}
     for key, result, error in _each_session(context, name, body, kwargs, keys, parallel):
@@ -283,11 +287,13 @@ def run_range(context, name: str, body: Callable, kwargs: dict, parallel: bool) 
     return MaterializeResult(metadata=range_metadata(results, failed_now, skipped, len(context.partition_keys)))
 
 
-def session_asset(*, parallel: bool, **asset_kwargs):
+def session_asset(*, parallel: bool, prepare: Callable | None = None, **asset_kwargs):
     """``@asset`` over trading-day partitions for a body written for one session (see the module docstring).
 
     ``parallel``: sessions are independent (bronze, silver, per-session gold): a range is built in
-    the process pool. Other keyword arguments go to ``dagster.asset``. The body's signature (its
+    the process pool. ``prepare(context, keys, spymaster, pool)``: for a date-order (not parallel)
+    asset, work of a range run done ahead in the pool before the walk (the walk's result must not
+    depend on it, only its speed). Other keyword arguments go to ``dagster.asset``. The body's signature (its
     resources and run config) is the asset's.
     """
 
@@ -299,7 +305,7 @@ def session_asset(*, parallel: bool, **asset_kwargs):
             kwargs["spymaster"].catalog.invalidate()  # a step sees raw/ as it is when the step starts
             if len(context.partition_keys) == 1:
                 return body(context, **kwargs)
-            return run_range(context, name, body, kwargs, parallel)
+            return run_range(context, name, body, kwargs, parallel, prepare)
 
         compute.__name__ = name
         compute.__doc__ = body.__doc__

@@ -106,6 +106,11 @@ class FrameMemo:
 HISTORY_MEMO = FrameMemo()
 
 
+def _missing(table: str, session_date: date, path: Path) -> MissingPartitionError:
+    """The error for a partition never materialized, naming the table, the date and the file."""
+    return MissingPartitionError(f"{table} has no partition {session_date} ({path} missing): materialize {table} for {session_date} first")
+
+
 class Lake:
     """Read and write date partitions of lake tables under ``root``."""
 
@@ -176,7 +181,7 @@ class Lake:
         """
         path = self.partition_path(tier, table, session_date)
         if not path.is_file():
-            raise MissingPartitionError(f"{table} has no partition {session_date} ({path} missing): materialize {table} for {session_date} first")
+            raise _missing(table, session_date, path)
         return pl.scan_parquet(path)
 
     def iter_batches(self, tier: str, table: str, session_date: date, batch_rows: int = 250_000, columns: list[str] | None = None) -> Iterator[pl.DataFrame]:
@@ -190,7 +195,7 @@ class Lake:
         """
         path = self.partition_path(tier, table, session_date)
         if not path.is_file():
-            raise MissingPartitionError(f"{table} has no partition {session_date} ({path} missing): materialize {table} for {session_date} first")
+            raise _missing(table, session_date, path)
         parquet = pq.ParquetFile(path)
         if columns is not None:
             present = set(parquet.schema_arrow.names)
@@ -206,7 +211,7 @@ class Lake:
         """
         path = self.partition_path(tier, table, session_date)
         if not path.is_file():
-            raise MissingPartitionError(f"{table} has no partition {session_date} ({path} missing): materialize {table} for {session_date} first")
+            raise _missing(table, session_date, path)
         if table in HISTORY_TABLES:
             return HISTORY_MEMO.get(path, None, lambda: pl.read_parquet(path))
         return pl.read_parquet(path)
@@ -228,8 +233,10 @@ class Lake:
     def _read_columns(self, tier: str, table: str, session_date: date, columns: tuple[str, ...]) -> pl.DataFrame:
         """``columns`` of one HISTORY_TABLES partition, through the memo."""
         path = self.partition_path(tier, table, session_date)
-        scan = self.scan(tier, table, session_date)  # raises MissingPartitionError naming the partition
-        return HISTORY_MEMO.get(path, columns, lambda: scan.select(list(columns)).collect())
+        try:
+            return HISTORY_MEMO.get(path, columns, lambda: pl.scan_parquet(path).select(list(columns)).collect())
+        except FileNotFoundError:
+            raise _missing(table, session_date, path) from None
 
     def dates(self, tier: str, table: str, marker: str = PART_FILE) -> list[date]:
         """Sorted dates of the partitions present: those whose directory holds the file ``marker``

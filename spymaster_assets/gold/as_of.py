@@ -71,17 +71,16 @@ def model_dir(lake: Lake, day: date) -> Path:
     return lake.partition_dir(GOLD, "gold_model", day)
 
 
-def fit_model_as_of(lake: Lake, day: date, config: SpymasterConfig) -> tuple[OutcomeModel | None, str]:
-    """The model as of ``day`` under the retraining cadence, and how it was obtained.
+#: Models trained ahead of the date-order walk by a range run (:func:`pretrain_models`), by :func:`_window_key`.
+PRETRAINED: dict[tuple, OutcomeModel] = {}
 
-    The training window is ``model.training_window`` of the gold_episodes sessions before ``day``.
-    Returns (None, reason) when the window is empty; (model, "reused from D0") when an earlier
-    saved model has exactly that window (loaded, not retrained); else (model, "trained").
-    """
-    sessions = lake.dates_before(GOLD, "gold_episodes", day)
-    window = training_window(sessions, config)
-    if not window:
-        return None, f"{len(sessions)} earlier sessions; a model needs {config.model_min_sessions}"
+
+def _window_key(window: list[date], day: date, config: SpymasterConfig) -> tuple:
+    return (tuple(window), day, vector_version(config), config.xgb_rounds, json.dumps(xgb_params(config), sort_keys=True, default=str))
+
+
+def _saved_model_with(lake: Lake, day: date, window: list[date], config: SpymasterConfig) -> tuple[OutcomeModel, date] | None:
+    """A gold_model saved before ``day`` trained on exactly ``window`` with ``config``'s parameters, and its day."""
     for earlier in reversed(lake.dates_before(GOLD, "gold_model", day, marker=MODEL_META)):
         try:
             previous = OutcomeModel.load(model_dir(lake, earlier))
@@ -89,11 +88,74 @@ def fit_model_as_of(lake: Lake, day: date, config: SpymasterConfig) -> tuple[Out
             continue
         if previous.training_sessions == window and previous.vector_version == vector_version(config) and previous.params.get("num_boost_round") == config.xgb_rounds:
             if {k: v for k, v in previous.params.items() if k != "num_boost_round"} == xgb_params(config):
-                return previous.as_of_day(day), f"reused from {earlier}"
+                return previous, earlier
         if previous.training_sessions and previous.training_sessions[-1] < window[-1]:
-            break  # older models have shorter windows still
+            return None  # older models have shorter windows still
+    return None
+
+
+def fit_model_as_of(lake: Lake, day: date, config: SpymasterConfig) -> tuple[OutcomeModel | None, str]:
+    """The model as of ``day`` under the retraining cadence, and how it was obtained.
+
+    The training window is ``model.training_window`` of the gold_episodes sessions before ``day``.
+    Returns (None, reason) when the window is empty; (model, "reused from D0") when an earlier
+    saved model has exactly that window (loaded, not retrained); else (model, "trained"), taken from
+    :data:`PRETRAINED` when a range run trained it ahead (the same deterministic training).
+    """
+    sessions = lake.dates_before(GOLD, "gold_episodes", day)
+    window = training_window(sessions, config)
+    if not window:
+        return None, f"{len(sessions)} earlier sessions; a model needs {config.model_min_sessions}"
+    saved = _saved_model_with(lake, day, window, config)
+    if saved is not None:
+        return saved[0].as_of_day(day), f"reused from {saved[1]}"
+    pretrained = PRETRAINED.pop(_window_key(window, day, config), None)
+    if pretrained is not None:
+        return pretrained, "trained"
     history = lake.read_many(GOLD, "gold_episodes", window)
     return train_model(history, config, as_of=day), "trained"
+
+
+def train_window(home: str, window: list[date], day: date) -> OutcomeModel:
+    """Pool worker of :func:`pretrain_models`: the model as of ``day`` trained on ``window`` (the day's configuration)."""
+    from spymaster_resources import SpymasterResource
+
+    spymaster = SpymasterResource(home=home, workers=1)
+    config, _ = spymaster.config_for_day(day)
+    return train_model(spymaster.lake.read_many(GOLD, "gold_episodes", window), config, as_of=day)
+
+
+def pretrain_models(lake: Lake, home: str, days: list[date], config_for_day, executor) -> int:
+    """Train, in ``executor``'s processes, the models the date-order walk over ``days`` would train.
+
+    A range run's gold_model walks its sessions in date order, and a retrain on a year of history
+    takes seconds; the windows to train are known once gold_episodes is built, and independent, so
+    they are trained side by side here and put in :data:`PRETRAINED` for the walk (identical
+    models: training is deterministic, one thread each). ``config_for_day(day)`` returns the day's
+    configuration. A training that fails here is left to the walk, which reports it for its session.
+    Returns the number of models trained ahead.
+    """
+    episodes = lake.dates(GOLD, "gold_episodes")
+    planned: dict[tuple, tuple[list[date], date]] = {}
+    windows: set[tuple] = set()
+    for day in days:
+        config = config_for_day(day)
+        window = training_window([d for d in episodes if d < day], config)
+        signature = (tuple(window), vector_version(config), config.xgb_rounds, json.dumps(xgb_params(config), sort_keys=True, default=str))
+        if not window or signature in windows:
+            continue  # no model, or a later day of a window the walk reuses
+        windows.add(signature)
+        if _saved_model_with(lake, day, window, config) is None:
+            planned[_window_key(window, day, config)] = (window, day)
+    futures = {key: executor.submit(train_window, home, window, day) for key, (window, day) in planned.items()}
+    trained = 0
+    for key, future in futures.items():
+        try:
+            PRETRAINED[key] = future.result()
+            trained += 1
+        except Exception:  # noqa: BLE001  (the walk trains this window again and reports the error for its session)
+            continue
+    return trained
 
 
 def model_as_of(lake: Lake, day: date, config: SpymasterConfig) -> OutcomeModel | None:
@@ -132,14 +194,27 @@ def save_no_model(lake: Lake, day: date, reason: str) -> Path:
 
 
 def blend_fit_as_of(lake: Lake, day: date, config: SpymasterConfig):
-    """w and T for ``day``, fitted on the gold_signals of the sessions before it joined with their outcomes."""
-    # Every earlier session is read: the fit itself keeps the trailing blend_sessions that had a model.
+    """w and T for ``day``, fitted on the gold_signals of the sessions before it joined with their outcomes.
+
+    Only the trailing ``blend_sessions`` sessions with a model probability are read (what
+    ``fit_blend_on_signals`` keeps), found walking back from ``day``: the cost does not grow with history.
+    """
     dates = [d for d in lake.dates_before(GOLD, "gold_signals", day) if lake.exists(GOLD, "gold_episodes", d)]
     if not dates or "p_xgb_break" not in lake.scan(GOLD, "gold_signals", dates[0]).collect_schema():
         return fit_blend_on_signals(None, config)  # no history, or signals written before the model existed
+    with_model: list[date] = []
+    end = len(dates)
+    while end > 0 and len(with_model) < config.blend_sessions:
+        chunk = dates[max(0, end - config.blend_sessions):end]
+        flags = lake.read_many(GOLD, "gold_signals", chunk, ["session_date", "p_xgb_break"]).drop_nulls("p_xgb_break")
+        with_model = sorted(set(flags["session_date"].to_list())) + with_model
+        end -= len(chunk)
+    used = with_model[-config.blend_sessions:]
+    if not used:
+        return fit_blend_on_signals(None, config)
     keys = ["session_date", "ts_event", "level_kind"]
-    signals = lake.read_many(GOLD, "gold_signals", dates, [*keys, *probability_columns("p_knn_"), *probability_columns("p_xgb_")])
-    outcomes = lake.read_many(GOLD, "gold_episodes", dates, [*keys, "outcome"])
+    signals = lake.read_many(GOLD, "gold_signals", used, [*keys, *probability_columns("p_knn_"), *probability_columns("p_xgb_")])
+    outcomes = lake.read_many(GOLD, "gold_episodes", used, [*keys, "outcome"])
     return fit_blend_on_signals(signals.join(outcomes, on=keys, how="inner"), config)
 
 

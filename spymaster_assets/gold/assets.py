@@ -83,8 +83,16 @@ def gold_normalization(context: AssetExecutionContext, spymaster: SpymasterResou
     )
 
 
+def _pretrain_models(context, keys: list[str], spymaster: SpymasterResource, pool) -> None:
+    """gold_model's range preparation: the range's retrains side by side in the pool (``as_of.pretrain_models``)."""
+    days = [session_of_partition_key(k) for k in keys]
+    trained = as_of.pretrain_models(spymaster.lake, str(spymaster.config.home), days, lambda d: spymaster.config_for_day(d)[0], pool)
+    context.log.info(f"gold_model: {trained} model(s) of the range trained ahead in the process pool")
+
+
 @session_asset(
     parallel=False,
+    prepare=_pretrain_models,
     group_name="gold",
     deps=[AssetDep(gold_episodes, partition_mapping=PREVIOUS_SESSION)],
 )

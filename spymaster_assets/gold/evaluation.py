@@ -464,27 +464,54 @@ def session_bootstrap_skill(
     method), seeded. Returns (lo, hi); (NaN, NaN) with fewer than 2 sessions.
     Raises ValueError on mismatched shapes.
     """
-    from scipy.stats import bootstrap
-
     a = np.asarray(model_brier_by_session, dtype=np.float64)
     b = np.asarray(reference_brier_by_session, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 1:
         raise ValueError(f"per-session Brier sums must be two (S,) arrays, got {a.shape} and {b.shape}")
-    if a.size < 2:
-        return math.nan, math.nan
-    if np.allclose(a * b[0], b * a[0]):
-        # Every session has the same ratio: every replicate has the same skill (scipy warns on a degenerate sample).
-        value = 1.0 - a.sum() / b.sum() if b.sum() > 0 else math.nan
-        return value, value
+    lo, hi = session_bootstrap_skills(a[None, :], b[None, :], level, replicates, seed)
+    return float(lo[0]), float(hi[0])
+
+
+def session_bootstrap_skills(
+    model_brier_by_session: np.ndarray,
+    reference_brier_by_session: np.ndarray,
+    level: float = 0.90,
+    replicates: int = 1000,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`session_bootstrap_skill` of K (model, reference) pairs at once: inputs (K, S), returns (lo, hi), each (K,).
+
+    One ``scipy.stats.bootstrap`` call over the batch: every pair sees the same resampled sessions,
+    as K separate calls with the same seed would, for one call's overhead.
+    Raises ValueError on mismatched shapes.
+    """
+    from scipy.stats import bootstrap
+
+    a = np.asarray(model_brier_by_session, dtype=np.float64)
+    b = np.asarray(reference_brier_by_session, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(f"per-session Brier sums must be two (K, S) arrays, got {a.shape} and {b.shape}")
+    lo = np.full(a.shape[0], math.nan)
+    hi = np.full(a.shape[0], math.nan)
+    if a.shape[1] < 2:
+        return lo, hi
+    # Every session with the same ratio: every replicate has the same skill (scipy warns on a degenerate sample).
+    degenerate = np.array([np.allclose(a[k] * b[k, 0], b[k] * a[k, 0]) for k in range(a.shape[0])], dtype=bool)
+    for k in np.flatnonzero(degenerate):
+        lo[k] = hi[k] = 1.0 - a[k].sum() / b[k].sum() if b[k].sum() > 0 else math.nan
+    rest = np.flatnonzero(~degenerate)
+    if rest.size == 0:
+        return lo, hi
 
     def skill(model: np.ndarray, reference: np.ndarray, axis: int = -1) -> np.ndarray:
         return 1.0 - model.sum(axis=axis) / reference.sum(axis=axis)
 
     result = bootstrap(
-        (a, b), skill, paired=True, vectorized=True, n_resamples=replicates, confidence_level=level,
-        method="percentile", rng=np.random.default_rng(seed),
+        (a[rest], b[rest]), skill, paired=True, vectorized=True, n_resamples=replicates, confidence_level=level,
+        method="percentile", rng=np.random.default_rng(seed), axis=-1,
     )
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+    lo[rest], hi[rest] = result.confidence_interval.low, result.confidence_interval.high
+    return lo, hi
 
 
 def _per_session_brier(frame: pl.DataFrame, columns: Sequence[str], labels: np.ndarray, sessions: np.ndarray, n_sessions: int) -> np.ndarray:
@@ -530,6 +557,11 @@ def compare_models(
     session_codes = complete["session_date"].rank("dense").cast(pl.Int64).to_numpy() - 1
     n_sessions = int(session_codes.max()) + 1
     per_session = {name: _per_session_brier(complete, cols, labels, session_codes, n_sessions) for name, cols in columns.items()}
+    pairs = [(name, tag, ref) for name in columns for tag, ref in (("base", reference), ("distance", baseline))]
+    lows, highs = session_bootstrap_skills(
+        np.stack([per_session[name] for name, _, _ in pairs]), np.stack([per_session[ref] for _, _, ref in pairs]), level, replicates, seed
+    )
+    interval = {(name, tag): (float(lo), float(hi)) for (name, tag, _), lo, hi in zip(pairs, lows, highs)}
     rows = []
     for name, cols in columns.items():
         p = complete.select(cols).to_numpy()
@@ -537,9 +569,8 @@ def compare_models(
         row: dict[str, object] = {"model": name, "n_episodes": complete.height, "n_sessions": n_sessions, "brier": brier}
         for tag, ref in (("base", reference), ("distance", baseline)):
             ref_brier = multiclass_brier(complete.select(columns[ref]).to_numpy(), labels)
-            lo, hi = session_bootstrap_skill(per_session[name], per_session[ref], level, replicates, seed)
             row[f"bss_{tag}"] = 1.0 - brier / ref_brier if ref_brier > 0 else math.nan
-            row[f"bss_{tag}_lo"], row[f"bss_{tag}_hi"] = lo, hi
+            row[f"bss_{tag}_lo"], row[f"bss_{tag}_hi"] = interval[(name, tag)]
         row.update(
             log_loss=log_loss(p, labels),
             ece=expected_calibration_error(p, labels, bins),

@@ -123,3 +123,35 @@ def test_between_retrains_the_saved_model_is_reused_not_retrained(tmp_path):
     # Another window (different rounds) is trained, not taken from the saved model.
     _, how = as_of.fit_model_as_of(lake, SESSIONS[6], replace(config, xgb_rounds=10))
     assert how == "trained"
+
+
+def test_models_trained_ahead_for_a_range_equal_the_walks_own(tmp_path):
+    """A range run trains its windows side by side before the date-order walk; the walk then gets the same models."""
+    import json as _json
+    from concurrent.futures import ThreadPoolExecutor
+
+    from spymaster_assets.gold import as_of
+    from spymaster_resources.lake import Lake
+
+    settings = {"model_retrain_sessions": 2, "model_min_sessions": 2, "xgb_rounds": 30}
+    (tmp_path / "config.json").write_text(_json.dumps(settings))
+    config = replace(CONFIG, **settings)
+    lake = Lake(tmp_path / "lake")
+    episodes = _episodes()
+    for day in SESSIONS:
+        lake.write("gold", "gold_episodes", day, episodes.filter(pl.col("session_date") == day))
+    days = SESSIONS[2:]
+    with ThreadPoolExecutor(2) as pool:
+        trained = as_of.pretrain_models(lake, str(tmp_path), days, lambda d: config, pool)
+    assert trained == 3  # windows of 2, 4 and 6 sessions, first needed on days 2, 4 and 6
+    walked = {}
+    for day in days:
+        model, how = as_of.fit_model_as_of(lake, day, config)
+        model.save(as_of.model_dir(lake, day))
+        walked[day] = (how, (as_of.model_dir(lake, day) / "model.json").read_bytes())
+    assert as_of.PRETRAINED == {}  # every model trained ahead was taken by the walk
+    assert [how for how, _ in walked.values()] == [h for d in days[::2] for h in ("trained", f"reused from {d}")]
+    for day in (days[0], days[2], days[4]):
+        serial = train_model(lake.read_many("gold", "gold_episodes", training_window(SESSIONS[: SESSIONS.index(day)], config)), config, as_of=day)
+        serial.save(tmp_path / "serial")
+        assert walked[day][1] == (tmp_path / "serial" / "model.json").read_bytes()
