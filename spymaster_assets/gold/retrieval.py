@@ -48,7 +48,12 @@ def outcome_codes(outcomes: Sequence[str] | np.ndarray | pl.Series) -> np.ndarra
     Raises ValueError on a label that is not in OUTCOMES (a null included).
     """
     if isinstance(outcomes, pl.Series):
-        outcomes = outcomes.to_list()
+        if outcomes.dtype.is_integer():
+            return outcomes.to_numpy().astype(np.int8)
+        unknown = sorted({str(o) for o in outcomes.unique().to_list()} - set(OUTCOMES))
+        if unknown:
+            raise ValueError(f"unknown outcome labels {unknown}; expected one of {OUTCOMES}")
+        return outcomes.replace_strict(list(OUTCOMES), list(range(len(OUTCOMES))), return_dtype=pl.Int8).to_numpy()
     array = np.asarray(outcomes)
     if array.size and np.issubdtype(array.dtype, np.integer):
         return array.astype(np.int8)

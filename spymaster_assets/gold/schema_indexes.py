@@ -114,8 +114,8 @@ class SchemaIndexes:
             dims = schema_dims(config, label)
             rows = None
             if history is not None and history.height:
-                member = np.array([wanted <= parse_families(f) for f in history["feature_families"].to_list()], dtype=bool)
-                rows = history.filter(pl.Series(member))
+                members = [f for f in history["feature_families"].unique().to_list() if wanted <= parse_families(f)]
+                rows = history.filter(pl.col("feature_families").is_in(members))
             if rows is None or rows.height == 0:
                 vectors = np.zeros((0, len(dims)), dtype=np.float32)
                 meta = pl.DataFrame(schema={"partition_key": pl.String(), **SETUP_KEY_SCHEMA, "outcome": pl.String()})
