@@ -8,7 +8,9 @@
   history (``gold.history``) are skipped; from the first session that needs building, every later
   session is rebuilt (its gold depends on the earlier ones). ``rebuild=True`` rebuilds the range.
 - **Consistent history.** Materialized sessions after the range that rested on a history the range
-  changes are rebuilt by the same backfill, in order.
+  changes are rebuilt by the same backfill, in order, after the range: only their history-dependent
+  assets (:data:`HISTORY_ASSETS`, the gold walk and the charts), since their own bronze, silver and
+  episodes do not depend on other sessions.
 - **Failures.** A failed session does not stop the range: its partitions written by the run are
   removed (no orphan), its Dagster materialization records wiped, the rest lands, and the command
   ends with one line per failed session naming the file and the reason (the innermost error, not
@@ -34,6 +36,10 @@ from spymaster_resources.run_failures import RunFailures
 
 from ..gold.history import history_change
 from ..session_range import remove_written_partitions
+
+#: The assets of a session that depend on earlier sessions (the as-of artefacts, the answer, its
+#: scores and the chart drawing it): what a stale later session needs rebuilt.
+HISTORY_ASSETS = ("gold_normalization", "gold_model", "gold_setup_index", "gold_signals", "gold_evaluation", "session_chart")
 
 #: Keep Dagster's per-step DEBUG lines out of the terminal; the run log in the UI still has them.
 QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -207,14 +213,20 @@ def backfill(
             print(f"{len(report.stale_rebuilt)} later session(s) rest on a history this backfill changes: rebuilding them too ({report.stale_rebuilt[0]} .. {report.stale_rebuilt[-1]})", file=sys.stderr)
         assets = [a for a in all_assets if charts or not any(a.group_names_by_key[k] == "reports" for k in a.keys)]
         resources = {"spymaster": SpymasterResource(home=str(config.home), workers=workers, progress=not quiet)}
-        ranges = contiguous_ranges(todo)
-        for number, days in enumerate(ranges, 1):
+        in_range = [d for d in todo if d not in set(report.stale_rebuilt)]
+        # Stale later sessions all come after the range's: the range first (every asset), then their
+        # gold walk (the range's new history already in the lake).
+        plan = [(days, None) for days in contiguous_ranges(in_range)]
+        plan += [(days, HISTORY_ASSETS) for days in contiguous_ranges(sorted(report.stale_rebuilt))]
+        for number, (days, only) in enumerate(plan, 1):
             if not quiet:
-                print(f"backfill: run {number}/{len(ranges)}: {days[0]} .. {days[-1]} ({len(days)} sessions)", file=sys.stderr)
+                what = " (history-dependent assets only)" if only else ""
+                print(f"backfill: run {number}/{len(plan)}: {days[0]} .. {days[-1]} ({len(days)} sessions){what}", file=sys.stderr)
             since = time.time()
+            run_assets = assets if only is None else [a for a in assets if any(k.to_user_string() in only for k in a.keys)]
             try:
                 result = materialize(
-                    assets, instance=instance, resources=resources, raise_on_error=False, run_config=QUIET_RUN,
+                    assets, selection=run_assets, instance=instance, resources=resources, raise_on_error=False, run_config=QUIET_RUN,
                     tags={**cli_run_tags(), **range_tags(days)},
                 )
             except KeyboardInterrupt:
@@ -233,7 +245,7 @@ def backfill(
                 failed.update({day: reason for day in _remove_unfinished(lake, days, since) if day not in failed})
             for day in failed:
                 remove_written_partitions(lake.root, day, since)
-            _forget_partitions(instance, assets, sorted(failed))
+            _forget_partitions(instance, run_assets, sorted(failed))
             report.failed.update(failed)
             report.materialized.extend(day for day in days if day not in failed)
     if report.failed:

@@ -65,9 +65,15 @@ def test_out_of_order_backfill_rebuilds_the_later_sessions_and_a_rerun_resumes(t
     assert first.empty_files == [empty] and f"note: {empty} holds no records: skipped" in capsys.readouterr().err
     again = backfill(config, OCT8, OCT9, quiet=True)
     assert again.materialized == [] and again.skipped == [OCT8, OCT9]  # a re-run resumes: nothing to redo
-    # An earlier session arrives: the later ones rested on a history without it and are rebuilt in the same backfill.
+    # An earlier session arrives: the later ones rested on a history without it and are rebuilt in the same backfill,
+    # their history-dependent assets only (their own bronze, silver and episodes stand).
+    own = [lake.partition_path(tier, table, OCT9) for tier, table in (("bronze", "bronze_futures_ohlcv_1m"), ("silver", "silver_level_state"), ("gold", "gold_episodes"))]
+    own_before = [p.stat().st_mtime_ns for p in own]
+    signals_before = lake.partition_path("gold", "gold_signals", OCT9).stat().st_mtime_ns
     added = backfill(config, OCT7, OCT7, quiet=True)
     assert added.materialized == [OCT7, OCT8, OCT9] and added.stale_rebuilt == [OCT8, OCT9]
+    assert [p.stat().st_mtime_ns for p in own] == own_before
+    assert lake.partition_path("gold", "gold_signals", OCT9).stat().st_mtime_ns > signals_before
     assert all(is_fresh(lake, d) for d in (OCT7, OCT8, OCT9))
     manifest = json.loads((lake.partition_dir("gold", "gold_setup_index", OCT9) / "manifest.json").read_text())
     assert manifest["source_session_dates"] == ["2013-10-07", "2013-10-08"]
