@@ -213,7 +213,8 @@ def backfill(
             print(f"{len(report.stale_rebuilt)} later session(s) rest on a history this backfill changes: rebuilding them too ({report.stale_rebuilt[0]} .. {report.stale_rebuilt[-1]})", file=sys.stderr)
         assets = [a for a in all_assets if charts or not any(a.group_names_by_key[k] == "reports" for k in a.keys)]
         resources = {"spymaster": SpymasterResource(home=str(config.home), workers=workers, progress=not quiet)}
-        in_range = [d for d in todo if d not in set(report.stale_rebuilt)]
+        stale = set(report.stale_rebuilt)
+        in_range = [d for d in todo if d not in stale]
         # Stale later sessions all come after the range's: the range first (every asset), then their
         # gold walk (the range's new history already in the lake).
         plan = [(days, None) for days in contiguous_ranges(in_range)]

@@ -75,8 +75,13 @@ def model_dir(lake: Lake, day: date) -> Path:
 PRETRAINED: dict[tuple, OutcomeModel] = {}
 
 
+def _training_signature(window: list[date], config: SpymasterConfig) -> tuple:
+    """What makes two trainings the same model: the window, the vector layout and the XGBoost parameters."""
+    return (tuple(window), vector_version(config), config.xgb_rounds, json.dumps(xgb_params(config), sort_keys=True, default=str))
+
+
 def _window_key(window: list[date], day: date, config: SpymasterConfig) -> tuple:
-    return (tuple(window), day, vector_version(config), config.xgb_rounds, json.dumps(xgb_params(config), sort_keys=True, default=str))
+    return (_training_signature(window, config), day)
 
 
 def _saved_model_with(lake: Lake, day: date, window: list[date], config: SpymasterConfig) -> tuple[OutcomeModel, date] | None:
@@ -141,7 +146,7 @@ def pretrain_models(lake: Lake, home: str, days: list[date], config_for_day, exe
     for day in days:
         config = config_for_day(day)
         window = training_window([d for d in episodes if d < day], config)
-        signature = (tuple(window), vector_version(config), config.xgb_rounds, json.dumps(xgb_params(config), sort_keys=True, default=str))
+        signature = _training_signature(window, config)
         if not window or signature in windows:
             continue  # no model, or a later day of a window the walk reuses
         windows.add(signature)
