@@ -87,6 +87,9 @@ class SpymasterConfig:
     download_spend_cap_usd: float = 5.0  # refuse a session's download whose metadata.get_cost exceeds this
     # Normalization, index and retrieval.
     normalization_sessions: int = 60
+    # Refit cadence once the trailing window is full: statistics refitted every N sessions (aligned with the
+    # model's retrain cadence, so the index is rebuilt on those sessions and extended by one session between).
+    normalization_refit_sessions: int = 5
     robust_z_clip: float = 4.0
     top_k: int = 50
     max_neighbours_per_session: int = 2

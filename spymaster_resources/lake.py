@@ -59,8 +59,8 @@ def replace_directory(final: Path, build: Callable[[Path], None]) -> Path:
 
 
 #: Tables every gold session reads the whole history of (episodes: index, model, normalization,
-#: distance lookup; signals: blend fit, evaluation). Their partitions are memoized per process.
-HISTORY_TABLES = frozenset({"gold_episodes", "gold_signals"})
+#: distance lookup; signals: blend fit; evaluation sums: cumulative scores). Their partitions are memoized per process.
+HISTORY_TABLES = frozenset({"gold_episodes", "gold_signals", "gold_evaluation_sums"})
 
 
 class FrameMemo:

@@ -11,6 +11,7 @@ import shutil
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from spymaster_resources.lake import Lake, replace_directory
@@ -19,8 +20,9 @@ from spymaster_core.config import SpymasterConfig
 from spymaster_core.errors import MissingPartitionError, SpymasterError
 from .answer import KnownBefore, fit_blend_on_signals, probability_columns
 from .distance_baseline import fit_distance_table
+from .history import history_fingerprint
 from .model import META_FILE as MODEL_META, OutcomeModel, train_model, training_window, xgb_params
-from .normalization import NormalizationStats, fit_normalization, stats_from_frame
+from .normalization import NormalizationStats, fit_normalization, normalization_window, stats_from_frame
 from .schema_indexes import SchemaIndexes
 from .vectors import vector_columns, vector_version
 from .walk_forward import similarity_weights_of
@@ -28,15 +30,11 @@ from .walk_forward import similarity_weights_of
 GOLD = "gold"
 
 
-def episodes_before(lake: Lake, day: date, limit: int | None = None) -> tuple[pl.DataFrame | None, list[date]]:
-    """gold_episodes of the sessions strictly before ``day`` (the latest ``limit`` sessions when given)."""
-    dates = lake.dates_before(GOLD, "gold_episodes", day, limit)
-    return lake.read_many(GOLD, "gold_episodes", dates), dates
-
-
 def fit_as_of(lake: Lake, day: date, config: SpymasterConfig) -> NormalizationStats:
-    """Robust statistics for ``day`` from the episodes of the trailing ``normalization_sessions`` sessions before it."""
-    history, _ = episodes_before(lake, day, config.normalization_sessions)
+    """Robust statistics for ``day`` from the episodes of ``normalization.normalization_window`` of the sessions before it
+    (the trailing ``normalization_sessions``, refitted every ``normalization_refit_sessions`` once that window is full)."""
+    window = normalization_window(lake.dates_before(GOLD, "gold_episodes", day), config)
+    history = lake.read_many(GOLD, "gold_episodes", window)
     columns = vector_columns(config)
     if history is None:
         history = pl.DataFrame(schema={"session_date": pl.Date, "vector": pl.Array(pl.Float32, len(columns)), "vector_version": pl.Utf8})
@@ -60,10 +58,40 @@ def index_dir(lake: Lake, day: date) -> Path:
 
 def build_index_as_of(lake: Lake, day: date, stats: NormalizationStats, config: SpymasterConfig) -> SchemaIndexes:
     """Every episode before ``day`` (same vector layout), normalized with ``day``'s statistics and the
-    learned similarity weights of the model as of ``day``, indexed per vector schema and partition."""
-    history, _ = episodes_before(lake, day)
+    learned similarity weights of the model as of ``day``, indexed per vector schema and partition.
+
+    Between refits (same statistics and weights as the previous session's saved index, built on the
+    same episodes) it is that index plus the previous session's episodes (:meth:`SchemaIndexes.extended`,
+    equal to a rebuild bit for bit), so its cost does not grow with history; else it is rebuilt from
+    every earlier session. ``origin`` of the result says which.
+    """
+    sessions = lake.dates_before(GOLD, "gold_episodes", day)
     weights, source = similarity_weights_of(model_as_of(lake, day, config), config)
-    return SchemaIndexes.build(history, stats, config, as_of=day, weights=weights, weights_source=source)
+    provenance = {"episodes": history_fingerprint(lake, day, ("gold_episodes",)), "normalization": stats.digest(), "robust_z_clip": config.robust_z_clip}
+    if sessions:
+        extended = _extend_saved_index(lake, sessions[-1], day, stats, weights, provenance, config)
+        if extended is not None:
+            return extended
+    history = lake.read_many(GOLD, "gold_episodes", sessions)
+    return SchemaIndexes.build(history, stats, config, as_of=day, weights=weights, weights_source=source, provenance=provenance)
+
+
+def _extend_saved_index(lake: Lake, previous: date, day: date, stats: NormalizationStats, weights, provenance: dict, config: SpymasterConfig) -> SchemaIndexes | None:
+    """The saved index as of ``previous`` plus its episodes, when it was built exactly as ``day``'s would be; else None."""
+    directory = index_dir(lake, previous)
+    if not (directory / "manifest.json").is_file():
+        return None
+    try:
+        saved = SchemaIndexes.load(directory, config)
+    except (ValueError, FileNotFoundError):
+        return None
+    before = saved.provenance
+    same_history = before.get("episodes") == {k: v for k, v in provenance["episodes"].items() if k != f"gold_episodes/{previous.isoformat()}"}
+    same_vectors = before.get("normalization") == provenance["normalization"] and before.get("robust_z_clip") == provenance["robust_z_clip"]
+    same_weights = (saved.weights is None and weights is None) or (saved.weights is not None and weights is not None and np.array_equal(saved.weights, weights))
+    if saved.as_of != previous or not (same_history and same_vectors and same_weights):
+        return None
+    return saved.extended(lake.read(GOLD, "gold_episodes", previous), stats, day, provenance)
 
 
 def model_dir(lake: Lake, day: date) -> Path:

@@ -16,8 +16,9 @@ from . import as_of
 from .answer import MODEL_PREFIXES, probability_columns
 from .episodes import select_episodes
 from .history import history_fingerprint, record_history
-from .evaluation import compare_models, png_to_markdown, reliability_diagram_png
-from .report import scored_signals
+from .evaluation import png_to_markdown, reliability_diagram_png
+from .evaluation_sums import COMPLETE, WITHOUT_XGBOOST, scores_from_sums
+from .report import EVALUATION_SUMS, evaluation_sums_up_to, scored_signals
 from .model import OutcomeModel
 from .normalization import stats_to_frame
 from .schemas import GoldNormalization, column_descriptions, validate_episodes, validate_signals
@@ -60,7 +61,8 @@ def gold_episodes(context: AssetExecutionContext, spymaster: SpymasterResource) 
     deps=[AssetDep(gold_episodes, partition_mapping=trailing_sessions(60))],
 )
 def gold_normalization(context: AssetExecutionContext, spymaster: SpymasterResource) -> MaterializeResult:
-    """Robust per-dimension median and IQR of setup vectors over the 60 sessions before the day, one row per vector dimension."""
+    """Robust per-dimension median and IQR of setup vectors over the 60 sessions before the day (refitted every
+    normalization_refit_sessions sessions once 60 are there: ``normalization.normalization_window``), one row per vector dimension."""
     day = session_of_partition_key(context.partition_key)
     cfg, lake = spymaster.config, spymaster.lake
     stats = as_of.fit_as_of(lake, day, cfg)
@@ -79,6 +81,8 @@ def gold_normalization(context: AssetExecutionContext, spymaster: SpymasterResou
             history_episodes=stats.n_episodes,
             first_session=str(stats.first_session),
             last_session=str(stats.last_session),
+            refit_cadence=f"every session until {cfg.normalization_sessions} sessions of history, then every {cfg.normalization_refit_sessions} (normalization_refit_sessions)",
+            statistics_digest=stats.digest()[:16],
         )
     )
 
@@ -162,6 +166,7 @@ def gold_setup_index(context: AssetExecutionContext, spymaster: SpymasterResourc
             "last_session": str(sessions[-1]) if sessions else "none",
             "vector_layout_version": indexes.layout_version,
             "similarity_weights": indexes.weights_source,
+            "index_build": indexes.origin,
             "tuned_params": tuned_label(tuned),
             "pruned_indexes": ", ".join(map(str, pruned)) or "none",
             **cfg.as_metadata(),
@@ -213,32 +218,28 @@ def gold_signals(context: AssetExecutionContext, spymaster: SpymasterResource) -
     )
 
 
-def evaluation_frame(scored: pl.DataFrame, day: date, cfg) -> pl.DataFrame:
+def evaluation_frame(sums: pl.DataFrame, day: date, cfg) -> pl.DataFrame:
     """Scores of every model beside the two baselines, one row per (scope, model, level kind, direction).
 
-    Scopes: 'cumulative' (every eligible session up to the day, on the episodes every model
-    answered), 'cumulative_all' (the same sessions, every episode, without the XGBoost column,
-    which is absent before the first model) and 'session' (the day only). Level kind and direction
-    are 'ALL' or one group. Columns as :func:`evaluation.compare_models`, plus scope, level_kind,
-    direction and as_of.
+    ``sums``: ``evaluation_sums.session_sums`` rows of every eligible session up to ``day``. Scopes:
+    'cumulative' (those sessions, on the episodes every model answered), 'cumulative_all' (the same
+    sessions, every episode, without the XGBoost column, which is absent before the first model) and
+    'session' (the day only). Level kind and direction are 'ALL' or one group. Columns as
+    :func:`evaluation.compare_models`, plus scope, level_kind, direction and as_of (EVALUATION_SCHEMA).
     """
-    without_model = {k: v for k, v in MODEL_PREFIXES.items() if k != "xgboost"}
-    rows = []
+    models_all = list(MODEL_PREFIXES)
+    without_model = [k for k in models_all if k != "xgboost"]
     scopes = (
-        ("cumulative", scored, MODEL_PREFIXES),
-        ("cumulative_all", scored, without_model),
-        ("session", scored.filter(pl.col("session_date") == day), MODEL_PREFIXES),
+        ("cumulative", sums, COMPLETE, models_all),
+        ("cumulative_all", sums.filter(pl.col("level_kind") == "ALL"), WITHOUT_XGBOOST, without_model),
+        ("session", sums.filter(pl.col("session_date") == day), COMPLETE, models_all),
     )
-    for scope, frame, models in scopes:
-        groups = [("ALL", "ALL", frame)] + [
-            (g["level_kind"][0], g["direction"][0], g) for g in frame.sort("level_kind", "direction").partition_by("level_kind", "direction", maintain_order=True)
-        ] if scope != "cumulative_all" else [("ALL", "ALL", frame)]
-        for kind, direction, group in groups:
-            try:
-                table = compare_models(group, models, bins=cfg.calibration_bins, level=cfg.interval_level, replicates=cfg.bootstrap_replicates, seed=cfg.bootstrap_seed)
-            except ValueError:
-                continue  # no episode of this group has every model's probabilities
-            rows.append(table.with_columns(scope=pl.lit(scope), level_kind=pl.lit(kind), direction=pl.lit(direction)))
+    rows = [
+        table.with_columns(scope=pl.lit(scope))
+        for scope, frame, row_set, models in scopes
+        for table in [scores_from_sums(frame, row_set, models, level=cfg.interval_level, replicates=cfg.bootstrap_replicates, seed=cfg.bootstrap_seed)]
+        if table.height
+    ]
     if not rows:
         return pl.DataFrame(schema=EVALUATION_SCHEMA)
     frame = pl.concat(rows, how="diagonal_relaxed").with_columns(as_of=pl.lit(day))
@@ -276,15 +277,17 @@ def gold_evaluation(context: AssetExecutionContext, spymaster: SpymasterResource
     """
     day = session_of_partition_key(context.partition_key)
     cfg, lake = spymaster.config, spymaster.lake
-    scored = scored_signals(lake, day, cfg.min_history_sessions)
-    frame = evaluation_frame(scored, day, cfg) if scored is not None and scored.height else pl.DataFrame(schema=EVALUATION_SCHEMA)
+    sums, today = evaluation_sums_up_to(lake, day, cfg)
+    lake.write(TIER, EVALUATION_SUMS, day, today)
+    frame = evaluation_frame(sums, day, cfg) if sums.height else pl.DataFrame(schema=EVALUATION_SCHEMA)
     path = lake.write(TIER, "gold_evaluation", day, frame)
     if frame.height == 0:
         context.log.info(f"gold_evaluation {day}: no session with {cfg.min_history_sessions}+ earlier sessions yet; nothing to score")
         return MaterializeResult(metadata=table_metadata(frame, path, cfg, scored_episodes=0))
     diagrams = {}
-    # Five PNGs cost seconds: a range run draws them for its last session only (reports/, not the lake).
-    for name, prefix in MODEL_PREFIXES.items() if is_last_of_run(context) else ():
+    # Five PNGs cost seconds and every scored episode: a range run draws them for its last session only (reports/, not the lake).
+    scored = scored_signals(lake, day, cfg.min_history_sessions) if is_last_of_run(context) else None
+    for name, prefix in MODEL_PREFIXES.items() if scored is not None else ():
         rows = scored.drop_nulls(probability_columns(prefix))
         if rows.height:
             diagrams[name] = reliability_diagram_png(

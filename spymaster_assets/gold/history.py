@@ -22,10 +22,10 @@ HISTORY_FILE = "history.json"
 _TABLES = ("gold_episodes", "gold_signals")
 
 
-def history_fingerprint(lake: Lake, day: date) -> dict[str, str]:
-    """``{"<table>/<date>": "<size>-<mtime_ns>"}`` for every gold_episodes and gold_signals partition before ``day``."""
+def history_fingerprint(lake: Lake, day: date, tables: tuple[str, ...] = _TABLES) -> dict[str, str]:
+    """``{"<table>/<date>": "<size>-<mtime_ns>"}`` for every partition of ``tables`` (default gold_episodes and gold_signals) before ``day``."""
     out: dict[str, str] = {}
-    for table in _TABLES:
+    for table in tables:
         for d in lake.dates_before("gold", table, day):
             path = lake.partition_path("gold", table, d)
             try:

@@ -9,6 +9,7 @@ is the one of scikit-learn's ``RobustScaler`` (Huber, *Robust Statistics*, 1981)
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +20,26 @@ import polars as pl
 
 from spymaster_core.config import SpymasterConfig
 from .vectors import check_no_label_columns, vector_version
+
+
+def normalization_window(sessions_before: Sequence[date], config: SpymasterConfig) -> list[date]:
+    """The sessions whose episodes fit the statistics serving a day, given the sessions before it.
+
+    With n sessions before the day: while n < ``normalization_sessions`` (the window still filling,
+    the statistics moving fast) every session refits, m = n; once full, the statistics are refitted
+    every ``normalization_refit_sessions`` sessions, m = max(normalization_sessions,
+    refit * floor(n / refit)), the same cadence as the model's retrain (``model.training_window``).
+    Returns the latest ``normalization_sessions`` of the first m sorted sessions: all strictly
+    before the day, and unchanged between refits, so the setup index of a day between refits is
+    the previous session's plus that session's episodes (``as_of.build_index_as_of``).
+    Raises ValueError when ``normalization_refit_sessions`` < 1.
+    """
+    refit = config.normalization_refit_sessions
+    if refit < 1:
+        raise ValueError(f"normalization_refit_sessions must be >= 1, got {refit}")
+    n = len(sessions_before)
+    m = n if n < config.normalization_sessions else max(config.normalization_sessions, refit * (n // refit))
+    return sorted(sessions_before)[:m][-config.normalization_sessions:]
 
 
 @dataclass(frozen=True)
@@ -40,6 +61,14 @@ class NormalizationStats:
     last_session: date | None
     vector_version: str
     as_of: date
+
+    def digest(self) -> str:
+        """SHA-256 of what normalizes a vector (features, layout, median, IQR, history span), not of ``as_of``:
+        two days with the same digest normalize every vector identically."""
+        h = hashlib.sha256(repr((self.features, self.vector_version, self.n_episodes, self.n_sessions, str(self.first_session), str(self.last_session))).encode())
+        h.update(np.ascontiguousarray(self.median, dtype=np.float64).tobytes())
+        h.update(np.ascontiguousarray(self.iqr, dtype=np.float64).tobytes())
+        return h.hexdigest()
 
     @property
     def scale(self) -> np.ndarray:

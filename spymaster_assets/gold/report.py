@@ -13,23 +13,66 @@ from spymaster_core.config import SpymasterConfig
 from spymaster_core.errors import SpymasterError
 from .answer import MODEL_PREFIXES
 from .evaluation import compare_models, format_comparison
+from .evaluation_sums import session_sums, sums_schema
 
 _KEYS = ["session_date", "ts_event", "level_kind"]
+
+
+def eligible_sessions(lake: Lake, day: date, min_history: int, start: date | None = None) -> list[date]:
+    """Sessions in [start, day] with gold_signals and at least ``min_history`` earlier sessions with gold_episodes (the ones scored)."""
+    episode_dates = lake.dates("gold", "gold_episodes")
+    return [
+        d for d in lake.dates("gold", "gold_signals")
+        if d <= day and (start is None or d >= start) and bisect_left(episode_dates, d) >= min_history
+    ]
 
 
 def scored_signals(lake: Lake, day: date, min_history: int, start: date | None = None) -> pl.DataFrame | None:
     """gold_signals of every session in [start, day] with at least ``min_history`` earlier sessions
     (with gold_episodes), joined with their outcome; None when no session qualifies."""
-    episode_dates = lake.dates("gold", "gold_episodes")
-    eligible = [
-        d for d in lake.dates("gold", "gold_signals")
-        if d <= day and (start is None or d >= start) and bisect_left(episode_dates, d) >= min_history
-    ]
+    eligible = eligible_sessions(lake, day, min_history, start)
     if not eligible:
         return None
     signals = lake.read_many("gold", "gold_signals", eligible)
     outcomes = lake.read_many("gold", "gold_episodes", eligible, [*_KEYS, "outcome"])
     return signals.join(outcomes, on=_KEYS, how="inner")
+
+
+#: gold_evaluation's per-session sufficient statistics (``evaluation_sums.session_sums`` plus the
+#: fingerprint of the signals they were computed from), one partition per session.
+EVALUATION_SUMS = "gold_evaluation_sums"
+
+
+def _signals_fingerprint(lake: Lake, d: date) -> str:
+    st = lake.partition_path("gold", "gold_signals", d).stat()
+    return f"{st.st_size}-{st.st_mtime_ns}"
+
+
+def _session_sums(lake: Lake, d: date, config: SpymasterConfig) -> pl.DataFrame:
+    """Sums of session ``d`` with its signals fingerprint: the stored ones when computed from the current signals, else computed now."""
+    fingerprint = _signals_fingerprint(lake, d)
+    if lake.exists("gold", EVALUATION_SUMS, d):
+        stored = lake.read("gold", EVALUATION_SUMS, d)
+        if stored.height and "signals_fingerprint" in stored.columns and (stored["signals_fingerprint"] == fingerprint).all():
+            return stored
+    scored = lake.read("gold", "gold_signals", d).join(lake.read_many("gold", "gold_episodes", [d], [*_KEYS, "outcome"]), on=_KEYS, how="inner")
+    return session_sums(scored, MODEL_PREFIXES, config.calibration_bins).with_columns(signals_fingerprint=pl.lit(fingerprint))
+
+
+def evaluation_sums_up_to(lake: Lake, day: date, config: SpymasterConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(sums of every eligible session up to ``day``, sums of ``day`` to store) for gold_evaluation.
+
+    Each session's sums are read from its gold_evaluation_sums partition (through the process memo:
+    once per run) when they match its current signals, else computed from them, so the day's
+    cumulative scores cost one small read per session instead of re-scoring every episode. The
+    second frame is ``day``'s (empty when ``day`` is not scored).
+    """
+    eligible = eligible_sessions(lake, day, config.min_history_sessions)
+    frames = [_session_sums(lake, d, config) for d in eligible]
+    empty = pl.DataFrame(schema={**sums_schema(config.calibration_bins), "signals_fingerprint": pl.Utf8()})
+    everything = pl.concat(frames, how="vertical_relaxed") if frames else empty
+    today = frames[-1] if eligible and eligible[-1] == day else empty
+    return everything, today
 
 
 def evaluate_lake(config: SpymasterConfig, start: date | None = None, end: date | None = None) -> tuple[pl.DataFrame, str]:

@@ -38,7 +38,10 @@ class SchemaIndexes:
     ``weights``: the learned similarity weight of each full-layout dimension the vectors were
     normalized with (``normalization.normalize``), or None for equal weights; queries must be
     normalized with the same weights. ``weights_source`` says where they came from (e.g. the model's
-    training window), for the metadata.
+    training window), for the metadata. ``provenance``: what the vectors were built from (JSON-able,
+    saved in the manifest; ``as_of`` records the episodes' fingerprint and the statistics' digest, so
+    the next session can tell whether it may extend this index). ``origin``: "built" from all
+    history, or how :meth:`extended` made it, for the metadata.
     """
 
     def __init__(
@@ -49,6 +52,8 @@ class SchemaIndexes:
         config: SpymasterConfig,
         weights: np.ndarray | None = None,
         weights_source: str = "equal",
+        provenance: dict | None = None,
+        origin: str = "built",
     ):
         if BARS_SCHEMA not in indexes:
             raise ValueError("the setup indexes must hold the bars schema")
@@ -58,6 +63,8 @@ class SchemaIndexes:
         self.config = config
         self.weights = None if weights is None else np.asarray(weights, dtype=np.float64)
         self.weights_source = weights_source
+        self.provenance = dict(provenance or {})
+        self.origin = origin
 
     @property
     def sessions(self) -> list[date]:
@@ -92,6 +99,7 @@ class SchemaIndexes:
         as_of: date,
         weights: np.ndarray | None = None,
         weights_source: str = "equal",
+        provenance: dict | None = None,
     ) -> "SchemaIndexes":
         """Index every history episode for each schema it supports.
 
@@ -124,7 +132,45 @@ class SchemaIndexes:
                 vectors = normalize(full, stats, config.robust_z_clip, dims, weights)
                 meta = rows.select("partition_key", *META_COLUMNS)
             indexes[label] = SetupIndex.build(vectors, meta, config, as_of=as_of, vector_version=schema_version(config, label))
-        return cls(indexes, as_of, layout, config, weights, weights_source)
+        return cls(indexes, as_of, layout, config, weights, weights_source, provenance, f"built from {history['session_date'].n_unique() if history is not None and history.height else 0} session(s)")
+
+    def extended(
+        self, rows: pl.DataFrame | None, stats: NormalizationStats, as_of: date, provenance: dict | None = None
+    ) -> "SchemaIndexes | None":
+        """These indexes plus ``rows`` (gold_episodes of sessions after theirs, before ``as_of``), or None to rebuild.
+
+        The caller guarantees that ``stats`` and :attr:`weights` are those the held vectors were
+        normalized with. Each schema takes the rows whose families include it, normalized as in
+        :meth:`build`, appended by :meth:`SetupIndex.extended`; the result equals :meth:`build` over
+        the whole history. None when a row brings a family set no schema holds yet (a new schema
+        indexes earlier rows too) or a partition cannot be extended exactly (approximate).
+        Raises ValueError on a point-in-time violation (from :meth:`SetupIndex.extended`).
+        """
+        if rows is not None:
+            rows = rows.filter(pl.col("vector_version") == self.layout_version)
+        labels = set(rows["feature_families"].unique().to_list()) if rows is not None and rows.height else set()
+        if labels - set(self.indexes):
+            return None
+        indexes: dict[str, SetupIndex] = {}
+        for label, index in self.indexes.items():
+            wanted = parse_families(label)
+            members = [f for f in labels if wanted <= parse_families(f)]
+            part = rows.filter(pl.col("feature_families").is_in(members)) if members else None
+            dims = schema_dims(self.config, label)
+            if part is None or part.height == 0:
+                vectors = np.zeros((0, len(dims)), dtype=np.float32)
+                meta = pl.DataFrame(schema={"partition_key": pl.String(), **SETUP_KEY_SCHEMA, "outcome": pl.String()})
+            else:
+                full = part["vector"].to_numpy().astype(np.float32).reshape(part.height, -1)
+                vectors = normalize(full, stats, self.config.robust_z_clip, dims, self.weights)
+                meta = part.select("partition_key", *META_COLUMNS)
+            grown = index.extended(vectors, meta, as_of=as_of)
+            if grown is None:
+                return None
+            indexes[label] = grown
+        added = sorted(set(rows["session_date"].to_list())) if rows is not None and rows.height else []
+        origin = f"extended the index of {self.as_of} by {len(added)} session(s)"
+        return SchemaIndexes(indexes, as_of, self.layout_version, self.config, self.weights, self.weights_source, provenance, origin)
 
     def save(self, directory: Path) -> Path:
         """Write every schema's index and the manifest to a staging directory, then swap it in for ``directory``.
@@ -144,6 +190,7 @@ class SchemaIndexes:
             "source_session_dates": [s.isoformat() for s in self.sessions],
             "similarity_weights": None if self.weights is None else [float(w) for w in self.weights],
             "similarity_weights_source": self.weights_source,
+            "provenance": self.provenance,
         }
         (root / MANIFEST).write_text(json.dumps(manifest, indent=2))
 
@@ -173,6 +220,8 @@ class SchemaIndexes:
             config,
             None if weights is None else np.asarray(weights, dtype=np.float64),
             manifest.get("similarity_weights_source", "equal"),
+            manifest.get("provenance"),
+            origin="loaded",
         )
 
     def summary(self) -> pl.DataFrame:

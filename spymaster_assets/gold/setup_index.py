@@ -185,6 +185,51 @@ class SetupIndex:
             stats[key] = part_stats
         return cls(partitions, sessions, x.shape[1], vector_version, as_of, stats, config)
 
+    def extended(self, vectors_normalized: np.ndarray, meta: pl.DataFrame, *, as_of: date) -> "SetupIndex | None":
+        """A new index: this one plus later sessions' vectors appended, or None when it cannot be extended exactly.
+
+        ``vectors_normalized`` and ``meta`` as :meth:`build` (normalized with the same statistics
+        and weights as this index's vectors: the caller's duty), every session_date after this
+        index's last session and before ``as_of``. Vectors are appended to their partition in
+        order, so the result equals :meth:`build` over all rows (every exact ``IndexFlatIP``
+        partition holds the same vectors in the same order, bit for bit). Returns None when a
+        partition is approximate (HNSW) or would reach ``approximate_index_min_vectors``: an HNSW
+        graph depends on its insertion batches, so it is rebuilt. ``self`` is not modified.
+        Raises ValueError on misaligned rows, a session not after this index's, or one on or after ``as_of``.
+        """
+        x = np.ascontiguousarray(vectors_normalized, dtype=np.float32)
+        if x.ndim != 2 or x.shape[0] != meta.height or (x.shape[0] and x.shape[1] != self.dim):
+            raise ValueError(f"{x.shape} vectors for {meta.height} metadata rows of a {self.dim}-dimension index")
+        new_sessions = sorted(set(meta["session_date"].to_list()))
+        if new_sessions and ((self.sessions and new_sessions[0] <= self.sessions[-1]) or new_sessions[-1] >= as_of):
+            raise ValueError(f"an index of sessions up to {self.sessions[-1] if self.sessions else None} as of {as_of} cannot take sessions {new_sessions[0]}..{new_sessions[-1]}")
+        outcome_codes(meta["outcome"])  # raises on an unknown label
+        counts = dict(meta.group_by("partition_key").len().iter_rows()) if meta.height else {}
+        for key, part in self._partitions.items():
+            if self.stats[key].kind != "flat":
+                return None
+        if any(self.n_vectors(key) + n >= self.config.approximate_index_min_vectors for key, n in counts.items()):
+            return None
+        sessions = self.sessions + new_sessions
+        session_days = np.array([(s - _EPOCH).days for s in sessions], dtype=np.int64)
+        indexed = meta.select("partition_key", *META_COLUMNS).with_row_index("_source_row")
+        added = indexed.partition_by("partition_key", as_dict=True, maintain_order=True) if meta.height else {}
+        partitions: dict[str, _Partition] = {}
+        stats: dict[str, PartitionStats] = {}
+        for key in list(self._partitions) + [k for (k,) in added if k not in self._partitions]:
+            old = self._partitions.get(key)
+            rows = added.get((key,))
+            index = faiss.IndexFlatIP(self.dim) if old is None else faiss.clone_index(old.index)
+            part_meta = old.meta if old is not None else None
+            if rows is not None:
+                index.add(np.ascontiguousarray(x[rows["_source_row"].to_numpy()]))
+                start = 0 if old is None else old.meta.height
+                fresh = rows.drop("_source_row").with_row_index("row_id", offset=start)
+                part_meta = fresh if part_meta is None else pl.concat([part_meta, fresh])
+            partitions[key] = _make_partition(index, part_meta, session_days)
+            stats[key] = PartitionStats(int(index.ntotal), "flat", 1.0)
+        return SetupIndex(partitions, sessions, self.dim, self.vector_version, as_of, stats, self.config)
+
     # ----------------------------------------------------------------- access
     @property
     def partition_keys(self) -> list[str]:

@@ -19,7 +19,7 @@ from spymaster_core.config import SpymasterConfig
 from .answer import KnownBefore, fit_blend_on_signals
 from .distance_baseline import fit_distance_table
 from .model import OutcomeModel, train_model, training_window, xgb_params
-from .normalization import fit_normalization
+from .normalization import fit_normalization, normalization_window
 from .schema_indexes import SchemaIndexes
 from .signals import answer
 from .vectors import SIMILARITY_BLOCKS, dct_index, similarity_blocks, vector_columns, vector_version
@@ -77,7 +77,7 @@ def known_before(
     if late.height:
         raise ValueError(f"point-in-time violation: history for {day} holds sessions on or after it")
     layout = history.filter(pl.col("vector_version") == vector_version(config))
-    trailing = sorted(d for d in sessions_before if d < day)[-config.normalization_sessions:]
+    trailing = normalization_window([d for d in sessions_before if d < day], config)
     stats = fit_normalization(layout.filter(pl.col("session_date").is_in(trailing)), vector_columns(config), config, as_of=day)
     window = training_window([d for d in sessions_before if d < day], config)
     model = None

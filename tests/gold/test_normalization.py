@@ -10,6 +10,7 @@ import pytest
 from spymaster_core.config import SpymasterConfig
 from spymaster_assets.gold.normalization import (
     fit_normalization,
+    normalization_window,
     normalize,
     stats_from_frame,
     stats_to_frame,
@@ -113,3 +114,30 @@ def test_frame_round_trip_and_schema():
     np.testing.assert_array_equal(back.median, stats.median)
     np.testing.assert_array_equal(back.iqr, stats.iqr)  # NaN survives the round trip
     assert (back.n_episodes, back.n_sessions, back.last_session, back.as_of) == (5, 4, date(2024, 3, 8), AS_OF)
+
+
+def test_normalization_window_refits_daily_while_filling_then_on_the_cadence():
+    config = replace(CONFIG, normalization_sessions=4, normalization_refit_sessions=3)
+    days = [date(2024, 1, 1) + timedelta(days=i) for i in range(12)]
+    windows = [normalization_window(days[:n], config) for n in range(len(days) + 1)]
+    # Filling (n < 4): every earlier session, a refit each day.
+    assert windows[:4] == [days[:n] for n in range(4)]
+    # Full: m = max(4, 3 * floor(n / 3)), the trailing 4 of the first m.
+    assert windows[4] == windows[5] == days[0:4]
+    assert windows[6] == windows[7] == windows[8] == days[2:6]
+    assert windows[9] == days[5:9] and windows[12] == days[8:12]
+    for n, window in enumerate(windows):
+        assert len(window) <= 4 and all(d in days[:n] for d in window)  # never the day itself or later
+    # A cadence of 1 is the daily trailing window.
+    daily = replace(config, normalization_refit_sessions=1)
+    assert [normalization_window(days[:n], daily) for n in range(13)] == [days[:n][-4:] for n in range(13)]
+    with pytest.raises(ValueError, match="normalization_refit_sessions must be >= 1"):
+        normalization_window(days, replace(config, normalization_refit_sessions=0))
+
+
+def test_statistics_digest_ignores_the_day_served_and_sees_every_value():
+    stats = _fitted()
+    assert replace(stats, as_of=date(2030, 1, 1)).digest() == stats.digest()
+    moved = stats.median.copy()
+    moved[0] = np.nextafter(moved[0], np.inf)
+    assert replace(stats, median=moved).digest() != stats.digest()

@@ -1,0 +1,83 @@
+"""Scores added up from per-session sums equal compare_models on the concatenated episodes."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+
+from spymaster_core.config import OUTCOMES
+from spymaster_assets.gold.answer import MODEL_PREFIXES
+from spymaster_assets.gold.evaluation import compare_models
+from spymaster_assets.gold.evaluation_sums import COMPLETE, WITHOUT_XGBOOST, scores_from_sums, session_sums
+
+MODELS = list(MODEL_PREFIXES)
+
+
+def _scored(sessions: int, seed: int = 3) -> pl.DataFrame:
+    """Random walk-forward signals: every model's probabilities, XGBoost missing on the first two sessions."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for s in range(sessions):
+        n = int(rng.integers(5, 40))
+        data = {
+            "session_date": [date(2024, 1, 2) + timedelta(days=s)] * n,
+            "level_kind": rng.choice(["PM_HIGH", "OR_LOW", "EMA_20"], n).tolist(),
+            "direction": rng.choice(["UP", "DOWN"], n).tolist(),
+            "outcome": rng.choice(list(OUTCOMES), n).tolist(),
+        }
+        for name, prefix in MODEL_PREFIXES.items():
+            p = rng.dirichlet([1.0, 1.0, 1.0], n)
+            p[::5] = [0.2, 0.3, 0.5]  # on bin edges
+            for k, outcome in enumerate(OUTCOMES):
+                column = p[:, k].tolist()
+                if name == "xgboost" and s < 2:
+                    column = [None] * n
+                data[f"{prefix}{outcome.lower()}"] = column
+        frames.append(pl.DataFrame(data, schema_overrides={c: pl.Float64 for c in data if c.startswith(tuple(MODEL_PREFIXES.values()))}))
+    return pl.concat(frames)
+
+
+def _close(a: pl.DataFrame, b: pl.DataFrame) -> None:
+    assert a.columns == b.columns or set(a.columns) == set(b.columns)
+    for column in b.columns:
+        left, right = a[column].to_list(), b[column].to_list()
+        if b[column].dtype == pl.Float64:
+            np.testing.assert_allclose(np.array(left, dtype=float), np.array(right, dtype=float), rtol=1e-12, atol=1e-12, err_msg=column)
+        else:
+            assert left == right, column
+
+
+def _sums(scored: pl.DataFrame) -> pl.DataFrame:
+    return pl.concat([session_sums(day, MODEL_PREFIXES, 10) for day in scored.partition_by("session_date", maintain_order=True)])
+
+
+def test_sums_of_sessions_give_the_scores_of_their_episodes():
+    scored = _scored(12)
+    sums = _sums(scored)
+    table = scores_from_sums(sums, COMPLETE, MODELS, level=0.9, replicates=400, seed=5)
+    expected = compare_models(scored, MODEL_PREFIXES, replicates=400, seed=5)
+    _close(table.filter(pl.col("level_kind") == "ALL").drop("level_kind", "direction"), expected)
+    # Each (level kind, direction) group, on its own sessions.
+    for (kind, direction), group in scored.partition_by("level_kind", "direction", as_dict=True).items():
+        got = table.filter((pl.col("level_kind") == kind) & (pl.col("direction") == direction)).drop("level_kind", "direction")
+        _close(got, compare_models(group, MODEL_PREFIXES, replicates=400, seed=5))
+    # Every episode without the XGBoost column (it is absent on the first sessions).
+    without = {k: v for k, v in MODEL_PREFIXES.items() if k != "xgboost"}
+    got = scores_from_sums(sums, WITHOUT_XGBOOST, list(without), level=0.9, replicates=400, seed=5).drop("level_kind", "direction")
+    _close(got, compare_models(scored, without, replicates=400, seed=5))
+    assert got["n_episodes"][0] == scored.height > expected["n_episodes"][0]
+
+
+def test_sums_refuse_invalid_input():
+    scored = _scored(2)
+    with pytest.raises(ValueError, match="one session"):
+        session_sums(scored, MODEL_PREFIXES, 10)
+    day = scored.filter(pl.col("session_date") == scored["session_date"][0])
+    broken = day.with_columns(pl.lit(0.9).alias("base_break"))
+    with pytest.raises(ValueError, match="sum to 1"):
+        session_sums(broken, MODEL_PREFIXES, 10)
+    with pytest.raises(ValueError, match="baseline 'distance'"):
+        scores_from_sums(_sums(scored), COMPLETE, ["base_rate", "knn"])

@@ -1,0 +1,94 @@
+"""The setup index of a day between refits is the previous session's plus that session's episodes, bit for bit."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from spymaster_assets.gold import as_of
+from spymaster_assets.gold.schema_indexes import SchemaIndexes
+from spymaster_resources import SpymasterResource
+from spymaster_resources.lake import Lake
+
+from tests.conftest import CHAIN_CONFIG, CHAIN_SESSIONS
+
+# Statistics over 2 sessions refitted every 2 once full: the sessions with 2 and 3 earlier sessions
+# share one fit, so 2013-10-10 extends the index of 2013-10-09 (the model, retrained every 2, too).
+SETTINGS = {**CHAIN_CONFIG, "normalization_sessions": 2, "normalization_refit_sessions": 2, "xgb_rounds": 20}
+
+
+def _lake_with_episodes(materialized_home: Path, home: Path) -> SpymasterResource:
+    home.mkdir(parents=True)
+    (home / "config.json").write_text(json.dumps(SETTINGS))
+    shutil.copytree(Path(materialized_home) / "lake" / "gold" / "gold_episodes", home / "lake" / "gold" / "gold_episodes")
+    return SpymasterResource(home=str(home))
+
+
+def _walk(spymaster: SpymasterResource) -> dict:
+    """gold_normalization and gold_setup_index of every chain session, in date order, as the assets build them."""
+    lake, config = spymaster.lake, spymaster.config
+    origins = {}
+    for day in CHAIN_SESSIONS:
+        stats = as_of.fit_as_of(lake, day, config)
+        from spymaster_assets.gold.normalization import stats_to_frame
+
+        lake.write("gold", "gold_normalization", day, stats_to_frame(stats))
+        indexes = as_of.build_index_as_of(lake, day, as_of.stats_as_of(lake, day), config)
+        indexes.save(as_of.index_dir(lake, day))
+        origins[day] = indexes.origin
+    return origins
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def test_an_index_extended_between_refits_equals_a_rebuild_bit_for_bit(materialized_home, tmp_path):
+    spymaster = _lake_with_episodes(materialized_home, tmp_path / "home")
+    origins = _walk(spymaster)
+    extended = [day for day, origin in origins.items() if origin.startswith("extended")]
+    assert extended == [CHAIN_SESSIONS[3]], origins  # the only day whose statistics and weights equal the day before's
+    lake, config = spymaster.lake, spymaster.config
+    for day in CHAIN_SESSIONS:
+        sessions = lake.dates_before("gold", "gold_episodes", day)
+        stats = as_of.stats_as_of(lake, day)
+        saved = SchemaIndexes.load(as_of.index_dir(lake, day), config)
+        rebuilt = SchemaIndexes.build(
+            lake.read_many("gold", "gold_episodes", sessions), stats, config, as_of=day,
+            weights=saved.weights, weights_source=saved.weights_source, provenance=saved.provenance,
+        )
+        target = rebuilt.save(tmp_path / "rebuilt" / day.isoformat())
+        assert _files(target) == _files(as_of.index_dir(lake, day)), day
+        assert saved.sessions == sorted(d for d in sessions if lake.read("gold", "gold_episodes", d).height)
+
+
+def test_an_earlier_session_rebuilt_since_forces_a_rebuild(materialized_home, tmp_path):
+    spymaster = _lake_with_episodes(materialized_home, tmp_path / "home")
+    _walk(spymaster)
+    lake, config = spymaster.lake, spymaster.config
+    day = CHAIN_SESSIONS[3]
+    path = lake.partition_path("gold", "gold_episodes", CHAIN_SESSIONS[0])
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # rewritten after the index of 10-09 was built
+    indexes = as_of.build_index_as_of(lake, day, as_of.stats_as_of(lake, day), config)
+    assert indexes.origin.startswith("built from 3 session"), indexes.origin
+    # The fresh build records the new history, so the next build extends again.
+    indexes.save(as_of.index_dir(lake, day))
+    shutil.rmtree(as_of.index_dir(lake, CHAIN_SESSIONS[2]))
+    again = as_of.build_index_as_of(lake, day, as_of.stats_as_of(lake, day), config)
+    assert again.origin.startswith("built from"), "no saved index of the previous session: rebuilt"
+
+
+def test_the_past_index_does_not_move_when_a_later_session_changes(materialized_home, tmp_path):
+    spymaster = _lake_with_episodes(materialized_home, tmp_path / "home")
+    _walk(spymaster)
+    lake = spymaster.lake
+    before = {day: _files(as_of.index_dir(lake, day)) for day in CHAIN_SESSIONS[:4]}
+    last = lake.read("gold", "gold_episodes", CHAIN_SESSIONS[4])
+    lake.write("gold", "gold_episodes", CHAIN_SESSIONS[4], last.head(last.height // 2))  # the future changes
+    for day in CHAIN_SESSIONS[:4]:
+        indexes = as_of.build_index_as_of(lake, day, as_of.stats_as_of(lake, day), spymaster.config)
+        target = indexes.save(tmp_path / "again" / day.isoformat())
+        assert _files(target) == before[day], day
