@@ -10,6 +10,7 @@ from spymaster_resources.databento import DatabentoResource
 from .automation.jobs import jobs
 from .automation.schedules import schedules
 from .automation.sensors import sensors
+from .automation.stale_history import stale_history_sensor
 from .bronze import assets as bronze_assets
 from .bronze import options_assets as bronze_options_assets
 from .catalog.assets import catalog_assets, catalog_job, duckdb_resource
@@ -27,7 +28,7 @@ defs = Definitions(
     assets=[*all_assets, *catalog_assets, tuned_params],
     asset_checks=asset_checks,
     jobs=[*jobs, catalog_job, freshness_check_job, tune_job],
-    sensors=sensors,
+    sensors=[*sensors, stale_history_sensor],
     schedules=[*schedules, freshness_check_schedule],
     resources={"spymaster": SpymasterResource(), "databento": DatabentoResource(), "duckdb": duckdb_resource},
 )

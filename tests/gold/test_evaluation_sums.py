@@ -81,3 +81,50 @@ def test_sums_refuse_invalid_input():
         session_sums(broken, MODEL_PREFIXES, 10)
     with pytest.raises(ValueError, match="baseline 'distance'"):
         scores_from_sums(_sums(scored), COMPLETE, ["base_rate", "knn"])
+
+
+def test_materialized_gold_evaluation_equals_scoring_every_episode_again(materialized_home):
+    from spymaster_assets.gold.report import EVALUATION_SUMS, scored_signals
+    from spymaster_resources import SpymasterResource
+
+    spymaster = SpymasterResource(home=str(materialized_home))
+    lake, config = spymaster.lake, spymaster.config
+    scored_days = 0
+    for day in lake.dates("gold", "gold_evaluation"):
+        stored = lake.read("gold", "gold_evaluation", day)
+        scored = scored_signals(lake, day, config.min_history_sessions)
+        if scored is None:
+            assert stored.height == 0 and lake.read("gold", EVALUATION_SUMS, day).height == 0
+            continue
+        scored_days += 1
+        overall = stored.filter((pl.col("scope") == "cumulative") & (pl.col("level_kind") == "ALL"))
+        expected = compare_models(scored, MODEL_PREFIXES, bins=config.calibration_bins, level=config.interval_level, replicates=config.bootstrap_replicates, seed=config.bootstrap_seed)
+        _close(overall.select(expected.columns), expected)
+        assert lake.read("gold", EVALUATION_SUMS, day)["session_date"].unique().to_list() == [day]
+    assert scored_days >= 2
+
+
+def test_sums_of_a_session_whose_signals_changed_are_computed_again(materialized_home, tmp_path):
+    import shutil
+
+    from spymaster_assets.gold.report import EVALUATION_SUMS, evaluation_sums_up_to
+    from spymaster_resources import SpymasterResource
+
+    home = tmp_path / "home"
+    shutil.copytree(materialized_home / "lake", home / "lake")
+    shutil.copy2(materialized_home / "config.json", home / "config.json")
+    spymaster = SpymasterResource(home=str(home))
+    lake, config = spymaster.lake, spymaster.config
+    first, last = lake.dates("gold", "gold_evaluation")[-2:]
+    before, _ = evaluation_sums_up_to(lake, last, config)
+    # The earlier session's signals are rewritten (every answer now the base rate) without rerunning its evaluation.
+    signals = lake.read("gold", "gold_signals", first)
+    lake.write("gold", "gold_signals", first, signals.with_columns(p_break=pl.col("base_break"), p_reject=pl.col("base_reject"), p_chop=pl.col("base_chop")))
+    after, _ = evaluation_sums_up_to(lake, last, config)
+    answer = pl.col("model") == "answer"
+    changed = after.filter((pl.col("session_date") == first) & answer)["brier_sum"].to_list()
+    base = after.filter((pl.col("session_date") == first) & (pl.col("model") == "base_rate"))["brier_sum"].to_list()
+    assert changed == base != before.filter((pl.col("session_date") == first) & answer)["brier_sum"].to_list()
+    # The stored sums of that session are untouched (they belong to its own gold_evaluation run), the later session's equal.
+    assert lake.read("gold", EVALUATION_SUMS, first).equals(before.filter(pl.col("session_date") == first))
+    assert after.filter(pl.col("session_date") == last).equals(before.filter(pl.col("session_date") == last))
