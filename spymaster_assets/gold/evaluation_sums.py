@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 
 from spymaster_core.config import OUTCOMES
-from .evaluation import _check_bins, _prepare, session_bootstrap_skills
+from .evaluation import _binned_sums, _check_bins, _prepare, session_bootstrap_skills
 
 COMPLETE = "complete"
 WITHOUT_XGBOOST = "without_xgboost"
@@ -50,23 +50,13 @@ def sums_schema(bins: int) -> dict[str, pl.DataType]:
     }
 
 
-def _bins_of(values: np.ndarray, outcome: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per equal-width bin (as ``evaluation._bin_index``): count, sum of ``values``, sum of the 0/1 ``outcome``."""
-    b = np.minimum((values * bins).astype(np.int64), bins - 1)
-    return (
-        np.bincount(b, minlength=bins).astype(np.int64),
-        np.bincount(b, weights=values, minlength=bins),
-        np.bincount(b, weights=outcome, minlength=bins),
-    )
-
-
 def _model_sums(p: np.ndarray, labels: np.ndarray, bins: int, eps: float = 1e-15) -> dict[str, object]:
     p, y, one_hot = _prepare(p, labels)
     rows = np.arange(p.shape[0])
     top = np.argmax(p, axis=1)
-    class_bins = [_bins_of(p[:, k], one_hot[:, k], bins) for k in range(_N_CLASSES)]
+    class_bins = [_binned_sums(p[:, k], one_hot[:, k], bins) for k in range(_N_CLASSES)]
     confidence = p.max(axis=1)
-    top_n, top_p, top_y = _bins_of(confidence, (top == y).astype(np.float64), bins)
+    top_n, top_p, top_y = _binned_sums(confidence, (top == y).astype(np.float64), bins)
     return {
         "n_episodes": int(p.shape[0]),
         "brier_sum": float(np.sum((p - one_hot) ** 2)),

@@ -31,10 +31,13 @@ def scored_signals(lake: Lake, day: date, min_history: int, start: date | None =
     """gold_signals of every session in [start, day] with at least ``min_history`` earlier sessions
     (with gold_episodes), joined with their outcome; None when no session qualifies."""
     eligible = eligible_sessions(lake, day, min_history, start)
-    if not eligible:
-        return None
-    signals = lake.read_many("gold", "gold_signals", eligible)
-    outcomes = lake.read_many("gold", "gold_episodes", eligible, [*_KEYS, "outcome"])
+    return _signals_with_outcomes(lake, eligible) if eligible else None
+
+
+def _signals_with_outcomes(lake: Lake, dates: list[date]) -> pl.DataFrame:
+    """gold_signals of ``dates`` (non-empty) joined with their episodes' outcome."""
+    signals = lake.read_many("gold", "gold_signals", dates)
+    outcomes = lake.read_many("gold", "gold_episodes", dates, [*_KEYS, "outcome"])
     return signals.join(outcomes, on=_KEYS, how="inner")
 
 
@@ -55,8 +58,7 @@ def _session_sums(lake: Lake, d: date, config: SpymasterConfig) -> pl.DataFrame:
         stored = lake.read("gold", EVALUATION_SUMS, d)
         if stored.height and "signals_fingerprint" in stored.columns and (stored["signals_fingerprint"] == fingerprint).all():
             return stored
-    scored = lake.read("gold", "gold_signals", d).join(lake.read_many("gold", "gold_episodes", [d], [*_KEYS, "outcome"]), on=_KEYS, how="inner")
-    return session_sums(scored, MODEL_PREFIXES, config.calibration_bins).with_columns(signals_fingerprint=pl.lit(fingerprint))
+    return session_sums(_signals_with_outcomes(lake, [d]), MODEL_PREFIXES, config.calibration_bins).with_columns(signals_fingerprint=pl.lit(fingerprint))
 
 
 def evaluation_sums_up_to(lake: Lake, day: date, config: SpymasterConfig) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -39,7 +39,7 @@ class SchemaIndexes:
     normalized with (``normalization.normalize``), or None for equal weights; queries must be
     normalized with the same weights. ``weights_source`` says where they came from (e.g. the model's
     training window), for the metadata. ``provenance``: what the vectors were built from (JSON-able,
-    saved in the manifest; ``as_of`` records the episodes' fingerprint and the statistics' digest, so
+    saved in the manifest; ``as_of.build_index_as_of`` records the episodes' fingerprint and the statistics' digest, so
     the next session can tell whether it may extend this index). ``origin``: "built" from all
     history, or how :meth:`extended` made it, for the metadata.
     """
@@ -118,19 +118,7 @@ class SchemaIndexes:
             labels |= set(history["feature_families"].unique().to_list())
         indexes: dict[str, SetupIndex] = {}
         for label in sorted(labels):
-            wanted = parse_families(label)
-            dims = schema_dims(config, label)
-            rows = None
-            if history is not None and history.height:
-                members = [f for f in history["feature_families"].unique().to_list() if wanted <= parse_families(f)]
-                rows = history.filter(pl.col("feature_families").is_in(members))
-            if rows is None or rows.height == 0:
-                vectors = np.zeros((0, len(dims)), dtype=np.float32)
-                meta = pl.DataFrame(schema={"partition_key": pl.String(), **SETUP_KEY_SCHEMA, "outcome": pl.String()})
-            else:
-                full = rows["vector"].to_numpy().astype(np.float32).reshape(rows.height, -1)
-                vectors = normalize(full, stats, config.robust_z_clip, dims, weights)
-                meta = rows.select("partition_key", *META_COLUMNS)
+            vectors, meta = _schema_rows(history, label, stats, weights, config)
             indexes[label] = SetupIndex.build(vectors, meta, config, as_of=as_of, vector_version=schema_version(config, label))
         return cls(indexes, as_of, layout, config, weights, weights_source, provenance, f"built from {history['session_date'].n_unique() if history is not None and history.height else 0} session(s)")
 
@@ -153,17 +141,7 @@ class SchemaIndexes:
             return None
         indexes: dict[str, SetupIndex] = {}
         for label, index in self.indexes.items():
-            wanted = parse_families(label)
-            members = [f for f in labels if wanted <= parse_families(f)]
-            part = rows.filter(pl.col("feature_families").is_in(members)) if members else None
-            dims = schema_dims(self.config, label)
-            if part is None or part.height == 0:
-                vectors = np.zeros((0, len(dims)), dtype=np.float32)
-                meta = pl.DataFrame(schema={"partition_key": pl.String(), **SETUP_KEY_SCHEMA, "outcome": pl.String()})
-            else:
-                full = part["vector"].to_numpy().astype(np.float32).reshape(part.height, -1)
-                vectors = normalize(full, stats, self.config.robust_z_clip, dims, self.weights)
-                meta = part.select("partition_key", *META_COLUMNS)
+            vectors, meta = _schema_rows(rows, label, stats, self.weights, self.config)
             grown = index.extended(vectors, meta, as_of=as_of)
             if grown is None:
                 return None
@@ -238,3 +216,22 @@ class SchemaIndexes:
             orient="row",
         )
 
+
+def _schema_rows(
+    episodes: pl.DataFrame | None, label: str, stats: NormalizationStats, weights: np.ndarray | None, config: SpymasterConfig
+) -> tuple[np.ndarray, pl.DataFrame]:
+    """(normalized vectors (n, len(schema dims)) float32, index metadata) of the ``episodes`` whose families include schema ``label``.
+
+    Shared by :meth:`SchemaIndexes.build` and :meth:`SchemaIndexes.extended` so both normalize alike
+    (robust z, clip, ``weights``, L2 on the schema's dimensions); empty arrays when no row qualifies.
+    """
+    dims = schema_dims(config, label)
+    rows = None
+    if episodes is not None and episodes.height:
+        wanted = parse_families(label)
+        members = [f for f in episodes["feature_families"].unique().to_list() if wanted <= parse_families(f)]
+        rows = episodes.filter(pl.col("feature_families").is_in(members))
+    if rows is None or rows.height == 0:
+        return np.zeros((0, len(dims)), dtype=np.float32), pl.DataFrame(schema={"partition_key": pl.String(), **SETUP_KEY_SCHEMA, "outcome": pl.String()})
+    full = rows["vector"].to_numpy().astype(np.float32).reshape(rows.height, -1)
+    return normalize(full, stats, config.robust_z_clip, dims, weights), rows.select("partition_key", *META_COLUMNS)

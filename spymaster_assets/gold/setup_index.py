@@ -205,9 +205,8 @@ class SetupIndex:
             raise ValueError(f"an index of sessions up to {self.sessions[-1] if self.sessions else None} as of {as_of} cannot take sessions {new_sessions[0]}..{new_sessions[-1]}")
         outcome_codes(meta["outcome"])  # raises on an unknown label
         counts = dict(meta.group_by("partition_key").len().iter_rows()) if meta.height else {}
-        for key, part in self._partitions.items():
-            if self.stats[key].kind != "flat":
-                return None
+        if any(s.kind != "flat" for s in self.stats.values()):
+            return None
         if any(self.n_vectors(key) + n >= self.config.approximate_index_min_vectors for key, n in counts.items()):
             return None
         sessions = self.sessions + new_sessions

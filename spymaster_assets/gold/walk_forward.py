@@ -77,9 +77,10 @@ def known_before(
     if late.height:
         raise ValueError(f"point-in-time violation: history for {day} holds sessions on or after it")
     layout = history.filter(pl.col("vector_version") == vector_version(config))
-    trailing = normalization_window([d for d in sessions_before if d < day], config)
+    before = [d for d in sessions_before if d < day]
+    trailing = normalization_window(before, config)
     stats = fit_normalization(layout.filter(pl.col("session_date").is_in(trailing)), vector_columns(config), config, as_of=day)
-    window = training_window([d for d in sessions_before if d < day], config)
+    window = training_window(before, config)
     model = None
     if window:
         key = (tuple(window), config.xgb_rounds, tuple(sorted(xgb_params(config).items())))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import date, timedelta
 
 import numpy as np
@@ -12,6 +13,8 @@ from spymaster_core.config import OUTCOMES
 from spymaster_assets.gold.answer import MODEL_PREFIXES
 from spymaster_assets.gold.evaluation import compare_models
 from spymaster_assets.gold.evaluation_sums import COMPLETE, WITHOUT_XGBOOST, scores_from_sums, session_sums
+from spymaster_assets.gold.report import EVALUATION_SUMS, evaluation_sums_up_to, scored_signals
+from spymaster_resources import SpymasterResource
 
 MODELS = list(MODEL_PREFIXES)
 
@@ -84,9 +87,6 @@ def test_sums_refuse_invalid_input():
 
 
 def test_materialized_gold_evaluation_equals_scoring_every_episode_again(materialized_home):
-    from spymaster_assets.gold.report import EVALUATION_SUMS, scored_signals
-    from spymaster_resources import SpymasterResource
-
     spymaster = SpymasterResource(home=str(materialized_home))
     lake, config = spymaster.lake, spymaster.config
     scored_days = 0
@@ -105,11 +105,6 @@ def test_materialized_gold_evaluation_equals_scoring_every_episode_again(materia
 
 
 def test_sums_of_a_session_whose_signals_changed_are_computed_again(materialized_home, tmp_path):
-    import shutil
-
-    from spymaster_assets.gold.report import EVALUATION_SUMS, evaluation_sums_up_to
-    from spymaster_resources import SpymasterResource
-
     home = tmp_path / "home"
     shutil.copytree(materialized_home / "lake", home / "lake")
     shutil.copy2(materialized_home / "config.json", home / "config.json")

@@ -8,9 +8,9 @@ import shutil
 from pathlib import Path
 
 from spymaster_assets.gold import as_of
+from spymaster_assets.gold.normalization import stats_to_frame
 from spymaster_assets.gold.schema_indexes import SchemaIndexes
 from spymaster_resources import SpymasterResource
-from spymaster_resources.lake import Lake
 
 from tests.conftest import CHAIN_CONFIG, CHAIN_SESSIONS
 
@@ -32,8 +32,6 @@ def _walk(spymaster: SpymasterResource) -> dict:
     origins = {}
     for day in CHAIN_SESSIONS:
         stats = as_of.fit_as_of(lake, day, config)
-        from spymaster_assets.gold.normalization import stats_to_frame
-
         lake.write("gold", "gold_normalization", day, stats_to_frame(stats))
         indexes = as_of.build_index_as_of(lake, day, as_of.stats_as_of(lake, day), config)
         indexes.save(as_of.index_dir(lake, day))
