@@ -173,12 +173,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "backfill":
             if args.end < args.start:
                 parser.error("--end is before --start")
-            from .automation.backfill import backfill
+            from .automation.backfill import BackfillInterrupted, backfill
 
             try:
                 report = backfill(config, args.start, args.end, quiet=args.quiet, rebuild=args.rebuild, workers=args.workers, charts=not args.no_charts)
+            except BackfillInterrupted as stop:
+                print(f"\nspymaster: {stop.summary()}", file=sys.stderr)
+                return 130
             except KeyboardInterrupt:
-                print("\nspymaster: backfill interrupted; the sessions it finished are kept and the partitions it wrote for unfinished sessions were removed: run the same command again to resume", file=sys.stderr)
+                print("\nspymaster: backfill interrupted between runs; the sessions it finished are kept: run the same command again to resume", file=sys.stderr)
                 return 130
             done = report.materialized
             print(f"materialized {len(done)} sessions" + (f": {done[0]} .. {done[-1]}" if done else "") + (f"; {len(report.skipped)} already up to date" if report.skipped else ""))

@@ -6,7 +6,9 @@
 
 - **Resume.** Sessions at the start of the range whose signals exist and still rest on the lake's
   history (``gold.history``) are skipped; from the first session that needs building, every later
-  session is rebuilt (its gold depends on the earlier ones). ``rebuild=True`` rebuilds the range.
+  session is rebuilt (its gold depends on the earlier ones). A session whose own assets (bronze,
+  silver, episodes) are all in the lake, as an interrupted backfill leaves them, gets only its
+  history-dependent assets. ``rebuild=True`` rebuilds the range from raw.
 - **Consistent history.** Materialized sessions after the range that rested on a history the range
   changes are rebuilt by the same backfill, in order, after the range: only their history-dependent
   assets (:data:`HISTORY_ASSETS`, the gold walk and the charts), since their own bronze, silver and
@@ -17,7 +19,9 @@
   "Execution of step ... failed").
 - **Nothing stuck.** One backfill at a time per data root (a file lock); the Dagster storage is
   created under a lock; runs left STARTED by a killed CLI are marked failed at the next start
-  (``spymaster_resources.instance``). Ctrl-C ends with one line saying what finished.
+  (``spymaster_resources.instance``). Ctrl-C keeps what the run recorded as materialized, removes
+  the rest of what it wrote for unfinished sessions, and ends with one line saying what finished
+  (:class:`BackfillInterrupted`).
 """
 
 from __future__ import annotations
@@ -41,6 +45,9 @@ from ..session_range import remove_written_partitions
 #: scores and the chart drawing it): what a stale later session needs rebuilt.
 HISTORY_ASSETS = ("gold_normalization", "gold_model", "gold_setup_index", "gold_signals", "gold_evaluation", "session_chart")
 
+#: Lake tables written by an asset of another name: kept or removed with that asset's partition.
+TABLE_OWNERS = {"gold_evaluation_sums": "gold_evaluation", "gold_signal_neighbours": "gold_signals"}
+
 #: Keep Dagster's per-step DEBUG lines out of the terminal; the run log in the UI still has them.
 QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -55,6 +62,21 @@ class BackfillReport:
     stale_rebuilt: list[date] = field(default_factory=list)
     abandoned_runs_marked: list[str] = field(default_factory=list)
     empty_files: list[Path] = field(default_factory=list)
+
+
+class BackfillInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) ended a backfill: which of its sessions finished, and which unfinished ones kept
+    the assets their interrupted run completed (a re-run resumes from there)."""
+
+    def __init__(self, finished: list[date], unfinished: list[date], kept: list[date]):
+        super().__init__()
+        self.finished, self.unfinished, self.kept = finished, unfinished, kept
+
+    def summary(self) -> str:
+        """One line for the terminal: what finished, what was kept, and that a re-run resumes."""
+        done = f"{len(self.finished)} session(s) finished" + (f" ({self.finished[0]} .. {self.finished[-1]})" if self.finished else "")
+        left = f"{len(self.unfinished)} unfinished" + (f", {len(self.kept)} of them keeping the steps they completed" if self.kept else "")
+        return f"backfill interrupted: {done}, {left}; run the same command again to resume"
 
 
 def is_fresh(lake: Lake, day: date) -> bool:
@@ -82,6 +104,54 @@ def plan_backfill(lake: Lake, sessions: list[date], rebuild: bool = False) -> tu
         return later, skipped, later
     later = [d for d in lake.dates("gold", "gold_signals") if d > todo[0] and d not in set(todo)]
     return sorted(set(todo) | set(later)), skipped, later
+
+
+def own_tables(assets) -> list[tuple[str, str]]:
+    """(tier, table) of the lake partitions of ``assets`` that depend on their session alone (bronze,
+    silver, gold_episodes: not :data:`HISTORY_ASSETS`, not the reports)."""
+    out = []
+    for assets_def in assets:
+        for key in assets_def.keys:
+            tier, name = assets_def.group_names_by_key[key], key.to_user_string()
+            if tier in ("bronze", "silver", "gold") and name not in HISTORY_ASSETS:
+                out.append((tier, name))
+    return sorted(out)
+
+
+def has_own_assets(lake: Lake, day: date, tables: list[tuple[str, str]]) -> bool:
+    """True when every session-only partition of ``day`` is in the lake (its history-dependent assets are all it needs)."""
+    return all(lake.exists(tier, table, day) for tier, table in tables)
+
+
+def run_plan(in_range: list[date], history_only: set[date], stale: list[date]) -> list[tuple[list[date], tuple[str, ...] | None]]:
+    """The runs of a backfill in date order: (sessions, assets to select or None for every asset).
+
+    Each range of consecutive sessions is split where a session switches between needing every
+    asset and needing only :data:`HISTORY_ASSETS` (``history_only``), so the gold walk stays in date
+    order; the later ``stale`` sessions come last, history-dependent assets only.
+    """
+    plan: list[tuple[list[date], tuple[str, ...] | None]] = []
+    for days in contiguous_ranges(in_range):
+        first = len(plan)
+        for day in days:
+            only = HISTORY_ASSETS if day in history_only else None
+            if len(plan) > first and plan[-1][1] == only:
+                plan[-1][0].append(day)
+            else:
+                plan.append(([day], only))
+    plan += [(days, HISTORY_ASSETS) for days in contiguous_ranges(sorted(stale))]
+    return plan
+
+
+def recorded_materializations(instance, run_id: str) -> set[tuple[str, str]]:
+    """(asset name, partition key) of every materialization run ``run_id`` recorded in the Dagster event log."""
+    from dagster import DagsterEventType
+
+    recorded = set()
+    for record in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION):
+        materialization = record.dagster_event.event_specific_data.materialization
+        recorded.add((materialization.asset_key.to_user_string(), materialization.partition))
+    return recorded
 
 
 def partitions_of(lake: Lake, day: date) -> set[Path]:
@@ -215,10 +285,15 @@ def backfill(
         resources = {"spymaster": SpymasterResource(home=str(config.home), workers=workers, progress=not quiet)}
         stale = set(report.stale_rebuilt)
         in_range = [d for d in todo if d not in stale]
-        # Stale later sessions all come after the range's: the range first (every asset), then their
-        # gold walk (the range's new history already in the lake).
-        plan = [(days, None) for days in contiguous_ranges(in_range)]
-        plan += [(days, HISTORY_ASSETS) for days in contiguous_ranges(sorted(report.stale_rebuilt))]
+        own = own_tables(assets)
+        history_only = set() if rebuild else {d for d in in_range if has_own_assets(lake, d, own)}
+        # Stale later sessions all come after the range's: the range first, then their gold walk
+        # (the range's new history already in the lake).
+        plan = run_plan(in_range, history_only, report.stale_rebuilt)
+
+        def pending(number: int) -> list[date]:
+            return [day for days, _ in plan[number:] for day in days]
+
         for number, (days, only) in enumerate(plan, 1):
             if not quiet:
                 what = " (history-dependent assets only)" if only else ""
@@ -231,14 +306,14 @@ def backfill(
                     tags={**cli_run_tags(), **range_tags(days)},
                 )
             except KeyboardInterrupt:
-                _remove_unfinished(lake, days, since)
-                raise
+                runs = instance.get_runs(limit=1)  # this run: the data root lock keeps others out
+                recorded = recorded_materializations(instance, runs[0].run_id) if runs else set()
+                raise _interrupted(lake, days, since, recorded, report.materialized, pending(number)) from None
             failures = RunFailures(home, result.run_id)
             failed = {day: entry["reason"] for day, entry in failures.sessions().items()}
             failures.discard()
             if not result.success and was_interrupted(result):
-                _remove_unfinished(lake, days, since)
-                raise KeyboardInterrupt
+                raise _interrupted(lake, days, since, recorded_materializations(instance, result.run_id), report.materialized, pending(number))
             if not result.success:
                 # The run itself failed (a one-session run, or a step outside the per-session handling):
                 # every session it did not finish failed with the run's error.
@@ -253,6 +328,27 @@ def backfill(
         lines = [f"session {day}: {reason}" for day, reason in sorted(report.failed.items())]
         raise SpymasterError(f"{len(report.failed)} of {len(todo)} sessions failed ({len(report.materialized)} materialized):\n" + "\n".join(lines))
     return report
+
+
+def _interrupted(lake: Lake, days: list[date], since: float, recorded: set[tuple[str, str]], done_before: list[date], pending: list[date]) -> BackfillInterrupted:
+    """After Ctrl-C in the run of ``days`` (begun at Unix time ``since``): keep every partition the run
+    recorded as materialized (``recorded``: asset name, partition key), remove the rest it wrote for the
+    sessions it did not finish (gold_evaluation not recorded); returns the error to raise, which counts
+    ``done_before`` (earlier runs) as finished and the sessions of the runs not started (``pending``) as unfinished."""
+    finished = [d for d in days if ("gold_evaluation", d.isoformat()) in recorded]
+    unfinished = [d for d in days if d not in finished]
+    kept = []
+    for day in unfinished:
+        kept_any = False
+        for directory in sorted(lake.root.glob(f"*/*/date={day.isoformat()}")):
+            table = directory.parent.name
+            if (TABLE_OWNERS.get(table, table), day.isoformat()) in recorded:
+                kept_any = True
+            elif directory.stat().st_mtime >= since - 1.0:
+                shutil.rmtree(directory, ignore_errors=True)
+        if kept_any:
+            kept.append(day)
+    return BackfillInterrupted(done_before + finished, unfinished + pending, kept)
 
 
 def _remove_unfinished(lake: Lake, days: list[date], since: float) -> list[date]:

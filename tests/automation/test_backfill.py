@@ -11,7 +11,7 @@ from datetime import date
 
 import pytest
 
-from spymaster_assets.automation.backfill import backfill, is_fresh
+from spymaster_assets.automation.backfill import HISTORY_ASSETS, BackfillInterrupted, backfill, is_fresh, run_plan
 from spymaster_assets.cli import main
 from spymaster_assets.gold.history import history_change
 from spymaster_core.config import SpymasterConfig
@@ -169,6 +169,56 @@ def test_ctrl_c_ends_the_cli_with_one_line(tmp_path, monkeypatch, capsys):
     assert main(["--home", str(tmp_path), "backfill", "--start", "2013-10-07", "--end", "2013-10-08"]) == 130
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("spymaster: backfill interrupted") and "again to resume" in err[-1]
+
+
+def test_ctrl_c_keeps_the_steps_the_run_recorded_and_a_rerun_resumes_from_gold(tmp_path, isolated_dagster_home, monkeypatch, capsys):
+    """Ctrl-C in the gold walk: bronze, silver and episodes (recorded by Dagster) stay, the gold the
+    interrupted step wrote goes, and the re-run builds only the history-dependent assets, landing the
+    same answers as an uninterrupted backfill."""
+    import spymaster_assets.gold.as_of as as_of
+
+    home = _home(tmp_path, ("20131007", "20131008", "20131009"))
+    config = SpymasterConfig(home=home)
+    lake = Lake(config.lake_dir)
+    fit = as_of.fit_model_as_of
+
+    def ctrl_c_on_oct8(lake_, day, cfg):
+        if day == OCT8:
+            raise KeyboardInterrupt
+        return fit(lake_, day, cfg)
+
+    monkeypatch.setattr(as_of, "fit_model_as_of", ctrl_c_on_oct8)
+    with pytest.raises(BackfillInterrupted) as stop:
+        backfill(config, OCT7, OCT9, quiet=True, workers=1)
+    assert stop.value.finished == [] and stop.value.unfinished == [OCT7, OCT8, OCT9] and stop.value.kept == [OCT7, OCT8, OCT9]
+    assert stop.value.summary() == "backfill interrupted: 0 session(s) finished, 3 unfinished, 3 of them keeping the steps they completed; run the same command again to resume"
+    own = [lake.partition_path(t, n, d) for d in (OCT7, OCT8, OCT9) for t, n in (("bronze", "bronze_futures_ohlcv_1m"), ("silver", "silver_level_state"), ("gold", "gold_episodes"))]
+    assert all(p.is_file() for p in own)
+    assert not lake.exists("gold", "gold_model", OCT7)  # written by the interrupted step, never recorded: removed
+    assert not any(lake.exists("gold", "gold_signals", d) for d in (OCT7, OCT8, OCT9))
+    own_mtimes = [p.stat().st_mtime_ns for p in own]
+
+    monkeypatch.setattr(as_of, "fit_model_as_of", fit)
+    capsys.readouterr()
+    resumed = backfill(config, OCT7, OCT9, workers=1)
+    assert resumed.materialized == [OCT7, OCT8, OCT9]
+    assert "backfill: run 1/1: 2013-10-07 .. 2013-10-09 (3 sessions) (history-dependent assets only)" in capsys.readouterr().err
+    assert [p.stat().st_mtime_ns for p in own] == own_mtimes
+    assert all(is_fresh(lake, d) for d in (OCT7, OCT8, OCT9))
+
+    clean_home = _home(tmp_path / "clean", ("20131007", "20131008", "20131009"))
+    backfill(SpymasterConfig(home=clean_home), OCT7, OCT9, quiet=True, workers=1)
+    clean = Lake(SpymasterConfig(home=clean_home).lake_dir)
+    for day in (OCT7, OCT8, OCT9):
+        assert lake.read("gold", "gold_signals", day).equals(clean.read("gold", "gold_signals", day)), day
+
+
+def test_the_run_plan_keeps_the_gold_walk_in_date_order():
+    d = [date(2013, 10, day) for day in (7, 8, 9, 10, 11, 14)]
+    # Interrupted sessions (own assets kept) first need history only; new sessions after them, everything.
+    assert run_plan(d[:4], {d[0], d[1]}, [d[5]]) == [([d[0], d[1]], HISTORY_ASSETS), ([d[2], d[3]], None), ([d[5]], HISTORY_ASSETS)]
+    assert run_plan(d[:3], {d[1]}, []) == [([d[0]], None), ([d[1]], HISTORY_ASSETS), ([d[2]], None)]
+    assert run_plan([d[0], d[2]], set(), []) == [([d[0]], None), ([d[2]], None)]  # OCT8 missing: two ranges
 
 
 def test_an_interrupted_step_is_told_apart_from_a_failed_one():
