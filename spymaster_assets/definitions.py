@@ -10,6 +10,7 @@ from spymaster_resources.databento import DatabentoResource
 from .automation.jobs import jobs
 from .automation.schedules import schedules
 from .automation.sensors import sensors
+from .automation.range_failures import range_failures_sensors
 from .automation.stale_history import stale_history_sensor
 from .bronze import assets as bronze_assets
 from .bronze import options_assets as bronze_options_assets
@@ -28,7 +29,7 @@ defs = Definitions(
     assets=[*all_assets, *catalog_assets, tuned_params],
     asset_checks=asset_checks,
     jobs=[*jobs, catalog_job, freshness_check_job, tune_job],
-    sensors=[*sensors, stale_history_sensor],
+    sensors=[*sensors, stale_history_sensor, *range_failures_sensors],
     schedules=[*schedules, freshness_check_schedule],
     resources={"spymaster": SpymasterResource(), "databento": DatabentoResource(), "duckdb": duckdb_resource},
 )

@@ -14,7 +14,8 @@
   assets (:data:`HISTORY_ASSETS`, the gold walk and the charts), since their own bronze, silver and
   episodes do not depend on other sessions.
 - **Failures.** A failed session does not stop the range: its partitions written by the run are
-  removed (no orphan), its Dagster materialization records wiped, the rest lands, and the command
+  removed (no orphan), the partitions the run recorded for it are flagged ``failed`` in the UI
+  (``range_failures``), the rest lands, and the command
   ends with one line per failed session naming the file and the reason (the innermost error, not
   "Execution of step ... failed").
 - **Nothing stuck.** One backfill at a time per data root (a file lock); the Dagster storage is
@@ -40,6 +41,7 @@ from spymaster_resources.run_failures import RunFailures
 
 from ..gold.history import history_change
 from ..session_range import remove_written_partitions
+from .range_failures import flag_failed_sessions, recorded_materializations
 
 #: The assets of a session that depend on earlier sessions (the as-of artefacts, the answer, its
 #: scores and the chart drawing it): what a stale later session needs rebuilt.
@@ -141,17 +143,6 @@ def run_plan(in_range: list[date], history_only: set[date], stale: list[date]) -
                 plan.append(([day], only))
     plan += [(days, HISTORY_ASSETS) for days in contiguous_ranges(sorted(stale))]
     return plan
-
-
-def recorded_materializations(instance, run_id: str) -> set[tuple[str, str]]:
-    """(asset name, partition key) of every materialization run ``run_id`` recorded in the Dagster event log."""
-    from dagster import DagsterEventType
-
-    recorded = set()
-    for record in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION):
-        materialization = record.dagster_event.event_specific_data.materialization
-        recorded.add((materialization.asset_key.to_user_string(), materialization.partition))
-    return recorded
 
 
 def partitions_of(lake: Lake, day: date) -> set[Path]:
@@ -321,7 +312,7 @@ def backfill(
                 failed.update({day: reason for day in _remove_unfinished(lake, days, since) if day not in failed})
             for day in failed:
                 remove_written_partitions(lake.root, day, since)
-            _forget_partitions(instance, run_assets, sorted(failed))
+            flag_failed_sessions(instance, result.run_id, failed)
             report.failed.update(failed)
             report.materialized.extend(day for day in days if day not in failed)
     if report.failed:
@@ -361,16 +352,3 @@ def _remove_unfinished(lake: Lake, days: list[date], since: float) -> list[date]
         unfinished.append(day)
         remove_written_partitions(lake.root, day, since)
     return unfinished
-
-
-def _forget_partitions(instance, assets, days: list[date]) -> None:
-    """Wipe the Dagster materialization records of failed sessions (the run recorded the whole range; the lake has none of them)."""
-    if not days:
-        return
-    keys = [day.isoformat() for day in days]
-    for assets_def in assets:
-        for key in assets_def.keys:
-            try:
-                instance.wipe_asset_partitions(key, keys)
-            except Exception:  # an asset the run never materialized has no record to wipe
-                continue

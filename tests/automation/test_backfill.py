@@ -120,6 +120,13 @@ def test_a_bad_file_fails_only_the_sessions_that_read_it_and_leaves_no_orphan(tm
         assert str(bad) in line and "truncated" in line
     assert lake.exists("gold", "gold_signals", OCT7)
     assert list(lake.root.glob("*/*/date=2013-10-08")) == [] and list(lake.root.glob("*/*/date=2013-10-09")) == []
+    # The run recorded the whole range; the failed sessions' partitions are flagged on their page in the UI.
+    from dagster import AssetKey
+
+    instance, _ = open_instance(home)
+    observations = instance.fetch_observations(AssetKey("bronze_futures_ohlcv_1m"), limit=100).records
+    flagged = {r.asset_observation.partition: r.asset_observation.metadata["failed"].value for r in observations}
+    assert sorted(flagged) == ["2013-10-08", "2013-10-09"] and all(str(bad) in text for text in flagged.values())
 
 
 def test_runs_of_a_killed_cli_are_marked_failed_at_the_next_start(tmp_path, isolated_dagster_home):
