@@ -233,7 +233,8 @@ def backfill(
 
     Each range of consecutive sessions to build is one Dagster run (``spymaster_assets.session_range``):
     bronze and silver in a pool of ``workers`` processes (0: one per core), gold in date order, then the
-    session charts unless ``charts`` is False (a PNG per session costs about 1 s). Runs in
+    session charts unless ``charts`` is False (a PNG per session costs about 1 s); the partition checks
+    run after their assets (a failing blocking check fails its session alone). Runs in
     process against the data root's Dagster instance, with a progress bar per step on stderr.
     Returns the report. Raises SpymasterError when no session in the range has raw data, when
     another backfill holds the data root past ``lock_wait_seconds``, or at the end when a session
@@ -248,6 +249,7 @@ def backfill(
     from spymaster_resources.raw_files import RawCatalog
 
     from ..bronze.ingest import sessions_with_rth_data
+    from ..checks.asset_checks import partition_checks
     from ..definitions import all_assets
 
     catalog = RawCatalog(config.raw_dir)
@@ -293,7 +295,7 @@ def backfill(
             run_assets = assets if only is None else [a for a in assets if any(k.to_user_string() in only for k in a.keys)]
             try:
                 result = materialize(
-                    assets, selection=run_assets, instance=instance, resources=resources, raise_on_error=False, run_config=QUIET_RUN,
+                    [*assets, *partition_checks], selection=run_assets, instance=instance, resources=resources, raise_on_error=False, run_config=QUIET_RUN,
                     tags={**cli_run_tags(), **range_tags(days)},
                 )
             except KeyboardInterrupt:

@@ -129,6 +129,32 @@ def test_a_bad_file_fails_only_the_sessions_that_read_it_and_leaves_no_orphan(tm
     assert sorted(flagged) == ["2013-10-08", "2013-10-09"] and all(str(bad) in text for text in flagged.values())
 
 
+def test_a_failing_blocking_check_fails_its_session_alone(tmp_path, isolated_dagster_home, monkeypatch):
+    """The backfill runs the partition checks after their assets: swapped levels on 10-08 fail that session only."""
+    import polars as pl
+
+    import spymaster_assets.checks.asset_checks as checks
+
+    home = _home(tmp_path, ("20131007", "20131008", "20131009"))
+    config = SpymasterConfig(home=home)
+    rule = checks.paired_level_violations
+
+    def swapped_on_oct8(levels):
+        if levels["ts_event"].max().date() != OCT8:
+            return rule(levels)
+        return pl.DataFrame({"ts_event": levels["ts_event"].head(1), "pair": ["PM"], "low_price": [2.0], "high_price": [1.0]})
+
+    monkeypatch.setattr(checks, "paired_level_violations", swapped_on_oct8)
+    with pytest.raises(SpymasterError) as caught:
+        backfill(config, OCT7, OCT9, quiet=True, workers=1)
+    lines = str(caught.value).splitlines()
+    assert lines[0] == "1 of 3 sessions failed (2 materialized):"
+    assert lines[1].startswith("session 2013-10-08: check silver_levels_pairs_ordered: 1 bar closes with a low level above its high")
+    lake = Lake(config.lake_dir)
+    assert lake.exists("gold", "gold_signals", OCT7) and lake.exists("gold", "gold_signals", OCT9)
+    assert list(lake.root.glob("*/*/date=2013-10-08")) == []
+
+
 def test_runs_of_a_killed_cli_are_marked_failed_at_the_next_start(tmp_path, isolated_dagster_home):
     from dagster import DagsterRunStatus
     from dagster._core.test_utils import create_run_for_test
