@@ -14,5 +14,10 @@ class RawDataError(SpymasterError):
     """
 
 
+class LakeWriteError(SpymasterError):
+    """A lake partition could not be written (no space left, permission denied, read-only file
+    system); the message starts with the partition's path and ends with the system's reason."""
+
+
 class MissingPartitionError(SpymasterError):
     """An upstream lake partition has not been materialized yet; the message says which asset to run."""

@@ -21,7 +21,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from spymaster_core.errors import MissingPartitionError
+from spymaster_core.errors import LakeWriteError, MissingPartitionError
 
 PART_FILE = "part-0.parquet"
 #: Rows per Parquet row group of streamed partitions: a reader of a few columns holds one group at a time.
@@ -61,6 +61,23 @@ def replace_directory(final: Path, build: Callable[[Path], None]) -> Path:
 #: Tables every gold session reads the whole history of (episodes: index, model, normalization,
 #: distance lookup; signals: blend fit; evaluation sums: cumulative scores). Their partitions are memoized per process.
 HISTORY_TABLES = frozenset({"gold_episodes", "gold_signals", "gold_evaluation_sums"})
+
+
+def _is_io_error(exc: BaseException) -> bool:
+    """True for a Polars error that reports an operating-system I/O failure (``(os error N)``)."""
+    return "os error" in str(exc) or "IO error" in str(exc)
+
+
+def write_failure(path: Path, exc: BaseException) -> LakeWriteError:
+    """The LakeWriteError for ``exc`` (an OSError, or a Polars/Arrow error wrapping one) raised while writing ``path``.
+
+    Its message is ``<path>: cannot write the partition: <reason>``: the OSError's strerror
+    ("No space left on device"), or the Polars message after "underlying IO error: ".
+    """
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    if "underlying IO error: " in reason:
+        reason = reason.split("underlying IO error: ", 1)[1]
+    return LakeWriteError(f"{path}: cannot write the partition: {reason}")
 
 
 class FrameMemo:
@@ -134,13 +151,21 @@ class Lake:
         return self.partition_path(tier, table, session_date).is_file()
 
     def write(self, tier: str, table: str, session_date: date, frame: pl.DataFrame) -> Path:
-        """Write ``frame`` as the partition, atomically (temp file + rename). Returns the file path."""
+        """Write ``frame`` as the partition, atomically (temp file + rename). Returns the file path.
+
+        Raises LakeWriteError naming the partition and the system's reason (no space left on
+        device, permission denied, ...) when the disk refuses; the old partition is untouched.
+        """
         final = self.partition_path(tier, table, session_date)
-        final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.parent / f".{PART_FILE}.{uuid.uuid4().hex}.tmp"
         try:
+            final.parent.mkdir(parents=True, exist_ok=True)
             frame.write_parquet(tmp, compression="zstd", statistics=True)
             os.replace(tmp, final)
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            if isinstance(exc, pl.exceptions.PolarsError) and not _is_io_error(exc):
+                raise
+            raise write_failure(final, exc) from exc
         finally:
             if tmp.exists():
                 tmp.unlink()
@@ -154,6 +179,7 @@ class Lake:
         file, renamed over the partition when the ``with`` block exits normally. If the block raises,
         the temporary file is deleted and the old partition (if any) is untouched. A partition to
         which nothing was written gets a valid empty file only if ``writer.empty_schema`` was set.
+        A refused write (no space left, permission denied) raises LakeWriteError naming the partition.
         """
         final = self.partition_path(tier, table, session_date)
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -161,8 +187,11 @@ class Lake:
         writer = PartitionWriter(tmp, final)
         try:
             yield writer
-            writer.close()
-            os.replace(tmp, final)
+            try:
+                writer.close()
+                os.replace(tmp, final)
+            except OSError as exc:
+                raise write_failure(final, exc) from exc
         finally:
             writer.abort()
             if tmp.exists():
@@ -288,7 +317,10 @@ class PartitionWriter:
     def _wait(self) -> None:
         if self._pending is not None:
             pending, self._pending = self._pending, None
-            pending.result()
+            try:
+                pending.result()
+            except OSError as exc:
+                raise write_failure(self.path, exc) from exc
 
     def write(self, frame: pl.DataFrame) -> None:
         """Append ``frame`` (skipped when it has no rows)."""
@@ -296,7 +328,10 @@ class PartitionWriter:
             return
         table = frame.to_arrow()
         if self._writer is None:
-            self._writer = self._open(table)
+            try:
+                self._writer = self._open(table)
+            except OSError as exc:
+                raise write_failure(self.path, exc) from exc
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-writer")
         self._wait()
         self._pending = self._pool.submit(self._writer.write_table, table, row_group_size=ROW_GROUP_ROWS)

@@ -155,6 +155,28 @@ def test_a_failing_blocking_check_fails_its_session_alone(tmp_path, isolated_dag
     assert list(lake.root.glob("*/*/date=2013-10-08")) == []
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_full_disk_fails_the_session_it_hit_and_names_the_partition(tmp_path, isolated_dagster_home, monkeypatch):
+    import polars as pl
+
+    home = _home(tmp_path, ("20131007", "20131008", "20131009"))
+    config = SpymasterConfig(home=home)
+    write_parquet = pl.DataFrame.write_parquet
+
+    def disk_full_for_oct8_levels(self, path, **kwargs):
+        # The disk fills up as 10-08's silver_levels is written: the OS refuses with ENOSPC.
+        full = "silver_levels/date=2013-10-08" in str(path)
+        return write_parquet(self, "/dev/full" if full else path, **kwargs)
+
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", disk_full_for_oct8_levels)
+    with pytest.raises(SpymasterError) as caught:
+        backfill(config, OCT7, OCT9, quiet=True, workers=1)
+    lines = str(caught.value).splitlines()
+    assert lines[0] == "1 of 3 sessions failed (2 materialized):"
+    partition = Lake(config.lake_dir).partition_path("silver", "silver_levels", OCT8)
+    assert lines[-1] == f"session 2013-10-08: silver_levels: LakeWriteError: {partition}: cannot write the partition: No space left on device (os error 28)"
+
+
 def test_runs_of_a_killed_cli_are_marked_failed_at_the_next_start(tmp_path, isolated_dagster_home):
     from dagster import DagsterRunStatus
     from dagster._core.test_utils import create_run_for_test
