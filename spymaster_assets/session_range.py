@@ -9,7 +9,9 @@ from an asset's page, by ``spymaster backfill`` or by the sensor, is one Dagster
   process pool of ``SpymasterResource.workers`` processes (default: the machine's cores).
 - **Gold** (``parallel=False``): the as-of artefacts of D rest on every session before D, so the
   body walks the range in date order in this process (the lake's history memo makes each earlier
-  partition a single read per run; ``spymaster_resources.lake``).
+  partition a single read per run; ``spymaster_resources.lake``). gold_evaluation is the exception:
+  its sessions' sums are written first, in the pool, after which each day's cumulative scores need
+  only those sums and are computed in the pool too.
 - **A failing session fails alone.** Its error (the innermost one: the file and the reason) is
   recorded in the run's :class:`~spymaster_resources.run_failures.RunFailures`, the partitions the run
   wrote for it are removed (no orphan), later steps skip it, and the rest of the range lands. A
@@ -291,9 +293,9 @@ def session_asset(*, parallel: bool, prepare: Callable | None = None, **asset_kw
     """``@asset`` over trading-day partitions for a body written for one session (see the module docstring).
 
     ``parallel``: sessions are independent (bronze, silver, per-session gold): a range is built in
-    the process pool. ``prepare(context, keys, spymaster, pool)``: for a date-order (not parallel)
-    asset, work of a range run done ahead in the pool before the walk (the walk's result must not
-    depend on it, only its speed). Other keyword arguments go to ``dagster.asset``. The body's signature (its
+    the process pool. ``prepare(context, keys, spymaster, pool)``: work of a range run done ahead in
+    the pool before the sessions' bodies run (a date-order asset's retrains; gold_evaluation's
+    per-session sums, after which its days are independent); the result must not depend on it, only its speed. Other keyword arguments go to ``dagster.asset``. The body's signature (its
     resources and run config) is the asset's.
     """
 

@@ -18,7 +18,7 @@ from .episodes import select_episodes
 from .history import history_fingerprint, record_history
 from .evaluation import png_to_markdown, reliability_diagram_png
 from .evaluation_sums import COMPLETE, WITHOUT_XGBOOST, scores_from_sums
-from .report import EVALUATION_SUMS, evaluation_sums_up_to, scored_signals
+from .report import EVALUATION_SUMS, evaluation_sums_up_to, scored_signals, store_sums_of_day
 from .model import OutcomeModel
 from .normalization import stats_to_frame
 from .schemas import GoldNormalization, column_descriptions, validate_episodes, validate_signals
@@ -268,7 +268,19 @@ EVALUATION_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-@session_asset(parallel=False, group_name="gold", deps=[gold_signals])
+def _store_evaluation_sums(context, keys: list[str], spymaster: SpymasterResource, pool) -> None:
+    """gold_evaluation's range preparation: every session's sums side by side in the pool, so each
+    day's cumulative scores (which need only the sums up to that day) can then be computed in parallel.
+    A session whose sums fail here is left to its body, which computes them again and reports the error."""
+    futures = [pool.submit(store_sums_of_day, str(spymaster.config.home), key) for key in keys]
+    for future in futures:
+        try:
+            future.result()
+        except Exception:  # noqa: BLE001  (reported by the session's own body)
+            continue
+
+
+@session_asset(parallel=True, prepare=_store_evaluation_sums, group_name="gold", deps=[gold_signals])
 def gold_evaluation(context: AssetExecutionContext, spymaster: SpymasterResource) -> MaterializeResult:
     """Walk-forward scores of every model (base rate, distance lookup, kNN, XGBoost, the answer) on the same episodes, with session-bootstrap intervals, for the day and cumulatively.
 

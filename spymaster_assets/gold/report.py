@@ -61,6 +61,26 @@ def _session_sums(lake: Lake, d: date, config: SpymasterConfig) -> pl.DataFrame:
     return session_sums(_signals_with_outcomes(lake, [d]), MODEL_PREFIXES, config.calibration_bins).with_columns(signals_fingerprint=pl.lit(fingerprint))
 
 
+def _empty_sums(config: SpymasterConfig) -> pl.DataFrame:
+    return pl.DataFrame(schema={**sums_schema(config.calibration_bins), "signals_fingerprint": pl.Utf8()})
+
+
+def sums_of_day(lake: Lake, day: date, config: SpymasterConfig) -> pl.DataFrame:
+    """The gold_evaluation_sums partition of ``day``: its sums when it is scored (enough earlier
+    sessions, signals present), else an empty frame; the second frame of :func:`evaluation_sums_up_to`."""
+    eligible = eligible_sessions(lake, day, config.min_history_sessions)
+    return _session_sums(lake, day, config) if eligible and eligible[-1] == day else _empty_sums(config)
+
+
+def store_sums_of_day(home: str, key: str) -> None:
+    """Pool worker of gold_evaluation's range preparation: write :func:`sums_of_day` of session ``key`` under data root ``home``."""
+    from spymaster_resources import SpymasterResource
+
+    spymaster = SpymasterResource(home=home, workers=1)
+    day = date.fromisoformat(key)
+    spymaster.lake.write("gold", EVALUATION_SUMS, day, sums_of_day(spymaster.lake, day, spymaster.config))
+
+
 def evaluation_sums_up_to(lake: Lake, day: date, config: SpymasterConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(sums of every eligible session up to ``day``, sums of ``day`` to store) for gold_evaluation.
 
@@ -71,7 +91,7 @@ def evaluation_sums_up_to(lake: Lake, day: date, config: SpymasterConfig) -> tup
     """
     eligible = eligible_sessions(lake, day, config.min_history_sessions)
     frames = [_session_sums(lake, d, config) for d in eligible]
-    empty = pl.DataFrame(schema={**sums_schema(config.calibration_bins), "signals_fingerprint": pl.Utf8()})
+    empty = _empty_sums(config)
     everything = pl.concat(frames, how="vertical_relaxed") if frames else empty
     today = frames[-1] if eligible and eligible[-1] == day else empty
     return everything, today
