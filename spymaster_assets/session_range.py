@@ -32,6 +32,7 @@ import shutil
 import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -40,6 +41,7 @@ import warnings
 from dagster import AssetCheckResult, AssetCheckSeverity, BackfillPolicy, BetaWarning, MaterializeResult, MetadataValue, asset, asset_check
 
 from spymaster_resources import SpymasterResource
+from spymaster_resources.instance import LAUNCHED_BY_TAG, data_root_lock
 from spymaster_resources.run_failures import RunFailures
 
 from .partitions import session_of_partition_key, trading_day_partitions
@@ -289,6 +291,27 @@ def run_range(context, name: str, body: Callable, kwargs: dict, parallel: bool, 
     return MaterializeResult(metadata=range_metadata(results, failed_now, skipped, len(context.partition_keys)))
 
 
+@contextmanager
+def backfill_lock_unless_cli(context, spymaster: SpymasterResource) -> Iterator[None]:
+    """Hold the data root's backfill lock for a step of a run not started by ``spymaster backfill``
+    (which holds it for its whole duration already).
+
+    So a run launched from the UI, a sensor or a schedule never writes partitions while a backfill
+    runs: its step waits up to ``spymaster.lock_wait_seconds`` (then fails with SpymasterError naming
+    the lock file), and a backfill started meanwhile waits for the step.
+    """
+    if context.run.tags.get(LAUNCHED_BY_TAG) == "cli":
+        yield
+        return
+    home = spymaster.config.home
+
+    def waiting() -> None:
+        context.log.warning(f"a spymaster backfill of {home} is running: this step waits for it to finish")
+
+    with data_root_lock(home, spymaster.lock_wait_seconds, waiting):
+        yield
+
+
 def session_asset(*, parallel: bool, prepare: Callable | None = None, **asset_kwargs):
     """``@asset`` over trading-day partitions for a body written for one session (see the module docstring).
 
@@ -304,10 +327,11 @@ def session_asset(*, parallel: bool, prepare: Callable | None = None, **asset_kw
         BODIES[name] = body
 
         def compute(context, **kwargs):
-            kwargs["spymaster"].catalog.invalidate()  # a step sees raw/ as it is when the step starts
-            if len(context.partition_keys) == 1:
-                return body(context, **kwargs)
-            return run_range(context, name, body, kwargs, parallel, prepare)
+            with backfill_lock_unless_cli(context, kwargs["spymaster"]):
+                kwargs["spymaster"].catalog.invalidate()  # a step sees raw/ as it is when the step starts
+                if len(context.partition_keys) == 1:
+                    return body(context, **kwargs)
+                return run_range(context, name, body, kwargs, parallel, prepare)
 
         compute.__name__ = name
         compute.__doc__ = body.__doc__
@@ -331,9 +355,10 @@ def session_check(*, blocking: bool = False, **check_kwargs):
         BODIES[name] = body
 
         def evaluate(context, **kwargs):
-            if len(context.partition_keys) == 1:
-                return body(context, **kwargs)
-            return _check_range(context, name, body, kwargs, blocking)
+            with backfill_lock_unless_cli(context, kwargs["spymaster"]):
+                if len(context.partition_keys) == 1:
+                    return body(context, **kwargs)
+                return _check_range(context, name, body, kwargs, blocking)
 
         evaluate.__name__ = name
         evaluate.__doc__ = body.__doc__

@@ -39,6 +39,9 @@ class SpymasterResource(ConfigurableResource):
     workers: int = 0
     #: Show a progress bar per step of a range run on stderr (the CLI backfill sets it).
     progress: bool = False
+    #: Seconds a step of a run launched by the UI, a sensor or a schedule waits for the data root's
+    #: backfill lock (held by a running ``spymaster backfill``) before it fails (``session_range``).
+    lock_wait_seconds: float = 3600.0
 
     @property
     def config(self) -> SpymasterConfig:

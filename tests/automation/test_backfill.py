@@ -177,6 +177,54 @@ def test_a_full_disk_fails_the_session_it_hit_and_names_the_partition(tmp_path, 
     assert lines[-1] == f"session 2013-10-08: silver_levels: LakeWriteError: {partition}: cannot write the partition: No space left on device (os error 28)"
 
 
+def test_a_ui_or_sensor_run_waits_for_a_running_backfill(tmp_path, isolated_dagster_home):
+    """Runs launched outside the CLI take the data root's backfill lock: they never interleave with a backfill."""
+    import threading
+    import warnings
+
+    from dagster import DagsterInstance, materialize
+
+    from spymaster_assets.bronze.assets import bronze_futures_ohlcv_1m
+    from spymaster_resources import SpymasterResource
+
+    home = _home(tmp_path, ("20131007",))
+    lake = Lake(SpymasterConfig(home=home).lake_dir)
+
+    def run(tags=None, wait=1.0):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return materialize(
+                [bronze_futures_ohlcv_1m], partition_key="2013-10-07", instance=DagsterInstance.ephemeral(), raise_on_error=False, tags=tags or {},
+                resources={"spymaster": SpymasterResource(home=str(home), lock_wait_seconds=wait)},
+            )
+
+    with data_root_lock(home, 0):  # a backfill is running
+        refused = run()
+        assert not refused.success and not lake.exists("bronze", "bronze_futures_ohlcv_1m", OCT7)
+        error = next(e for e in refused.all_events if e.is_failure).event_specific_data.error
+        assert f"another backfill holds {home / '.backfill.lock'}" in error.to_string()
+        assert run(tags=cli_run_tags()).success  # the backfill's own runs hold it already
+    lake.partition_path("bronze", "bronze_futures_ohlcv_1m", OCT7).unlink()
+    held = threading.Event()
+    holder = threading.Thread(target=lambda: _hold(home, 1.5, held))
+    holder.start()
+    held.wait(10)
+    try:
+        assert run(wait=30.0).success  # waits for the backfill to finish, then runs
+    finally:
+        holder.join()
+    assert lake.exists("bronze", "bronze_futures_ohlcv_1m", OCT7)
+
+
+def _hold(home, seconds, held):
+    """A backfill holding the data root for ``seconds`` (``held`` set once it has the lock)."""
+    import time
+
+    with data_root_lock(home, 0):
+        held.set()
+        time.sleep(seconds)
+
+
 def test_runs_of_a_killed_cli_are_marked_failed_at_the_next_start(tmp_path, isolated_dagster_home):
     from dagster import DagsterRunStatus
     from dagster._core.test_utils import create_run_for_test

@@ -99,6 +99,29 @@ def test_a_session_failing_inside_a_range_fails_alone(tmp_path):
         assert present == (day not in failed), day
         if day in failed:
             assert list(lake.glob(f"*/*/date={day.isoformat()}")) == []  # no orphan partition
+    # Launched by the daemon or the UI, the run recorded the whole range: the run-status sensor flags
+    # the failed sessions' partitions on their page, once.
+    from dagster import build_run_status_sensor_context
+
+    from spymaster_assets.automation.range_failures import range_failures_sensors
+
+    run = instance.get_run_by_id(result.run_id)
+    success = next(e for e in result.all_events if e.event_type_value == "PIPELINE_SUCCESS")
+    sensor = next(s for s in range_failures_sensors if s.name == "range_failures_after_success_sensor")
+
+    def tick():
+        return sensor(build_run_status_sensor_context(
+            sensor_name=sensor.name, dagster_event=success, dagster_instance=instance, dagster_run=run,
+            resources={"spymaster": SpymasterResource(home=str(home))},
+        ))
+
+    tick()
+    observations = instance.fetch_observations(AssetKey("gold_signals"), limit=100).records
+    flagged = {r.asset_observation.partition: r.asset_observation.metadata["failed"].value for r in observations}
+    assert sorted(flagged) == sorted(d.isoformat() for d in failed)
+    assert all("glbx-mdp3-20131009.ohlcv-1m.dbn.zst" in text and "not in the lake" in text for text in flagged.values())
+    assert not (home / ".runs" / f"{result.run_id}.json").exists()  # the list is read once
+    assert "no session failed" in tick().skip_message
 
 
 def test_contiguous_ranges_split_at_a_missing_session_not_at_a_weekend():
@@ -120,35 +143,3 @@ def test_range_metadata_summarises_every_session(tmp_path, workers):
     meta = events[0].materialization.metadata
     assert meta["sessions_built"].value == 2 and meta["sessions_failed"].value == 0
     assert "2013-10-07" in meta["per_session"].value and "2013-10-08" in meta["per_session"].value
-
-
-def test_the_run_status_sensor_flags_sessions_that_failed_inside_a_range(tmp_path):
-    """A range run launched by the daemon or the UI records the whole range; the sensor flags the failed sessions' partitions."""
-    from dagster import build_run_status_sensor_context
-
-    from spymaster_assets.automation.range_failures import range_failures_sensors
-
-    home = _chain_home(tmp_path)
-    bad = home / "raw" / "GLBX.MDP3" / "glbx-mdp3-20131009.ohlcv-1m.dbn.zst"
-    bad.write_bytes(bad.read_bytes()[:-200])
-    instance = DagsterInstance.ephemeral()
-    result = _range_run(home, CHAIN_SESSIONS, instance=instance)
-    failed = sorted(RunFailures(home, result.run_id).sessions())
-    assert CHAIN_SESSIONS[2] in failed
-    run = instance.get_run_by_id(result.run_id)
-    success = next(e for e in result.all_events if e.event_type_value == "PIPELINE_SUCCESS")
-    sensor = next(s for s in range_failures_sensors if s.name == "range_failures_after_success_sensor")
-
-    def tick():
-        return sensor(build_run_status_sensor_context(
-            sensor_name=sensor.name, dagster_event=success, dagster_instance=instance, dagster_run=run,
-            resources={"spymaster": SpymasterResource(home=str(home))},
-        ))
-
-    tick()
-    observations = instance.fetch_observations(AssetKey("gold_signals"), limit=100).records
-    flagged = {r.asset_observation.partition: r.asset_observation.metadata["failed"].value for r in observations}
-    assert sorted(flagged) == [d.isoformat() for d in failed]
-    assert all("glbx-mdp3-20131009.ohlcv-1m.dbn.zst" in text and "not in the lake" in text for text in flagged.values())
-    assert not (home / ".runs" / f"{result.run_id}.json").exists()  # the list is read once
-    assert "no session failed" in tick().skip_message
