@@ -18,8 +18,9 @@ from an asset's page, by ``spymaster backfill`` or by the sensor, is one Dagster
   failing blocking check does the same for its session, reported with WARN severity so that the
   other sessions go on. A run of one partition behaves exactly as before: the error fails the run.
 
-A range step's materialization metadata (the same on every partition of the range, as Dagster
-records it) summarises the range: sessions built, failed and skipped, rows, and a per-session table.
+Each partition of a range step records its own session's metadata (as a run of that session
+would) plus a small ``range/`` summary: sessions built, failed and skipped. Info lines alike across
+sessions are logged once per group (:class:`RangeLog`).
 """
 
 from __future__ import annotations
@@ -52,10 +53,6 @@ warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", categor
 #: Asset and check bodies by name: a pool worker finds the body of a step here (the module-level
 #: name of the body is bound to the Dagster definition, which cannot be pickled).
 BODIES: dict[str, Callable] = {}
-#: Metadata kept from a session's own metadata on a range's summary (the same for every session).
-TABLE_LEVEL_KEYS = ("dagster/column_schema", "dagster/column_lineage")
-#: Per-session table of a range summary: at most this many scalar columns.
-SUMMARY_COLUMNS = 10
 
 
 class SessionContext:
@@ -90,6 +87,43 @@ class CollectedLog:
         if level not in ("debug", "info", "warning", "error", "critical"):
             raise AttributeError(level)
         return lambda message, *args, **kwargs: self.messages.append((level, str(message)))
+
+
+class RangeLog:
+    """The run log of a range step: warnings and errors go to ``log`` at once; info and debug lines,
+    one per session and mostly alike ("<asset> <session>: wrote an empty partition"), are grouped by
+    their text with the session's date taken out and written once per group by :meth:`flush`
+    ("<n> session(s) (<first> .. <last>): <text>"), so a year's range run stores a few lines, not thousands."""
+
+    def __init__(self, log):
+        self._log = log
+        self._groups: dict[tuple[str, str], list[str]] = {}
+        self.session = ""
+
+    def __getattr__(self, level: str):
+        if level in ("warning", "error", "critical"):
+            return getattr(self._log, level)
+        if level not in ("info", "debug"):
+            raise AttributeError(level)
+        return lambda message, *args, **kwargs: self.add(level, str(message), self.session)
+
+    def add(self, level: str, message: str, session: str) -> None:
+        """Buffer (info, debug) or forward (warning and above) one message of ``session``."""
+        if level not in ("info", "debug"):
+            getattr(self._log, level)(message)
+            return
+        text = message.replace(session, "{session}") if session else message
+        self._groups.setdefault((level, text), []).append(session)
+
+    def flush(self) -> None:
+        """Write each buffered group: the message itself for one session, else counted with its first and last session."""
+        for (level, text), sessions in self._groups.items():
+            if len(sessions) == 1:
+                line = text.replace("{session}", sessions[0])
+            else:
+                line = f"{len(sessions)} sessions ({sessions[0]} .. {sessions[-1]}): " + text.replace("{session}", "<session>")
+            getattr(self._log, level)(line)
+        self._groups.clear()
 
 
 def innermost_error(exc: BaseException) -> str:
@@ -178,31 +212,36 @@ def _each_session(context, name: str, body: Callable, kwargs: dict, keys: list[s
     spymaster: SpymasterResource = kwargs["spymaster"]
     workers = min(workers_of(spymaster), len(keys)) if parallel else 1
     progress = _progress(spymaster, name, len(keys))
-    if workers <= 1:
-        for key in keys:
-            try:
-                result, error = body(SessionContext(key, context.log, context.run.run_id, keys), **kwargs), None
-            except Exception as exc:
-                result, error = None, innermost_error(exc)
-            progress(key)
-            yield key, result, error
-        return
-    rest = {k: v for k, v in kwargs.items() if k != "spymaster"}
-    home = str(spymaster.config.home)
-    pool = _pool(workers)
-    step = f"{context.run.run_id}/{name}"
-    futures: dict[str, Future] = {key: pool.submit(_run_in_worker, name, home, key, context.run.run_id, keys, rest, step) for key in keys}
+    log = RangeLog(context.log)
     try:
-        for key in keys:
-            result, error, messages = futures[key].result()
-            for level, message in messages:
-                getattr(context.log, level)(message)
-            progress(key)
-            yield key, result, error
-    except BaseException:
-        for future in futures.values():
-            future.cancel()
-        raise
+        if workers <= 1:
+            for key in keys:
+                log.session = key
+                try:
+                    result, error = body(SessionContext(key, log, context.run.run_id, keys), **kwargs), None
+                except Exception as exc:
+                    result, error = None, innermost_error(exc)
+                progress(key)
+                yield key, result, error
+            return
+        rest = {k: v for k, v in kwargs.items() if k != "spymaster"}
+        home = str(spymaster.config.home)
+        pool = _pool(workers)
+        step = f"{context.run.run_id}/{name}"
+        futures: dict[str, Future] = {key: pool.submit(_run_in_worker, name, home, key, context.run.run_id, keys, rest, step) for key in keys}
+        try:
+            for key in keys:
+                result, error, messages = futures[key].result()
+                for level, message in messages:
+                    log.add(level, message, key)
+                progress(key)
+                yield key, result, error
+        except BaseException:
+            for future in futures.values():
+                future.cancel()
+            raise
+    finally:
+        log.flush()
 
 
 def _progress(spymaster: SpymasterResource, name: str, total: int) -> Callable[[str], None]:
@@ -222,40 +261,20 @@ def _progress(spymaster: SpymasterResource, name: str, total: int) -> Callable[[
     return step
 
 
-def _scalar(value) -> str | None:
-    """A short printable form of a metadata value for the per-session table, None when not scalar."""
-    if isinstance(value, bool | int):
-        return str(value)
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, str) and len(value) <= 40:
-        return value
-    return None
-
-
-def range_metadata(results: dict[str, dict], failed_now: dict[str, str], failed_before: list[str], total: int) -> dict:
-    """A range step's metadata: counts, failures and one row per session of its scalar metadata."""
-    keys = sorted(results)
+def range_metadata(built: list[str], failed_now: dict[str, str], failed_before: list[str], total: int) -> dict:
+    """A range step's summary, on every partition of the range: ``range/`` counts, first and last
+    session built, and the failed sessions with their reasons (each partition's own metadata is
+    added to it separately, as a run of that one session records it)."""
     meta: dict[str, object] = {
-        "sessions_in_range": total,
-        "sessions_built": len(keys),
-        "sessions_failed": len(failed_now),
-        "sessions_skipped_failed_upstream": len(failed_before),
-        "first_session": keys[0] if keys else "none",
-        "last_session": keys[-1] if keys else "none",
+        "range/sessions_in_range": total,
+        "range/sessions_built": len(built),
+        "range/sessions_failed": len(failed_now),
+        "range/sessions_skipped_failed_upstream": len(failed_before),
+        "range/first_session": built[0] if built else "none",
+        "range/last_session": built[-1] if built else "none",
     }
-    if keys:
-        last = results[keys[-1]]
-        meta.update({k: last[k] for k in TABLE_LEVEL_KEYS if k in last})
-        rows = [r.get("dagster/row_count") for r in results.values()]
-        if all(isinstance(r, int) for r in rows):
-            meta["rows_total"] = int(sum(rows))
-        columns = [k for k, v in last.items() if _scalar(v) is not None and not k.startswith("config/")][:SUMMARY_COLUMNS]
-        lines = ["| session | " + " | ".join(c.replace("dagster/", "") for c in columns) + " |", "|---" * (len(columns) + 1) + "|"]
-        lines += ["| " + " | ".join([key] + [_scalar(results[key].get(c)) or "" for c in columns]) + " |" for key in keys]
-        meta["per_session"] = MetadataValue.md("\n".join(lines))
     if failed_now:
-        meta["failed"] = MetadataValue.md("\n".join(["| session | reason |", "|---|---|"] + [f"| {k} | {v} |" for k, v in sorted(failed_now.items())]))
+        meta["range/failed"] = MetadataValue.md("\n".join(["| session | reason |", "|---|---|"] + [f"| {k} | {v} |" for k, v in sorted(failed_now.items())]))
     return meta
 
 
@@ -288,7 +307,9 @@ def run_range(context, name: str, body: Callable, kwargs: dict, parallel: bool, 
         failures.record(day, name, reason)
         removed = remove_written_partitions(spymaster.config.lake_dir, day, failures.started_at)
         context.log.error(f"session {key} failed, the rest of the range goes on: {reason} (removed its {len(removed)} partition(s) written by this run)")
-    return MaterializeResult(metadata=range_metadata(results, failed_now, skipped, len(context.partition_keys)))
+    for key, metadata in results.items():
+        context.add_asset_metadata(metadata, partition_key=key)
+    return MaterializeResult(metadata=range_metadata(sorted(results), failed_now, skipped, len(context.partition_keys)))
 
 
 @contextmanager

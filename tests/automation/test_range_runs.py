@@ -140,6 +140,13 @@ def test_range_metadata_summarises_every_session(tmp_path, workers):
     assert result.success
     events = [e for e in result.get_asset_materialization_events() if e.asset_key == AssetKey("silver_bars")]
     assert sorted(e.partition for e in events) == [d.isoformat() for d in CHAIN_SESSIONS[:2]]
-    meta = events[0].materialization.metadata
-    assert meta["sessions_built"].value == 2 and meta["sessions_failed"].value == 0
-    assert "2013-10-07" in meta["per_session"].value and "2013-10-08" in meta["per_session"].value
+    # Each partition records its own session's metadata (rows of its own partition) and the range's summary.
+    lake = home / "lake" / "silver" / "silver_bars"
+    for event in events:
+        meta = event.materialization.metadata
+        assert meta["range/sessions_built"].value == 2 and meta["range/sessions_failed"].value == 0
+        assert meta["dagster/row_count"].value == pl.read_parquet(lake / f"date={event.partition}" / "part-0.parquet").height
+    assert events[0].materialization.metadata["dagster/row_count"].value != events[1].materialization.metadata["dagster/row_count"].value
+    # Info lines alike across sessions are logged once, counted.
+    lines = [r.user_message for r in instance.all_logs(result.run_id) if r.step_key == "bronze_futures_bbo" and "wrote an empty partition" in r.user_message]
+    assert len(lines) == 1 and lines[0].startswith("2 sessions (2013-10-07 .. 2013-10-08): bronze_futures_bbo <session>: ")
