@@ -310,10 +310,21 @@ def test_ctrl_c_keeps_the_steps_the_run_recorded_and_a_rerun_resumes_from_gold(t
     assert all(is_fresh(lake, d) for d in (OCT7, OCT8, OCT9))
 
     clean_home = _home(tmp_path / "clean", ("20131007", "20131008", "20131009"))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)  # the CLI sets it for its data root; this one has its own
     backfill(SpymasterConfig(home=clean_home), OCT7, OCT9, quiet=True, workers=1)
     clean = Lake(SpymasterConfig(home=clean_home).lake_dir)
     for day in (OCT7, OCT8, OCT9):
         assert lake.read("gold", "gold_signals", day).equals(clean.read("gold", "gold_signals", day)), day
+    # Where the clean run's time went, from its Dagster step durations.
+    script = SAMPLE_RAW.parents[2] / "scripts" / "step_durations.py"
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    out = subprocess.run([sys.executable, str(script), "--home", str(clean_home)], capture_output=True, text=True, env=env, check=True).stdout
+    lines = dict(line.split(": ", 1) for line in out.splitlines())
+    from spymaster_assets.definitions import all_assets
+
+    asset_steps = [k for k in lines if k.startswith("step_seconds/") and any(k.split("/")[1] == key.to_user_string() for a in all_assets for key in a.keys)]
+    assert float(lines["step_seconds/gold_signals"]) > 0 and len(asset_steps) >= 20
+    assert int(lines["materialization_events"]) == 3 * len(asset_steps)  # one per session of each asset step
 
 
 def test_the_run_plan_keeps_the_gold_walk_in_date_order():
