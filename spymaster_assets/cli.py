@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     p_back.add_argument("--end", type=_date, required=True, help="last session date, YYYY-MM-DD")
     p_back.add_argument("--quiet", action="store_true", help="no progress bars")
     p_back.add_argument("--no-charts", action="store_true", help="skip the per-session chart PNGs (about 1 s each; bronze to gold only)")
-    p_back.add_argument("--workers", type=int, default=0, help="processes building bronze and silver in parallel (default 0: one per core)")
+    p_back.add_argument("--workers", type=int, default=0, help="processes building bronze, silver, the range's model retrains and gold_evaluation's days in parallel (default 0: one per core)")
     p_back.add_argument("--rebuild", action="store_true", help="rebuild every session of the range from raw/, even those already built on the current history (without it, a session whose bronze, silver and episodes are in the lake, as an interrupted backfill leaves them, gets only its gold rebuilt)")
 
     p_query = sub.add_parser("query", help="what did similar past setups do at this bar? (uses the index as of --date)")
