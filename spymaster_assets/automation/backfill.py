@@ -39,7 +39,7 @@ from spymaster_core.errors import SpymasterError
 from spymaster_resources.lake import Lake
 from spymaster_resources.run_failures import RunFailures
 
-from ..gold.history import history_change
+from ..gold.history import history_change, lake_fingerprint
 from ..session_range import remove_written_partitions
 from .range_failures import flag_failed_sessions, recorded_materializations
 
@@ -81,9 +81,10 @@ class BackfillInterrupted(KeyboardInterrupt):
         return f"backfill interrupted: {done}, {left}; run the same command again to resume"
 
 
-def is_fresh(lake: Lake, day: date) -> bool:
-    """True when ``day`` went through gold (signals and evaluation) and its signals still rest on the lake's history."""
-    return lake.exists("gold", "gold_evaluation", day) and lake.exists("gold", "gold_signals", day) and history_change(lake, day) is None
+def is_fresh(lake: Lake, day: date, lake_now: dict[str, str] | None = None) -> bool:
+    """True when ``day`` went through gold (signals and evaluation) and its signals still rest on the
+    lake's history (``lake_now``: ``history.lake_fingerprint`` taken once for checking many days)."""
+    return lake.exists("gold", "gold_evaluation", day) and lake.exists("gold", "gold_signals", day) and history_change(lake, day, lake_now) is None
 
 
 def plan_backfill(lake: Lake, sessions: list[date], rebuild: bool = False) -> tuple[list[date], list[date], list[date]]:
@@ -93,16 +94,17 @@ def plan_backfill(lake: Lake, sessions: list[date], rebuild: bool = False) -> tu
     build, every later session of the range and every later materialized session is rebuilt.
     """
     sessions = sorted(sessions)
+    lake_now = lake_fingerprint(lake)
     skipped: list[date] = []
     if not rebuild:
         for day in sessions:
-            if not is_fresh(lake, day):
+            if not is_fresh(lake, day, lake_now):
                 break
             skipped.append(day)
     todo = sessions[len(skipped):]
     if not todo:
         # Nothing in the range to build; a later session may still rest on an older history.
-        later = [d for d in lake.dates("gold", "gold_signals") if d > sessions[-1] and not is_fresh(lake, d)] if sessions else []
+        later = [d for d in lake.dates("gold", "gold_signals") if d > sessions[-1] and not is_fresh(lake, d, lake_now)] if sessions else []
         return later, skipped, later
     later = [d for d in lake.dates("gold", "gold_signals") if d > todo[0] and d not in set(todo)]
     return sorted(set(todo) | set(later)), skipped, later

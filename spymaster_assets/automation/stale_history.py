@@ -37,7 +37,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from spymaster_resources import SpymasterResource
 from spymaster_resources.lake import Lake
 
-from ..gold.history import history_change
+from ..gold.history import history_change, lake_fingerprint
 from .backfill import HISTORY_ASSETS, contiguous_ranges
 from .jobs import materialize_session_job
 
@@ -48,8 +48,9 @@ _ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStat
 def stale_sessions(lake: Lake) -> dict[date, str]:
     """Every session with gold_signals whose recorded history differs from the lake's, with the reason (``history.history_change``)."""
     out: dict[date, str] = {}
+    lake_now = lake_fingerprint(lake)
     for day in lake.dates("gold", "gold_signals"):
-        reason = history_change(lake, day)
+        reason = history_change(lake, day, lake_now)
         if reason is not None:
             out[day] = reason
     return out

@@ -48,19 +48,31 @@ def record_history(lake: Lake, day: date, fingerprint: dict[str, str]) -> Path:
     return path
 
 
-def history_change(lake: Lake, day: date) -> str | None:
+def lake_fingerprint(lake: Lake) -> dict[str, str]:
+    """:func:`history_fingerprint` of every partition of the history tables (one stat per partition),
+    for checking many days at once with :func:`history_change` (``lake_now``)."""
+    return history_fingerprint(lake, date.max)
+
+
+def history_change(lake: Lake, day: date, lake_now: dict[str, str] | None = None) -> str | None:
     """Why day's answers no longer match the lake's history, or None when they do.
 
     Returns a sentence naming the sessions added, rebuilt or removed before ``day`` since its
     gold_signals were built, or saying that no history was recorded (signals from an older version,
-    or not materialized).
+    or not materialized). ``lake_now``: :func:`lake_fingerprint` taken once for many days (the
+    partitions before ``day`` are its part), so checking every session costs one stat per partition
+    instead of one per partition and later session.
     """
     path = lake.partition_dir("gold", "gold_signals", day) / HISTORY_FILE
     try:
         recorded = json.loads(path.read_text())["history"]
     except (OSError, ValueError, KeyError):
         return f"no history is recorded for the signals of {day} ({path})"
-    current = history_fingerprint(lake, day)
+    if lake_now is None:
+        current = history_fingerprint(lake, day)
+    else:
+        before = day.isoformat()
+        current = {k: v for k, v in lake_now.items() if k.split("/", 1)[1] < before}
     if recorded == current:
         return None
     added = sorted({k.split("/")[1] for k in current.keys() - recorded.keys()})

@@ -13,7 +13,7 @@ import pytest
 
 from spymaster_assets.automation.backfill import HISTORY_ASSETS, BackfillInterrupted, backfill, is_fresh, run_plan
 from spymaster_assets.cli import main
-from spymaster_assets.gold.history import history_change
+from spymaster_assets.gold.history import history_change, lake_fingerprint
 from spymaster_core.config import SpymasterConfig
 from spymaster_core.errors import SpymasterError
 from spymaster_resources.instance import cli_run_tags, data_root_lock, mark_abandoned_runs, open_instance
@@ -82,6 +82,8 @@ def test_out_of_order_backfill_rebuilds_the_later_sessions_and_a_rerun_resumes(t
     os.utime(episodes, ns=(episodes.stat().st_atime_ns, episodes.stat().st_mtime_ns + 10**9))
     assert "rebuilt 2013-10-08" in history_change(lake, OCT9)
     assert history_change(lake, OCT8) is None
+    lake_now = lake_fingerprint(lake)  # one stat per partition, for checking every session at once
+    assert [history_change(lake, d, lake_now) for d in (OCT7, OCT8, OCT9)] == [history_change(lake, d) for d in (OCT7, OCT8, OCT9)]
     assert main(["--home", str(home), "replay", "--date", "2013-10-09"]) == 0
     assert backfill(config, OCT9, OCT9, quiet=True).materialized == [OCT9]
     assert history_change(lake, OCT9) is None
