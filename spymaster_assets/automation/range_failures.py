@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from dagster import AssetKey, AssetObservation, DagsterRunStatus, MetadataValue, RunStatusSensorContext, SkipReason, run_status_sensor
+from dagster import AssetKey, AssetObservation, DagsterRunStatus, DefaultSensorStatus, MetadataValue, RunStatusSensorContext, SkipReason, run_status_sensor
 
 from spymaster_resources import SpymasterResource
 from spymaster_resources.instance import LAUNCHED_BY_TAG
@@ -67,6 +67,7 @@ def _build(status: DagsterRunStatus, name: str):
         run_status=status,
         name=name,
         monitor_all_code_locations=True,
+        default_status=DefaultSensorStatus.RUNNING,  # it only flags partitions, never launches a run
         description=f"When a range run ends ({status.value.lower()}), flag the partitions it recorded of the sessions that failed inside it (removed from the lake).",
     )
     def flag(context: RunStatusSensorContext, spymaster: SpymasterResource):
