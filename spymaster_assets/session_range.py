@@ -139,10 +139,13 @@ def innermost_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[-1] if lines else ''}".rstrip(": ")
 
 
-def remove_written_partitions(lake_root: Path, day: date, since: float) -> list[Path]:
-    """Delete the partitions of ``day`` (any tier, table) modified at or after Unix time ``since``; returns them."""
+def remove_written_partitions(lake_root: Path, day: date, since: float, keep: Callable[[str], bool] | None = None) -> list[Path]:
+    """Delete the partitions of ``day`` (any tier, table) modified at or after Unix time ``since``,
+    except those of the tables for which ``keep(table)`` is true; returns the deleted ones."""
     removed = []
     for directory in sorted(Path(lake_root).glob(f"*/*/date={day.isoformat()}")):
+        if keep is not None and keep(directory.parent.name):
+            continue
         try:
             if directory.stat().st_mtime >= since - 1.0:
                 shutil.rmtree(directory, ignore_errors=True)

@@ -27,7 +27,6 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -332,17 +331,10 @@ def _interrupted(lake: Lake, days: list[date], since: float, recorded: set[tuple
     ``done_before`` (earlier runs) as finished and the sessions of the runs not started (``pending``) as unfinished."""
     finished = [d for d in days if ("gold_evaluation", d.isoformat()) in recorded]
     unfinished = [d for d in days if d not in finished]
-    kept = []
     for day in unfinished:
-        kept_any = False
-        for directory in sorted(lake.root.glob(f"*/*/date={day.isoformat()}")):
-            table = directory.parent.name
-            if (TABLE_OWNERS.get(table, table), day.isoformat()) in recorded:
-                kept_any = True
-            elif directory.stat().st_mtime >= since - 1.0:
-                shutil.rmtree(directory, ignore_errors=True)
-        if kept_any:
-            kept.append(day)
+        key = day.isoformat()
+        remove_written_partitions(lake.root, day, since, keep=lambda table: (TABLE_OWNERS.get(table, table), key) in recorded)
+    kept = [d for d in unfinished if any(partition == d.isoformat() for _, partition in recorded)]
     return BackfillInterrupted(done_before + finished, unfinished + pending, kept)
 
 

@@ -24,6 +24,8 @@ from spymaster_resources.run_failures import RUNS_DIR, RunFailures
 def flag_failed_sessions(instance, run_id: str, failed: dict[date, str]) -> int:
     """Report an AssetObservation ``failed`` on every partition of a ``failed`` session (day -> reason)
     that run ``run_id`` recorded as materialized; returns how many were flagged."""
+    if not failed:
+        return 0  # no need to read the run's events
     keys = {day.isoformat(): reason for day, reason in failed.items()}
     flagged = 0
     for name, partition in sorted(recorded_materializations(instance, run_id)):
