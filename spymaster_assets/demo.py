@@ -9,6 +9,7 @@ from pathlib import Path
 import polars as pl
 
 from spymaster_core.config import SpymasterConfig
+from spymaster_resources.lake import Lake
 from spymaster_core.errors import SpymasterError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +33,7 @@ def pick_query_bar(config: SpymasterConfig, day: date) -> time:
     """A bar of ``day`` where some level is in the approach zone (the first such anchor after 10:00 ET)."""
     from .sessions import NY
 
-    state = pl.read_parquet(config.lake_dir / "silver" / "silver_level_state" / f"date={day}" / "part-0.parquet")
+    state = Lake(config.lake_dir).read("silver", "silver_level_state", day)
     zone = state.filter(pl.col("in_zone")).sort("ts_event")
     times = [t.astimezone(NY).time() for t in zone["ts_event"].to_list()]
     later = [t for t in times if t >= time(10, 0)]

@@ -29,13 +29,11 @@ import atexit
 import inspect
 import multiprocessing
 import os
-import shutil
 import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from datetime import date
-from pathlib import Path
 
 import warnings
 
@@ -43,6 +41,7 @@ from dagster import AssetCheckResult, AssetCheckSeverity, BackfillPolicy, BetaWa
 
 from spymaster_resources import SpymasterResource
 from spymaster_resources.instance import LAUNCHED_BY_TAG, data_root_lock
+from spymaster_resources.lake_paths import LakePath, lake_path, newest_mtime, remove_tree
 from spymaster_resources.run_failures import RunFailures
 
 from .partitions import session_of_partition_key, trading_day_partitions
@@ -139,20 +138,24 @@ def innermost_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[-1] if lines else ''}".rstrip(": ")
 
 
-def remove_written_partitions(lake_root: Path, day: date, since: float, keep: Callable[[str], bool] | None = None) -> list[Path]:
-    """Delete the partitions of ``day`` (any tier, table) modified at or after Unix time ``since``,
-    except those of the tables for which ``keep(table)`` is true; returns the deleted ones."""
+def remove_written_partitions(lake_root: LakePath | str, day: date, since: float, keep: Callable[[str], bool] | None = None) -> list[LakePath]:
+    """Delete the partitions of ``day`` (any tier, table; lake local or on object storage) modified at
+    or after Unix time ``since`` (within the 1 s resolution of object stores' times), except those of
+    the tables for which ``keep(table)`` is true; returns the deleted ones."""
     removed = []
-    for directory in sorted(Path(lake_root).glob(f"*/*/date={day.isoformat()}")):
+    for directory in day_partitions(lake_root, day):
         if keep is not None and keep(directory.parent.name):
             continue
-        try:
-            if directory.stat().st_mtime >= since - 1.0:
-                shutil.rmtree(directory, ignore_errors=True)
-                removed.append(directory)
-        except FileNotFoundError:
-            continue
+        modified = newest_mtime(directory)
+        if modified is not None and modified >= since - 1.0:
+            remove_tree(directory)
+            removed.append(directory)
     return removed
+
+
+def day_partitions(lake_root: LakePath | str, day: date) -> list[LakePath]:
+    """Every partition directory of ``day`` in the lake (any tier, any table), sorted."""
+    return sorted(lake_path(lake_root).glob(f"*/*/date={day.isoformat()}"), key=str)
 
 
 # ----------------------------------------------------------------------------- process pool

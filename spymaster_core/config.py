@@ -37,6 +37,9 @@ class SpymasterConfig:
     """
 
     home: Path = Path("data")
+    #: Where the lake lives when not under ``home``: an fsspec URL such as ``s3://bucket/spymaster/lake``
+    #: (credentials and endpoint from the filesystem's environment, e.g. ``AWS_ENDPOINT_URL``); "" = ``home/lake``.
+    lake_url: str = ""
     # Session clock (DESIGN.md "Sessions and levels").
     session_open: time = time(18, 0)  # previous calendar day
     session_close: time = time(17, 0)
@@ -172,9 +175,14 @@ class SpymasterConfig:
         return Path(self.home) / "raw"
 
     @property
-    def lake_dir(self) -> Path:
-        """Root of the Hive-partitioned Parquet lake: ``lake/<tier>/<table>/date=YYYY-MM-DD/``."""
-        return Path(self.home) / "lake"
+    def lake_dir(self):
+        """Root of the Hive-partitioned Parquet lake: ``lake/<tier>/<table>/date=YYYY-MM-DD/`` under
+        ``home`` (a :class:`Path`), or at ``lake_url`` (a :class:`upath.UPath` on object storage)."""
+        if not self.lake_url:
+            return Path(self.home) / "lake"
+        from upath import UPath
+
+        return UPath(self.lake_url)
 
     @property
     def reports_dir(self) -> Path:

@@ -1,15 +1,14 @@
 """The Parquet lake: ``lake/<tier>/<table>/date=YYYY-MM-DD/part-0.parquet`` (Hive-partitioned, zstd).
 
-Writes are atomic: a partition is written to a temporary file in its directory and renamed over the
-old file, so a reader (DuckDB, another run) never sees half a file and a failed write loses nothing.
+The lake root is a local directory or an fsspec URL on object storage (``s3://bucket/lake``; see
+:mod:`spymaster_resources.lake_paths`). Writes are atomic: a partition is written to a temporary
+file and then published (renamed over the old file locally, one PUT on object storage), so a reader
+(DuckDB, another run) never sees half a file and a failed write loses nothing.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import threading
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,39 +22,22 @@ import pyarrow.parquet as pq
 
 from spymaster_core.errors import LakeWriteError, MissingPartitionError
 
+from .lake_paths import (
+    LakePath,
+    file_identity,
+    is_remote,
+    lake_path,
+    list_files,
+    make_parent,
+    open_binary,
+    parquet_source,
+    publish_file,
+    staging_file,
+)
+
 PART_FILE = "part-0.parquet"
 #: Rows per Parquet row group of streamed partitions: a reader of a few columns holds one group at a time.
 ROW_GROUP_ROWS = 262_144
-
-
-def replace_directory(final: Path, build: Callable[[Path], None]) -> Path:
-    """Atomically (re)create directory ``final``: ``build(staging)`` fills a sibling staging directory,
-    which then replaces ``final`` by rename.
-
-    An existing ``final`` is moved aside first and deleted only after the swap succeeded; if the build
-    or the swap fails, the old directory is put back and the staging files are removed, so a reader
-    sees the old directory or the new one, never half of either. Returns ``final``.
-    """
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tag = uuid.uuid4().hex[:12]
-    staging = final.parent / f".{final.name}.tmp-{tag}"
-    aside = final.parent / f".{final.name}.old-{tag}"
-    staging.mkdir()
-    try:
-        build(staging)
-        if final.exists():
-            os.replace(final, aside)
-        try:
-            os.replace(staging, final)
-        except BaseException:
-            if aside.exists():
-                os.replace(aside, final)
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    shutil.rmtree(aside, ignore_errors=True)
-    return final
 
 
 #: Tables every gold session reads the whole history of (episodes: index, model, normalization,
@@ -68,7 +50,7 @@ def _is_io_error(exc: BaseException) -> bool:
     return "os error" in str(exc) or "IO error" in str(exc)
 
 
-def write_failure(path: Path, exc: BaseException) -> LakeWriteError:
+def write_failure(path: LakePath, exc: BaseException) -> LakeWriteError:
     """The LakeWriteError for ``exc`` (an OSError, or a Polars/Arrow error wrapping one) raised while writing ``path``.
 
     Its message is ``<path>: cannot write the partition: <reason>``: the OSError's strerror
@@ -81,11 +63,12 @@ def write_failure(path: Path, exc: BaseException) -> LakeWriteError:
 
 
 class FrameMemo:
-    """Process-wide memo of partitions read from HISTORY_TABLES, keyed by (file, columns, inode, size, mtime).
+    """Process-wide memo of partitions read from HISTORY_TABLES, keyed by (file, columns, identity).
 
     A range run walks its sessions in date order, and session D reads every partition before D: with
     the memo each partition is decoded once per run, not once per later session. A rewritten file has
-    a new inode (writes replace the file), size or mtime and is read again; least recently used frames are dropped past ``max_bytes``.
+    a new identity (``lake_paths.file_identity``: inode, size and mtime locally, the ETag on object
+    storage) and is read again; least recently used frames are dropped past ``max_bytes``.
     """
 
     def __init__(self, max_bytes: int = 2 << 30):
@@ -94,10 +77,12 @@ class FrameMemo:
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def get(self, path: Path, columns: tuple[str, ...] | None, read: Callable[[], pl.DataFrame]) -> pl.DataFrame:
-        """The frame of ``path`` (``columns`` of it, or all), from the memo when the file is unchanged."""
-        st = path.stat()
-        key = (str(path), columns, st.st_ino, st.st_size, st.st_mtime_ns)
+    def get(self, path: LakePath, columns: tuple[str, ...] | None, read: Callable[[], pl.DataFrame]) -> pl.DataFrame:
+        """The frame of ``path`` (``columns`` of it, or all), from the memo when the file is unchanged.
+
+        Raises FileNotFoundError when the file does not exist.
+        """
+        key = (str(path), columns, *file_identity(path))
         with self._lock:
             frame = self._frames.get(key)
             if frame is not None:
@@ -123,26 +108,42 @@ class FrameMemo:
 HISTORY_MEMO = FrameMemo()
 
 
-def _missing(table: str, session_date: date, path: Path) -> MissingPartitionError:
+def _missing(table: str, session_date: date, path: LakePath) -> MissingPartitionError:
     """The error for a partition never materialized, naming the table, the date and the file."""
     return MissingPartitionError(f"{table} has no partition {session_date} ({path} missing): materialize {table} for {session_date} first")
 
 
+def _read_parquet(path: LakePath, columns: tuple[str, ...] | None = None) -> pl.DataFrame:
+    """One Parquet file (``columns`` of it, or all), local or on object storage."""
+    source = parquet_source(path)
+    if columns is None:
+        return pl.read_parquet(source)
+    if isinstance(source, Path):
+        return pl.scan_parquet(source).select(list(columns)).collect()
+    return pl.read_parquet(source, columns=list(columns))
+
+
 class Lake:
-    """Read and write date partitions of lake tables under ``root``."""
+    """Read and write date partitions of lake tables under ``root`` (a local directory, or an fsspec
+    URL such as ``s3://bucket/lake``: :func:`lake_paths.lake_path`)."""
 
-    def __init__(self, root: Path):
-        self.root = Path(root)
+    def __init__(self, root: str | LakePath):
+        self.root = lake_path(root)
 
-    def table_dir(self, tier: str, table: str) -> Path:
+    @property
+    def remote(self) -> bool:
+        """True when the lake is on object storage."""
+        return is_remote(self.root)
+
+    def table_dir(self, tier: str, table: str) -> LakePath:
         """Directory of one table, e.g. ``lake/silver/silver_bars``."""
         return self.root / tier / table
 
-    def partition_dir(self, tier: str, table: str, session_date: date) -> Path:
+    def partition_dir(self, tier: str, table: str, session_date: date) -> LakePath:
         """Directory of one date partition (Hive key ``date``)."""
         return self.table_dir(tier, table) / f"date={session_date.isoformat()}"
 
-    def partition_path(self, tier: str, table: str, session_date: date) -> Path:
+    def partition_path(self, tier: str, table: str, session_date: date) -> LakePath:
         """The Parquet file of one partition."""
         return self.partition_dir(tier, table, session_date) / PART_FILE
 
@@ -150,18 +151,18 @@ class Lake:
         """True when the partition file exists."""
         return self.partition_path(tier, table, session_date).is_file()
 
-    def write(self, tier: str, table: str, session_date: date, frame: pl.DataFrame) -> Path:
-        """Write ``frame`` as the partition, atomically (temp file + rename). Returns the file path.
+    def write(self, tier: str, table: str, session_date: date, frame: pl.DataFrame) -> LakePath:
+        """Write ``frame`` as the partition, atomically (temp file, then rename or one upload). Returns the file path.
 
         Raises LakeWriteError naming the partition and the system's reason (no space left on
-        device, permission denied, ...) when the disk refuses; the old partition is untouched.
+        device, permission denied, ...) when the disk or the object store refuses; the old partition is untouched.
         """
         final = self.partition_path(tier, table, session_date)
-        tmp = final.parent / f".{PART_FILE}.{uuid.uuid4().hex}.tmp"
+        tmp = staging_file(final)
         try:
-            final.parent.mkdir(parents=True, exist_ok=True)
+            make_parent(final)
             frame.write_parquet(tmp, compression="zstd", statistics=True)
-            os.replace(tmp, final)
+            publish_file(tmp, final)
         except (OSError, pl.exceptions.PolarsError) as exc:
             if isinstance(exc, pl.exceptions.PolarsError) and not _is_io_error(exc):
                 raise
@@ -176,20 +177,20 @@ class Lake:
         """Write a partition chunk by chunk (bounded memory), atomically.
 
         Yields a :class:`PartitionWriter`; each ``write(frame)`` appends row groups to a temporary
-        file, renamed over the partition when the ``with`` block exits normally. If the block raises,
+        file, published as the partition when the ``with`` block exits normally. If the block raises,
         the temporary file is deleted and the old partition (if any) is untouched. A partition to
         which nothing was written gets a valid empty file only if ``writer.empty_schema`` was set.
         A refused write (no space left, permission denied) raises LakeWriteError naming the partition.
         """
         final = self.partition_path(tier, table, session_date)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.parent / f".{PART_FILE}.{uuid.uuid4().hex}.tmp"
+        make_parent(final)
+        tmp = staging_file(final)
         writer = PartitionWriter(tmp, final)
         try:
             yield writer
             try:
                 writer.close()
-                os.replace(tmp, final)
+                publish_file(tmp, final)
             except OSError as exc:
                 raise write_failure(final, exc) from exc
         finally:
@@ -200,10 +201,13 @@ class Lake:
     def row_count(self, tier: str, table: str, session_date: date) -> int:
         """Rows of one partition, from the Parquet footer (0 when the partition does not exist)."""
         path = self.partition_path(tier, table, session_date)
-        return pq.ParquetFile(path).metadata.num_rows if path.is_file() else 0
+        if not path.is_file():
+            return 0
+        with open_binary(path) as handle:
+            return pq.ParquetFile(handle).metadata.num_rows
 
-    def scan(self, tier: str, table: str, session_date: date) -> pl.LazyFrame:
-        """Lazily scan one partition (for tables too large to read whole).
+    def schema(self, tier: str, table: str, session_date: date) -> pl.Schema:
+        """The polars schema of one partition, from the Parquet footer (the file is not read).
 
         Raises:
             MissingPartitionError: the partition was never materialized.
@@ -211,10 +215,26 @@ class Lake:
         path = self.partition_path(tier, table, session_date)
         if not path.is_file():
             raise _missing(table, session_date, path)
-        return pl.scan_parquet(path)
+        with open_binary(path) as handle:
+            return pl.from_arrow(pq.ParquetFile(handle).schema_arrow.empty_table()).schema
+
+    def scan(self, tier: str, table: str, session_date: date) -> pl.LazyFrame:
+        """Lazily scan one partition (for tables too large to read whole; on object storage the
+        object is fetched whole first).
+
+        Raises:
+            MissingPartitionError: the partition was never materialized.
+        """
+        path = self.partition_path(tier, table, session_date)
+        try:
+            source = parquet_source(path)
+        except FileNotFoundError:
+            raise _missing(table, session_date, path) from None
+        return pl.scan_parquet(source) if isinstance(source, Path) else pl.read_parquet(source).lazy()
 
     def iter_batches(self, tier: str, table: str, session_date: date, batch_rows: int = 250_000, columns: list[str] | None = None) -> Iterator[pl.DataFrame]:
-        """Yield one partition as polars frames of at most ``batch_rows`` rows, in file order (bounded memory).
+        """Yield one partition as polars frames of at most ``batch_rows`` rows, in file order (bounded
+        memory; on object storage read by ranges).
 
         ``columns``: read only these (those the file lacks are skipped), which bounds memory on wide
         tables such as bronze_futures_mbp10.
@@ -225,12 +245,13 @@ class Lake:
         path = self.partition_path(tier, table, session_date)
         if not path.is_file():
             raise _missing(table, session_date, path)
-        parquet = pq.ParquetFile(path)
-        if columns is not None:
-            present = set(parquet.schema_arrow.names)
-            columns = [c for c in columns if c in present]
-        for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns, use_threads=False):
-            yield pl.from_arrow(batch)
+        with open_binary(path) as handle:
+            parquet = pq.ParquetFile(handle)
+            if columns is not None:
+                present = set(parquet.schema_arrow.names)
+                columns = [c for c in columns if c in present]
+            for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns, use_threads=False):
+                yield pl.from_arrow(batch)
 
     def read(self, tier: str, table: str, session_date: date) -> pl.DataFrame:
         """Read one partition.
@@ -239,11 +260,12 @@ class Lake:
             MissingPartitionError: the partition was never materialized, naming the asset and date.
         """
         path = self.partition_path(tier, table, session_date)
-        if not path.is_file():
-            raise _missing(table, session_date, path)
-        if table in HISTORY_TABLES:
-            return HISTORY_MEMO.get(path, None, lambda: pl.read_parquet(path))
-        return pl.read_parquet(path)
+        try:
+            if table in HISTORY_TABLES:
+                return HISTORY_MEMO.get(path, None, lambda: _read_parquet(path))
+            return _read_parquet(path)
+        except FileNotFoundError:
+            raise _missing(table, session_date, path) from None
 
     def read_many(self, tier: str, table: str, dates: list[date], columns: list[str] | None = None) -> pl.DataFrame | None:
         """Concatenate the partitions of ``dates`` (all must exist); None when ``dates`` is empty.
@@ -253,31 +275,50 @@ class Lake:
         """
         if columns is None:
             frames = [self.read(tier, table, d) for d in dates]
-        elif table in HISTORY_TABLES:
-            frames = [self._read_columns(tier, table, d, tuple(columns)) for d in dates]
         else:
-            frames = [self.scan(tier, table, d).select(columns).collect() for d in dates]
+            frames = [self._read_columns(tier, table, d, tuple(columns)) for d in dates]
         return pl.concat(frames, how="vertical_relaxed") if frames else None
 
     def _read_columns(self, tier: str, table: str, session_date: date, columns: tuple[str, ...]) -> pl.DataFrame:
-        """``columns`` of one HISTORY_TABLES partition, through the memo."""
+        """``columns`` of one partition (through the memo for HISTORY_TABLES)."""
         path = self.partition_path(tier, table, session_date)
         try:
-            return HISTORY_MEMO.get(path, columns, lambda: pl.scan_parquet(path).select(list(columns)).collect())
+            if table in HISTORY_TABLES:
+                return HISTORY_MEMO.get(path, columns, lambda: _read_parquet(path, columns))
+            return _read_parquet(path, columns)
         except FileNotFoundError:
             raise _missing(table, session_date, path) from None
 
-    def dates(self, tier: str, table: str, marker: str = PART_FILE) -> list[date]:
-        """Sorted dates of the partitions present: those whose directory holds the file ``marker``
-        (the Parquet part file by default; a directory asset names its own, e.g. ``meta.json``)."""
+    def partition_files(self, tier: str, table: str, marker: str = PART_FILE) -> dict[date, dict]:
+        """The partitions present, by date, each with its ``marker`` file's ``size``, ``fingerprint``
+        (``lake_paths.file_fingerprint``) and ``mtime``: those whose directory holds ``marker`` (the
+        Parquet part file by default; a directory asset names its own, e.g. ``meta.json``).
+
+        One listing of the table on object storage; locally one stat per partition.
+        """
         root = self.table_dir(tier, table)
+        out: dict[date, dict] = {}
+        if self.remote:
+            for name, info in list_files(root).items():
+                folder, _, file = name.partition("/")
+                if file == marker and folder.startswith("date="):
+                    out[date.fromisoformat(folder[len("date="):])] = info
+            return out
         if not root.is_dir():
-            return []
-        out = []
+            return {}
         for d in root.iterdir():
-            if d.name.startswith("date=") and (d / marker).is_file():
-                out.append(date.fromisoformat(d.name[len("date="):]))
-        return sorted(out)
+            if not d.name.startswith("date="):
+                continue
+            try:
+                st = (d / marker).stat()
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            out[date.fromisoformat(d.name[len("date="):])] = {"size": st.st_size, "fingerprint": f"{st.st_size}-{st.st_mtime_ns}", "mtime": st.st_mtime}
+        return out
+
+    def dates(self, tier: str, table: str, marker: str = PART_FILE) -> list[date]:
+        """Sorted dates of the partitions present (``marker`` as :meth:`partition_files`)."""
+        return sorted(self.partition_files(tier, table, marker))
 
     def dates_before(self, tier: str, table: str, session_date: date, limit: int | None = None, marker: str = PART_FILE) -> list[date]:
         """Dates present strictly before ``session_date``, the latest ``limit`` of them when given (``marker`` as :meth:`dates`)."""
@@ -299,7 +340,7 @@ class PartitionWriter:
     text columns only: both cost more than they save on wide numeric tables such as mbp-10.
     """
 
-    def __init__(self, tmp: Path, final: Path):
+    def __init__(self, tmp: Path, final: LakePath):
         self.tmp = tmp
         self.path = final
         self.rows = 0

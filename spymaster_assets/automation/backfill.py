@@ -36,10 +36,11 @@ from pathlib import Path
 from spymaster_core.config import SpymasterConfig
 from spymaster_core.errors import SpymasterError
 from spymaster_resources.lake import Lake
+from spymaster_resources.lake_paths import LakePath
 from spymaster_resources.run_failures import RunFailures
 
 from ..gold.history import history_change, lake_fingerprint
-from ..session_range import remove_written_partitions
+from ..session_range import day_partitions, remove_written_partitions
 from .range_failures import flag_failed_sessions, recorded_materializations
 
 #: The assets of a session that depend on earlier sessions (the as-of artefacts, the answer, its
@@ -146,9 +147,9 @@ def run_plan(in_range: list[date], history_only: set[date], stale: list[date]) -
     return plan
 
 
-def partitions_of(lake: Lake, day: date) -> set[Path]:
+def partitions_of(lake: Lake, day: date) -> set[LakePath]:
     """Every lake partition directory of ``day`` (any tier, any table)."""
-    return set(lake.root.glob(f"*/*/date={day.isoformat()}"))
+    return set(day_partitions(lake.root, day))
 
 
 def failure_reason(result) -> str:

@@ -56,6 +56,7 @@ from spymaster_resources import SpymasterResource
 
 from ..bronze import assets as bronze_assets
 from ..bronze import options_assets as bronze_options_assets
+from spymaster_resources.lake_paths import LakePath
 from spymaster_resources.raw_files import DbnFileInfo, _ns
 from ..bronze.ingest import file_span, sessions_with_rth_data
 from spymaster_core.config import SpymasterConfig
@@ -284,7 +285,7 @@ def bronze_overwrite_run_config() -> dict:
     return {"ops": {name: {"config": {"overwrite": True}} for name in ops}}
 
 
-def _bronze_written(home_lake: Path) -> Callable[[date], bool]:
+def _bronze_written(home_lake: LakePath) -> Callable[[date], bool]:
     def written(day: date) -> bool:
         return any((home_lake / "bronze").glob(f"*/date={day.isoformat()}/*.parquet"))
 

@@ -2,7 +2,6 @@
 
 
 import polars as pl
-import pyarrow.parquet as pq
 from dagster import AssetExecutionContext, Config, MaterializeResult
 
 from spymaster_resources import SpymasterResource
@@ -104,14 +103,15 @@ def _order_flow_partition(context: AssetExecutionContext, spymaster: SpymasterRe
     path = lake.partition_path(TIER, table, day)
     if not run.overwrite and lake.exists(TIER, table, day):
         context.log.info(f"{table} {day} already written; bronze is not rewritten (set overwrite: true to force)")
-        source = lake.scan(TIER, table, day).select(pl.col("source").first()).collect()
+        # The first row's source only: the file is read by row groups, not whole (it may be remote).
+        source = next(lake.iter_batches(TIER, table, day, batch_rows=1, columns=["source"]), pl.DataFrame({"source": []}))
         return MaterializeResult(
             metadata=table_metadata(
-                pl.DataFrame(schema=pl.read_parquet_schema(path)),
+                pl.DataFrame(schema=lake.schema(TIER, table, day)),
                 path,
                 cfg,
                 DESCRIPTIONS[table],
-                row_count=pq.ParquetFile(path).metadata.num_rows,
+                row_count=lake.row_count(TIER, table, day),
                 source=(source["source"][0] if source.height and source["source"][0] is not None else "none"),
                 rewritten=False,
             )

@@ -24,6 +24,11 @@ LAKE_ASSET_KEYS = sorted(
 def duckdb_catalog(context: AssetExecutionContext, spymaster: SpymasterResource, duckdb: DuckDBResource) -> MaterializeResult:
     """DuckDB file <home>/spymaster.duckdb of views over the lake (read at query time), one view per lake table with a partition."""
     cfg = spymaster.config
+    if spymaster.lake.remote:
+        # Views over s3:// need DuckDB's httpfs extension and a secret for the store: not set up here.
+        reason = f"the lake is on object storage ({cfg.lake_url}): no catalog file is written; query it with DuckDB's httpfs extension"
+        context.log.warning(f"duckdb_catalog: {reason}")
+        return MaterializeResult(metadata={"views": 0, "skipped_tables": "all", "reason": reason})
     # The resource's in-memory database: the catalog file is attached to it, filled, and renamed into place.
     with duckdb.get_connection() as con:
         result = write_catalog(cfg.lake_dir, Path(cfg.home) / CATALOG_FILE, con)

@@ -341,11 +341,9 @@ def silver_outcomes_not_degenerate(context: AssetCheckExecutionContext, spymaste
     )
 
 
-def _pruned_by_retention(index_root: Path, day: date, config: SpymasterConfig) -> bool:
+def _pruned_by_retention(lake, day: date, config: SpymasterConfig) -> bool:
     """True when at least ``index_retention_sessions`` later indexes are saved (so ``day``'s was pruned, and is rebuilt on demand)."""
-    if not index_root.is_dir():
-        return False
-    later = [d for d in index_root.iterdir() if d.name.startswith("date=") and d.name[5:] > day.isoformat() and (d / MANIFEST).is_file()]
+    later = [d for d in lake.dates("gold", "gold_setup_index", marker=MANIFEST) if d > day]
     return len(later) >= config.index_retention_sessions
 
 
@@ -364,7 +362,7 @@ def gold_setup_index_holds_every_episode(context: AssetCheckExecutionContext, sp
     cfg, lake = spymaster.config, spymaster.lake
     directory = lake.partition_dir("gold", "gold_setup_index", day)
     if not (directory / MANIFEST).is_file():
-        if _pruned_by_retention(directory.parent, day, cfg):
+        if _pruned_by_retention(lake, day, cfg):
             return AssetCheckResult(passed=True, description=f"index of {day} pruned by retention (rebuilt on demand from the lake)", metadata={"pruned": True})
         return AssetCheckResult(passed=False, description=f"no saved index for {day} ({directory / MANIFEST} missing)", metadata={"path": str(directory)})
     actual, manifest = read_index_sizes(directory)

@@ -7,14 +7,13 @@ Shared by the gold assets and the CLI so both answer with the same code path. Po
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import date
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from spymaster_resources.lake import Lake, replace_directory
+from spymaster_resources.lake import Lake
+from spymaster_resources.lake_paths import LakePath, remove_tree, replace_directory
 
 from spymaster_core.config import SpymasterConfig
 from spymaster_core.errors import MissingPartitionError, SpymasterError
@@ -51,7 +50,7 @@ def stats_as_of(lake: Lake, day: date) -> NormalizationStats:
     return stats_from_frame(lake.read(GOLD, "gold_normalization", day))
 
 
-def index_dir(lake: Lake, day: date) -> Path:
+def index_dir(lake: Lake, day: date) -> LakePath:
     """Directory of the saved setup index as of ``day``."""
     return lake.partition_dir(GOLD, "gold_setup_index", day)
 
@@ -94,7 +93,7 @@ def _extend_saved_index(lake: Lake, previous: date, day: date, stats: Normalizat
     return saved.extended(lake.read(GOLD, "gold_episodes", previous), stats, day, provenance)
 
 
-def model_dir(lake: Lake, day: date) -> Path:
+def model_dir(lake: Lake, day: date) -> LakePath:
     """Directory of the saved gold_model as of ``day`` (model.json and meta.json, or only a meta.json saying there is none)."""
     return lake.partition_dir(GOLD, "gold_model", day)
 
@@ -220,7 +219,7 @@ def model_as_of(lake: Lake, day: date, config: SpymasterConfig) -> OutcomeModel 
 NO_MODEL_FORMAT = "gold-model-none-1"
 
 
-def save_no_model(lake: Lake, day: date, reason: str) -> Path:
+def save_no_model(lake: Lake, day: date, reason: str) -> LakePath:
     """Record in gold_model's partition of ``day`` that there is no model, and why (atomic directory swap)."""
     note = {"format": NO_MODEL_FORMAT, "as_of": day.isoformat(), "model": None, "reason": reason}
     return replace_directory(model_dir(lake, day), lambda root: (root / "meta.json").write_text(json.dumps(note, indent=2)))
@@ -295,13 +294,10 @@ def prune_old_indexes(lake: Lake, day: date, config: SpymasterConfig) -> list[da
     Keeps storage linear in history (an index as of D holds all of history, so keeping every day's
     would grow with its square); a pruned index is rebuilt on demand by :func:`index_as_of`.
     """
-    root = lake.table_dir(GOLD, "gold_setup_index")
-    if not root.is_dir():
-        return []
-    saved = sorted(date.fromisoformat(d.name[5:]) for d in root.iterdir() if d.name.startswith("date=") and (d / "manifest.json").is_file())
+    saved = lake.dates(GOLD, "gold_setup_index", marker="manifest.json")
     up_to_day = [d for d in saved if d <= day]
     keep = set(up_to_day[-config.index_retention_sessions:]) | {d for d in saved if d > day}
     pruned = [d for d in saved if d not in keep]
     for d in pruned:
-        shutil.rmtree(index_dir(lake, d), ignore_errors=True)
+        remove_tree(index_dir(lake, d))
     return pruned

@@ -2,7 +2,7 @@
 
 Gold of day D depends on every session before D: their gold_episodes (normalization, model, index,
 distance lookup) and gold_signals (the blend fit). The *history fingerprint* of D is, for each of
-those partitions, its file size and modification time (ns). gold_signals records the fingerprint it
+those partitions, its file size and modification time (ns), or on object storage its size and ETag. gold_signals records the fingerprint it
 was built on in ``history.json`` beside its Parquet file; when a session before D is added or
 rebuilt afterwards, the fingerprint changes, D's answers are stale, and a backfill rebuilds them
 (DESIGN.md "Backfill and history": answers never silently rest on a history that has since changed).
@@ -11,41 +11,31 @@ rebuilt afterwards, the fingerprint changes, D's answers are stale, and a backfi
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from datetime import date
-from pathlib import Path
 
 from spymaster_resources.lake import Lake
+from spymaster_resources.lake_paths import LakePath, write_text_atomic
 
 HISTORY_FILE = "history.json"
 _TABLES = ("gold_episodes", "gold_signals")
 
 
 def history_fingerprint(lake: Lake, day: date, tables: tuple[str, ...] = _TABLES) -> dict[str, str]:
-    """``{"<table>/<date>": "<size>-<mtime_ns>"}`` for every partition of ``tables`` (default gold_episodes and gold_signals) before ``day``."""
+    """``{"<table>/<date>": "<fingerprint>"}`` for every partition of ``tables`` (default gold_episodes
+    and gold_signals) before ``day``: ``<size>-<mtime_ns>`` locally, ``<size>-<ETag>`` on object
+    storage (``lake_paths.file_fingerprint``); one listing per table."""
     out: dict[str, str] = {}
     for table in tables:
-        for d in lake.dates_before("gold", table, day):
-            path = lake.partition_path("gold", table, d)
-            try:
-                st = path.stat()
-            except FileNotFoundError:
-                continue  # removed between the listing and the stat: not part of the history
-            out[f"{table}/{d.isoformat()}"] = f"{st.st_size}-{st.st_mtime_ns}"
+        for d, info in sorted(lake.partition_files("gold", table).items()):
+            if d < day:
+                out[f"{table}/{d.isoformat()}"] = info["fingerprint"]
     return out
 
 
-def record_history(lake: Lake, day: date, fingerprint: dict[str, str]) -> Path:
+def record_history(lake: Lake, day: date, fingerprint: dict[str, str]) -> LakePath:
     """Write ``fingerprint`` (taken before building day's signals) to the gold_signals partition of ``day``, atomically."""
-    folder = lake.partition_dir("gold", "gold_signals", day)
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".history-", suffix=".tmp", dir=folder)
-    with os.fdopen(fd, "w") as handle:
-        json.dump({"day": day.isoformat(), "history": fingerprint}, handle, indent=1, sort_keys=True)
-    path = folder / HISTORY_FILE
-    os.replace(tmp, path)
-    return path
+    text = json.dumps({"day": day.isoformat(), "history": fingerprint}, indent=1, sort_keys=True)
+    return write_text_atomic(lake.partition_dir("gold", "gold_signals", day) / HISTORY_FILE, text)
 
 
 def lake_fingerprint(lake: Lake) -> dict[str, str]:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
-from spymaster_resources.lake import replace_directory
+from spymaster_resources.lake_paths import LakePath, lake_path, local_directory, replace_directory
 
 from spymaster_core.config import DIRECTIONS, LEVEL_KINDS, OUTCOMES, SpymasterConfig
 from .retrieval import outcome_codes
@@ -166,14 +166,15 @@ class OutcomeModel:
             return np.full(len(columns), 1.0 / len(columns))
         return gain / gain.sum()
 
-    def save(self, directory: Path) -> Path:
-        """Write ``model.json`` (XGBoost JSON format) and ``meta.json`` into ``directory`` atomically (staging dir, rename)."""
+    def save(self, directory: LakePath) -> LakePath:
+        """Write ``model.json`` (XGBoost JSON format) and ``meta.json`` into ``directory`` (local or on
+        object storage) atomically (``lake_paths.replace_directory``)."""
 
         def write(root: Path) -> None:
             self.booster.save_model(str(root / MODEL_FILE))
             (root / META_FILE).write_text(json.dumps(self.metadata(), indent=2))
 
-        return replace_directory(Path(directory), write)
+        return replace_directory(lake_path(directory), write)
 
     def metadata(self) -> dict[str, object]:
         """The JSON-ready description stored beside the model (format, window, features, params, gain)."""
@@ -189,30 +190,38 @@ class OutcomeModel:
         }
 
     @classmethod
-    def load(cls, directory: Path) -> "OutcomeModel":
+    def load(cls, directory: LakePath) -> "OutcomeModel":
         """Read a model written by :meth:`save`.
 
         Raises FileNotFoundError when a file is missing, ValueError naming the file when it is
         corrupt or of another format.
         """
-        root = Path(directory)
-        meta_path, model_path = root / META_FILE, root / MODEL_FILE
-        for path in (meta_path, model_path):
+        directory = lake_path(directory)
+        for path in (directory / META_FILE, directory / MODEL_FILE):
             if not path.is_file():
                 raise FileNotFoundError(f"gold_model incomplete: {path} does not exist")
+        with local_directory(directory) as root:
+            return cls._load_local(root, directory)
+
+    @classmethod
+    def _load_local(cls, root: Path, directory: LakePath) -> "OutcomeModel":
+        """:meth:`load` from the local directory ``root`` (a copy of ``directory``, named in errors)."""
+        meta_path, model_path = root / META_FILE, root / MODEL_FILE
+        if not model_path.is_file():
+            raise FileNotFoundError(f"gold_model incomplete: {directory / MODEL_FILE} does not exist")
         try:
             meta = json.loads(meta_path.read_text())
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{meta_path}: corrupt model metadata ({exc})") from None
+            raise ValueError(f"{directory / META_FILE}: corrupt model metadata ({exc})") from None
         if meta.get("format") != _FORMAT:
-            raise ValueError(f"{meta_path}: not a {_FORMAT} model description")
+            raise ValueError(f"{directory / META_FILE}: not a {_FORMAT} model description")
         import xgboost as xgb
 
         booster = xgb.Booster()
         try:
             booster.load_model(str(model_path))
         except xgb.core.XGBoostError as exc:
-            raise ValueError(f"{model_path}: corrupt XGBoost model ({str(exc).splitlines()[0]})") from None
+            raise ValueError(f"{directory / MODEL_FILE}: corrupt XGBoost model ({str(exc).splitlines()[0]})") from None
         return cls(
             booster=booster,
             features=list(meta["features"]),

@@ -8,6 +8,7 @@ from datetime import date
 import polars as pl
 
 from spymaster_resources.lake import Lake
+from spymaster_resources.lake_paths import file_fingerprint
 
 from spymaster_core.config import SpymasterConfig
 from spymaster_core.errors import SpymasterError
@@ -47,8 +48,7 @@ EVALUATION_SUMS = "gold_evaluation_sums"
 
 
 def _signals_fingerprint(lake: Lake, d: date) -> str:
-    st = lake.partition_path("gold", "gold_signals", d).stat()
-    return f"{st.st_size}-{st.st_mtime_ns}"
+    return file_fingerprint(lake.partition_path("gold", "gold_signals", d))
 
 
 def _session_sums(lake: Lake, d: date, config: SpymasterConfig) -> pl.DataFrame:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from spymaster_resources.lake import replace_directory
+from spymaster_resources.lake_paths import LakePath, lake_path, local_directory, replace_directory
 
 from spymaster_core.config import SpymasterConfig
 from .episodes import SETUP_KEY_SCHEMA
@@ -150,12 +150,13 @@ class SchemaIndexes:
         origin = f"extended the index of {self.as_of} by {len(added)} session(s)"
         return SchemaIndexes(indexes, as_of, self.layout_version, self.config, self.weights, self.weights_source, provenance, origin)
 
-    def save(self, directory: Path) -> Path:
-        """Write every schema's index and the manifest to a staging directory, then swap it in for ``directory``.
+    def save(self, directory: LakePath) -> LakePath:
+        """Write every schema's index and the manifest to a staging directory, then swap it in for
+        ``directory`` (local or on object storage).
 
-        A failure at any point leaves the previous indexes whole (``lake.replace_directory``).
+        A failure at any point leaves the previous indexes whole (``lake_paths.replace_directory``).
         """
-        return replace_directory(Path(directory), self._write)
+        return replace_directory(lake_path(directory), self._write)
 
     def _write(self, root: Path) -> None:
         for label, index in self.indexes.items():
@@ -173,16 +174,22 @@ class SchemaIndexes:
         (root / MANIFEST).write_text(json.dumps(manifest, indent=2))
 
     @classmethod
-    def load(cls, directory: Path, config: SpymasterConfig) -> "SchemaIndexes":
-        """Read indexes written by :meth:`save`.
+    def load(cls, directory: LakePath, config: SpymasterConfig) -> "SchemaIndexes":
+        """Read indexes written by :meth:`save` (local, or on object storage through a temporary copy).
 
         Raises FileNotFoundError when the manifest or a schema directory is missing, ValueError when
         the manifest is of another format or layout version than ``config`` gives.
         """
-        root = Path(directory)
+        directory = lake_path(directory)
+        if not (directory / MANIFEST).is_file():
+            raise FileNotFoundError(f"setup indexes incomplete: {directory / MANIFEST} does not exist")
+        with local_directory(directory) as root:
+            return cls._load_local(root, config)
+
+    @classmethod
+    def _load_local(cls, root: Path, config: SpymasterConfig) -> "SchemaIndexes":
+        """:meth:`load` from a local directory."""
         path = root / MANIFEST
-        if not path.is_file():
-            raise FileNotFoundError(f"setup indexes incomplete: {path} does not exist")
         manifest = json.loads(path.read_text())
         if manifest.get("format") != _FORMAT:
             raise ValueError(f"{path}: not a {_FORMAT} manifest (written by an older version: rematerialize gold_setup_index)")

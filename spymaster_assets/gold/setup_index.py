@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 from numba import njit
 
-from spymaster_resources.lake import replace_directory
+from spymaster_resources.lake_paths import LakePath, lake_path, local_directory, replace_directory
 
 from spymaster_core.config import OUTCOMES, SpymasterConfig
 from .episodes import SETUP_KEY_SCHEMA
@@ -387,7 +387,7 @@ class SetupIndex:
             },
         }
 
-    def save(self, directory: str | os.PathLike) -> Path:
+    def save(self, directory: str | os.PathLike | LakePath) -> LakePath:
         """Write the index to ``directory`` atomically and return its path.
 
         Files: one ``<safe partition name>.faiss`` per partition (faiss.write_index),
@@ -395,9 +395,10 @@ class SetupIndex:
         ``manifest.json`` (written last). Everything goes to a sibling temporary directory first,
         which then replaces ``directory`` by rename; an existing directory is moved aside and only
         deleted after the rename succeeded, so a failure at any point leaves the previous index
-        whole (and removes the temporary files).
+        whole (and removes the temporary files). ``directory`` may be on object storage
+        (``lake_paths.replace_directory``).
         """
-        return replace_directory(Path(directory), self._write)
+        return replace_directory(lake_path(directory), self._write)
 
     def _write(self, staging: Path) -> None:
         manifest = self.manifest()
@@ -409,14 +410,22 @@ class SetupIndex:
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
 
     @classmethod
-    def load(cls, directory: str | os.PathLike, config: SpymasterConfig) -> "SetupIndex":
-        """Read an index written by :meth:`save`.
+    def load(cls, directory: str | os.PathLike | LakePath, config: SpymasterConfig) -> "SetupIndex":
+        """Read an index written by :meth:`save` (local, or on object storage through a temporary copy).
 
         Raises FileNotFoundError naming the path if the directory, manifest, metadata or a
         partition file is missing, and ValueError naming the path if the manifest is unreadable
         or the files disagree with it (counts, dimension).
         """
-        root = Path(directory)
+        directory = lake_path(directory)
+        if not (directory / MANIFEST).is_file():
+            raise FileNotFoundError(f"setup index incomplete: {directory / MANIFEST} does not exist")
+        with local_directory(directory) as root:
+            return cls._load_local(root, config)
+
+    @classmethod
+    def _load_local(cls, root: Path, config: SpymasterConfig) -> "SetupIndex":
+        """:meth:`load` from a local directory."""
         manifest_path = root / MANIFEST
         if not manifest_path.is_file():
             raise FileNotFoundError(f"setup index incomplete: {manifest_path} does not exist")
