@@ -77,12 +77,13 @@ class FrameMemo:
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def get(self, path: LakePath, columns: tuple[str, ...] | None, read: Callable[[], pl.DataFrame]) -> pl.DataFrame:
+    def get(self, path: LakePath, columns: tuple[str, ...] | None, read: Callable[[], pl.DataFrame], identity: tuple | None = None) -> pl.DataFrame:
         """The frame of ``path`` (``columns`` of it, or all), from the memo when the file is unchanged.
 
-        Raises FileNotFoundError when the file does not exist.
+        ``identity``: the file's ``lake_paths.file_identity`` when the caller already listed it
+        (saves a request per file on object storage). Raises FileNotFoundError when the file does not exist.
         """
-        key = (str(path), columns, *file_identity(path))
+        key = (str(path), columns, *(identity or file_identity(path)))
         with self._lock:
             frame = self._frames.get(key)
             if frame is not None:
@@ -259,13 +260,7 @@ class Lake:
         Raises:
             MissingPartitionError: the partition was never materialized, naming the asset and date.
         """
-        path = self.partition_path(tier, table, session_date)
-        try:
-            if table in HISTORY_TABLES:
-                return HISTORY_MEMO.get(path, None, lambda: _read_parquet(path))
-            return _read_parquet(path)
-        except FileNotFoundError:
-            raise _missing(table, session_date, path) from None
+        return self._read_columns(tier, table, session_date, None)
 
     def read_many(self, tier: str, table: str, dates: list[date], columns: list[str] | None = None) -> pl.DataFrame | None:
         """Concatenate the partitions of ``dates`` (all must exist); None when ``dates`` is empty.
@@ -273,18 +268,20 @@ class Lake:
         ``columns``: read only these (Parquet column projection), e.g. the outcome of every earlier
         episode without its vector. Raises polars' ColumnNotFoundError when a partition lacks one.
         """
-        if columns is None:
-            frames = [self.read(tier, table, d) for d in dates]
-        else:
-            frames = [self._read_columns(tier, table, d, tuple(columns)) for d in dates]
+        selected = None if columns is None else tuple(columns)
+        # On object storage one listing gives every file's identity for the memo (not a request per file).
+        listed = self.partition_files(tier, table) if self.remote and table in HISTORY_TABLES and len(dates) > 1 else {}
+        frames = [self._read_columns(tier, table, d, selected, listed.get(d)) for d in dates]
         return pl.concat(frames, how="vertical_relaxed") if frames else None
 
-    def _read_columns(self, tier: str, table: str, session_date: date, columns: tuple[str, ...]) -> pl.DataFrame:
-        """``columns`` of one partition (through the memo for HISTORY_TABLES)."""
+    def _read_columns(self, tier: str, table: str, session_date: date, columns: tuple[str, ...] | None, listed: dict | None = None) -> pl.DataFrame:
+        """``columns`` (None: all) of one partition, through the memo for HISTORY_TABLES (``listed``: its
+        :meth:`partition_files` entry, when the caller listed the table)."""
         path = self.partition_path(tier, table, session_date)
         try:
             if table in HISTORY_TABLES:
-                return HISTORY_MEMO.get(path, columns, lambda: _read_parquet(path, columns))
+                identity = (listed["fingerprint"],) if listed is not None else None
+                return HISTORY_MEMO.get(path, columns, lambda: _read_parquet(path, columns), identity)
             return _read_parquet(path, columns)
         except FileNotFoundError:
             raise _missing(table, session_date, path) from None
