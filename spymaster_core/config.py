@@ -182,7 +182,8 @@ class SpymasterConfig:
             return Path(self.home) / "lake"
         from upath import UPath
 
-        return UPath(self.lake_url)
+        url = UPath(self.lake_url)
+        return Path(url.path) if url.protocol in ("", "file", "local") else url
 
     @property
     def reports_dir(self) -> Path:

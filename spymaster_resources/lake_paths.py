@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import BinaryIO, TypeVar, Union
 
 from upath import UPath
 
@@ -39,6 +39,7 @@ LakePath = Union[Path, UPath]
 MARKER_FILES = ("manifest.json", "meta.json")
 
 _LOCAL_PROTOCOLS = ("", "file", "local")
+T = TypeVar("T")
 
 
 def lake_path(location: str | os.PathLike | UPath) -> LakePath:
@@ -263,6 +264,19 @@ def _publish_directory(staging: Path, final: UPath) -> None:
     for path in files:
         fs.put_file(str(path), f"{base}/{path.relative_to(staging).as_posix()}")
     fs.invalidate_cache(base)
+
+
+def load_directory(directory: str | os.PathLike | LakePath, marker: str, what: str, load: Callable[[Path], T]) -> T:
+    """``load(root)`` on a local copy of the directory partition ``directory`` (:func:`local_directory`),
+    once its ``marker`` file says it is complete.
+
+    Raises FileNotFoundError "<what> incomplete: <marker path> does not exist" when it is not.
+    """
+    directory = lake_path(directory)
+    if not (directory / marker).is_file():
+        raise FileNotFoundError(f"{what} incomplete: {directory / marker} does not exist")
+    with local_directory(directory) as root:
+        return load(root)
 
 
 @contextmanager

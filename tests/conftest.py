@@ -51,3 +51,39 @@ def materialized_home(tmp_path_factory) -> Path:
             result = materialize(all_assets, partition_key=day.isoformat(), instance=instance, resources=resources)
             assert result.success, f"materialization of {day} failed"
     return home
+
+
+def lake_files(lake: Path) -> dict[str, Path]:
+    """Every file of a local lake directory by its path relative to it (temporary files left out)."""
+    return {p.relative_to(lake).as_posix(): p for p in sorted(lake.rglob("*")) if p.is_file() and not p.name.startswith(".")}
+
+
+def _sizes(fingerprint: dict[str, str]) -> dict[str, str]:
+    return {k: v.split("-")[0] for k, v in fingerprint.items()}
+
+
+def assert_same_lake(ours: Path, theirs: Path) -> None:
+    """The lakes under ``ours`` and ``theirs`` hold the same files with the same content.
+
+    File fingerprints recorded in the lake are ``<size>-<mtime_ns>`` (or ``<size>-<ETag>`` on object
+    storage): only their sizes are compared, since times differ by construction.
+    """
+    import polars as pl
+
+    mine, other = lake_files(ours), lake_files(theirs)
+    assert sorted(mine) == sorted(other)
+    for name, path in mine.items():
+        twin = other[name]
+        if path.suffix == ".parquet":
+            a, b = pl.read_parquet(path), pl.read_parquet(twin)
+            if "signals_fingerprint" in a.columns:
+                a, b = (f.with_columns(pl.col("signals_fingerprint").str.split("-").list.first()) for f in (a, b))
+            assert a.equals(b), name
+        elif path.name == "history.json":
+            assert _sizes(json.loads(path.read_text())["history"]) == _sizes(json.loads(twin.read_text())["history"]), name
+        elif path.name == "manifest.json" and "gold_setup_index" in name and "schema=" not in name:
+            a, b = json.loads(path.read_text()), json.loads(twin.read_text())
+            a["provenance"]["episodes"], b["provenance"]["episodes"] = _sizes(a["provenance"]["episodes"]), _sizes(b["provenance"]["episodes"])
+            assert a == b, name
+        else:
+            assert path.read_bytes() == twin.read_bytes(), name

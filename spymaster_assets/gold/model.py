@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
-from spymaster_resources.lake_paths import LakePath, lake_path, local_directory, replace_directory
+from spymaster_resources.lake_paths import LakePath, lake_path, load_directory, replace_directory
 
 from spymaster_core.config import DIRECTIONS, LEVEL_KINDS, OUTCOMES, SpymasterConfig
 from .retrieval import outcome_codes
@@ -197,11 +197,7 @@ class OutcomeModel:
         corrupt or of another format.
         """
         directory = lake_path(directory)
-        for path in (directory / META_FILE, directory / MODEL_FILE):
-            if not path.is_file():
-                raise FileNotFoundError(f"gold_model incomplete: {path} does not exist")
-        with local_directory(directory) as root:
-            return cls._load_local(root, directory)
+        return load_directory(directory, META_FILE, "gold_model", lambda root: cls._load_local(root, directory))
 
     @classmethod
     def _load_local(cls, root: Path, directory: LakePath) -> "OutcomeModel":

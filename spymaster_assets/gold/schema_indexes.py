@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from spymaster_resources.lake_paths import LakePath, lake_path, local_directory, replace_directory
+from spymaster_resources.lake_paths import LakePath, lake_path, load_directory, replace_directory
 
 from spymaster_core.config import SpymasterConfig
 from .episodes import SETUP_KEY_SCHEMA
@@ -180,11 +180,7 @@ class SchemaIndexes:
         Raises FileNotFoundError when the manifest or a schema directory is missing, ValueError when
         the manifest is of another format or layout version than ``config`` gives.
         """
-        directory = lake_path(directory)
-        if not (directory / MANIFEST).is_file():
-            raise FileNotFoundError(f"setup indexes incomplete: {directory / MANIFEST} does not exist")
-        with local_directory(directory) as root:
-            return cls._load_local(root, config)
+        return load_directory(directory, MANIFEST, "setup indexes", lambda root: cls._load_local(root, config))
 
     @classmethod
     def _load_local(cls, root: Path, config: SpymasterConfig) -> "SchemaIndexes":

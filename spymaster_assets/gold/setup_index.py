@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 from numba import njit
 
-from spymaster_resources.lake_paths import LakePath, lake_path, local_directory, replace_directory
+from spymaster_resources.lake_paths import LakePath, lake_path, load_directory, replace_directory
 
 from spymaster_core.config import OUTCOMES, SpymasterConfig
 from .episodes import SETUP_KEY_SCHEMA
@@ -417,11 +417,7 @@ class SetupIndex:
         partition file is missing, and ValueError naming the path if the manifest is unreadable
         or the files disagree with it (counts, dimension).
         """
-        directory = lake_path(directory)
-        if not (directory / MANIFEST).is_file():
-            raise FileNotFoundError(f"setup index incomplete: {directory / MANIFEST} does not exist")
-        with local_directory(directory) as root:
-            return cls._load_local(root, config)
+        return load_directory(directory, MANIFEST, "setup index", lambda root: cls._load_local(root, config))
 
     @classmethod
     def _load_local(cls, root: Path, config: SpymasterConfig) -> "SetupIndex":
