@@ -61,15 +61,8 @@ def select_episodes(state: pl.DataFrame, outcomes: pl.DataFrame, config: Spymast
     Raises ValueError naming the session(s) if an episode has no outcome row, if an outcome row is
     duplicated, or if the state and outcome directions disagree.
     """
-    columns = vector_columns(config)
-    version = vector_version(config)
-    schema = episodes_schema(len(columns))
-
-    zone = state.filter(
-        pl.col("in_zone").fill_null(False)
-        & pl.col("atr_points").is_finite().fill_null(False)
-        & (pl.col("atr_points") > 0).fill_null(False)
-    )
+    schema = episodes_schema(len(vector_columns(config)))
+    zone = setups_in_zone(state)
     if zone.height == 0:
         return pl.DataFrame(schema=schema)
 
@@ -97,13 +90,25 @@ def select_episodes(state: pl.DataFrame, outcomes: pl.DataFrame, config: Spymast
         days = _iso_days(mismatch)
         raise ValueError(f"state and outcome directions disagree for {mismatch.height} rows; sessions {days}")
 
-    joined = joined.sort(_JOIN_KEYS)
-    matrix = state_to_matrix(joined, columns)
-    vectors = pl.Series("vector", matrix, dtype=pl.Array(pl.Float32, len(columns)))
-    if "feature_families" not in joined.columns:
-        joined = joined.with_columns(feature_families=pl.lit("bars"))
-    return joined.with_columns(
-        partition_key=partition_key_expr(),
-        vector_version=pl.lit(version),
-        vector=vectors,
-    ).select([pl.col(name).cast(dtype) for name, dtype in schema.items()])
+    return with_vectors(joined.sort(_JOIN_KEYS), config).select([pl.col(name).cast(dtype) for name, dtype in schema.items()])
+
+
+def setups_in_zone(state: pl.DataFrame) -> pl.DataFrame:
+    """The silver_level_state rows that are setups: ``in_zone`` with a finite ``atr_points > 0`` (points)."""
+    return state.filter(
+        pl.col("in_zone").fill_null(False)
+        & pl.col("atr_points").is_finite().fill_null(False)
+        & (pl.col("atr_points") > 0).fill_null(False)
+    )
+
+
+def with_vectors(setups: pl.DataFrame, config: SpymasterConfig) -> pl.DataFrame:
+    """``setups`` (silver_level_state rows, in their order) with partition_key, vector_version,
+    feature_families ("bars" when the state has none) and vector (Array(Float32, D) of
+    :func:`vector_columns`, not yet normalized): the episode columns that need no outcome, as
+    gold_episodes builds them and as the bar-by-bar answer of an unfinished session does."""
+    columns = vector_columns(config)
+    vectors = pl.Series("vector", state_to_matrix(setups, columns), dtype=pl.Array(pl.Float32, len(columns)))
+    if "feature_families" not in setups.columns:
+        setups = setups.with_columns(feature_families=pl.lit("bars"))
+    return setups.with_columns(partition_key=partition_key_expr(), vector_version=pl.lit(vector_version(config)), vector=vectors)

@@ -1,0 +1,193 @@
+"""Bar by bar: what the trader's screen shows at each 2-minute bar close, from the session so far.
+
+The engine takes the session's 1-minute bars one at a time (replayed from raw DBN, or from the live
+feed) and, at each 2-minute bar close T, runs the batch code itself on the bars with ts_event < T:
+``build_bars`` (with the previous session's warm-up), ``compute_levels``, ``compute_level_state``,
+then the setups in the approach zone get their vectors (``episodes.with_vectors``) and are answered
+with what was known before the session (``KnownBefore``: the index, normalization, model, distance
+lookup and blend fit as of that day): ``knn_answer`` and ``compose_answer`` for the new setups, and
+``smooth_series`` over every setup of the session so far. Every feature and answer is point in time
+(it depends only on bars up to T), so the rows at T equal the batch ``silver_level_state`` and
+``gold_signals`` rows of the finished session bit for bit (``tests/screen/test_engine_parity.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import polars as pl
+
+from spymaster_core.config import SpymasterConfig
+from spymaster_core.errors import SpymasterError
+from ..gold.answer import SIGNALS_SCHEMA, KnownBefore, compose_answer
+from ..gold.episodes import setups_in_zone, with_vectors
+from ..gold.retrieval import smooth_series
+from ..gold.signals import NEIGHBOURS_SCHEMA, knn_answer
+from ..sessions import et_to_utc
+from ..silver.bars import aggregate_bars, build_bars
+from ..silver.level_state import OptionsInputs, OrderFlowInputs, compute_level_state
+from ..silver.levels import compute_levels
+
+#: Columns of a 1-minute bar the engine takes (bronze_futures_ohlcv_1m; ts_event = bar open, UTC; points; contracts).
+BAR_COLUMNS = ("ts_event", "open", "high", "low", "close", "volume")
+_SMOOTHED = ["approach_id", "p_break_smooth", "p_reject_smooth", "p_chop_smooth"]
+
+
+class BarOrderError(SpymasterError):
+    """A 1-minute bar arrived at or before one already taken (out of order, or a duplicate)."""
+
+
+@dataclass
+class BarClose:
+    """What the screen shows at one 2-minute bar close ``ts_close`` (UTC).
+
+    ``candle``: the 2-minute bar that closed (ts_event = open, open/high/low/close in points, volume
+    in contracts). ``levels``: silver_levels rows known at ``ts_close`` (level_kind, level_price).
+    ``state``: silver_level_state rows at ``ts_close`` (empty outside the anchor window).
+    ``signals``: gold_signals rows (:data:`SIGNALS_SCHEMA`) of the setups at ``ts_close`` (levels in
+    the approach zone); ``neighbours``: their neighbours (:data:`NEIGHBOURS_SCHEMA`).
+    ``gap_minutes``: minutes without a 1-minute bar just before this bar's last minute (0: none):
+    flagged, never filled.
+    """
+
+    ts_close: datetime
+    candle: dict
+    levels: pl.DataFrame
+    state: pl.DataFrame
+    signals: pl.DataFrame
+    neighbours: pl.DataFrame
+    gap_minutes: int = 0
+
+
+@dataclass
+class SessionEngine:
+    """The bar-by-bar answers of session ``day`` (see the module docstring).
+
+    ``known``: what was known before ``day`` (None: no index as of the day, so no answers, only
+    candles, levels and state). ``warmup_1m``: the previous session's 1-minute bars of the same
+    contract (``silver_bars``' warm-up), or None. ``order_flow``/``options``: the session's
+    order-flow and options tables; the engine passes each bar close only their rows up to it.
+    """
+
+    day: date
+    config: SpymasterConfig
+    known: KnownBefore | None
+    warmup_1m: pl.DataFrame | None = None
+    order_flow: OrderFlowInputs | None = None
+    options: OptionsInputs | None = None
+    _bars: list[dict] = field(default_factory=list, init=False, repr=False)
+    _answered: pl.DataFrame | None = field(default=None, init=False, repr=False)
+    _pending_gap: int = field(default=0, init=False, repr=False)
+    _last_close: datetime | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._step = timedelta(minutes=self.config.level_bar_minutes)
+        self._first_anchor = et_to_utc(self.day, self.config.anchor_start) + self._step
+        self._last_anchor = et_to_utc(self.day, self.config.anchor_end)
+
+    @property
+    def last_bar(self) -> datetime | None:
+        """ts_event of the last 1-minute bar taken."""
+        return self._bars[-1]["ts_event"] if self._bars else None
+
+    def add_minute(self, bar: dict) -> list[BarClose]:
+        """Take one 1-minute bar (keys :data:`BAR_COLUMNS`) and return the 2-minute closes it completes.
+
+        A bar that opens a new 2-minute bucket first closes the previous bucket (its second minute
+        had no trades); a bar that is the bucket's last minute closes its own bucket.
+
+        Raises:
+            BarOrderError: ``bar`` is not after the last bar taken (nothing is changed).
+        """
+        ts = bar["ts_event"]
+        closes: list[BarClose] = []
+        if self._bars:
+            last = self._bars[-1]["ts_event"]
+            if ts <= last:
+                raise BarOrderError(f"bar at {ts:%Y-%m-%d %H:%M} UTC arrived after the bar at {last:%H:%M}: out of order, ignored")
+            if self._bucket_close(last) <= ts and not self._closed(last):
+                closes.append(self._close(self._bucket_close(last)))
+            self._pending_gap = max(0, int((ts - last) / timedelta(minutes=1)) - 1)
+        self._bars.append({c: bar[c] for c in BAR_COLUMNS})
+        close = self._bucket_close(ts)
+        if ts + timedelta(minutes=1) == close:
+            closes.append(self._close(close))
+        return closes
+
+    def flush(self, now: datetime) -> list[BarClose]:
+        """Close the open bucket when ``now`` (UTC) is past its close with no further bar (live: a
+        quiet last minute). Returns it, or nothing."""
+        if not self._bars:
+            return []
+        last = self._bars[-1]["ts_event"]
+        close = self._bucket_close(last)
+        if now >= close and not self._closed(last):
+            return [self._close(close)]
+        return []
+
+    # ----------------------------------------------------------------- internals
+
+    def _bucket_close(self, ts: datetime) -> datetime:
+        epoch = datetime(1970, 1, 1, tzinfo=ts.tzinfo)
+        step = self._step
+        return epoch + ((ts - epoch) // step + 1) * step
+
+    def _closed(self, ts: datetime) -> bool:
+        return self._last_close == self._bucket_close(ts)
+
+    def _close(self, ts_close: datetime) -> BarClose:
+        self._last_close = ts_close
+        gap, self._pending_gap = self._pending_gap, 0
+        minutes = pl.DataFrame(self._bars, schema={"ts_event": pl.Datetime("ns", "UTC"), "open": pl.Float64, "high": pl.Float64, "low": pl.Float64, "close": pl.Float64, "volume": pl.Int64})
+        minutes = minutes.filter(pl.col("ts_event") < ts_close)
+        candle = aggregate_bars(minutes.filter(pl.col("ts_event") >= ts_close - self._step), self.config.level_bar_minutes).row(0, named=True)
+        empty = pl.DataFrame()
+        if ts_close < self._first_anchor:
+            return BarClose(ts_close, candle, empty, empty, pl.DataFrame(schema=SIGNALS_SCHEMA), pl.DataFrame(schema=NEIGHBOURS_SCHEMA), gap)
+        bars = build_bars(minutes, self.day, self.config, warmup_1m=self.warmup_1m)
+        levels = compute_levels(bars, self.day, self.config)
+        known_levels = levels.filter(pl.col("ts_event") == ts_close) if "ts_event" in levels.columns else levels
+        state = compute_level_state(bars, levels, self.day, self.config, _up_to(self.order_flow, ts_close), _options_up_to(self.options, ts_close))
+        now = state.filter(pl.col("ts_event") == ts_close)
+        signals, neighbours = self._answer(now)
+        return BarClose(ts_close, candle, known_levels, now, signals, neighbours, gap)
+
+    def _answer(self, state_now: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """gold_signals rows and neighbours of the setups in ``state_now`` (one bar close)."""
+        setups = setups_in_zone(state_now)
+        if self.known is None or setups.height == 0:
+            return pl.DataFrame(schema=SIGNALS_SCHEMA), pl.DataFrame(schema=NEIGHBOURS_SCHEMA)
+        episodes = with_vectors(setups.sort("session_date", "ts_event", "level_kind"), self.config)
+        knn, neighbours = knn_answer(self.known.indexes, self.known.stats, episodes, self.config)
+        raw = compose_answer(knn, episodes, self.known, self.config).drop(_SMOOTHED)
+        self._answered = raw if self._answered is None else pl.concat([self._answered, raw])
+        # The smoothing runs along each approach: over every setup of the session so far.
+        smoothed = smooth_series(self._answered, self.config)
+        at = state_now["ts_event"][0]
+        rows = smoothed.filter(pl.col("ts_event") == at).sort("ts_event", "level_kind")
+        return rows.select([pl.col(name).cast(dtype) for name, dtype in SIGNALS_SCHEMA.items()]), neighbours
+
+
+def _up_to(flow: OrderFlowInputs | None, ts: datetime) -> OrderFlowInputs | None:
+    """The order-flow tables with only their rows at or before ``ts`` (point in time)."""
+    if flow is None:
+        return None
+    return OrderFlowInputs(
+        trades=_rows_up_to(flow.trades, ts),
+        book_1s=_rows_up_to(flow.book_1s, ts),
+        depth_flow_1m=_rows_up_to(flow.depth_flow_1m, ts),
+        tick_size=flow.tick_size,
+    )
+
+
+def _options_up_to(options: OptionsInputs | None, ts: datetime) -> OptionsInputs | None:
+    if options is None:
+        return None
+    return OptionsInputs(chain=options.chain, open_interest=options.open_interest, bbo=_rows_up_to(options.bbo, ts), trades=_rows_up_to(options.trades, ts))
+
+
+def _rows_up_to(frame: pl.DataFrame | None, ts: datetime) -> pl.DataFrame | None:
+    if frame is None or "ts_event" not in frame.columns:
+        return frame
+    return frame.filter(pl.col("ts_event") <= ts)
