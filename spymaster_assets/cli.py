@@ -162,6 +162,20 @@ def main(argv: list[str] | None = None) -> int:
     p_demo = sub.add_parser("demo", help="copy the embedded real ES sample to a data root, backfill it, query it, evaluate")
     p_demo.add_argument("--home", dest="demo_home", type=Path, default=Path("data/demo"), help="data root for the demo (default data/demo)")
 
+    p_serve = sub.add_parser(
+        "serve",
+        help="the trader's screen: a web page replaying any session of the lake bar by bar with the answer at each level",
+        description=(
+            "Serves the trader's screen on http://127.0.0.1:PORT/: 2-minute candles from 04:00 New York with the six levels, "
+            "and for each level in the approach zone (|d| <= approach_zone_atr, d = distance in ATR) the answer P(BREAK), "
+            "P(REJECT), P(CHOP) with its interval, the smoothed P(BREAK) since the approach began, n_eff (the effective number "
+            "of neighbours behind it) and base (the partition's base rate), plus the nearest past setups (click one to open it). "
+            "A session is replayed from its raw DBN records at the speed chosen on the page, answering with the index as of that day."
+        ),
+    )
+    p_serve.add_argument("--port", type=int, default=8050, help="port to listen on (default 8050)")
+    p_serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     try:
@@ -185,6 +199,11 @@ def main(argv: list[str] | None = None) -> int:
                 return 130
             done = report.materialized
             print(f"materialized {len(done)} sessions" + (f": {done[0]} .. {done[-1]}" if done else "") + (f"; {len(report.skipped)} already up to date" if report.skipped else ""))
+            return 0
+        if args.command == "serve":
+            from .screen.server import serve
+
+            serve(Path(config.home), port=args.port, host=args.host)
             return 0
         if args.command == "query":
             from .gold.query import answer_query

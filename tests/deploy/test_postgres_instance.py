@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from servers import free_port
 from conftest import CHAIN_CONFIG, CHAIN_SESSIONS, SAMPLE_RAW
 
 pytestmark = pytest.mark.slow  # about 6 minutes: a process per step loads the definitions each time
@@ -43,12 +43,6 @@ multiprocess_defs = Definitions.merge(defs, Definitions(jobs=[job]))
 '''
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _as_postgres(args: list[str], **kwargs) -> subprocess.CompletedProcess:
     """Run a PostgreSQL tool as the postgres user when we are root (initdb refuses root)."""
     prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
@@ -67,7 +61,7 @@ def postgres():
     if os.geteuid() == 0:
         shutil.chown(root, "postgres", "postgres")
         shutil.chown(sockets, "postgres", "postgres")
-    port = _free_port()
+    port = free_port()
     _as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"])
     _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-w", "start",
                   "-o", f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off"])

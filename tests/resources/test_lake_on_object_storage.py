@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import uuid
@@ -22,6 +21,7 @@ from spymaster_core.errors import MissingPartitionError
 from spymaster_resources.lake import Lake
 from spymaster_resources.lake_paths import file_fingerprint, lake_path, local_directory, replace_directory
 
+from servers import free_port
 from conftest import CHAIN_CONFIG, CHAIN_SESSIONS, SAMPLE_RAW, assert_same_lake
 
 D1, D2 = date(2024, 1, 2), date(2024, 1, 3)
@@ -109,19 +109,13 @@ def test_a_directory_partition_is_replaced_whole_and_read_through_a_local_copy(m
 # ----------------------------------------------------------------------------- a real S3 API
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def s3_endpoint():
     """moto's S3 server on 127.0.0.1:<free port> with bucket ``spymaster-test``; stopped at the end."""
     pytest.importorskip("s3fs")
     from moto.server import ThreadedMotoServer
 
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"

@@ -16,8 +16,6 @@ browser test fails (it never skips) and says how to install them.
 import json
 import os
 import shutil
-import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -31,6 +29,8 @@ import pytest
 from dagster import AssetKey
 
 from spymaster_assets.definitions import defs
+
+from servers import free_port, stop_process_group
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_RAW = REPO / "data" / "sample" / "raw"
@@ -81,49 +81,6 @@ class UiServer:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # a process of the group exists but belongs to someone else
-        return True
-    return True
-
-
-def _stop_process_group(process: subprocess.Popen, grace_s: float = STOP_GRACE_S) -> None:
-    """SIGTERM the process group of ``process`` (its session leader), then SIGKILL what is left after ``grace_s``.
-
-    Raises AssertionError when a process of the group survives SIGKILL for 10 s.
-    """
-    pgid = process.pid  # start_new_session=True: the leader's pid is the group id
-    if not _group_alive(pgid):
-        process.poll()
-        return
-    os.killpg(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        process.poll()  # reap the leader, or its zombie keeps the group alive
-        if not _group_alive(pgid):
-            return
-        time.sleep(0.2)
-    if _group_alive(pgid):
-        os.killpg(pgid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        process.poll()
-        if not _group_alive(pgid):
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"processes of dagster dev's group {pgid} survived SIGKILL")
-
-
 def _wait_until_loaded(server: UiServer, process: subprocess.Popen) -> None:
     """Wait until the webserver answers and the code location has loaded; fail on a load error or exit."""
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
@@ -158,7 +115,7 @@ def ui_server(tmp_path_factory) -> UiServer:
     dagster_home = home / ".dagster"
     dagster_home.mkdir()
     shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")  # as scripts/ui.sh does
-    port = _free_port()
+    port = free_port()
     server = UiServer(url=f"http://127.0.0.1:{port}", home=home, log=home / "dagster_dev.log")
     env = {
         **os.environ,
@@ -177,7 +134,7 @@ def ui_server(tmp_path_factory) -> UiServer:
         _wait_until_loaded(server, process)
         yield server
     finally:
-        _stop_process_group(process)
+        stop_process_group(process, STOP_GRACE_S)
 
 
 def _expected_definitions() -> dict:
