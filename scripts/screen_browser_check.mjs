@@ -17,6 +17,8 @@ import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
+import { launchChromium } from './chromium.mjs';
+
 const { values: args } = parseArgs({
   options: {
     url: { type: 'string' },
@@ -32,26 +34,12 @@ if (!args.url || !args.date || !args['out-dir']) {
   process.exit(2);
 }
 
-let chromium;
-try {
-  ({ chromium } = await import('playwright-core'));
-} catch (error) {
-  console.error(`playwright-core is not installed (${error.message}); run \`npm ci\` at the repository root`);
-  process.exit(2);
-}
-
 const baseUrl = args.url.replace(/\/$/, '');
 const outDir = resolve(args['out-dir']);
 const timeout = Number(args['timeout-ms']);
 mkdirSync(outDir, { recursive: true });
 
-// No route to the internet here: these flags stop Chromium's background connections. --no-sandbox: CI runs as root.
-const browser = await chromium.launch({
-  executablePath: args.chromium,
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
-});
+const browser = await launchChromium(args.chromium);
 const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
 page.setDefaultTimeout(timeout);
 const pageErrors = [];

@@ -16,6 +16,8 @@ import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
+import { launchChromium } from './chromium.mjs';
+
 const { values: args } = parseArgs({
   options: {
     url: { type: 'string' },
@@ -31,14 +33,6 @@ if (!args.url || !args['out-dir']) {
   process.exit(2);
 }
 
-let chromium;
-try {
-  ({ chromium } = await import('playwright-core'));
-} catch (error) {
-  console.error(`playwright-core is not installed (${error.message}); run \`npm ci\` at the repository root`);
-  process.exit(2);
-}
-
 const baseUrl = args.url.replace(/\/$/, '');
 const outDir = resolve(args['out-dir']);
 const timeout = Number(args['timeout-ms']);
@@ -46,15 +40,7 @@ const expectedAssets = args.assets.split(',').filter(Boolean);
 const expectedGroups = args.groups.split(',').filter(Boolean);
 mkdirSync(outDir, { recursive: true });
 
-// The machine has no route to the internet: these flags stop Chromium's background connections
-// (updates, sync, field trials), which would otherwise be refused many at a time. --no-sandbox
-// because CI runs as root.
-const browser = await chromium.launch({
-  executablePath: args.chromium,
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
-});
+const browser = await launchChromium(args.chromium);
 // Twice the pixels of the CSS layout, so the node names of the zoomed-out lineage stay legible.
 const page = await browser.newPage({ viewport: { width: 1920, height: 1200 }, deviceScaleFactor: 2 });
 page.setDefaultTimeout(timeout);
