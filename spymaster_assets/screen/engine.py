@@ -24,7 +24,7 @@ from ..gold.answer import SIGNALS_SCHEMA, KnownBefore, compose_answer
 from ..gold.episodes import setups_in_zone, with_vectors
 from ..gold.retrieval import smooth_series
 from ..gold.signals import NEIGHBOURS_SCHEMA, knn_answer
-from ..sessions import et_to_utc
+from ..sessions import et_to_utc, session_bounds_utc
 from ..silver.bars import aggregate_bars, build_bars
 from ..silver.level_state import OptionsInputs, OrderFlowInputs, compute_level_state
 from ..silver.levels import compute_levels
@@ -85,6 +85,7 @@ class SessionEngine:
         self._step = timedelta(minutes=self.config.level_bar_minutes)
         self._first_anchor = et_to_utc(self.day, self.config.anchor_start) + self._step
         self._last_anchor = et_to_utc(self.day, self.config.anchor_end)
+        self.day_end = session_bounds_utc(self.day, self.config)[1]
 
     @property
     def last_bar(self) -> datetime | None:
@@ -115,10 +116,10 @@ class SessionEngine:
             closes.append(self._close(close))
         return closes
 
-    def flush(self, now: datetime) -> list[BarClose]:
-        """Close the open bucket when ``now`` (UTC) is past its close with no further bar (live: a
-        quiet last minute). Returns it, or nothing."""
-        if not self._bars:
+    def flush(self, now: datetime | None) -> list[BarClose]:
+        """Close the open bucket when ``now`` (UTC; None: unknown) is past its close with no further
+        bar (live: a quiet last minute). Returns it, or nothing."""
+        if not self._bars or now is None:
             return []
         last = self._bars[-1]["ts_event"]
         close = self._bucket_close(last)

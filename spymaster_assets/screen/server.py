@@ -14,6 +14,9 @@ Routes:
   ``until=HH:MM`` (New York) stops it after that bar close.
   A problem (unknown or unmaterialized session, a bar out of order, a bad raw file) is sent as a
   ``problem`` event with its message and logged; the server keeps running.
+- ``/api/live``: the same events for today's session from Databento's Live API
+  (:mod:`spymaster_assets.screen.live`), plus ``status`` events (connected, connection lost and
+  the retry's wait).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import time as clock
+from collections.abc import Callable
 from datetime import date, datetime, time, timezone
 from pathlib import Path
 
@@ -35,11 +39,14 @@ from starlette.staticfiles import StaticFiles
 from spymaster_core.config import SpymasterConfig
 from spymaster_core.errors import SpymasterError
 from spymaster_resources.lake import Lake
+from spymaster_resources.databento import find_api_key
+from spymaster_resources.live import LiveClient, databento_live_client
 from spymaster_resources.raw_files import RawCatalog
 
-from ..sessions import NY
+from ..sessions import NY, is_trading_session, session_bounds_utc, session_date_of
 from .engine import BarOrderError
-from .session import open_replay, payload, screen_start, sessions_in_lake
+from .live import FrontMonthBars, LiveFeed
+from .session import open_live, open_replay, payload, screen_start, sessions_in_lake
 
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger("spymaster.screen")
@@ -49,17 +56,27 @@ def _event(name: str, data: dict) -> dict:
     return {"event": name, "data": json.dumps(data, default=str)}
 
 
-def create_app(home: Path) -> Starlette:
-    """The screen's web application over data root ``home`` (its lake and raw/)."""
+def create_app(home: Path, live_client_factory: Callable[[], LiveClient] | None = None, live_day: date | None = None) -> Starlette:
+    """The screen's web application over data root ``home`` (its lake and raw/).
+
+    ``live_client_factory``: opens the live connection (default: ``databento.Live`` with the key of
+    ``DATABENTO_API_KEY`` or a ``.env`` in ``home`` or the working directory); tests pass one that
+    replays DBN records. ``live_day``: the live session (default: the CME session of the clock).
+    """
     config = SpymasterConfig.for_home(Path(home))
     catalog = RawCatalog(config.raw_dir)
+    factory = live_client_factory or (lambda: databento_live_client([Path(home), Path.cwd()]))
 
     async def index(request: Request) -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
     async def sessions(request: Request) -> JSONResponse:
         days = await anyio.to_thread.run_sync(sessions_in_lake, Lake(config.lake_dir))
-        return JSONResponse({"sessions": [d.isoformat() for d in reversed(days)], "latest": days[-1].isoformat() if days else None})
+        return JSONResponse({"sessions": [d.isoformat() for d in reversed(days)], "latest": days[-1].isoformat() if days else None, "live": _live_state(config, live_day, live_client_factory is not None, home)})
+
+    async def live(request: Request) -> EventSourceResponse:
+        day = live_day or session_date_of(datetime.now(timezone.utc), config)
+        return EventSourceResponse(_live_events(config, day, factory))
 
     async def replay(request: Request) -> EventSourceResponse:
         q = request.query_params
@@ -70,6 +87,7 @@ def create_app(home: Path) -> Starlette:
             Route("/", index),
             Route("/api/sessions", sessions),
             Route("/api/replay", replay),
+            Route("/api/live", live),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ]
     )
@@ -119,6 +137,50 @@ async def _replay_events(config: SpymasterConfig, catalog: RawCatalog, day_text:
         if pause and bar["ts_event"] >= start:
             await anyio.sleep(pause)
     yield _event("end", {"date": day.isoformat()})
+
+
+def _live_state(config: SpymasterConfig, live_day: date | None, injected: bool, home: Path) -> dict:
+    """Whether the page should open on the live session: ``open`` when a CME session is trading now
+    (or a test injected a live client) and an API key is there; ``reason`` when not."""
+    now = datetime.now(timezone.utc)
+    day = live_day or session_date_of(now, config)
+    if injected:
+        return {"date": day.isoformat(), "open": True, "reason": None}
+    start, end = session_bounds_utc(day, config)
+    if not is_trading_session(day) or not start <= now < end:
+        return {"date": day.isoformat(), "open": False, "reason": "no CME session is trading now"}
+    try:
+        find_api_key([Path(home), Path.cwd()])
+    except SpymasterError as exc:
+        return {"date": day.isoformat(), "open": False, "reason": str(exc)}
+    return {"date": day.isoformat(), "open": True, "reason": None}
+
+
+async def _live_events(config: SpymasterConfig, day: date, factory: Callable[[], LiveClient]):
+    """The event stream of the live session ``day`` (``spymaster_assets.screen.live``)."""
+    try:
+        session = await anyio.to_thread.run_sync(open_live, config, day)
+    except (SpymasterError, ValueError, OSError) as exc:
+        log.warning("live %s: %s", day, exc)
+        yield _event("problem", {"message": f"live: {exc}"})
+        return
+    yield _event("session", {**session.meta, "source": "live"})
+    if session.problem:
+        yield _event("problem", {"message": session.problem})
+    front = FrontMonthBars(session.instrument_id, choose_at=screen_start(day))
+    feed = LiveFeed(session.engine, front, factory)
+    events = feed.events()
+    try:
+        while True:
+            item = await anyio.to_thread.run_sync(next, events, None, abandon_on_cancel=True)
+            if item is None:
+                return
+            name, data = item
+            if name != "bar":
+                log.info("live %s: %s %s", day, name, data.get("message", ""))
+            yield _event(name, data)
+    finally:
+        feed.close()
 
 
 def serve(home: Path, port: int = 8050, host: str = "127.0.0.1") -> None:

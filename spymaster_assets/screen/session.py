@@ -70,6 +70,42 @@ def open_replay(config: SpymasterConfig, day: date, catalog: RawCatalog) -> Repl
     return ReplaySession(day, minutes.select(BAR_COLUMNS), engine, session_meta(lake, day, known, config))
 
 
+@dataclass
+class LiveSession:
+    """Today's session for the live source: the ``engine``, the front month's ``instrument_id`` when
+    the lake's previous session names it (None: chosen from the feed), ``meta`` for the page and
+    ``problem`` (why there are no answers, or None)."""
+
+    day: date
+    engine: SessionEngine
+    instrument_id: int | None
+    meta: dict
+    problem: str | None
+
+
+def open_live(config: SpymasterConfig, day: date) -> LiveSession:
+    """Prepare session ``day`` for the live source. Without an index as of the day in the lake the
+    engine still draws candles, levels and state, and ``problem`` says why there are no answers.
+
+    Raises:
+        SpymasterError: ``day`` is not a CME trading session.
+    """
+    if not is_trading_session(day):
+        raise SpymasterError(f"{day} is not a CME trading session (weekend or holiday): no live session")
+    lake = Lake(config.lake_dir)
+    config, _ = config_for_day(config, day)
+    problem = None
+    try:
+        known = known_before_from_lake(lake, day, config)
+    except MissingPartitionError as exc:
+        known, problem = None, f"no index as of {day} in the lake ({exc}): candles and levels only, no answers; materialize gold_setup_index for {day}"
+    before = lake.dates_before("bronze", "bronze_futures_ohlcv_1m", day, limit=1)
+    previous = lake.read("bronze", "bronze_futures_ohlcv_1m", before[0]) if before else None
+    instrument = int(previous["instrument_id"][0]) if previous is not None and previous.height else None
+    engine = SessionEngine(day, config, known, warmup_1m=previous if instrument is not None else None)
+    return LiveSession(day, engine, instrument, session_meta(lake, day, known, config), problem)
+
+
 def _warmup(lake: Lake, day: date, instrument_id: int) -> pl.DataFrame | None:
     """The previous session's 1-minute bars of the same contract from the lake (silver_bars' warm-up), else None."""
     before = lake.dates_before("bronze", "bronze_futures_ohlcv_1m", day, limit=1)
@@ -107,16 +143,17 @@ def reliability_line(lake: Lake, day: date) -> str:
 
 
 def session_meta(lake: Lake, day: date, known, config: SpymasterConfig) -> dict:
-    """What the page says about every probability of the session: index as of, vector schemas, reliability, level styles."""
-    indexes = known.indexes
+    """What the page says about every probability of the session: index as of, vector schemas,
+    reliability, level styles (``known`` None: no index as of the day, so no answers)."""
+    indexes = known.indexes if known is not None else None
     return {
         "date": day.isoformat(),
-        "index_as_of": day.isoformat(),
-        "index_sessions": len(indexes.sessions),
-        "index_last_session": indexes.sessions[-1].isoformat() if indexes.sessions else None,
-        "vector_schemas": sorted(indexes.indexes),
-        "answer_source": known.answer_source,
-        "model_trained_through": known.model.trained_through.isoformat() if known.model is not None else None,
+        "index_as_of": day.isoformat() if known is not None else None,
+        "index_sessions": len(indexes.sessions) if indexes is not None else 0,
+        "index_last_session": indexes.sessions[-1].isoformat() if indexes is not None and indexes.sessions else None,
+        "vector_schemas": sorted(indexes.indexes) if indexes is not None else [],
+        "answer_source": known.answer_source if known is not None else "none: no index as of this session",
+        "model_trained_through": known.model.trained_through.isoformat() if known is not None and known.model is not None else None,
         "reliability": reliability_line(lake, day),
         "levels": {kind: {"color": LEVEL_STYLES[kind]["color"], "style": _LINE_STYLE.get(LEVEL_STYLES[kind]["linestyle"], 0)} for kind in LEVEL_KINDS},
         "approach_zone_atr": config.approach_zone_atr,

@@ -36,9 +36,9 @@ def screen(materialized_home):
     port = free_port()
     log = materialized_home / "reports" / "serve.log"
     log.parent.mkdir(exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "DATABENTO_API_KEY")}  # no live key
     with open(log, "w") as out:
-        process = subprocess.Popen([str(SPYMASTER), "--home", str(materialized_home), "serve", "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        process = subprocess.Popen([str(SPYMASTER), "--home", str(materialized_home), "serve", "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=log.parent)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -68,9 +68,13 @@ def _events(url: str) -> list[tuple[str, dict]]:
     return events
 
 
-def test_the_sessions_of_the_lake_are_listed_latest_first(screen):
+def test_the_sessions_of_the_lake_are_listed_latest_first_and_live_says_why_not(screen):
     listed = json.load(urllib.request.urlopen(f"{screen}/api/sessions", timeout=30))
     assert listed["sessions"] == [d.isoformat() for d in reversed(CHAIN_SESSIONS)] and listed["latest"] == DAY.isoformat()
+    # No API key here (and maybe no session trading now): the page opens on the latest session, and says why.
+    assert listed["live"]["open"] is False and listed["live"]["reason"]
+    events = _events(f"{screen}/api/live")
+    assert events[-1][0] == "problem" and events[-1][1]["message"].startswith("live: "), events
 
 
 def test_a_replay_streams_every_bar_and_the_answers_of_gold_signals(screen, materialized_home):

@@ -112,7 +112,14 @@ function play() {
   const speed = el("speed").value;
   const until = el("until").value.trim();
   setStatus(`connecting to ${day}...`, "connecting");
-  source = new EventSource(`/api/replay?date=${day}&speed=${speed}` + (until ? `&until=${encodeURIComponent(until)}` : ""));
+  source = day === "live"
+    ? new EventSource("/api/live")
+    : new EventSource(`/api/replay?date=${day}&speed=${speed}` + (until ? `&until=${encodeURIComponent(until)}` : ""));
+  source.addEventListener("status", (e) => {
+    const { state, message } = JSON.parse(e.data);
+    setStatus(message, state === "live" ? "live" : "problem");
+    if (state !== "live") problem(message);
+  });
   source.addEventListener("session", (e) => {
     const meta = JSON.parse(e.data);
     styles = meta.levels;
@@ -120,7 +127,8 @@ function play() {
       `Answers from the index as of ${meta.index_as_of} (${meta.index_sessions} earlier sessions, last ${meta.index_last_session || "none"}), ` +
       `vector schemas ${meta.vector_schemas.join(", ") || "none"}; ${meta.answer_source}` + (meta.model_trained_through ? `, model trained through ${meta.model_trained_through}` : "");
     el("reliability").textContent = `How far to trust it: ${meta.reliability}`;
-    setStatus(`replaying ${meta.date} (${speed === "0" ? "as fast as possible" : speed + "x"})`, "playing");
+    if (!meta.index_as_of) el("provenance").textContent = "No index as of this session: no answers are shown.";
+    setStatus(meta.source === "live" ? `live session ${meta.date}: connecting...` : `replaying ${meta.date} (${speed === "0" ? "as fast as possible" : speed + "x"})`, "playing");
   });
   source.addEventListener("bar", (e) => onBar(JSON.parse(e.data)));
   source.addEventListener("problem", (e) => {
@@ -148,24 +156,31 @@ function focusAt(hhmm) {
 
 async function init() {
   const response = await fetch("/api/sessions");
-  const { sessions, latest } = await response.json();
+  const { sessions, latest, live } = await response.json();
   const select = el("session");
+  if (live && live.open) {
+    const option = document.createElement("option");
+    option.value = "live";
+    option.textContent = `live: ${live.date}`;
+    select.appendChild(option);
+  }
   for (const d of sessions) {
     const option = document.createElement("option");
     option.value = d;
     option.textContent = d;
     select.appendChild(option);
   }
-  if (!sessions.length) {
+  if (!sessions.length && !(live && live.open)) {
     setStatus("no session in the lake: run `spymaster backfill` first", "problem");
     return;
   }
-  select.value = params.get("date") && sessions.includes(params.get("date")) ? params.get("date") : latest;
+  // Opening the page shows the live session when one is trading, else the latest session of the lake.
+  select.value = params.get("date") && sessions.includes(params.get("date")) ? params.get("date") : (live && live.open ? "live" : latest);
   if (params.get("speed") !== null) el("speed").value = params.get("speed");
   if (params.get("until") !== null) el("until").value = params.get("until");
   el("play").addEventListener("click", play);
   buildCharts();
-  if (params.get("date")) play();
+  if (!params.get("manual")) play();
 }
 
 init();
