@@ -6,8 +6,9 @@ volume by the first bar from 04:00 New York) and feeds them to the same
 :class:`~spymaster_assets.screen.engine.SessionEngine` as a replay: one code path. A lost connection
 is reported (``status`` event, state ``reconnecting``) and retried with exponential backoff (the
 ``backoff`` library's ``expo`` waits, reset after a bar arrives), asking Databento for an intraday
-replay from the minute after the last bar taken; bars already taken are dropped, and minutes that
-never arrive are flagged by the engine (``gap_minutes``), never filled. A missing or rejected API
+replay from the minute after the last bar taken; a bar at or before one already taken is refused
+with a ``problem`` event (out of order), and minutes that never arrive are flagged by the engine
+(``gap_minutes``), never filled. A missing or rejected API
 key ends the stream with a ``problem`` event.
 """
 
@@ -25,7 +26,7 @@ import backoff
 from spymaster_core.errors import SpymasterError
 from spymaster_resources.live import DATASET, PARENT_SYMBOL, LiveClient
 
-from .engine import SessionEngine
+from .engine import BarOrderError, SessionEngine
 from .session import payload, screen_start
 
 #: Fixed-point scale of DBN prices (1e-9 points per unit; Databento DBN encoding).
@@ -133,9 +134,12 @@ class LiveFeed:
                         for close in self.engine.flush(_record_time(record)):
                             yield "bar", payload(close)
                         continue
-                    if self.engine.last_bar is not None and bar["ts_event"] <= self.engine.last_bar:
-                        continue  # sent again by the replay after a reconnect
-                    for close in self.engine.add_minute(bar):
+                    try:
+                        closes = self.engine.add_minute(bar)
+                    except BarOrderError as exc:
+                        yield "problem", {"message": f"live: {exc}"}
+                        continue
+                    for close in closes:
                         if close.ts_close > start_screen:
                             yield "bar", payload(close)
                     waits = iter(self.waits())

@@ -98,6 +98,17 @@ def test_minutes_that_never_arrive_are_flagged_not_filled(materialized_home, rec
     assert flagged == [("10:04", 3)]
 
 
+def test_a_bar_out_of_order_is_said_and_ignored(materialized_home, records):
+    front = open_live(SpymasterConfig.for_home(materialized_home), DAY).instrument_id
+    mine = [i for i, r in enumerate(records) if r.instrument_id == front]
+    late = mine[len(mine) // 2]
+    shuffled = records[: late + 5] + [records[late]] + records[late + 5:]  # one bar sent again, later
+    events = list(_feed(materialized_home, lambda: ReplayingClient(shuffled)).events())
+    problems = [d["message"] for n, d in events if n == "problem"]
+    assert len(problems) == 1 and "out of order, ignored" in problems[0]
+    assert events[-1][0] == "end"
+
+
 def test_a_missing_or_rejected_key_is_said_and_ends_the_stream(materialized_home, records):
     def no_key():
         raise MissingApiKeyError("no Databento API key: set DATABENTO_API_KEY")
