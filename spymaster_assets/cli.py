@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from datetime import date, time
@@ -23,9 +24,23 @@ def _date(text: str) -> date:
 
 def _time(text: str) -> time:
     try:
-        return time.fromisoformat(text)
+        parsed = time.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a time (HH:MM, New York): {text!r}") from None
+    if parsed.tzinfo is not None:
+        raise argparse.ArgumentTypeError(f"{text!r} carries a UTC offset: give the New York wall-clock time, HH:MM, without one")
+    return parsed
+
+
+#: What the numbers of an answer mean, in every answering subcommand's --help.
+TERMS = (
+    "Terms: d = (close - level) / ATR, the distance to the level in 14-bar ATRs of 2-minute bars (negative: price below "
+    "the level); BREAK = price trades 1 ATR through the level within 16 minutes, REJECT = it moves 1 ATR back from the "
+    "bar's close first, CHOP = neither (the thresholds and horizon are configurable); n_eff = the effective number of "
+    "past setups behind the answer (Kish's effective sample size of the neighbours' weights: 1 neighbour that dominates "
+    "counts as 1 however many are listed); base = the outcome rates of all past setups of the same level, direction and "
+    "time bucket, what you would say without similarity. Intervals are 90%."
+)
 
 
 def _level(text: str) -> str:
@@ -36,16 +51,25 @@ def _level(text: str) -> str:
 
 
 def _print_answer(answer: dict) -> None:
+    """``query``'s answer as text (``answer_query``'s dict)."""
     if answer.get("warning"):
         print(f"warning: {answer['warning']}")
+    if answer.get("thin"):
+        print(f"warning: thin history: {answer['thin']}")
     print(f"{answer['date']} {answer['time']} ET  close {answer['close']:.2f}  ATR {answer['atr_points']:.2f} pts")
+    if answer.get("index_sessions") is not None:
+        print(f"  answers from the index as of {answer['index_as_of']}: {answer['index_sessions']} earlier sessions, {answer['index_setups']:,} setups")
+    for outcome, meaning in (answer.get("outcomes") or {}).items():
+        print(f"  {outcome:<6} = {meaning}")
+    level = f"{answer.get('interval_level', 0.9):.0%}"
     for lvl in answer["levels"]:
-        head = f"  {lvl['level_kind']:<8} {lvl['level_price']:>9.2f}  {lvl['direction']:<4}  d={lvl['distance_atr']:+.2f} ATR"
+        points = f", {lvl['distance_points']:+.2f} pts" if lvl.get("distance_points") is not None else ""
+        head = f"  {lvl['level_kind']:<8} {lvl['level_price']:>9.2f}  {lvl['direction']:<4}  d={lvl['distance_atr']:+.2f} ATR{points}"
         if not lvl["in_zone"]:
             print(f"{head}  (outside the approach zone)")
             continue
         p, lo, hi = lvl["probabilities"], lvl["lower"], lvl["upper"]
-        probs = "  ".join(f"P({k})={p[k]:.2f} [{lo[k]:.2f},{hi[k]:.2f}]" for k in p)
+        probs = "  ".join(f"P({k})={p[k]:.2f} [{lo[k]:.2f},{hi[k]:.2f}]" for k in p) + f" ({level} intervals)"
         base = " ".join(f"{k}={v:.2f}" for k, v in lvl["base_rate"].items())
         families = lvl["vector_schema"].rsplit("[", 1)[-1].rstrip("]")
         print(f"{head}  {probs}  n_eff={lvl['effective_sample_size']:.1f}  base: {base}  features: {families}")
@@ -111,18 +135,42 @@ def main(argv: list[str] | None = None) -> int:
     p_back.add_argument("--workers", type=int, default=0, help="processes building bronze, silver, the range's model retrains and gold_evaluation's days in parallel (default 0: one per core)")
     p_back.add_argument("--rebuild", action="store_true", help="rebuild every session of the range from raw/, even those already built on the current history (without it, a session whose bronze, silver and episodes are in the lake, as an interrupted backfill leaves them, gets only its gold rebuilt)")
 
-    p_query = sub.add_parser("query", help="what did similar past setups do at this bar? (uses the index as of --date)")
+    p_query = sub.add_parser(
+        "query",
+        help="what did similar past setups do at this bar? (uses the index as of --date)",
+        description=(
+            "For each level known at the 2-minute bar closing at --time on --date, listed by price: the distance to it and, "
+            "inside the approach zone, P(BREAK), P(REJECT), P(CHOP) from the setups of earlier sessions most similar to "
+            "this one, with how many sessions and setups the answer rests on, its parts and the nearest setups. " + TERMS
+        ),
+    )
     p_query.add_argument("--date", type=_date, required=True, help="session date, YYYY-MM-DD (must be materialized)")
     p_query.add_argument("--time", type=_time, required=True, help="bar close time HH:MM New York, in the anchor window (09:32-12:30)")
     p_query.add_argument("--level", type=_level, help=f"only this level kind ({', '.join(LEVEL_KINDS)})")
     p_query.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
-    p_gamma = sub.add_parser("gamma", help="dealer gamma (GEX) per strike of the session's ES 0DTE options at a time")
+    p_gamma = sub.add_parser(
+        "gamma",
+        help="dealer gamma (GEX) per strike of the session's ES 0DTE options at a time",
+        description=(
+            "The session's 0DTE dealer-gamma profile at --time: futures price F, total GEX (billions of USD per 1% move, "
+            "dealers assumed long calls and short puts), the gamma flip (the price nearest F where total GEX changes sign), "
+            "the call and put walls, and per strike the open interest, Black-76 implied vol and GEX."
+        ),
+    )
     p_gamma.add_argument("--date", type=_date, required=True, help="session date, YYYY-MM-DD (must be materialized, with options data)")
     p_gamma.add_argument("--time", type=_time, required=True, help="time HH:MM New York")
     p_gamma.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
-    p_replay = sub.add_parser("replay", help="bar by bar through a session: the probabilities seen live at each approach and the outcome that followed")
+    p_replay = sub.add_parser(
+        "replay",
+        help="bar by bar through a session: the probabilities seen live at each approach and the outcome that followed",
+        description=(
+            "Every 2-minute bar close of the anchor window of --date with the levels in the approach zone: the answer as it "
+            "was given at that bar (from earlier sessions only), smoothed along the approach, and, as hindsight, the outcome "
+            "that followed and after how many minutes. " + TERMS
+        ),
+    )
     p_replay.add_argument("--date", type=_date, required=True, help="session date, YYYY-MM-DD (must be materialized)")
     p_replay.add_argument("--level", type=_level, help=f"only this level kind ({', '.join(LEVEL_KINDS)})")
     p_replay.add_argument("--json", action="store_true", help="print one JSON object instead of text")
@@ -159,8 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     p_tune.add_argument("--storage", help="Optuna RDB storage URL, e.g. postgresql://... (default sqlite under <home>/params)")
     p_tune.add_argument("--seed", type=int, default=0, help="seed of the TPE sampler (default 0)")
 
-    p_demo = sub.add_parser("demo", help="copy the embedded real ES sample to a data root, backfill it, query it, evaluate")
-    p_demo.add_argument("--home", dest="demo_home", type=Path, default=Path("data/demo"), help="data root for the demo (default data/demo)")
+    sub.add_parser(
+        "demo",
+        help="copy the embedded real ES sample to a data root, backfill it, query it, evaluate",
+        description="Copies the embedded real ES sample (14 sessions) into the data root's raw/ (--home, default data/demo), backfills it, asks one query and prints the walk-forward evaluation.",
+    )
 
     p_serve = sub.add_parser(
         "serve",
@@ -176,13 +227,28 @@ def main(argv: list[str] | None = None) -> int:
     p_serve.add_argument("--port", type=int, default=8050, help="port to listen on (default 8050)")
     p_serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
 
+    # --home is accepted after the subcommand too (`spymaster query --home DIR ...`).
+    for subparser in sub.choices.values():
+        subparser.add_argument("--home", type=Path, default=argparse.SUPPRESS, help="data root holding raw/ and lake/ (default $SPYMASTER_HOME or ./data; demo: data/demo)")
+        if subparser.description is None:
+            subparser.description = subparser.format_usage()
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
+    try:
+        return _run(args, parser)
+    except BrokenPipeError:
+        # The reader went away (`spymaster replay ... | head`): end quietly, as other command-line tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Run the parsed subcommand; errors a user can act on print one line and return 1."""
     try:
         if args.command == "demo":
             from .demo import run_demo
 
-            return run_demo(args.demo_home)
+            return run_demo(args.home or Path("data/demo"))
         config = SpymasterConfig.from_env(**({"home": args.home} if args.home else {}))
         if args.command == "backfill":
             if args.end < args.start:
@@ -227,7 +293,11 @@ def main(argv: list[str] | None = None) -> int:
                 note = "probabilities: gold_signals, index as of the date (earlier sessions only); outcome fields are hindsight"
                 print(json.dumps({"date": str(args.date), "level": args.level, "note": note, "warning": warning, "bars": bars}, indent=2, default=str))
             else:
-                print(format_replay(bars, args.date, args.level, config.horizon_minutes, warning))
+                from .sessions import NY
+                from .silver.levels import level_known_from
+
+                known_from = {kind: at.astimezone(NY).strftime("%H:%M") for kind, at in level_known_from(args.date, config).items()}
+                print(format_replay(bars, args.date, args.level, config.horizon_minutes, warning, known_from))
             return 0
         if args.command == "evaluate":
             from .gold.report import evaluate_lake

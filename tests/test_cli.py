@@ -49,9 +49,14 @@ def test_query_text_and_level_filter(materialized_home, capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["query", "--date", "2013-10-12", "--time", "10:30"], "no materialized session on that date"),
+        (["query", "--date", "2013-10-14", "--time", "10:30"], "no materialized session on that date"),
+        (["query", "--date", "2013-10-12", "--time", "10:30"], "--date 2013-10-12 (Saturday) is not a CME trading session: a weekend"),
+        (["query", "--date", "2013-12-25", "--time", "10:30"], "--date 2013-12-25 (Wednesday) is not a CME trading session: a CME holiday"),
+        (["replay", "--date", "2013-10-13"], "--date 2013-10-13 (Sunday) is not a CME trading session"),
         (["query", "--date", "2013-10-10", "--time", "08:00"], "outside the anchor window"),
-        (["query", "--date", "2013-10-10", "--time", "09:40", "--level", "OR_HIGH"], "not known at 09:40"),
+        (["query", "--date", "2013-10-10", "--time", "09:31"], "--time 09:31 is not a 2-minute bar close: the bars close every 2 minutes from 09:30 New York; choose 09:32"),
+        (["query", "--date", "2013-10-10", "--time", "10:31"], "choose 10:30 or 10:32"),
+        (["query", "--date", "2013-10-10", "--time", "09:40", "--level", "OR_HIGH"], "--level OR_HIGH: not known yet at 09:40 on 2013-10-10 (known from 09:45)"),
     ],
 )
 def test_query_errors_name_the_argument(materialized_home, capsys, argv, message):
@@ -143,3 +148,67 @@ def test_tune_writes_a_versioned_file_that_serves_only_later_sessions(materializ
     assert json.loads((home / "params" / "tuned-v2.json").read_text())["values"] == tuned["values"]
     code, _, err = _run(capsys, "--home", str(home), "tune", "--trials", "2", "--through", "2013-10-08")
     assert code == 2 and "tuning needs at least 4" in err
+
+
+def test_a_time_with_a_utc_offset_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        main(["query", "--date", "2013-10-10", "--time", "10:30+05:00"])
+    assert "'10:30+05:00' carries a UTC offset: give the New York wall-clock time" in capsys.readouterr().err
+
+
+def test_query_says_what_the_answer_rests_on_and_what_the_outcomes_mean(materialized_home, capsys):
+    code, out, _ = _run(capsys, "query", "--home", str(materialized_home), "--date", "2013-10-07", "--time", "10:30")  # --home after the subcommand
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "warning: thin history: no earlier session in the index: every probability is the uniform prior (1/3 each), not a track record"
+    assert "answers from the index as of 2013-10-07: 0 earlier sessions, 0 setups" in out
+    atr = float(lines[1].split("ATR ")[1].split(" pts")[0])
+    assert f"BREAK  = price trades {atr:.2f} pts (1 ATR) through the level within 16 minutes" in out
+    assert "(90% intervals)" in out
+    code, out, _ = _run(capsys, "--home", str(materialized_home), "query", "--date", "2013-10-10", "--time", "10:30", "--json")
+    answer = json.loads(out)
+    prices = [lvl["level_price"] for lvl in answer["levels"]]
+    assert prices == sorted(prices, reverse=True)  # by price, not alphabetically
+    for lvl in answer["levels"]:
+        assert lvl["distance_points"] == pytest.approx(lvl["distance_atr"] * answer["atr_points"])
+    assert answer["index_sessions"] == 3 and answer["index_setups"] > 0 and answer["interval_level"] == 0.9
+    assert answer["thin"] == "only 3 earlier session(s) in the index: the answer is a rough guess"
+
+
+def test_replay_and_query_agree_on_when_the_opening_range_is_known(materialized_home, capsys):
+    code, out, _ = _run(capsys, "--home", str(materialized_home), "replay", "--date", "2013-10-10", "--level", "OR_HIGH")
+    assert code == 0
+    early = [line for line in out.splitlines() if line[:5] in {f"09:{m}" for m in range(32, 45, 2)}]
+    assert len(early) == 7 and all("(OR_HIGH not known yet: known from 09:45)" in line for line in early)
+
+
+def test_every_subcommand_explains_itself_and_the_terms_of_an_answer(capsys):
+    for command in ("backfill", "query", "replay", "evaluate", "tune", "gamma", "demo", "serve"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "--home" in text and len(text.split("options:")[0]) > 120, command
+        if command in ("query", "replay"):
+            assert "d = (close - level) / ATR" in text and "n_eff = the effective number of past setups" in text and "base = the outcome rates" in text
+
+
+def test_demo_writes_to_the_home_it_is_given(monkeypatch, tmp_path):
+    import spymaster_assets.demo as demo
+
+    called = []
+    monkeypatch.setattr(demo, "run_demo", lambda home: called.append(home) or 0)
+    assert main(["--home", str(tmp_path / "mine"), "demo"]) == 0 and main(["demo", "--home", str(tmp_path / "other")]) == 0
+    assert called == [tmp_path / "mine", tmp_path / "other"]
+
+
+def test_output_into_a_closed_pipe_ends_quietly(materialized_home):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    spymaster = Path(sys.executable).parent / "spymaster"
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    # About 300 KB of JSON: more than a pipe holds, so the write meets the closed pipe.
+    done = subprocess.run(f"set -o pipefail; '{spymaster}' --home '{materialized_home}' replay --date 2013-10-10 --json | head -1", shell=True, executable="/bin/bash", capture_output=True, text=True, env=env)
+    assert done.returncode == 0 and done.stdout == "{\n" and done.stderr == ""

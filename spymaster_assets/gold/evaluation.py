@@ -286,6 +286,7 @@ def write_png_atomically(fig: Figure, path: Path) -> Path:
     """Save ``fig`` as a PNG at ``path`` via a temporary file in the same directory and ``os.replace``.
 
     A failed write leaves no partial file and an existing ``path`` unchanged. Creates the directory.
+    The file's mode is what ``open()`` would give (0666 less the umask), not mkstemp's 0600.
     Returns ``path``; raises OSError on write failure.
     """
     path = Path(path)
@@ -294,6 +295,10 @@ def write_png_atomically(fig: Figure, path: Path) -> Path:
     os.close(fd)
     try:
         fig.savefig(tmp_name, format="png")
+        # mkstemp creates the file 0600; a report is for every user the umask lets read it, like a file open() creates.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_name, 0o666 & ~umask)
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)

@@ -10,18 +10,20 @@ from spymaster_resources.lake import Lake
 
 from spymaster_core.config import OUTCOMES, SpymasterConfig
 from spymaster_core.errors import MissingPartitionError, SpymasterError
-from ..sessions import NY, et_to_utc
+from ..sessions import NY, et_to_utc, is_trading_session
 from spymaster_core.tuned_params import config_for_day
 from . import as_of
 from .history import history_change
 from .signals import answer_vector
+from ..silver.levels import level_known_from
 
 
 def anchor_instant(config: SpymasterConfig, day: date, wall: time) -> datetime:
     """The 2-minute bar close (UTC) at or just before ``wall`` New York time on ``day``.
 
     Raises:
-        SpymasterError: ``wall`` is outside the anchor window (after 09:30, up to 12:30 by default).
+        SpymasterError: ``wall`` is outside the anchor window (after 09:30, up to 12:30 by default)
+            or is not a bar close (09:31 with 2-minute bars).
     """
     start, end = et_to_utc(day, config.anchor_start), et_to_utc(day, config.anchor_end)
     at = et_to_utc(day, wall)
@@ -30,11 +32,27 @@ def anchor_instant(config: SpymasterConfig, day: date, wall: time) -> datetime:
             f"--time {wall:%H:%M} is outside the anchor window: choose a bar close after {config.anchor_start:%H:%M} and up to {config.anchor_end:%H:%M} New York time"
         )
     step = config.level_bar_minutes * 60
-    offset = int((at - start).total_seconds()) // step * step
-    return start + timedelta(seconds=offset)
+    offset = int((at - start).total_seconds())
+    if offset % step:
+        before = start + timedelta(seconds=offset // step * step)
+        after = before + timedelta(seconds=step)
+        earlier = f"{before.astimezone(NY):%H:%M} or " if before > start else ""
+        raise SpymasterError(
+            f"--time {wall:%H:%M} is not a {config.level_bar_minutes}-minute bar close: the bars close every {config.level_bar_minutes} minutes from "
+            f"{config.anchor_start:%H:%M} New York; choose {earlier}{after.astimezone(NY):%H:%M}"
+        )
+    return at
+
+
+def check_session(day: date) -> None:
+    """Raise SpymasterError when ``day`` is not a CME trading session, saying whether it is a weekend or a holiday."""
+    if not is_trading_session(day):
+        why = "a weekend" if day.weekday() >= 5 else "a CME holiday"
+        raise SpymasterError(f"--date {day} ({day:%A}) is not a CME trading session: {why}, so there is nothing to answer")
 
 
 def _read_state(lake: Lake, day: date) -> pl.DataFrame:
+    check_session(day)
     try:
         return lake.read("silver", "silver_level_state", day)
     except MissingPartitionError:
@@ -112,17 +130,21 @@ def answer_query(config: SpymasterConfig, day: date, wall: time, level_kind: str
     if level_kind:
         rows = rows.filter(pl.col("level_kind") == level_kind)
         if rows.height == 0:
-            raise SpymasterError(f"--level {level_kind}: not known at {anchor.astimezone(NY):%H:%M} on {day} (opening-range levels are known from 09:45)")
+            since = level_known_from(day, config).get(level_kind)
+            known = f"known from {since.astimezone(NY):%H:%M}" if since is not None else "not known that session"
+            raise SpymasterError(f"--level {level_kind}: not known yet at {anchor.astimezone(NY):%H:%M} on {day} ({known})")
     in_zone = rows.filter(pl.col("in_zone"))
     known = as_of.known_before_from_lake(lake, day, config) if in_zone.height else None
     index = known.indexes if known is not None else None
     levels = []
-    for row in rows.sort("level_kind").iter_rows(named=True):
+    atr = rows["atr_points"][0]
+    for row in rows.sort("level_price", descending=True).iter_rows(named=True):
         entry = {
             "level_kind": row["level_kind"],
             "level_price": row["level_price"],
             "direction": row["direction"],
             "distance_atr": row["distance_atr"],
+            "distance_points": None if row["distance_atr"] is None else row["distance_atr"] * atr,
             "in_zone": bool(row["in_zone"]),
         }
         if row["in_zone"]:
@@ -162,15 +184,49 @@ def answer_query(config: SpymasterConfig, day: date, wall: time, level_kind: str
         levels.append(entry)
     first = rows.row(0, named=True)
     stale = history_change(lake, day) if known is not None else None
+    setups = sum(part.n_vectors for one in index.indexes.values() for part in one.stats.values()) if index is not None else None
     return {
         "warning": None if stale is None else f"{stale}: this answer may differ from the one recorded; rebuild with `spymaster backfill --start {day} --end {day}`",
+        "thin": thin_history(index, levels, config),
         "date": str(day),
         "time": anchor.astimezone(NY).strftime("%H:%M"),
         "close": first["close"],
-        "atr_points": first["atr_points"],
+        "atr_points": atr,
+        "interval_level": config.interval_level,
+        "outcomes": outcome_meanings(atr, config),
         "index_as_of": str(day),
         "index_sessions": len(index.sessions) if index is not None else None,
+        "index_setups": setups,
         "levels": levels,
+    }
+
+
+#: Below this many earlier sessions, or this effective sample size, an answer is flagged as thin.
+THIN_SESSIONS = 5
+THIN_N_EFF = 5.0
+
+
+def thin_history(index, levels: list[dict], config: SpymasterConfig) -> str | None:
+    """Why the answer rests on too little to trust, or None: no or few earlier sessions in the index
+    (fewer than :data:`THIN_SESSIONS`), or an answered level with an effective sample size below :data:`THIN_N_EFF`."""
+    answered = [lvl for lvl in levels if lvl["in_zone"]]
+    if index is None or not answered:
+        return None
+    if not index.sessions:
+        return "no earlier session in the index: every probability is the uniform prior (1/3 each), not a track record"
+    if len(index.sessions) < THIN_SESSIONS:
+        return f"only {len(index.sessions)} earlier session(s) in the index: the answer is a rough guess"
+    thin = [f"{lvl['level_kind']} n_eff {lvl['effective_sample_size']:.1f}" for lvl in answered if lvl["effective_sample_size"] < THIN_N_EFF]
+    return f"few similar setups ({', '.join(thin)}): the answer stays close to the base rate" if thin else None
+
+
+def outcome_meanings(atr_points: float, config: SpymasterConfig) -> dict[str, str]:
+    """What BREAK, REJECT and CHOP mean at this bar, in points (``silver.labels``: first crossing within the horizon)."""
+    brk, rej = config.break_atr * atr_points, config.reject_atr * atr_points
+    return {
+        "BREAK": f"price trades {brk:.2f} pts ({config.break_atr:g} ATR) through the level within {config.horizon_minutes} minutes, before REJECT",
+        "REJECT": f"price moves {rej:.2f} pts ({config.reject_atr:g} ATR) back from the bar's close, away from the level, within {config.horizon_minutes} minutes",
+        "CHOP": f"neither within {config.horizon_minutes} minutes",
     }
 
 

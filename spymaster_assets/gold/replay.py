@@ -18,6 +18,7 @@ from spymaster_resources.lake import Lake
 from spymaster_core.config import LEVEL_KINDS, OUTCOMES, SpymasterConfig
 from spymaster_core.errors import MissingPartitionError, SpymasterError
 from ..sessions import NY, et_to_utc
+from .query import check_session
 
 _CLASSES = [o.lower() for o in OUTCOMES]  # break, reject, chop
 
@@ -208,6 +209,7 @@ def replay(config: SpymasterConfig, day: date, level_kind: str | None = None) ->
     """
     if level_kind is not None and level_kind not in LEVEL_KINDS:
         raise SpymasterError(f"--level {level_kind!r}: unknown level kind; choose from {', '.join(LEVEL_KINDS)}")
+    check_session(day)
     lake = Lake(config.lake_dir)
     signals = _scan(lake, "gold", "gold_signals", day).collect()
     episodes = _scan(lake, "gold", "gold_episodes", day).drop("vector").collect()
@@ -222,13 +224,14 @@ def replay(config: SpymasterConfig, day: date, level_kind: str | None = None) ->
     return replay_rows(replay_table(bars, signals, episodes, outcomes, config, day, level_kind), day, neighbours)
 
 
-def format_replay(bars: list[dict], day: date, level_kind: str | None = None, horizon_minutes: int | None = None, warning: str | None = None) -> str:
+def format_replay(bars: list[dict], day: date, level_kind: str | None = None, horizon_minutes: int | None = None, warning: str | None = None, known_from: dict[str, str] | None = None) -> str:
     """The replay as text: a header naming what is live and what is hindsight, then one line per (bar, level in zone).
 
     A bar with no level in the approach zone gets one line saying so. P(B/R/C) are the live
     posterior means, ``smooth`` the EMA along the approach; ``outcome`` / ``after`` (minutes to the
     deciding 1-minute bar close) are hindsight; ``*`` marks a label from a horizon cut short by the
-    session end, ``?`` an ambiguous bar.
+    session end, ``?`` an ambiguous bar. ``known_from``: level kind -> "HH:MM" New York when it becomes
+    known (``silver.levels.level_known_from``); a bar before it says the level is not known yet, as ``query`` does.
     """
     scope = f" ({level_kind} only)" if level_kind else ""
     chop = f"none within {horizon_minutes} min" if horizon_minutes else "no threshold reached"
@@ -242,7 +245,11 @@ def format_replay(bars: list[dict], day: date, level_kind: str | None = None, ho
     for bar in bars:
         close = f"{bar['close']:>8.2f}" if bar["close"] is not None else f"{'-':>8}"
         if not bar["levels"]:
-            lines.append(f"{bar['time']:<5}  {close}  ({level_kind or 'no level'} {'not ' if level_kind else ''}in the approach zone)")
+            since = (known_from or {}).get(level_kind) if level_kind else None
+            if since is not None and bar["time"] < since:
+                lines.append(f"{bar['time']:<5}  {close}  ({level_kind} not known yet: known from {since})")
+            else:
+                lines.append(f"{bar['time']:<5}  {close}  ({level_kind or 'no level'} {'not ' if level_kind else ''}in the approach zone)")
             continue
         for i, lvl in enumerate(bar["levels"]):
             head = f"{bar['time']:<5}  {close}" if i == 0 else " " * 15

@@ -395,3 +395,19 @@ def test_compare_models_scores_every_model_on_the_same_episodes():
     assert "answer" in text and "3 episodes in 2 sessions" in text
     with pytest.raises(ValueError, match="baseline"):
         compare_models(frame, {"answer": "p_"})
+
+
+def test_a_report_png_is_readable_by_other_users(tmp_path):
+    """mkstemp makes 0600 files; the written PNG gets what open() would give: 0666 less the umask."""
+    import os
+    import stat
+
+    rng = np.random.default_rng(3)
+    probs = rng.dirichlet(np.ones(3), size=60)
+    labels = rng.choice(list(OUTCOMES), size=60)
+    old = os.umask(0o022)
+    try:
+        path = reliability_diagram_png(probs, labels, tmp_path / "reports" / "r.png", "t")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
