@@ -24,7 +24,7 @@ def _engine(home, day) -> tuple[SessionEngine, pl.DataFrame, Lake, SpymasterConf
     return engine, minutes, lake, config
 
 
-@pytest.mark.parametrize("day", [CHAIN_SESSIONS[0], CHAIN_SESSIONS[4]], ids=str)
+@pytest.mark.parametrize("day", CHAIN_SESSIONS, ids=str)
 def test_bar_by_bar_answers_equal_the_batch_tables_at_every_anchor(materialized_home, day):
     engine, minutes, lake, _ = _engine(materialized_home, day)
     closes = []
