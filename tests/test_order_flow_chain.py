@@ -126,3 +126,23 @@ def _config():
     from spymaster_core.config import SpymasterConfig
 
     return SpymasterConfig()
+
+
+@pytest.mark.parametrize("day", [DEPTH_DAY, MBO_DAY], ids=str)
+def test_the_screen_answers_bar_by_bar_as_the_batch_tables_with_order_flow(home, day):
+    """Train/serve parity with the tape, book, depth and MBO families: the screen's engine, fed the raw
+    1-minute bars one by one with the lake's order-flow tables cut at each bar close, gives the batch
+    silver_level_state and gold_signals rows at every anchor."""
+    from spymaster_assets.screen.session import open_replay
+    from spymaster_core.config import SpymasterConfig
+    from spymaster_resources.raw_files import RawCatalog
+
+    config = SpymasterConfig.for_home(home)
+    session = open_replay(config, day, RawCatalog(config.raw_dir))
+    closes = [close for bar in session.bars.iter_rows(named=True) for close in session.engine.add_minute(bar)]
+    state = pl.concat([c.state for c in closes if c.state.height])
+    batch_state = _lake(home).read("silver", "silver_level_state", day)
+    assert state.height == batch_state.height and set(batch_state["feature_families"].to_list()) != {"bars"}
+    assert state.select(batch_state.columns).equals(batch_state)
+    signals = pl.concat([c.signals for c in closes if c.signals.height])
+    assert signals.equals(_lake(home).read("gold", "gold_signals", day))

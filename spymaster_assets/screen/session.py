@@ -2,7 +2,8 @@
 
 :func:`open_replay` prepares a session of the lake for replay: the front month's 1-minute bars read
 from the raw DBN files (as ``bronze_futures_ohlcv_1m`` reads them), the previous session's bars as
-the indicators' warm-up, and what was known before the day (index, normalization, model, distance
+the indicators' warm-up, the session's order-flow and options tables from the lake (cut at each
+bar close by the engine), and what was known before the day (index, normalization, model, distance
 lookup, blend fit as of the day). :func:`payload` turns a :class:`BarClose` into the JSON the page draws.
 """
 
@@ -22,6 +23,7 @@ from spymaster_resources.raw_files import RawCatalog, empty_definitions
 from ..bronze.ingest import session_ohlcv_1m
 from ..charts.session_chart import LEVEL_STYLES
 from ..gold.as_of import known_before_from_lake
+from ..silver.assets import options_inputs, order_flow_inputs
 from ..sessions import NY, is_trading_session
 from .engine import BAR_COLUMNS, BarClose, SessionEngine
 
@@ -66,7 +68,8 @@ def open_replay(config: SpymasterConfig, day: date, catalog: RawCatalog) -> Repl
     defs = lake.read("bronze", "bronze_definitions", day) if lake.exists("bronze", "bronze_definitions", day) else empty_definitions()
     minutes = session_ohlcv_1m(catalog, day, defs, config).bars.sort("ts_event")
     instrument = int(minutes["instrument_id"][0]) if minutes.height else -1
-    engine = SessionEngine(day, config, known, warmup_1m=_warmup(lake, day, instrument))
+    # Order flow and options come from the lake's bronze and silver tables; the engine passes each bar close only their rows up to it.
+    engine = SessionEngine(day, config, known, _warmup(lake, day, instrument), order_flow_inputs(lake, day, config), options_inputs(lake, day))
     return ReplaySession(day, minutes.select(BAR_COLUMNS), engine, session_meta(lake, day, known, config))
 
 

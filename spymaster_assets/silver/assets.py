@@ -6,7 +6,9 @@ from datetime import date
 import polars as pl
 from dagster import AssetDep, AssetExecutionContext, MaterializeResult
 
+from spymaster_core.config import SpymasterConfig
 from spymaster_resources import SpymasterResource
+from spymaster_resources.lake import Lake
 
 from ..bronze.assets import bronze_futures_ohlcv_1m
 from ..partitions import WITH_PREVIOUS_SESSION, session_of_partition_key
@@ -159,19 +161,18 @@ def silver_depth_flow_1m(context: AssetExecutionContext, spymaster: SpymasterRes
     )
 
 
-def _tick_size(spymaster: SpymasterResource, day: date, instrument_id: int) -> float:
+def _tick_size(lake: Lake, day: date, instrument_id: int, config: SpymasterConfig) -> float:
     """The front month's min_price_increment from bronze_definitions, else the config's tick_size_points."""
-    lake = spymaster.lake
     if instrument_id >= 0 and lake.exists("bronze", "bronze_definitions", day):
         defs = lake.read("bronze", "bronze_definitions", day).filter(pl.col("instrument_id") == instrument_id)
         if defs.height and defs["min_price_increment"][0] is not None:
             return float(defs["min_price_increment"][0])
-    return spymaster.config.tick_size_points
+    return config.tick_size_points
 
 
-def _order_flow_inputs(spymaster: SpymasterResource, day: date) -> OrderFlowInputs:
-    """The session's trades, book summary and MBO depth flow (None where a partition is absent)."""
-    lake = spymaster.lake
+def order_flow_inputs(lake: Lake, day: date, config: SpymasterConfig) -> OrderFlowInputs:
+    """The session's trades, book summary and MBO depth flow from the lake (None where a partition is absent),
+    as silver_level_state reads them (the trader's screen passes them to its engine bar by bar)."""
 
     def optional(tier: str, table: str) -> pl.DataFrame | None:
         return lake.read(tier, table, day) if lake.exists(tier, table, day) else None
@@ -185,13 +186,12 @@ def _order_flow_inputs(spymaster: SpymasterResource, day: date) -> OrderFlowInpu
         trades=trades,
         book_1s=optional(TIER, "silver_book_1s"),
         depth_flow_1m=optional(TIER, "silver_depth_flow_1m"),
-        tick_size=_tick_size(spymaster, day, instrument),
+        tick_size=_tick_size(lake, day, instrument, config),
     )
 
 
-def _options_inputs(spymaster: SpymasterResource, day: date) -> OptionsInputs:
-    """The session's 0DTE chain, open interest, option quotes and trades (None where a partition is absent)."""
-    lake = spymaster.lake
+def options_inputs(lake: Lake, day: date) -> OptionsInputs:
+    """The session's 0DTE chain, open interest, option quotes and trades from the lake (None where a partition is absent)."""
 
     def optional(table: str) -> pl.DataFrame | None:
         return lake.read("bronze", table, day) if lake.exists("bronze", table, day) else None
@@ -217,8 +217,8 @@ def silver_level_state(context: AssetExecutionContext, spymaster: SpymasterResou
     day = session_of_partition_key(context.partition_key)
     cfg, lake = spymaster.config, spymaster.lake
     bars = lake.read(TIER, "silver_bars", day)
-    flow = _order_flow_inputs(spymaster, day)
-    options = _options_inputs(spymaster, day)
+    flow = order_flow_inputs(lake, day, cfg)
+    options = options_inputs(lake, day)
     state = validate_silver_level_state(compute_level_state(bars, lake.read(TIER, "silver_levels", day), day, cfg, flow, options), cfg)
     path = lake.write(TIER, "silver_level_state", day, state)
     features = family_columns("bars", cfg)
