@@ -166,8 +166,10 @@ def test_cli_replay_json_and_text(materialized_home, capsys):
 
 
 def test_cli_replay_errors(materialized_home, capsys):
+    code, _, err = _run(capsys, "--home", str(materialized_home), "replay", "--date", "2013-10-14")
+    assert code == 2 and "--date 2013-10-14" in err and "not materialized" in err and "2013-10-07 .. 2013-10-11" in err
     code, _, err = _run(capsys, "--home", str(materialized_home), "replay", "--date", "2013-10-12")
-    assert code == 2 and "--date 2013-10-12" in err and "not materialized" in err and "2013-10-07 .. 2013-10-11" in err
+    assert code == 2 and "--date 2013-10-12 (Saturday) is not a CME trading session: a weekend" in err
     with pytest.raises(SystemExit) as exc:
         main(["--home", str(materialized_home), "replay", "--date", "2013-10-11", "--level", "VWAP"])
     assert exc.value.code == 2
