@@ -26,6 +26,7 @@ from ..gold.retrieval import smooth_series
 from ..gold.signals import NEIGHBOURS_SCHEMA, knn_answer
 from ..sessions import et_to_utc, session_bounds_utc
 from ..silver.bars import aggregate_bars, build_bars
+from ..silver.book_summary import empty_book_1s, empty_depth_flow_1m
 from ..silver.level_state import OptionsInputs, OrderFlowInputs, compute_level_state
 from ..silver.levels import compute_levels
 
@@ -80,6 +81,7 @@ class SessionEngine:
     _answered: pl.DataFrame | None = field(default=None, init=False, repr=False)
     _pending_gap: int = field(default=0, init=False, repr=False)
     _last_close: datetime | None = field(default=None, init=False, repr=False)
+    _trades: dict[str, list] = field(default_factory=lambda: {"ts_event": [], "price": [], "size": [], "side": []}, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._step = timedelta(minutes=self.config.level_bar_minutes)
@@ -116,6 +118,21 @@ class SessionEngine:
             closes.append(self._close(close))
         return closes
 
+    def add_trades(self, ts_event_ns: list[int], price: list[float], size: list[int], side: list[str]) -> None:
+        """Take the front month's trades as they arrive (live): ts_event in ns UTC, price in points, size
+        in contracts, side the aggressor (B, A or N). They stand in for ``order_flow.trades`` (the tape
+        family), cut at each bar close like the lake's."""
+        self._trades["ts_event"].extend(ts_event_ns)
+        self._trades["price"].extend(price)
+        self._trades["size"].extend(size)
+        self._trades["side"].extend(side)
+
+    def drop_trades_from(self, ts_event_ns: int) -> None:
+        """Forget the live trades at or after ``ts_event_ns`` (a reconnect's replay sends them again)."""
+        keep = sum(1 for ts in self._trades["ts_event"] if ts < ts_event_ns)  # arrival order is time order
+        for column in self._trades.values():
+            del column[keep:]
+
     def flush(self, now: datetime | None) -> list[BarClose]:
         """Close the open bucket when ``now`` (UTC; None: unknown) is past its close with no further
         bar (live: a quiet last minute). Returns it, or nothing."""
@@ -149,10 +166,23 @@ class SessionEngine:
         bars = build_bars(minutes, self.day, self.config, warmup_1m=self.warmup_1m)
         levels = compute_levels(bars, self.day, self.config)
         known_levels = levels.filter(pl.col("ts_event") == ts_close) if "ts_event" in levels.columns else levels
-        state = compute_level_state(bars, levels, self.day, self.config, _up_to(self.order_flow, ts_close), _options_up_to(self.options, ts_close))
+        state = compute_level_state(bars, levels, self.day, self.config, _up_to(self._flow(), ts_close), _options_up_to(self.options, ts_close))
         now = state.filter(pl.col("ts_event") == ts_close)
         signals, neighbours = self._answer(now)
         return BarClose(ts_close, candle, known_levels, now, signals, neighbours, gap)
+
+    def _flow(self) -> OrderFlowInputs | None:
+        """The order-flow inputs: the live trades when some arrived (:meth:`add_trades`), else ``order_flow``."""
+        if not self._trades["ts_event"]:
+            return self.order_flow
+        trades = pl.DataFrame(
+            {"ts_event": pl.Series(self._trades["ts_event"], dtype=pl.Int64).cast(pl.Datetime("ns", "UTC")), "price": self._trades["price"], "size": self._trades["size"], "side": self._trades["side"]},
+            schema={"ts_event": pl.Datetime("ns", "UTC"), "price": pl.Float64, "size": pl.Int64, "side": pl.String},
+        )
+        base = self.order_flow
+        book = base.book_1s if base is not None and base.book_1s is not None else empty_book_1s(self.config)
+        depth = base.depth_flow_1m if base is not None and base.depth_flow_1m is not None else empty_depth_flow_1m()
+        return OrderFlowInputs(trades=trades, book_1s=book, depth_flow_1m=depth, tick_size=base.tick_size if base is not None else self.config.tick_size_points)
 
     def _answer(self, state_now: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         """gold_signals rows and neighbours of the setups in ``state_now`` (one bar close)."""

@@ -1,7 +1,8 @@
 """The live source of the trader's screen: Databento Live records -> front-month 1-minute bars -> the engine.
 
-:func:`live_events` subscribes to ``ohlcv-1m`` of every ES future (parent ``ES.FUT``), keeps the
-front month's bars (the contract of the lake's previous session, or else the outright with the most
+:class:`LiveFeed` subscribes to ``ohlcv-1m`` of every ES future (parent ``ES.FUT``), plus ``trades``
+when the configuration's ``download_order_flow_schemas`` names it (the tape family; the book, depth
+and MBO families are not built live), keeps the front month's bars and trades (the contract of the lake's previous session, or else the outright with the most
 volume by the first bar from 04:00 New York) and feeds them to the same
 :class:`~spymaster_assets.screen.engine.SessionEngine` as a replay: one code path. A lost connection
 is reported (``status`` event, state ``reconnecting``) and retried with exponential backoff (the
@@ -24,13 +25,12 @@ from datetime import datetime, timedelta, timezone
 import backoff
 
 from spymaster_core.errors import SpymasterError
+from spymaster_resources.dbn_layout import PRICE_SCALE, UNDEF_PRICE
 from spymaster_resources.live import DATASET, PARENT_SYMBOL, LiveClient
 
 from .engine import BarOrderError, SessionEngine
 from .session import payload, screen_start
 
-#: Fixed-point scale of DBN prices (1e-9 points per unit; Databento DBN encoding).
-PRICE_SCALE = 1e-9
 _OHLCV_1M = "ohlcv-1m"
 
 
@@ -53,6 +53,16 @@ class FrontMonthBars:
     symbols: dict[int, str] = field(default_factory=dict)
     _volume: Counter = field(default_factory=Counter)
 
+    def trade(self, record) -> tuple[int, float, int, str] | None:
+        """(ts_event ns UTC, price points, size contracts, aggressor side B/A/N) of a front-month trade
+        record (``trades`` schema, action T with a defined price), else None. Trades before the front
+        month is chosen are not kept."""
+        if getattr(record, "action", None) is None or not hasattr(record, "side") or not str(getattr(record, "rtype", "")).endswith("mbp-0"):
+            return None
+        if self.instrument_id is None or int(record.instrument_id) != self.instrument_id or record.price == UNDEF_PRICE:
+            return None
+        return int(record.ts_event), record.price / PRICE_SCALE, int(record.size), str(record.side)
+
     def bar(self, record) -> dict | None:
         """The bar of ``record`` (ts_event UTC bar open, open/high/low/close points, volume contracts) when it is a
         front-month ohlcv-1m record, else None (after noting its symbol or volume)."""
@@ -73,10 +83,10 @@ class FrontMonthBars:
             return None
         return {
             "ts_event": ts,
-            "open": record.open * PRICE_SCALE,
-            "high": record.high * PRICE_SCALE,
-            "low": record.low * PRICE_SCALE,
-            "close": record.close * PRICE_SCALE,
+            "open": record.open / PRICE_SCALE,
+            "high": record.high / PRICE_SCALE,
+            "low": record.low / PRICE_SCALE,
+            "close": record.close / PRICE_SCALE,
             "volume": int(record.volume),
         }
 
@@ -92,6 +102,9 @@ class LiveFeed:
     engine: SessionEngine
     front: FrontMonthBars
     client_factory: Callable[[], LiveClient]
+    #: Schemas subscribed: ohlcv-1m, plus trades when the configuration's order-flow schemas name it (the tape family).
+    schemas: tuple[str, ...] = (_OHLCV_1M,)
+    #: Seconds to wait before each reconnect (restarted after a bar arrives); an exhausted sequence gives up.
     waits: Callable[[], Iterable[float]] = lambda: backoff.expo(base=2, factor=1, max_value=60)
     sleep: Callable[[float], None] = clock.sleep
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -120,14 +133,21 @@ class LiveFeed:
                 yield "problem", {"message": f"live: {exc}"}
                 return
             try:
-                self._client.subscribe(dataset=DATASET, schema=_OHLCV_1M, symbols=PARENT_SYMBOL, stype_in="parent", start=start)
-                yield "status", {"state": "live", "message": f"connected to {DATASET} {PARENT_SYMBOL}" + (f", replaying from {start:%H:%M} UTC" if start else "")}
+                if start is not None:
+                    self.engine.drop_trades_from(int(start.timestamp()) * 1_000_000_000)
+                for schema in self.schemas:
+                    self._client.subscribe(dataset=DATASET, schema=schema, symbols=PARENT_SYMBOL, stype_in="parent", start=start)
+                yield "status", {"state": "live", "message": f"connected to {DATASET} {PARENT_SYMBOL} {'+'.join(self.schemas)}" + (f", replaying from {start:%H:%M} UTC" if start else "")}
                 for record in self._client:
                     if self._stop.is_set():
                         return
                     text = getattr(record, "err", None)
                     if text is not None:
                         yield "problem", {"message": f"live: Databento says: {text}"}
+                        continue
+                    trade = self.front.trade(record)
+                    if trade is not None:
+                        self.engine.add_trades([trade[0]], [trade[1]], [trade[2]], [trade[3]])
                         continue
                     bar = self.front.bar(record)
                     if bar is None:
@@ -139,6 +159,9 @@ class LiveFeed:
                     except BarOrderError as exc:
                         yield "problem", {"message": f"live: {exc}"}
                         continue
+                    except Exception as exc:  # noqa: BLE001  (a computation error is not a lost connection: say it and stop)
+                        yield "problem", {"message": f"live: stopped at {bar['ts_event']:%H:%M} UTC: {type(exc).__name__}: {exc}"}
+                        return
                     for close in closes:
                         if close.ts_close > start_screen:
                             yield "bar", payload(close)
@@ -153,7 +176,10 @@ class LiveFeed:
                 if "auth" in str(exc).lower():
                     yield "problem", {"message": f"live: the API key was rejected ({exc})"}
                     return
-                wait = next(waits)
+                wait = next(waits, None)
+                if wait is None:
+                    yield "problem", {"message": f"live: giving up after repeated connection losses ({type(exc).__name__}: {exc})"}
+                    return
                 yield "status", {"state": "reconnecting", "message": f"live connection lost ({type(exc).__name__}: {exc}); retrying in {wait:.0f} s"}
                 self.sleep(wait)
             finally:

@@ -168,7 +168,8 @@ async def _live_events(config: SpymasterConfig, day: date, factory: Callable[[],
     if session.problem:
         yield _event("problem", {"message": session.problem})
     front = FrontMonthBars(session.instrument_id, choose_at=screen_start(day))
-    feed = LiveFeed(session.engine, front, factory)
+    schemas = ("ohlcv-1m", "trades") if "trades" in config.download_order_flow_schemas else ("ohlcv-1m",)
+    feed = LiveFeed(session.engine, front, factory, schemas=schemas)
     events = feed.events()
     try:
         while True:
