@@ -87,6 +87,7 @@ class SessionEngine:
         self._step = timedelta(minutes=self.config.level_bar_minutes)
         self._first_anchor = et_to_utc(self.day, self.config.anchor_start) + self._step
         self._last_anchor = et_to_utc(self.day, self.config.anchor_end)
+        self._levels_from = et_to_utc(self.day, self.config.premarket_start)
         self.day_end = session_bounds_utc(self.day, self.config)[1]
 
     @property
@@ -161,11 +162,15 @@ class SessionEngine:
         minutes = minutes.filter(pl.col("ts_event") < ts_close)
         candle = aggregate_bars(minutes.filter(pl.col("ts_event") >= ts_close - self._step), self.config.level_bar_minutes).row(0, named=True)
         empty = pl.DataFrame()
-        if ts_close < self._first_anchor:
-            return BarClose(ts_close, candle, empty, empty, pl.DataFrame(schema=SIGNALS_SCHEMA), pl.DataFrame(schema=NEIGHBOURS_SCHEMA), gap)
-        bars = build_bars(minutes, self.day, self.config, warmup_1m=self.warmup_1m)
+        nothing = (pl.DataFrame(schema=SIGNALS_SCHEMA), pl.DataFrame(schema=NEIGHBOURS_SCHEMA))
+        if not self._levels_from <= ts_close <= self._last_anchor:
+            # silver_levels holds rows for the bar closes from 04:00 to the anchor window's end only.
+            return BarClose(ts_close, candle, empty, empty, *nothing, gap)
+        bars = build_bars(minutes, self.day, self.config, warmup_1m=self.warmup_1m, require_rth=ts_close >= self._first_anchor)
         levels = compute_levels(bars, self.day, self.config)
-        known_levels = levels.filter(pl.col("ts_event") == ts_close) if "ts_event" in levels.columns else levels
+        known_levels = levels.filter(pl.col("ts_event") == ts_close)
+        if ts_close < self._first_anchor:  # before the anchor window: levels, no state and no answer
+            return BarClose(ts_close, candle, known_levels, empty, *nothing, gap)
         state = compute_level_state(bars, levels, self.day, self.config, _up_to(self._flow(), ts_close), _options_up_to(self.options, ts_close))
         now = state.filter(pl.col("ts_event") == ts_close)
         signals, neighbours = self._answer(now)

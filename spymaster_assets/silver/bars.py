@@ -79,6 +79,7 @@ def build_bars(
     session_date: date,
     config: SpymasterConfig,
     warmup_1m: pl.DataFrame | None = None,
+    require_rth: bool = True,
 ) -> pl.DataFrame:
     """Build silver_bars for one session: 1-minute and 2-minute bars with indicators on the 2-minute bars.
 
@@ -96,8 +97,9 @@ def build_bars(
     the row's 2-minute bar; on a 1-minute row, at the last 2-minute bar closed by the row's close).
     Sorted by bar_minutes, ts_event. Minutes without trades get no row.
 
-    Raises ValueError (naming the session date) when the session has no regular-hours bar or the
-    input lacks a required column.
+    Raises ValueError (naming the session date) when the session has no regular-hours bar (unless
+    ``require_rth`` is false: the trader's screen builds the bars of a session so far, before 09:30)
+    or the input lacks a required column.
     """
     session_start, session_end = session_bounds_utc(session_date, config)
     session = _normalize_ohlcv(ohlcv_1m, f"ohlcv_1m of session {session_date}").filter(
@@ -105,7 +107,7 @@ def build_bars(
     )
     rth_open = et_to_utc(session_date, config.rth_open)
     rth_close = et_to_utc(session_date, RTH_CLOSE)
-    if session.filter(pl.col("ts_event").is_between(rth_open, rth_close, closed="left")).is_empty():
+    if require_rth and session.filter(pl.col("ts_event").is_between(rth_open, rth_close, closed="left")).is_empty():
         raise ValueError(f"session {session_date}: no regular-hours bars between {rth_open} and {rth_close} UTC")
 
     level_minutes = config.level_bar_minutes

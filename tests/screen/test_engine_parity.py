@@ -37,6 +37,10 @@ def test_bar_by_bar_answers_equal_the_batch_tables_at_every_anchor(materialized_
     assert state.height == batch_state.height and signals.height == batch_signals.height > 0
     assert state.select(batch_state.columns).equals(batch_state)
     assert signals.equals(batch_signals)
+    # The level lines drawn at each close (from 04:00) are silver_levels' rows of that close.
+    levels = pl.concat([c.levels for c in closes if c.levels.height])
+    batch_levels = lake.read("silver", "silver_levels", day)
+    assert levels.select(batch_levels.columns).equals(batch_levels)
 
 
 def test_a_bar_out_of_order_is_refused_and_changes_nothing(materialized_home):
