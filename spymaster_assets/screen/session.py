@@ -9,6 +9,7 @@ lookup, blend fit as of the day). :func:`payload` turns a :class:`BarClose` into
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 
@@ -135,12 +136,16 @@ def reliability_line(lake: Lake, day: date) -> str:
     r = row.row(0, named=True)
 
     def bss(name: str) -> str:
-        if r[name] is None:
+        if r[name] is None or math.isnan(r[name]):
             return "n/a"
-        return f"{r[name]:+.3f} [{r[f'{name}_lo']:+.3f}, {r[f'{name}_hi']:+.3f}]"
+        lo, hi = r[f"{name}_lo"], r[f"{name}_hi"]
+        if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
+            return f"{r[name]:+.3f} (no interval from {r['n_sessions']} session{'s' if r['n_sessions'] != 1 else ''})"
+        return f"{r[name]:+.3f} [{lo:+.3f}, {hi:+.3f}]"
 
+    sessions = f"{r['n_sessions']} session{'s' if r['n_sessions'] != 1 else ''}"
     return (
-        f"walk-forward through {before[0]} ({r['n_sessions']} sessions, {r['n_episodes']:,} setups): "
+        f"walk-forward through {before[0]} ({sessions}, {r['n_episodes']:,} setups): "
         f"BSS vs base rate {bss('bss_base')}, vs distance lookup {bss('bss_distance')}, top-label ECE {r['top_label_ece']:.3f}"
     )
 

@@ -83,6 +83,8 @@ def test_a_replay_streams_every_bar_and_the_answers_of_gold_signals(screen, mate
     assert names[0] == "session" and names[-1] == "end" and "problem" not in names
     meta = events[0][1]
     assert meta["index_as_of"] == DAY.isoformat() and meta["index_sessions"] == 4 and meta["vector_schemas"] == ["bars"]
+    # Point in time: the reliability line scores the sessions before the day only (one scored so far: no interval).
+    assert meta["reliability"].startswith("walk-forward through 2013-10-10 (1 session, ") and "(no interval from 1 session)" in meta["reliability"]
     bars = [d for n, d in events if n == "bar"]
     assert bars[0]["time_ny"] == "04:02" and bars[-1]["time_ny"] == "11:00" and len(bars) == (11 * 60 - 4 * 60) // 2
     # Every answer shown is the batch gold_signals row of that bar and level.
