@@ -16,9 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+import numpy as np
 import polars as pl
 
 from spymaster_core.config import SpymasterConfig
+from spymaster_resources.dbn_layout import MBP10_DTYPE
 from spymaster_core.errors import SpymasterError
 from ..gold.answer import SIGNALS_SCHEMA, KnownBefore, compose_answer
 from ..gold.episodes import setups_in_zone, with_vectors
@@ -26,7 +28,8 @@ from ..gold.retrieval import smooth_series
 from ..gold.signals import NEIGHBOURS_SCHEMA, knn_answer
 from ..sessions import et_to_utc, session_bounds_utc
 from ..silver.bars import aggregate_bars, build_bars
-from ..silver.book_summary import empty_book_1s, empty_depth_flow_1m
+from ..bronze.market_records import MBP10_SCHEMA, BookQuality, batch_frame, decode_mbp10
+from ..silver.book_summary import BookReducer, empty_book_1s, empty_depth_flow_1m
 from ..silver.level_state import OptionsInputs, OrderFlowInputs, compute_level_state
 from ..silver.levels import compute_levels
 
@@ -82,6 +85,10 @@ class SessionEngine:
     _pending_gap: int = field(default=0, init=False, repr=False)
     _last_close: datetime | None = field(default=None, init=False, repr=False)
     _trades: dict[str, list] = field(default_factory=lambda: {"ts_event": [], "price": [], "size": [], "side": []}, init=False, repr=False)
+    _book_pending: list[bytes] = field(default_factory=list, init=False, repr=False)
+    _book: BookReducer | None = field(default=None, init=False, repr=False)
+    _book_quality: BookQuality | None = field(default=None, init=False, repr=False)
+    _book_received: int = field(default=-1, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._step = timedelta(minutes=self.config.level_bar_minutes)
@@ -127,6 +134,38 @@ class SessionEngine:
         self._trades["price"].extend(price)
         self._trades["size"].extend(size)
         self._trades["side"].extend(side)
+
+    def add_book(self, ts_recv_ns: int, record: bytes) -> None:
+        """Take one front-month mbp-10 record (its DBN bytes, Databento's MBP10Msg layout) as it arrives
+        (live). Records are decoded as bronze_futures_mbp10 decodes them (prices in points, ``book_ok``)
+        and grown into silver_book_1s at each bar close, which stands in for ``order_flow.book_1s``
+        (the book and depth families). A record received at or before one already folded in (a
+        reconnect's replay) is ignored."""
+        if ts_recv_ns > self._book_received:
+            self._book_pending.append(record)
+
+    def drop_book_from(self, ts_event_ns: int) -> None:
+        """Forget the mbp-10 records not yet folded in whose ts_event is at or after ``ts_event_ns`` (a reconnect's replay sends them again)."""
+        if self._book_pending:
+            records = np.frombuffer(b"".join(self._book_pending), dtype=MBP10_DTYPE)
+            self._book_pending = [r for r, ts in zip(self._book_pending, records["ts_event"]) if ts < ts_event_ns]
+
+    def _live_book(self) -> pl.DataFrame | None:
+        """silver_book_1s of the mbp-10 records taken so far (None: none taken)."""
+        if self._book_pending:
+            records = np.frombuffer(b"".join(self._book_pending), dtype=MBP10_DTYPE)
+            self._book_pending = []
+            if self._book is None:
+                self._book = BookReducer(self.config, self.config.book_levels, {"rows": 0, "skipped_book_not_ok": 0, "skipped_crossed_or_empty": 0})
+                self._book_quality = BookQuality({"crossed_book_records": 0, "maybe_bad_book_records": 0})
+            start, end = session_bounds_utc(self.day, self.config)
+            inside = (records["ts_event"] >= int(start.timestamp()) * 1_000_000_000) & (records["ts_event"] < int(end.timestamp()) * 1_000_000_000)
+            if inside.any():
+                batch = decode_mbp10(records, np.flatnonzero(inside))
+                batch["book_ok"] = self._book_quality(batch)
+                self._book.add(batch_frame(batch, MBP10_SCHEMA, self.day, "mbp-10"))
+            self._book_received = int(records["ts_recv"].max())
+        return None if self._book is None else self._book.result(self.day)
 
     def drop_trades_from(self, ts_event_ns: int) -> None:
         """Forget the live trades at or after ``ts_event_ns`` (a reconnect's replay sends them again)."""
@@ -177,15 +216,19 @@ class SessionEngine:
         return BarClose(ts_close, candle, known_levels, now, signals, neighbours, gap)
 
     def _flow(self) -> OrderFlowInputs | None:
-        """The order-flow inputs: the live trades when some arrived (:meth:`add_trades`), else ``order_flow``."""
-        if not self._trades["ts_event"]:
+        """The order-flow inputs: the live trades and book when some arrived (:meth:`add_trades`,
+        :meth:`add_book`) in place of ``order_flow``'s, else ``order_flow``."""
+        live_book = self._live_book()
+        if not self._trades["ts_event"] and live_book is None:
             return self.order_flow
         trades = pl.DataFrame(
             {"ts_event": pl.Series(self._trades["ts_event"], dtype=pl.Int64).cast(pl.Datetime("ns", "UTC")), "price": self._trades["price"], "size": self._trades["size"], "side": self._trades["side"]},
             schema={"ts_event": pl.Datetime("ns", "UTC"), "price": pl.Float64, "size": pl.Int64, "side": pl.String},
         )
         base = self.order_flow
-        book = base.book_1s if base is not None and base.book_1s is not None else empty_book_1s(self.config)
+        if not self._trades["ts_event"]:
+            trades = base.trades if base is not None and base.trades is not None else trades.clear()
+        book = live_book if live_book is not None else base.book_1s if base is not None and base.book_1s is not None else empty_book_1s(self.config)
         depth = base.depth_flow_1m if base is not None and base.depth_flow_1m is not None else empty_depth_flow_1m()
         return OrderFlowInputs(trades=trades, book_1s=book, depth_flow_1m=depth, tick_size=base.tick_size if base is not None else self.config.tick_size_points)
 

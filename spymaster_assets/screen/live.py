@@ -1,8 +1,8 @@
 """The live source of the trader's screen: Databento Live records -> front-month 1-minute bars -> the engine.
 
-:class:`LiveFeed` subscribes to ``ohlcv-1m`` of every ES future (parent ``ES.FUT``), plus ``trades``
-when the configuration's ``download_order_flow_schemas`` names it (the tape family; the book, depth
-and MBO families are not built live), keeps the front month's bars and trades (the contract of the lake's previous session, or else the outright with the most
+:class:`LiveFeed` subscribes to ``ohlcv-1m`` of every ES future (parent ``ES.FUT``), plus ``trades`` and
+``mbp-10`` when the configuration's ``download_order_flow_schemas`` names them (the tape, book and
+depth families; MBO is not built live), keeps the front month's bars, trades and book records (the contract of the lake's previous session, or else the outright with the most
 volume by the first bar from 04:00 New York) and feeds them to the same
 :class:`~spymaster_assets.screen.engine.SessionEngine` as a replay: one code path. A lost connection
 is reported (``status`` event, state ``reconnecting``) and retried with exponential backoff (the
@@ -63,6 +63,12 @@ class FrontMonthBars:
             return None
         return int(record.ts_event), record.price / PRICE_SCALE, int(record.size), str(record.side)
 
+    def book(self, record) -> tuple[int, bytes] | None:
+        """(ts_recv ns, DBN bytes) of a front-month ``mbp-10`` record, else None."""
+        if not str(getattr(record, "rtype", "")).endswith("mbp-10") or self.instrument_id is None or int(record.instrument_id) != self.instrument_id:
+            return None
+        return int(record.ts_recv), bytes(record)
+
     def bar(self, record) -> dict | None:
         """The bar of ``record`` (ts_event UTC bar open, open/high/low/close points, volume contracts) when it is a
         front-month ohlcv-1m record, else None (after noting its symbol or volume)."""
@@ -102,7 +108,7 @@ class LiveFeed:
     engine: SessionEngine
     front: FrontMonthBars
     client_factory: Callable[[], LiveClient]
-    #: Schemas subscribed: ohlcv-1m, plus trades when the configuration's order-flow schemas name it (the tape family).
+    #: Schemas subscribed: ohlcv-1m, plus trades and mbp-10 when the configuration's order-flow schemas name them.
     schemas: tuple[str, ...] = (_OHLCV_1M,)
     #: Seconds to wait before each reconnect (restarted after a bar arrives); an exhausted sequence gives up.
     waits: Callable[[], Iterable[float]] = lambda: backoff.expo(base=2, factor=1, max_value=60)
@@ -135,6 +141,7 @@ class LiveFeed:
             try:
                 if start is not None:
                     self.engine.drop_trades_from(int(start.timestamp()) * 1_000_000_000)
+                    self.engine.drop_book_from(int(start.timestamp()) * 1_000_000_000)
                 for schema in self.schemas:
                     self._client.subscribe(dataset=DATASET, schema=schema, symbols=PARENT_SYMBOL, stype_in="parent", start=start)
                 yield "status", {"state": "live", "message": f"connected to {DATASET} {PARENT_SYMBOL} {'+'.join(self.schemas)}" + (f", replaying from {start:%H:%M} UTC" if start else "")}
@@ -144,6 +151,10 @@ class LiveFeed:
                     text = getattr(record, "err", None)
                     if text is not None:
                         yield "problem", {"message": f"live: Databento says: {text}"}
+                        continue
+                    book = self.front.book(record)
+                    if book is not None:
+                        self.engine.add_book(*book)
                         continue
                     trade = self.front.trade(record)
                     if trade is not None:

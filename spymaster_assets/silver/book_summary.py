@@ -159,8 +159,13 @@ def _bin_end_ns(ts: pl.Expr, bin_ns: int) -> pl.Expr:
     return ((ns + (bin_ns - 1)) // bin_ns) * bin_ns
 
 
-class _BookReducer:
-    """Streams batches of book rows into per-second partial aggregates, carrying the last good state."""
+class BookReducer:
+    """Streams batches of book rows into per-second partial aggregates, carrying the last good state.
+
+    ``add(batch)`` takes the next rows in file order (ts_recv, sequence); ``result(session_date)``
+    is silver_book_1s of every row added so far and may be called again after more rows (the
+    trader's screen grows the book this way, bar by bar). ``counts`` tallies skipped rows.
+    """
 
     def __init__(self, config: SpymasterConfig, levels: int, counts: dict[str, int]):
         self.config = config
@@ -305,12 +310,12 @@ def book_1s(
 
     Raises KeyError when a batch lacks ts_event, source or the _00 price / size columns.
     """
-    reducer: _BookReducer | None = None
+    reducer: BookReducer | None = None
     tally = {"rows": 0, "skipped_book_not_ok": 0, "skipped_crossed_or_empty": 0}
     for batch in batches:
         if reducer is None:
             deep = f"bid_px_{_lv(config.book_levels - 1)}" in batch.columns
-            reducer = _BookReducer(config, config.book_levels if deep else TOP_OF_BOOK_LEVELS, tally)
+            reducer = BookReducer(config, config.book_levels if deep else TOP_OF_BOOK_LEVELS, tally)
         reducer.add(batch)
     if counts is not None:
         counts.update(tally)
