@@ -148,10 +148,15 @@ def test_the_screen_answers_bar_by_bar_as_the_batch_tables_with_order_flow(home,
     assert signals.equals(_lake(home).read("gold", "gold_signals", day))
 
 
-def test_the_live_feed_builds_the_tape_book_and_depth_families_as_the_batch(home):
-    """Live parity with order flow: the day's ohlcv-1m, trades and mbp-10 records, sent in live order (a
-    record when received, a 1-minute bar 1 s after its minute ends), through LiveFeed give the batch
-    silver_level_state rows (tape, book and depth features) at every anchor, across a reconnect."""
+@pytest.mark.parametrize(
+    ("day", "book_schema", "families"),
+    [(DEPTH_DAY, "mbp-10", {"tape", "book", "depth"}), (MBO_DAY, "mbo", {"tape", "book", "depth", "mbo"})],
+    ids=["mbp-10", "mbo"],
+)
+def test_the_live_feed_builds_the_order_flow_families_as_the_batch(home, day, book_schema, families):
+    """Live parity with order flow: the day's ohlcv-1m, trades and mbp-10 (or MBO) records, sent in live
+    order (a record when received, a 1-minute bar 1 s after its minute ends), through LiveFeed give the
+    batch silver_level_state rows (order-flow features included) at every anchor, across a reconnect."""
     import databento as db
 
     from spymaster_assets.screen.live import FrontMonthBars, LiveFeed
@@ -162,7 +167,7 @@ def test_the_live_feed_builds_the_tape_book_and_depth_families_as_the_batch(home
         return record.ts_event + 61_000_000_000 if str(record.rtype).endswith("ohlcv-1m") else record.ts_recv
 
     records = sorted(
-        (r for path in sorted((home / "raw").rglob(f"*{DEPTH_DAY:%Y%m%d}.*.dbn.zst")) if any(s in path.name for s in (".ohlcv-1m.", ".trades.", ".mbp-10.")) for r in db.DBNStore.from_file(path)),
+        (r for path in sorted((home / "raw").rglob(f"*{day:%Y%m%d}.*.dbn.zst")) if any(s in path.name for s in (".ohlcv-1m.", ".trades.", f".{book_schema}.")) for r in db.DBNStore.from_file(path)),
         key=arrival,
     )
 
@@ -182,8 +187,8 @@ def test_the_live_feed_builds_the_tape_book_and_depth_families_as_the_batch(home
         def stop(self):
             pass
 
-    batch = _lake(home).read("silver", "silver_level_state", DEPTH_DAY)
-    front = int(_lake(home).read("bronze", "bronze_futures_ohlcv_1m", DEPTH_DAY)["instrument_id"][0])
+    batch = _lake(home).read("silver", "silver_level_state", day)
+    front = int(_lake(home).read("bronze", "bronze_futures_ohlcv_1m", day)["instrument_id"][0])
     for fail_after in (None, len(records) // 2):
         opened: list[Client] = []
 
@@ -191,14 +196,14 @@ def test_the_live_feed_builds_the_tape_book_and_depth_families_as_the_batch(home
             opened.append(Client(fail_after if not opened else None))
             return opened[-1]
 
-        session = open_live(SpymasterConfig.for_home(home), DEPTH_DAY)
+        session = open_live(SpymasterConfig.for_home(home), day)
         closes = []
         take = session.engine.add_minute
         session.engine.add_minute = lambda bar, take=take, closes=closes: _record(closes, take, bar)
-        feed = LiveFeed(session.engine, FrontMonthBars(front, screen_start(DEPTH_DAY)), client, schemas=("ohlcv-1m", "trades", "mbp-10"), waits=lambda: iter([0.0] * 3), sleep=lambda s: None)
+        feed = LiveFeed(session.engine, FrontMonthBars(front, screen_start(day)), client, schemas=("ohlcv-1m", "trades", book_schema), waits=lambda: iter([0.0] * 3), sleep=lambda s: None)
         list(feed.events())
         state = pl.concat([c.state for c in closes if c.state.height])
-        assert {"tape", "book", "depth"} <= set("+".join(state["feature_families"].unique().to_list()).split("+"))
+        assert families <= set("+".join(state["feature_families"].unique().to_list()).split("+"))
         assert state.select(batch.columns).equals(batch), f"fail_after={fail_after}"
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 
 from spymaster_core.config import SpymasterConfig
-from spymaster_resources.dbn_layout import MBP10_DTYPE
+from spymaster_resources.dbn_layout import MBO_DTYPE, MBP10_DTYPE
 from spymaster_core.errors import SpymasterError
 from ..gold.answer import SIGNALS_SCHEMA, KnownBefore, compose_answer
 from ..gold.episodes import setups_in_zone, with_vectors
@@ -29,7 +29,8 @@ from ..gold.signals import NEIGHBOURS_SCHEMA, knn_answer
 from ..sessions import et_to_utc, session_bounds_utc
 from ..silver.bars import aggregate_bars, build_bars
 from ..bronze.market_records import MBP10_SCHEMA, BookQuality, batch_frame, decode_mbp10
-from ..silver.book_summary import BookReducer, empty_book_1s, empty_depth_flow_1m
+from ..bronze.mbo_book import MboBookBuilder
+from ..silver.book_summary import BookReducer, DepthFlowReducer, empty_book_1s, empty_depth_flow_1m
 from ..silver.level_state import OptionsInputs, OrderFlowInputs, compute_level_state
 from ..silver.levels import compute_levels
 
@@ -89,6 +90,10 @@ class SessionEngine:
     _book: BookReducer | None = field(default=None, init=False, repr=False)
     _book_quality: BookQuality | None = field(default=None, init=False, repr=False)
     _book_received: int = field(default=-1, init=False, repr=False)
+    _mbo_pending: list[bytes] = field(default_factory=list, init=False, repr=False)
+    _mbo_builder: MboBookBuilder | None = field(default=None, init=False, repr=False)
+    _depth: DepthFlowReducer | None = field(default=None, init=False, repr=False)
+    _mbo_received: int = field(default=-1, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._step = timedelta(minutes=self.config.level_bar_minutes)
@@ -144,14 +149,26 @@ class SessionEngine:
         if ts_recv_ns > self._book_received:
             self._book_pending.append(record)
 
+    def add_mbo(self, ts_recv_ns: int, record: bytes) -> None:
+        """Take one front-month MBO record (its DBN bytes, Databento's MBOMsg layout) as it arrives
+        (live), from the subscription's book snapshot on. At each bar close the records are run
+        through bronze's MBO book engine (``MboBookBuilder``, as ``ingest._mbp10_from_mbo`` does) and
+        grown into silver_book_1s and silver_depth_flow_1m (the book, depth and MBO families). A
+        record received at or before one already folded in (a reconnect's replay) is ignored."""
+        if ts_recv_ns > self._mbo_received:
+            self._mbo_pending.append(record)
+
     def drop_book_from(self, ts_event_ns: int) -> None:
-        """Forget the mbp-10 records not yet folded in whose ts_event is at or after ``ts_event_ns`` (a reconnect's replay sends them again)."""
+        """Forget the mbp-10 and MBO records not yet folded in whose ts_event is at or after ``ts_event_ns`` (a reconnect's replay sends them again)."""
         if self._book_pending:
             records = np.frombuffer(b"".join(self._book_pending), dtype=MBP10_DTYPE)
             self._book_pending = [r for r, ts in zip(self._book_pending, records["ts_event"]) if ts < ts_event_ns]
+        if self._mbo_pending:
+            records = np.frombuffer(b"".join(self._mbo_pending), dtype=MBO_DTYPE)
+            self._mbo_pending = [r for r, ts in zip(self._mbo_pending, records["ts_event"]) if ts < ts_event_ns]
 
     def _live_book(self) -> pl.DataFrame | None:
-        """silver_book_1s of the mbp-10 records taken so far (None: none taken)."""
+        """silver_book_1s of the mbp-10 or MBO records taken so far (None: none taken)."""
         if self._book_pending:
             records = np.frombuffer(b"".join(self._book_pending), dtype=MBP10_DTYPE)
             self._book_pending = []
@@ -165,7 +182,33 @@ class SessionEngine:
                 batch["book_ok"] = self._book_quality(batch)
                 self._book.add(batch_frame(batch, MBP10_SCHEMA, self.day, "mbp-10"))
             self._book_received = int(records["ts_recv"].max())
+        self._fold_mbo()
         return None if self._book is None else self._book.result(self.day)
+
+    def _fold_mbo(self) -> None:
+        """Run the pending MBO records through the book engine into the book and depth-flow reducers."""
+        if not self._mbo_pending:
+            return
+        records = np.frombuffer(b"".join(self._mbo_pending), dtype=MBO_DTYPE).copy()
+        self._mbo_pending = []
+        self._mbo_received = int(records["ts_recv"].max())
+        if self._mbo_builder is None:
+            self._mbo_builder = MboBookBuilder(int(records["instrument_id"][0]), levels=self.config.book_levels)
+            self._depth = DepthFlowReducer()
+            if self._book is None:
+                self._book = BookReducer(self.config, self.config.book_levels, {"rows": 0, "skipped_book_not_ok": 0, "skipped_crossed_or_empty": 0})
+        columns = self._mbo_builder.process(records)
+        if not len(columns["ts_event"]):
+            return
+        start = int(session_bounds_utc(self.day, self.config)[0].timestamp()) * 1_000_000_000
+        keep = np.asarray(columns["ts_event"], dtype=np.int64) >= start  # the snapshot before the open only builds the book
+        out = {k: np.asarray(v)[keep] for k, v in columns.items()}
+        for name in ("action", "side"):  # S1 bytes -> the uint8 codes batch_frame expects
+            out[name] = np.ascontiguousarray(out[name]).view(np.uint8)
+        out["instrument_id"] = np.full(len(out["ts_event"]), self._mbo_builder.instrument_id, dtype=np.uint32)
+        frame = batch_frame(out, MBP10_SCHEMA, self.day, "mbo")
+        self._book.add(frame)
+        self._depth.add(frame)
 
     def drop_trades_from(self, ts_event_ns: int) -> None:
         """Forget the live trades at or after ``ts_event_ns`` (a reconnect's replay sends them again)."""
@@ -219,6 +262,7 @@ class SessionEngine:
         """The order-flow inputs: the live trades and book when some arrived (:meth:`add_trades`,
         :meth:`add_book`) in place of ``order_flow``'s, else ``order_flow``."""
         live_book = self._live_book()
+        live_depth = None if self._depth is None else self._depth.result(self.day)
         if not self._trades["ts_event"] and live_book is None:
             return self.order_flow
         trades = pl.DataFrame(
@@ -229,7 +273,7 @@ class SessionEngine:
         if not self._trades["ts_event"]:
             trades = base.trades if base is not None and base.trades is not None else trades.clear()
         book = live_book if live_book is not None else base.book_1s if base is not None and base.book_1s is not None else empty_book_1s(self.config)
-        depth = base.depth_flow_1m if base is not None and base.depth_flow_1m is not None else empty_depth_flow_1m()
+        depth = live_depth if live_depth is not None else base.depth_flow_1m if base is not None and base.depth_flow_1m is not None else empty_depth_flow_1m()
         return OrderFlowInputs(trades=trades, book_1s=book, depth_flow_1m=depth, tick_size=base.tick_size if base is not None else self.config.tick_size_points)
 
     def _answer(self, state_now: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:

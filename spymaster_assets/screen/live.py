@@ -1,8 +1,8 @@
 """The live source of the trader's screen: Databento Live records -> front-month 1-minute bars -> the engine.
 
-:class:`LiveFeed` subscribes to ``ohlcv-1m`` of every ES future (parent ``ES.FUT``), plus ``trades`` and
-``mbp-10`` when the configuration's ``download_order_flow_schemas`` names them (the tape, book and
-depth families; MBO is not built live), keeps the front month's bars, trades and book records (the contract of the lake's previous session, or else the outright with the most
+:class:`LiveFeed` subscribes to ``ohlcv-1m`` of every ES future (parent ``ES.FUT``), plus ``trades``,
+``mbp-10`` and ``mbo`` as the configuration's ``download_order_flow_schemas`` names them (the tape,
+book, depth and MBO families), keeps the front month's bars, trades and book records (the contract of the lake's previous session, or else the outright with the most
 volume by the first bar from 04:00 New York) and feeds them to the same
 :class:`~spymaster_assets.screen.engine.SessionEngine` as a replay: one code path. A lost connection
 is reported (``status`` event, state ``reconnecting``) and retried with exponential backoff (the
@@ -63,11 +63,14 @@ class FrontMonthBars:
             return None
         return int(record.ts_event), record.price / PRICE_SCALE, int(record.size), str(record.side)
 
-    def book(self, record) -> tuple[int, bytes] | None:
-        """(ts_recv ns, DBN bytes) of a front-month ``mbp-10`` record, else None."""
-        if not str(getattr(record, "rtype", "")).endswith("mbp-10") or self.instrument_id is None or int(record.instrument_id) != self.instrument_id:
+    def book(self, record) -> tuple[str, int, bytes] | None:
+        """("mbp-10" or "mbo", ts_recv ns, DBN bytes) of a front-month book record, else None."""
+        kind = str(getattr(record, "rtype", ""))
+        if kind not in ("mbp-10", "mbo") and not kind.endswith(("mbp-10", ".mbo")):
             return None
-        return int(record.ts_recv), bytes(record)
+        if self.instrument_id is None or int(record.instrument_id) != self.instrument_id:
+            return None
+        return ("mbo" if kind.endswith("mbo") else "mbp-10"), int(record.ts_recv), bytes(record)
 
     def bar(self, record) -> dict | None:
         """The bar of ``record`` (ts_event UTC bar open, open/high/low/close points, volume contracts) when it is a
@@ -108,7 +111,7 @@ class LiveFeed:
     engine: SessionEngine
     front: FrontMonthBars
     client_factory: Callable[[], LiveClient]
-    #: Schemas subscribed: ohlcv-1m, plus trades and mbp-10 when the configuration's order-flow schemas name them.
+    #: Schemas subscribed: ohlcv-1m, plus trades, mbp-10 and mbo when the configuration's order-flow schemas name them.
     schemas: tuple[str, ...] = (_OHLCV_1M,)
     #: Seconds to wait before each reconnect (restarted after a bar arrives); an exhausted sequence gives up.
     waits: Callable[[], Iterable[float]] = lambda: backoff.expo(base=2, factor=1, max_value=60)
@@ -154,7 +157,8 @@ class LiveFeed:
                         continue
                     book = self.front.book(record)
                     if book is not None:
-                        self.engine.add_book(*book)
+                        kind, received, raw = book
+                        (self.engine.add_mbo if kind == "mbo" else self.engine.add_book)(received, raw)
                         continue
                     trade = self.front.trade(record)
                     if trade is not None:

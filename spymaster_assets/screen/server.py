@@ -168,7 +168,7 @@ async def _live_events(config: SpymasterConfig, day: date, factory: Callable[[],
     if session.problem:
         yield _event("problem", {"message": session.problem})
     front = FrontMonthBars(session.instrument_id, choose_at=screen_start(day))
-    schemas = ("ohlcv-1m", *(s for s in ("trades", "mbp-10") if s in config.download_order_flow_schemas))
+    schemas = ("ohlcv-1m", *(s for s in ("trades", "mbp-10", "mbo") if s in config.download_order_flow_schemas))
     feed = LiveFeed(session.engine, front, factory, schemas=schemas)
     events = feed.events()
     try:

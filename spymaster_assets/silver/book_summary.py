@@ -356,14 +356,32 @@ def depth_flow_1m(
     ``config`` is accepted for symmetry with the other silver builders.
     """
     del config  # the bin length and rules are fixed by the table's contract
-    tally = {"rows": 0, "used": 0, "skipped_snapshot": 0, "skipped_book_not_ok": 0}
-    partials: list[pl.DataFrame] = []
+    reducer = DepthFlowReducer()
     for batch in batches:
+        reducer.add(batch)
+    if counts is not None:
+        counts.update(reducer.tally)
+    return reducer.result(session_date)
+
+
+class DepthFlowReducer:
+    """silver_depth_flow_1m streamed: ``add(batch)`` takes the next bronze_futures_mbp10 rows (see
+    :func:`depth_flow_1m` for the rules), ``result(session_date)`` is the table of every row added so
+    far and may be called again after more rows (the trader's screen grows it bar by bar).
+    ``tally``: rows, used, skipped_snapshot, skipped_book_not_ok."""
+
+    def __init__(self) -> None:
+        self.tally = {"rows": 0, "used": 0, "skipped_snapshot": 0, "skipped_book_not_ok": 0}
+        self.partials: list[pl.DataFrame] = []
+
+    def add(self, batch: pl.DataFrame) -> None:
+        """Fold in one batch of rows (file order)."""
+        tally, partials = self.tally, self.partials
         if batch.is_empty():
-            continue
+            return
         mbo = batch.filter(pl.col("source") == _MBO_SOURCE)
         if mbo.is_empty():
-            continue
+            return
         tally["rows"] += mbo.height
         snapshot = (pl.col("flags").cast(pl.Int64) & F_SNAPSHOT) != 0
         ok = pl.col("book_ok").fill_null(False)
@@ -380,7 +398,7 @@ def depth_flow_1m(
         )
         tally["used"] += used.height
         if used.is_empty():
-            continue
+            return
         if "prev_price" not in used.columns:
             used = used.with_columns(prev_price=pl.lit(None, dtype=pl.Float64), prev_size=pl.lit(0, dtype=pl.Int64))
         moved = pl.col("prev_price").is_not_null() & (action == "M")
@@ -406,25 +424,27 @@ def depth_flow_1m(
             .group_by("_bin", "side", "price")
             .agg(pl.col("added_size", "cancelled_size", "filled_size").sum())
         )
-    if counts is not None:
-        counts.update(tally)
-    if not partials:
-        return empty_depth_flow_1m()
-    return (
-        pl.concat(partials)
-        .group_by("_bin", "side", "price")
-        .agg(pl.col("added_size", "cancelled_size", "filled_size").sum())
-        .sort("_bin", "side", "price")
-        .select(
-            session_date=pl.lit(session_date, dtype=pl.Date),
-            ts_event=pl.from_epoch(pl.col("_bin"), time_unit="ns").dt.replace_time_zone("UTC"),
-            side=pl.col("side"),
-            price=pl.col("price"),
-            added_size=pl.col("added_size").cast(pl.Int64),
-            cancelled_size=pl.col("cancelled_size").cast(pl.Int64),
-            filled_size=pl.col("filled_size").cast(pl.Int64),
+
+    def result(self, session_date: date) -> pl.DataFrame:
+        """The table of every row added so far (sorted by ts_event, side, price)."""
+        partials = self.partials
+        if not partials:
+            return empty_depth_flow_1m()
+        return (
+            pl.concat(partials)
+            .group_by("_bin", "side", "price")
+            .agg(pl.col("added_size", "cancelled_size", "filled_size").sum())
+            .sort("_bin", "side", "price")
+            .select(
+                session_date=pl.lit(session_date, dtype=pl.Date),
+                ts_event=pl.from_epoch(pl.col("_bin"), time_unit="ns").dt.replace_time_zone("UTC"),
+                side=pl.col("side"),
+                price=pl.col("price"),
+                added_size=pl.col("added_size").cast(pl.Int64),
+                cancelled_size=pl.col("cancelled_size").cast(pl.Int64),
+                filled_size=pl.col("filled_size").cast(pl.Int64),
+            )
         )
-    )
 
 
 # ----------------------------------------------------------------------------------------------
