@@ -111,7 +111,7 @@ def load_bronze_sessions(config: SpymasterConfig, max_sessions: int) -> list[tup
 
     Returns (session_date, bronze_futures_ohlcv_1m frame, warm-up frame or None) in date order. The
     warm-up is the previous session's bars when that session is the calendar's previous one and
-    traded the same contract (the rule of ``silver.assets._warmup_bars``).
+    traded the same contract (the rule of ``silver.assets.warmup_bars``).
     """
     catalog = RawCatalog(config.raw_dir)
     days = sessions_with_rth_data(catalog, config)[:max_sessions]

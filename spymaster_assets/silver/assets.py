@@ -33,9 +33,10 @@ TIER = "silver"
 _OHLC = ["open", "high", "low", "close"]
 
 
-def _warmup_bars(spymaster: SpymasterResource, day: date, instrument_id: int) -> tuple[pl.DataFrame | None, str]:
-    """The previous session's front-month bars when that session is the calendar's previous one and the contract is the same."""
-    lake = spymaster.lake
+def warmup_bars(lake: Lake, day: date, instrument_id: int) -> tuple[pl.DataFrame | None, str]:
+    """The previous session's front-month 1-minute bars (bronze_futures_ohlcv_1m) when that session
+    is the calendar's previous one and the contract is the same, else None; and where they came
+    from, for metadata. silver_bars and the trader's screen warm their indicators with them."""
     before = lake.dates_before("bronze", "bronze_futures_ohlcv_1m", day, limit=1)
     if not before:
         return None, "none (no earlier session in the lake)"
@@ -60,7 +61,7 @@ def silver_bars(context: AssetExecutionContext, spymaster: SpymasterResource) ->
     cfg, lake = spymaster.config, spymaster.lake
     ohlcv = lake.read("bronze", "bronze_futures_ohlcv_1m", day)
     instrument = int(ohlcv["instrument_id"][0]) if ohlcv.height else -1
-    warmup, warmup_source = _warmup_bars(spymaster, day, instrument)
+    warmup, warmup_source = warmup_bars(lake, day, instrument)
     bars = validate_silver_bars(build_bars(ohlcv, day, cfg, warmup_1m=warmup))
     path = lake.write(TIER, "silver_bars", day, bars)
     two = bars.filter(pl.col("bar_minutes") == cfg.level_bar_minutes)

@@ -8,6 +8,7 @@ import pytest
 
 from spymaster_assets.gold.as_of import known_before_from_lake
 from spymaster_assets.screen.engine import BAR_COLUMNS, BarOrderError, SessionEngine
+from spymaster_assets.silver.assets import warmup_bars
 from spymaster_core.config import SpymasterConfig
 from spymaster_resources.lake import Lake
 
@@ -17,9 +18,8 @@ from conftest import CHAIN_SESSIONS
 def _engine(home, day) -> tuple[SessionEngine, pl.DataFrame, Lake, SpymasterConfig]:
     config = SpymasterConfig.for_home(home)
     lake = Lake(config.lake_dir)
-    before = lake.dates_before("bronze", "bronze_futures_ohlcv_1m", day, limit=1)
-    warmup = lake.read("bronze", "bronze_futures_ohlcv_1m", before[0]) if before else None
     minutes = lake.read("bronze", "bronze_futures_ohlcv_1m", day).sort("ts_event")
+    warmup, _ = warmup_bars(lake, day, int(minutes["instrument_id"][0]))  # silver_bars' own rule
     engine = SessionEngine(day, config, known_before_from_lake(lake, day, config), warmup_1m=warmup)
     return engine, minutes, lake, config
 
