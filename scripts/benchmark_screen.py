@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 import urllib.request
@@ -44,7 +42,6 @@ def main() -> None:
     parser.add_argument("--no-server", action="store_true", help="skip the end-to-end run through spymaster serve")
     args = parser.parse_args()
 
-    import polars as pl
 
     from spymaster_assets.gold.as_of import known_before_from_lake
     from spymaster_assets.gold.episodes import setups_in_zone, with_vectors
@@ -104,22 +101,11 @@ def main() -> None:
 
 def _server(home: Path, days) -> None:
     """The same sessions through a real ``spymaster serve``: server-measured latency and sessions per minute."""
-    from servers import free_port, stop_process_group
+    import tempfile
 
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
-    process = subprocess.Popen([str(Path(sys.executable).parent / "spymaster"), "--home", str(home), "serve", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/api/sessions", timeout=5).read()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise SystemExit("spymaster serve did not start within 60 s")
-                time.sleep(0.3)
+    from servers import running_screen
+
+    with tempfile.TemporaryDirectory() as scratch, running_screen(home, Path(scratch) / "serve.log") as url:
         latencies, walls = [], []
         for day in days:
             began = time.perf_counter()
@@ -134,8 +120,6 @@ def _server(home: Path, days) -> None:
         print(f"server_bar_latency_ms_p50: {statistics.median(latencies):.2f}")
         print(f"server_bar_latency_ms_p99: {_percentile(latencies, 0.99):.2f}")
         print(f"server_sessions_per_minute: {60 / statistics.mean(walls):.1f}")
-    finally:
-        stop_process_group(process)
 
 
 if __name__ == "__main__":

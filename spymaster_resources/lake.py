@@ -28,6 +28,7 @@ from .lake_paths import (
     is_remote,
     lake_path,
     list_files,
+    local_file_info,
     make_parent,
     open_binary,
     parquet_source,
@@ -310,7 +311,7 @@ class Lake:
                 st = (d / marker).stat()
             except (FileNotFoundError, NotADirectoryError):
                 continue
-            out[date.fromisoformat(d.name[len("date="):])] = {"size": st.st_size, "fingerprint": f"{st.st_size}-{st.st_mtime_ns}", "mtime": st.st_mtime}
+            out[date.fromisoformat(d.name[len("date="):])] = local_file_info(st)
         return out
 
     def dates(self, tier: str, table: str, marker: str = PART_FILE) -> list[date]:

@@ -77,14 +77,18 @@ def _remote_fingerprint(info: dict) -> str:
     return f"{info.get('size')}-{str(tag).strip(chr(34))}"
 
 
+def local_file_info(st: os.stat_result) -> dict:
+    """``size``, ``fingerprint`` (``<size>-<mtime_ns>``) and ``mtime`` (Unix seconds) of a local file's stat."""
+    return {"size": st.st_size, "fingerprint": f"{st.st_size}-{st.st_mtime_ns}", "mtime": st.st_mtime}
+
+
 def file_fingerprint(path: LakePath) -> str:
     """``<size>-<mtime_ns>`` of a local file, ``<size>-<ETag>`` of an object: changes whenever the file is rewritten.
 
     Raises FileNotFoundError when the file does not exist.
     """
     if not is_remote(path):
-        st = path.stat()
-        return f"{st.st_size}-{st.st_mtime_ns}"
+        return local_file_info(path.stat())["fingerprint"]
     return _remote_fingerprint(_info(path))
 
 
@@ -117,7 +121,7 @@ def list_files(directory: LakePath) -> dict[str, dict]:
                     st = full.stat()
                 except FileNotFoundError:
                     continue
-                out[full.relative_to(directory).as_posix()] = {"size": st.st_size, "fingerprint": f"{st.st_size}-{st.st_mtime_ns}", "mtime": st.st_mtime}
+                out[full.relative_to(directory).as_posix()] = local_file_info(st)
         return out
     fs, base = directory.fs, directory.path.rstrip("/")
     fs.invalidate_cache(base)

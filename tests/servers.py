@@ -1,4 +1,4 @@
-"""Helpers for tests that start a server: a free loopback port, and stopping a process group whatever happens."""
+"""Helpers for tests that start a server: a free loopback port, stopping a process group whatever happens, and a running `spymaster serve`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,12 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -52,3 +57,32 @@ def stop_process_group(process: subprocess.Popen, grace_s: float = 10.0) -> None
             return
         time.sleep(0.2)
     raise AssertionError(f"processes of group {pgid} survived SIGKILL")
+
+
+@contextmanager
+def running_screen(home: Path, log: Path, drop_env: tuple[str, ...] = ("DAGSTER_HOME",), start_timeout_s: float = 60.0) -> Iterator[str]:
+    """``spymaster serve`` on data root ``home`` in its own process group (output to ``log``, working
+    directory ``log``'s folder, without the variables ``drop_env``): yields its base URL once
+    ``/api/sessions`` answers, and stops the group on exit whatever happened.
+
+    Raises RuntimeError with the log's tail when the server exits or does not answer within ``start_timeout_s``.
+    """
+    spymaster = Path(sys.executable).parent / "spymaster"
+    env = {k: v for k, v in os.environ.items() if k not in drop_env}
+    port = free_port()
+    with open(log, "w") as out:
+        process = subprocess.Popen([str(spymaster), "--home", str(Path(home).resolve()), "serve", "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=log.parent)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + start_timeout_s
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/api/sessions", timeout=5).read()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"spymaster serve did not start:\n{log.read_text()[-3000:]}") from None
+                time.sleep(0.3)
+        yield url
+    finally:
+        stop_process_group(process)

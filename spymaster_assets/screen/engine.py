@@ -100,7 +100,9 @@ class SessionEngine:
         self._first_anchor = et_to_utc(self.day, self.config.anchor_start) + self._step
         self._last_anchor = et_to_utc(self.day, self.config.anchor_end)
         self._levels_from = et_to_utc(self.day, self.config.premarket_start)
-        self.day_end = session_bounds_utc(self.day, self.config)[1]
+        start, self.day_end = session_bounds_utc(self.day, self.config)
+        #: The session's bounds in ns UTC (book records outside them only build the book).
+        self._session_ns = (int(start.timestamp()) * 1_000_000_000, int(self.day_end.timestamp()) * 1_000_000_000)
 
     @property
     def last_bar(self) -> datetime | None:
@@ -172,15 +174,14 @@ class SessionEngine:
         if self._book_pending:
             records = np.frombuffer(b"".join(self._book_pending), dtype=MBP10_DTYPE)
             self._book_pending = []
-            if self._book is None:
-                self._book = BookReducer(self.config, self.config.book_levels, {"rows": 0, "skipped_book_not_ok": 0, "skipped_crossed_or_empty": 0})
+            if self._book_quality is None:
                 self._book_quality = BookQuality({"crossed_book_records": 0, "maybe_bad_book_records": 0})
-            start, end = session_bounds_utc(self.day, self.config)
-            inside = (records["ts_event"] >= int(start.timestamp()) * 1_000_000_000) & (records["ts_event"] < int(end.timestamp()) * 1_000_000_000)
+            start, end = self._session_ns
+            inside = (records["ts_event"] >= start) & (records["ts_event"] < end)
             if inside.any():
                 batch = decode_mbp10(records, np.flatnonzero(inside))
                 batch["book_ok"] = self._book_quality(batch)
-                self._book.add(batch_frame(batch, MBP10_SCHEMA, self.day, "mbp-10"))
+                self._book_reducer().add(batch_frame(batch, MBP10_SCHEMA, self.day, "mbp-10"))
             self._book_received = int(records["ts_recv"].max())
         self._fold_mbo()
         return None if self._book is None else self._book.result(self.day)
@@ -195,20 +196,23 @@ class SessionEngine:
         if self._mbo_builder is None:
             self._mbo_builder = MboBookBuilder(int(records["instrument_id"][0]), levels=self.config.book_levels)
             self._depth = DepthFlowReducer()
-            if self._book is None:
-                self._book = BookReducer(self.config, self.config.book_levels, {"rows": 0, "skipped_book_not_ok": 0, "skipped_crossed_or_empty": 0})
         columns = self._mbo_builder.process(records)
         if not len(columns["ts_event"]):
             return
-        start = int(session_bounds_utc(self.day, self.config)[0].timestamp()) * 1_000_000_000
-        keep = np.asarray(columns["ts_event"], dtype=np.int64) >= start  # the snapshot before the open only builds the book
+        keep = np.asarray(columns["ts_event"], dtype=np.int64) >= self._session_ns[0]  # the snapshot before the open only builds the book
         out = {k: np.asarray(v)[keep] for k, v in columns.items()}
         for name in ("action", "side"):  # S1 bytes -> the uint8 codes batch_frame expects
             out[name] = np.ascontiguousarray(out[name]).view(np.uint8)
         out["instrument_id"] = np.full(len(out["ts_event"]), self._mbo_builder.instrument_id, dtype=np.uint32)
         frame = batch_frame(out, MBP10_SCHEMA, self.day, "mbo")
-        self._book.add(frame)
+        self._book_reducer().add(frame)
         self._depth.add(frame)
+
+    def _book_reducer(self) -> BookReducer:
+        """The reducer growing the live silver_book_1s (created at the first book record)."""
+        if self._book is None:
+            self._book = BookReducer(self.config, self.config.book_levels, {"rows": 0, "skipped_book_not_ok": 0, "skipped_crossed_or_empty": 0})
+        return self._book
 
     def drop_trades_from(self, ts_event_ns: int) -> None:
         """Forget the live trades at or after ``ts_event_ns`` (a reconnect's replay sends them again)."""

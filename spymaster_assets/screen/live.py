@@ -34,8 +34,9 @@ from .session import payload, screen_start
 _OHLCV_1M = "ohlcv-1m"
 
 
-def _is_ohlcv_1m(record) -> bool:
-    return str(getattr(record, "rtype", "")).endswith(_OHLCV_1M) or getattr(getattr(record, "rtype", None), "name", "") == "OHLCV_1M"
+def _rtype(record) -> str:
+    """The record type's DBN name ("ohlcv-1m", "mbp-0" for trades, "mbp-10", "mbo"; "" for a record without one)."""
+    return str(getattr(record, "rtype", ""))
 
 
 @dataclass
@@ -57,7 +58,7 @@ class FrontMonthBars:
         """(ts_event ns UTC, price points, size contracts, aggressor side B/A/N) of a front-month trade
         record (``trades`` schema, action T with a defined price), else None. Trades before the front
         month is chosen are not kept."""
-        if getattr(record, "action", None) is None or not hasattr(record, "side") or not str(getattr(record, "rtype", "")).endswith("mbp-0"):
+        if _rtype(record) != "mbp-0":
             return None
         if self.instrument_id is None or int(record.instrument_id) != self.instrument_id or record.price == UNDEF_PRICE:
             return None
@@ -65,12 +66,10 @@ class FrontMonthBars:
 
     def book(self, record) -> tuple[str, int, bytes] | None:
         """("mbp-10" or "mbo", ts_recv ns, DBN bytes) of a front-month book record, else None."""
-        kind = str(getattr(record, "rtype", ""))
-        if kind not in ("mbp-10", "mbo") and not kind.endswith(("mbp-10", ".mbo")):
+        kind = _rtype(record)
+        if kind not in ("mbp-10", "mbo") or self.instrument_id is None or int(record.instrument_id) != self.instrument_id:
             return None
-        if self.instrument_id is None or int(record.instrument_id) != self.instrument_id:
-            return None
-        return ("mbo" if kind.endswith("mbo") else "mbp-10"), int(record.ts_recv), bytes(record)
+        return kind, int(record.ts_recv), bytes(record)
 
     def bar(self, record) -> dict | None:
         """The bar of ``record`` (ts_event UTC bar open, open/high/low/close points, volume contracts) when it is a
@@ -78,9 +77,9 @@ class FrontMonthBars:
         if hasattr(record, "stype_out_symbol"):
             self.symbols[int(record.instrument_id)] = str(record.stype_out_symbol)
             return None
-        if not _is_ohlcv_1m(record):
+        if _rtype(record) != _OHLCV_1M:
             return None
-        ts = datetime.fromtimestamp(record.ts_event // 1_000_000_000, tz=timezone.utc)
+        ts = _record_time(record)
         if self.instrument_id is None:
             symbol = self.symbols.get(int(record.instrument_id), "")
             if "-" not in symbol:

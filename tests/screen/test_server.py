@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -21,7 +20,7 @@ from spymaster_core.config import OUTCOMES
 from spymaster_resources.lake import Lake
 
 from conftest import CHAIN_SESSIONS
-from servers import free_port, stop_process_group
+from servers import running_screen
 
 REPO = Path(__file__).resolve().parents[2]
 SPYMASTER = Path(sys.executable).parent / "spymaster"
@@ -32,27 +31,11 @@ DAY = CHAIN_SESSIONS[-1]
 
 @pytest.fixture(scope="module")
 def screen(materialized_home):
-    """``spymaster serve`` on the chain sessions: yields its base URL."""
-    port = free_port()
+    """``spymaster serve`` on the chain sessions, without a live key: yields its base URL."""
     log = materialized_home / "reports" / "serve.log"
     log.parent.mkdir(exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "DATABENTO_API_KEY")}  # no live key
-    with open(log, "w") as out:
-        process = subprocess.Popen([str(SPYMASTER), "--home", str(materialized_home), "serve", "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=log.parent)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/api/sessions", timeout=5).read()
-                break
-            except (urllib.error.URLError, ConnectionError):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"spymaster serve did not start:\n{log.read_text()[-3000:]}")
-                time.sleep(0.3)
+    with running_screen(materialized_home, log, drop_env=("DAGSTER_HOME", "DATABENTO_API_KEY")) as url:
         yield url
-    finally:
-        stop_process_group(process)
 
 
 def _events(url: str) -> list[tuple[str, dict]]:
