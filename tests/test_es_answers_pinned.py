@@ -1,0 +1,49 @@
+"""The ES answers on the committed sample are pinned: refactors (products, partitions, history) must not move them.
+
+``tests/fixtures/es_sample/`` holds gold_signals, gold_signal_neighbours and silver_levels of all 14
+sample sessions as `spymaster demo` built them at commit e4c4ec2 (before the product table), with the
+default configuration. A backfill of the same raw files with today's code must give the same rows:
+strings, dates and integers exactly, floats within 1e-12 (the pipeline is deterministic on one
+machine; the tolerance only absorbs a different CPU's last bit).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from conftest import SAMPLE_RAW
+
+FIXTURES = Path(__file__).parent / "fixtures" / "es_sample"
+PINNED = {"gold_signals": "gold", "gold_signal_neighbours": "gold", "silver_levels": "silver"}
+
+
+@pytest.fixture(scope="module")
+def sample_lake(tmp_path_factory) -> Path:
+    """A data root with every sample session backfilled by the CLI (bronze to gold, no charts)."""
+    from spymaster_assets.cli import main
+
+    home = tmp_path_factory.mktemp("pinned")
+    shutil.copytree(SAMPLE_RAW, home / "raw")
+    assert main(["--home", str(home), "backfill", "--start", "2013-10-07", "--end", "2020-01-06", "--quiet", "--no-charts"]) == 0
+    return home
+
+
+def _table(home: Path, tier: str, table: str) -> pl.DataFrame:
+    from spymaster_resources.lake import Lake
+    from spymaster_core.config import SpymasterConfig
+
+    lake = Lake(SpymasterConfig.for_home(home).lake_dir)
+    return pl.concat([lake.read(tier, table, d) for d in lake.dates(tier, table)], how="diagonal_relaxed")
+
+
+@pytest.mark.parametrize("table", sorted(PINNED))
+def test_es_sample_answers_equal_the_pinned_ones(sample_lake, table):
+    pinned = pl.read_parquet(FIXTURES / f"{table}.parquet")
+    ours = _table(sample_lake, PINNED[table], table)
+    assert ours.height == pinned.height, f"{table}: {ours.height} rows, pinned {pinned.height}"
+    assert_frame_equal(ours.select(pinned.columns), pinned, check_exact=False, rel_tol=0, abs_tol=1e-12)
