@@ -113,7 +113,7 @@ def load_bronze_sessions(config: SpymasterConfig, max_sessions: int) -> list[tup
     warm-up is the previous session's bars when that session is the calendar's previous one and
     traded the same contract (the rule of ``silver.assets.warmup_bars``).
     """
-    catalog = RawCatalog(config.raw_dir)
+    catalog = RawCatalog(config.raw_dir, config.spec)
     days = sessions_with_rth_data(catalog, config)[:max_sessions]
     frames: list[tuple[date, pl.DataFrame]] = []
     for day in days:

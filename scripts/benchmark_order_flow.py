@@ -76,7 +76,7 @@ def phase_ingest(work: Path, schema: str) -> dict:
 
     home = _home_with(work, f"ingest-{schema}", ["definition", "ohlcv-1m", schema])
     config = SpymasterConfig(home=home)
-    catalog = RawCatalog(config.raw_dir)
+    catalog = RawCatalog(config.raw_dir, config.spec)
     catalog.files()  # header reads, not timed
     records = _record_count(work, schema)
     before, t0 = _usage(), time.perf_counter()

@@ -60,7 +60,7 @@ def main() -> None:
     days = sessions_in_lake(lake)[-args.sessions:]
     if not days:
         raise SystemExit(f"{args.home}: no session with gold_signals in its lake; run scripts/demo.sh (or spymaster backfill) first")
-    catalog = RawCatalog(config.raw_dir)
+    catalog = RawCatalog(config.raw_dir, config.spec)
     latencies: list[float] = []
     replay_seconds: list[float] = []
     batch_seconds: list[float] = []

@@ -1,4 +1,8 @@
-"""Convert QuantConnect Lean ES minute trade bars into Databento DBN files, as Databento delivers them.
+"""Convert QuantConnect Lean minute trade bars (ES, GC futures; SPY) into Databento DBN files, as Databento delivers them.
+
+``--product ES`` (the default) and ``--product GC`` convert futures as described below (GC: Lean's
+``Data/future/comex/minute/gc``, COMEX gold, prices in USD per troy ounce, every listed month);
+``--product SPY`` converts Lean's ``Data/equity/usa/minute/spy`` (see :func:`convert_equity_day`).
 
 Input: Lean's ``Data/future/cme/minute/es/YYYYMMDD_trade.zip`` (Apache-2.0, QuantConnect Corporation).
 Each zip holds one CSV per contract, ``YYYYMMDD_es_minute_trade_YYYYMM.csv``, whose rows are
@@ -43,6 +47,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import databento_dbn as dbn
+import pandas_market_calendars as mcal
 from databento import Publisher
 from databento_dbn import v3  # record classes of DBN v3, matching the pinned metadata version
 
@@ -71,6 +76,41 @@ EXPIRATION_WALL_TIME = time(9, 30)
 
 TRADE_ZIP_RE = re.compile(r"^(\d{8})_trade\.zip$")
 CSV_NAME_RE = re.compile(r"^(\d{8})_es_minute_trade_(\d{4})(\d{2})\.csv$")
+LEAN_DATA = REPO_ROOT.parent / "shared" / "data" / "lean" / "Data"
+
+
+@dataclass(frozen=True)
+class FuturesSource:
+    """What differs between the Lean futures a converter run reads (ES, GC): the root and the CME terms
+    its definitions carry. Prices are decimal, times ms since midnight UTC of the file's date."""
+
+    root: str
+    lean_dir: Path
+    parent_symbol: str
+    exchange: str  # MIC of the exchange (XCME, XCEC for COMEX)
+    min_price_increment: int  # fixed-point 1e-9
+    multiplier: int  # unit_of_measure_qty, in units of the price (ES $50 x index; GC 100 troy ounces)
+    unit_of_measure: str
+    underlying_product: int  # CME product complex (5 equity, 12 metals)
+    csv_name: re.Pattern
+
+    def __post_init__(self) -> None:
+        if not self.csv_name.pattern:
+            raise ValueError("csv_name must be a pattern")
+
+
+ES_SOURCE = FuturesSource(
+    "ES", DEFAULT_LEAN_DIR, "ES.FUT", "XCME", 250_000_000, 50, "IPNT", 5, CSV_NAME_RE,
+)
+#: COMEX gold: tick 0.10 USD per troy ounce, 100 troy ounces (CME Group "Gold Futures" contract specs).
+GC_SOURCE = FuturesSource(
+    "GC", LEAN_DATA / "future" / "comex" / "minute" / "gc", "GC.FUT", "XCEC", 100_000_000, 100, "OZTR", 12,
+    re.compile(r"^(\d{8})_gc_minute_trade_(\d{4})(\d{2})\.csv$"),
+)
+FUTURES_SOURCES = {"ES": ES_SOURCE, "GC": GC_SOURCE}
+#: The current source of a run (ES unless ``--product`` says otherwise); module state because the
+#: ES helpers below predate the other products and are what the committed sample was built with.
+_SOURCE: list[FuturesSource] = [ES_SOURCE]
 
 
 class LeanFormatError(ValueError):
@@ -83,11 +123,12 @@ class Contract:
 
     year: int
     month: int
+    root: str = "ES"
 
     @property
     def raw_symbol(self) -> str:
         """CME Globex symbol with a one-digit year, e.g. ``ESZ3`` for December 2013."""
-        return f"ES{MONTH_CODES[self.month - 1]}{self.year % 10}"
+        return f"{self.root}{MONTH_CODES[self.month - 1]}{self.year % 10}"
 
     @property
     def instrument_id(self) -> int:
@@ -179,12 +220,13 @@ def parse_contract_csv(name: str, text: str, day: date, where: str) -> tuple[Con
     Raises LeanFormatError (naming ``where`` and the line) for a misnamed member, a bad row,
     an empty file, or bars not strictly increasing in time.
     """
-    match = CSV_NAME_RE.match(name)
+    source = _SOURCE[0]
+    match = source.csv_name.match(name)
     if not match:
-        raise LeanFormatError(f"{where}: member name is not YYYYMMDD_es_minute_trade_YYYYMM.csv")
+        raise LeanFormatError(f"{where}: member name is not YYYYMMDD_{source.root.lower()}_minute_trade_YYYYMM.csv")
     if match.group(1) != day.strftime("%Y%m%d"):
         raise LeanFormatError(f"{where}: member date {match.group(1)} differs from the zip's {day:%Y%m%d}")
-    contract = Contract(int(match.group(2)), int(match.group(3)))
+    contract = Contract(int(match.group(2)), int(match.group(3)), source.root)
     if not 1 <= contract.month <= 12:
         raise LeanFormatError(f"{where}: contract month {contract.month} is not 1-12")
     day_start = utc_midnight_ns(day)
@@ -239,7 +281,7 @@ def find_trade_zips(lean_dir: Path, dates: Iterable[str] | None = None) -> list[
     the directory holds no trade zip.
     """
     if not lean_dir.is_dir():
-        raise LeanFormatError(f"{lean_dir}: Lean ES minute directory does not exist")
+        raise LeanFormatError(f"{lean_dir}: Lean minute directory does not exist")
     if dates is not None:
         paths = [lean_dir / f"{d}_trade.zip" for d in dates]
         missing = [str(p) for p in paths if not p.is_file()]
@@ -263,19 +305,31 @@ def third_friday(year: int, month: int) -> date:
     return first + timedelta(days=(4 - first.weekday()) % 7 + 14)
 
 
-def expiration_ns(contract: Contract) -> int:
-    """Expiration in ns UTC: 09:30 America/New_York on the third Friday of the contract month.
+def third_last_business_day(year: int, month: int) -> date:
+    """The third last COMEX business day of ``month`` (pandas_market_calendars' CMEGlobex_GC sessions)."""
+    first = date(year, month, 1)
+    last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+    days = mcal.get_calendar("CMEGlobex_GC").valid_days(first.isoformat(), last.isoformat())
+    return days[-3].date()
 
-    The UTC hour follows DST (13:30 UTC in March/June/September, 14:30 UTC in December).
+
+def expiration_ns(contract: Contract) -> int:
+    """Expiration in ns UTC. ES: 09:30 America/New_York on the third Friday of the contract month
+    (the UTC hour follows DST: 13:30 UTC in March/June/September, 14:30 UTC in December). GC: 12:30
+    America/Chicago (13:30 New York) on the third last business day of the contract month (CME Group,
+    "Gold Futures" contract specs: termination of trading).
     """
-    wall = datetime.combine(third_friday(contract.year, contract.month), EXPIRATION_WALL_TIME, tzinfo=NY)
+    if contract.root == "GC":
+        wall = datetime.combine(third_last_business_day(contract.year, contract.month), time(13, 30), tzinfo=NY)
+    else:
+        wall = datetime.combine(third_friday(contract.year, contract.month), EXPIRATION_WALL_TIME, tzinfo=NY)
     return int(wall.timestamp()) * 1_000_000_000
 
 
 def activation_ns(contract: Contract) -> int:
     """Listing time in ns UTC: the expiration of the contract ``LISTING_LEAD_MONTHS`` earlier."""
     months = contract.year * 12 + (contract.month - 1) - LISTING_LEAD_MONTHS
-    return expiration_ns(Contract(months // 12, months % 12 + 1))
+    return expiration_ns(Contract(months // 12, months % 12 + 1, contract.root))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -304,12 +358,25 @@ def ohlcv_records(bars_by_contract: dict[Contract, list[Bar]]) -> list[v3.OHLCVM
 
 
 def definition_record(contract: Contract, ts_ns: int) -> v3.InstrumentDefMsg:
-    """The CME ES outright definition of ``contract`` as Databento publishes it, stamped ``ts_ns``.
+    """The CME outright definition of ``contract`` as Databento publishes it, stamped ``ts_ns``.
 
-    Contract-independent values (tick, multiplier, display factor 0.01, market depth, segment...)
+    ES: contract-independent values (tick, multiplier, display factor 0.01, market depth, segment...)
     are those of Databento's real ESH1 definition; daily price limits are unknown here and left
-    undefined.
+    undefined. GC: the tick, multiplier, unit, exchange and product complex are COMEX gold's
+    (:data:`GC_SOURCE`); the other fields keep the ES values (synthetic, see data/sample/GC/NOTICE).
     """
+    if contract.root != "ES":
+        source = FUTURES_SOURCES[contract.root]
+        es = definition_record(Contract(contract.year, contract.month), ts_ns)
+        fields = {name: getattr(es, name) for name in _DEFINITION_FIELDS}
+        fields.update(
+            instrument_id=contract.instrument_id, raw_symbol=contract.raw_symbol, expiration=expiration_ns(contract),
+            activation=activation_ns(contract), min_price_increment=source.min_price_increment,
+            unit_of_measure_qty=source.multiplier * PRICE_SCALE, group=source.root, asset=source.root,
+            exchange=source.exchange, unit_of_measure=source.unit_of_measure, underlying_product=source.underlying_product,
+            display_factor=PRICE_SCALE, min_price_increment_amount=source.min_price_increment * source.multiplier // 10,
+        )
+        return v3.InstrumentDefMsg(**fields)
     return v3.InstrumentDefMsg(
         publisher_id=PUBLISHER_ID,
         instrument_id=contract.instrument_id,
@@ -354,6 +421,17 @@ def definition_record(contract: Contract, ts_ns: int) -> v3.InstrumentDefMsg:
     )
 
 
+#: The InstrumentDefMsg fields the converter sets (a GC definition copies the ES ones, then changes some).
+_DEFINITION_FIELDS = (
+    "publisher_id", "instrument_id", "ts_event", "ts_recv", "raw_symbol", "security_update_action", "instrument_class",
+    "min_price_increment", "display_factor", "expiration", "activation", "max_price_variation", "unit_of_measure_qty",
+    "min_price_increment_amount", "inst_attrib_value", "market_depth_implied", "market_depth", "market_segment_id",
+    "max_trade_vol", "min_lot_size", "min_lot_size_block", "min_lot_size_round_lot", "min_trade_vol", "appl_id",
+    "maturity_year", "maturity_month", "channel_id", "currency", "group", "exchange", "asset", "cfi", "security_type",
+    "unit_of_measure", "underlying", "strike_price", "match_algorithm", "underlying_product", "user_defined_instrument",
+)
+
+
 def definition_records(contracts: Iterable[Contract], day: date) -> list[v3.InstrumentDefMsg]:
     """One definition per contract, stamped 00:00 UTC of ``day``, ordered by instrument_id."""
     ts = utc_midnight_ns(day)
@@ -374,7 +452,7 @@ def build_metadata(schema: dbn.Schema, day: date, contracts: Iterable[Contract])
         stype_in=dbn.SType.PARENT,
         stype_out=dbn.SType.INSTRUMENT_ID,
         schema=schema,
-        symbols=[PARENT_SYMBOL],
+        symbols=[_SOURCE[0].parent_symbol],
         partial=[],
         not_found=[],
         mappings=mappings,
@@ -428,19 +506,108 @@ def convert_day(zip_path: Path, out_dir: Path) -> tuple[Path, Path, int]:
     return ohlcv_path, def_path, sum(len(b) for b in bars_by_contract.values())
 
 
+# ---------------------------------------------------------------------------------------------
+# Equities (SPY): Lean's extended-hours minute bars -> Databento XNAS.ITCH ohlcv-1m
+# ---------------------------------------------------------------------------------------------
+
+EQUITY_DATASET = "XNAS.ITCH"
+EQUITY_PUBLISHER_ID = Publisher.XNAS_ITCH_XNAS.to_int()
+#: Lean equity prices are integers in 1/10,000 USD.
+EQUITY_PRICE_DIVISOR = 10_000
+#: Synthetic instrument ids (Lean carries none; Databento's XNAS.ITCH ids are not stable across years).
+EQUITY_INSTRUMENT_IDS = {"SPY": 15144, "QQQ": 13340}
+
+
+def ny_midnight_ns(day: date) -> int:
+    """Nanoseconds since the UNIX epoch of 00:00 America/New_York on ``day``."""
+    return int(datetime.combine(day, time(0), tzinfo=NY).timestamp()) * 1_000_000_000
+
+
+def read_equity_zip(path: Path, ticker: str) -> tuple[date, list[Bar]]:
+    """Read a Lean equity ``YYYYMMDD_trade.zip``: its New York date and its 1-minute bars.
+
+    Rows are ``ms since 00:00 New York,open,high,low,close,volume`` with prices in 1/10,000 USD and
+    volume in shares (04:00-20:00 ET: pre-market and after-hours included).
+    Raises LeanFormatError naming the file (and line) for a missing or misnamed file or a bad row.
+    """
+    match = TRADE_ZIP_RE.match(path.name)
+    if not match or not path.is_file():
+        raise LeanFormatError(f"{path}: not an existing YYYYMMDD_trade.zip")
+    day = datetime.strptime(match.group(1), "%Y%m%d").date()
+    member = f"{match.group(1)}_{ticker.lower()}_minute_trade.csv"
+    try:
+        with zipfile.ZipFile(path) as zf:
+            text = zf.read(member).decode("ascii")
+    except (zipfile.BadZipFile, KeyError, UnicodeDecodeError) as exc:
+        raise LeanFormatError(f"{path}: no readable {member} ({exc})") from None
+    start = ny_midnight_ns(day)
+    bars = []
+    for n, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+        if not row:
+            continue
+        where = f"{path}:{member} line {n}"
+        if len(row) != 6 or not all(v.strip().lstrip("-").isdigit() for v in row):
+            raise LeanFormatError(f"{where}: expected 6 integers (ms,open,high,low,close,volume)")
+        ms, o, h, l, c, volume = (int(v) for v in row)
+        if not 0 <= ms < MS_PER_DAY or ms % MS_PER_MINUTE or volume < 0 or min(o, h, l, c) <= 0 or not (l <= min(o, c) and h >= max(o, c)):
+            raise LeanFormatError(f"{where}: not a valid 1-minute bar: {','.join(row)}")
+        scale = PRICE_SCALE // EQUITY_PRICE_DIVISOR
+        bars.append(Bar(start + ms * NS_PER_MS, o * scale, h * scale, l * scale, c * scale, volume))
+    if not bars:
+        raise LeanFormatError(f"{path}:{member}: no bars")
+    if any(b.ts_event <= a.ts_event for a, b in zip(bars, bars[1:])):
+        raise LeanFormatError(f"{path}:{member}: bar times do not increase")
+    return day, bars
+
+
+def convert_equity_day(zip_path: Path, out_dir: Path, ticker: str) -> tuple[Path, int]:
+    """Convert one Lean equity trade zip to ``xnas-itch-YYYYMMDD.ohlcv-1m.dbn.zst`` in ``out_dir``.
+
+    The file is DBN v3, zstd, dataset ``XNAS.ITCH``, stype_in ``raw_symbol``, symbols ``[ticker]``,
+    ``[start, end)`` the New York calendar day in UTC, one mapping ``ticker`` -> its synthetic
+    instrument id. Returns ``(path, bar_count)``; raises LeanFormatError on bad input.
+    """
+    day, bars = read_equity_zip(zip_path, ticker)
+    iid = EQUITY_INSTRUMENT_IDS[ticker]
+    next_day = day + timedelta(days=1)
+    metadata = dbn.Metadata(
+        dataset=EQUITY_DATASET, start=ny_midnight_ns(day), end=ny_midnight_ns(next_day), stype_in=dbn.SType.RAW_SYMBOL,
+        stype_out=dbn.SType.INSTRUMENT_ID, schema=dbn.Schema.OHLCV_1M, symbols=[ticker], partial=[], not_found=[],
+        mappings=[SymbolMapping(ticker, [MappingInterval(day, next_day, str(iid))])], ts_out=False, version=DBN_VERSION,
+    )
+    records = [
+        v3.OHLCVMsg(rtype=dbn.RType.OHLCV_1M.value, publisher_id=EQUITY_PUBLISHER_ID, instrument_id=iid, ts_event=b.ts_event,
+                    open=b.open, high=b.high, low=b.low, close=b.close, volume=b.volume)
+        for b in bars
+    ]
+    path = out_dir / f"xnas-itch-{day:%Y%m%d}.ohlcv-1m.dbn.zst"
+    write_dbn_zst(path, metadata, records)
+    return path, len(bars)
+
+
+#: Where each product's Lean bars are read from and its DBN written to, by default.
+DEFAULT_DIRS = {
+    "ES": (DEFAULT_LEAN_DIR, DEFAULT_OUT_DIR),
+    "GC": (GC_SOURCE.lean_dir, REPO_ROOT / "data" / "sample" / "GC" / "raw" / "GLBX.MDP3"),
+    "SPY": (LEAN_DATA / "equity" / "usa" / "minute" / "spy", REPO_ROOT / "data" / "sample" / "SPY" / "raw" / EQUITY_DATASET),
+}
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Command-line arguments (see ``--help``)."""
     parser = argparse.ArgumentParser(
-        description="Convert Lean ES minute trade bars (YYYYMMDD_trade.zip) into Databento "
-        "GLBX.MDP3 ohlcv-1m and definition DBN files (DBN v3, zstd), one pair per UTC date.",
+        description="Convert Lean minute trade bars (YYYYMMDD_trade.zip) into Databento DBN files (DBN v3, zstd): "
+        "ES and GC futures to GLBX.MDP3 ohlcv-1m and definition files, one pair per UTC date; SPY to an "
+        "XNAS.ITCH ohlcv-1m file per New York date (pre-market and after-hours included).",
+    )
+    parser.add_argument("--product", choices=sorted(DEFAULT_DIRS), default="ES", help="which Lean product to convert (default: %(default)s)")
+    parser.add_argument(
+        "--lean-dir", type=Path, default=None,
+        help="Lean directory of the product's minute zips (default: ../shared/data/lean/Data/<its folder>)",
     )
     parser.add_argument(
-        "--lean-dir", type=Path, default=DEFAULT_LEAN_DIR,
-        help="Lean Data/future/cme/minute/es directory (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT_DIR,
-        help="output directory for the .dbn.zst files (default: %(default)s)",
+        "--out", type=Path, default=None,
+        help="output directory for the .dbn.zst files (default: data/sample/raw/GLBX.MDP3 for ES, data/sample/<product>/raw/<dataset> otherwise)",
     )
     parser.add_argument(
         "--dates", nargs="+", metavar="YYYYMMDD",
@@ -452,13 +619,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the conversion; returns the process exit code (2 on bad input, with the reason on stderr)."""
     args = parse_args(argv)
+    lean_dir = args.lean_dir or DEFAULT_DIRS[args.product][0]
+    out = args.out or DEFAULT_DIRS[args.product][1]
+    _SOURCE[0] = FUTURES_SOURCES.get(args.product, ES_SOURCE)
     try:
-        for zip_path in find_trade_zips(args.lean_dir, args.dates):
-            ohlcv_path, def_path, n_bars = convert_day(zip_path, args.out)
-            print(f"{zip_path.name}: {n_bars} bars -> {ohlcv_path.name}, {def_path.name}")
+        for zip_path in find_trade_zips(lean_dir, args.dates):
+            if args.product in FUTURES_SOURCES:
+                ohlcv_path, def_path, n_bars = convert_day(zip_path, out)
+                print(f"{zip_path.name}: {n_bars} bars -> {ohlcv_path.name}, {def_path.name}")
+            else:
+                path, n_bars = convert_equity_day(zip_path, out, args.product)
+                print(f"{zip_path.name}: {n_bars} bars -> {path.name}")
     except LeanFormatError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        _SOURCE[0] = ES_SOURCE
     return 0
 
 

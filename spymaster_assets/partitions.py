@@ -1,6 +1,7 @@
-"""Trading-day partitions: one per CME Globex session, keyed by its trade date.
+"""Trading-day partitions: one per trading session, keyed by its trade date.
 
-Weekends and CME holidays (from the exchange calendar) are excluded, so partition offsets in
+Weekends and the days that are a session of no shipped product (from each product's exchange
+calendar) are excluded, so partition offsets in
 ``TimeWindowPartitionMapping`` count sessions, not calendar days. The first partition is
 ``SPYMASTER_PARTITION_START`` (default 2013-10-01, before the embedded sample's first session).
 """
@@ -12,15 +13,22 @@ from datetime import date, datetime, timedelta
 
 from dagster import DailyPartitionsDefinition, TimeWindowPartitionMapping
 
+from spymaster_core.config import SpymasterConfig
+from spymaster_core.products import PRODUCTS
+
 from .sessions import non_session_weekdays
 
 PARTITION_START = os.environ.get("SPYMASTER_PARTITION_START", "2013-10-01")
 
 
 def _holiday_exclusions(start: date) -> list[datetime]:
-    # The calendar knows holidays about a year ahead; partitions never run past today.
+    # The calendars know holidays about a year ahead; partitions never run past today. A weekday is
+    # a partition when it is a session of any shipped product (one partition set for every product:
+    # DESIGN.md "Products"); a product's own non-sessions among them are skipped in code.
     end = date.today() + timedelta(days=400)
-    return [datetime(d.year, d.month, d.day) for d in non_session_weekdays(start, end)]
+    base = SpymasterConfig()
+    configs = tuple(base.for_product(symbol) for symbol in PRODUCTS)
+    return [datetime(d.year, d.month, d.day) for d in non_session_weekdays(start, end, configs)]
 
 
 #: ``end_offset=1``: session D's partition exists from 00:00 CT on D (the session itself opened at

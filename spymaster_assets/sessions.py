@@ -1,19 +1,21 @@
-"""CME Globex sessions: which trade dates exist, and their clock in UTC.
+"""Trading sessions: which trade dates exist for a product, and their clock in UTC.
 
-A session (one Dagster partition) is keyed by its trade date D and runs from 18:00 America/New_York
-on D-1 to 17:00 on D (CME Globex equity futures hours). Which dates are sessions comes from the
-``exchange_calendars`` "CMES" calendar; DST is handled by the time zone database, never by fixed
-offsets. Everything here is pure (no Dagster).
+A session (one Dagster partition) is keyed by its trade date D. A CME Globex session runs from 18:00
+America/New_York on D-1 to 17:00 on D; an equity's (SPY, QQQ) from 04:00 to 20:00 on D (its
+extended hours). The clock is the configuration's, set from the product table
+(``SpymasterConfig.for_product``). Which dates are sessions comes from the product's
+``pandas_market_calendars`` calendar (``CME_Equity`` for ES); DST is handled by the time zone
+database, never by fixed offsets. Everything here is pure (no Dagster).
 """
 
 from __future__ import annotations
 
+import warnings
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
-
-import exchange_calendars as xcals
-import pandas as pd
 
 from spymaster_core.config import EXCHANGE_CALENDAR, SESSION_TZ, SpymasterConfig
 
@@ -27,53 +29,97 @@ def et_to_utc(day: date, wall: time) -> datetime:
 
 
 def session_bounds_utc(session_date: date, config: SpymasterConfig | None = None) -> tuple[datetime, datetime]:
-    """``[start, end)`` of the Globex session for trade date ``session_date``, as aware UTC datetimes.
+    """``[start, end)`` of the session for trade date ``session_date``, as aware UTC datetimes.
 
-    Start is ``config.session_open`` (18:00 ET) on the previous calendar day, end is
-    ``config.session_close`` (17:00 ET) on the trade date. Across a DST change the two ends have
+    Start is ``config.session_open`` (18:00 ET for CME) on the previous calendar day (on the trade
+    date itself when not ``config.session_opens_previous_day``: equities open 04:00), end is
+    ``config.session_close`` (17:00 ET for CME, 20:00 for equities) on the trade date. Across a DST change the two ends have
     different UTC offsets (e.g. 2013-11-04: 23:00 UTC Sunday to 22:00 UTC Monday).
     """
     cfg = config or SpymasterConfig()
+    open_day = session_date - timedelta(days=1) if cfg.session_opens_previous_day else session_date
     return (
-        et_to_utc(session_date - timedelta(days=1), cfg.session_open),
+        et_to_utc(open_day, cfg.session_open),
         et_to_utc(session_date, cfg.session_close),
     )
 
 
 def session_date_of(ts_utc: datetime, config: SpymasterConfig | None = None) -> date:
-    """The trade date of the session containing instant ``ts_utc`` (events from 18:00 ET belong to the next day).
+    """The trade date of the session containing instant ``ts_utc`` (CME events from 18:00 ET belong to the next day; an equity's to the calendar day).
 
     The 17:00-18:00 ET maintenance break is attributed to the same day's session; callers that
     care filter by :func:`session_bounds_utc`.
     """
     cfg = config or SpymasterConfig()
     local = ts_utc.astimezone(NY)
-    return local.date() + timedelta(days=1) if local.time() >= cfg.session_open else local.date()
+    rolls = cfg.session_opens_previous_day and local.time() >= cfg.session_open
+    return local.date() + timedelta(days=1) if rolls else local.date()
 
 
-@lru_cache(maxsize=1)
-def _calendar() -> xcals.ExchangeCalendar:
-    return xcals.get_calendar(EXCHANGE_CALENDAR, start="2000-01-03")
+@dataclass(frozen=True)
+class ExchangeSchedule:
+    """A calendar's sessions: ``sessions`` sorted trade dates, ``closes`` each one's close (aware UTC; earlier on an early-close day)."""
+
+    name: str
+    sessions: tuple[date, ...]
+    closes: dict[date, datetime]
 
 
-def trading_sessions(start: date, end: date) -> list[date]:
-    """Trade dates of CME equity sessions in ``[start, end]`` from the exchange calendar (holidays excluded)."""
-    cal = _calendar()
-    lo = max(pd.Timestamp(start), cal.first_session)
-    hi = min(pd.Timestamp(end), cal.last_session)
-    if lo > hi:
-        return []
-    return [ts.date() for ts in cal.sessions_in_range(lo, hi)]
+@lru_cache(maxsize=None)
+def exchange_schedule(calendar: str = EXCHANGE_CALENDAR) -> ExchangeSchedule:
+    """The sessions of ``calendar`` (a ``pandas_market_calendars`` name, e.g. ``CME_Equity``,
+    ``CMEGlobex_GC``, ``XNYS``) from 2000 to about a year ahead: holidays and early closes are the
+    library's, never written here. Raises ValueError naming an unknown calendar."""
+    import pandas_market_calendars as mcal
+
+    try:
+        cal = mcal.get_calendar(calendar)
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise ValueError(f"unknown exchange calendar {calendar!r} (a pandas_market_calendars name such as CME_Equity or XNYS): {exc}") from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        schedule = cal.schedule(start_date="2000-01-03", end_date=(date.today() + timedelta(days=400)).isoformat())
+    days = tuple(ts.date() for ts in schedule.index)
+    closes = {d: ts.to_pydatetime() for d, ts in zip(days, schedule["market_close"])}
+    return ExchangeSchedule(calendar, days, closes)
 
 
-def is_trading_session(day: date) -> bool:
-    """True when ``day`` is a CME equity futures session according to the exchange calendar."""
-    return _calendar().is_session(pd.Timestamp(day))
+@lru_cache(maxsize=None)
+def _sessions_with_regular_hours(calendar: str, rth_open: time) -> tuple[date, ...]:
+    schedule = exchange_schedule(calendar)
+    return tuple(d for d in schedule.sessions if schedule.closes[d] > et_to_utc(d, rth_open))
 
 
-def non_session_weekdays(start: date, end: date) -> list[date]:
-    """Weekdays in ``[start, end]`` that are not sessions (exchange holidays), for partition exclusions."""
-    sessions = set(trading_sessions(start, end))
+def trading_sessions(start: date, end: date, config: SpymasterConfig | None = None) -> list[date]:
+    """Trade dates of the product's sessions in ``[start, end]``: sessions of its calendar
+    (``config.exchange_calendar``; default ES's ``CME_Equity``) that trade past its regular-hours open.
+
+    A session that closes at or before ``config.rth_open`` has no anchor, no opening range and no
+    level a trader watches (CME equity futures on Good Friday 2024 closed at 09:15 ET), so it is not
+    one of the product's sessions.
+    """
+    cfg = config or SpymasterConfig()
+    days = _sessions_with_regular_hours(cfg.exchange_calendar, cfg.rth_open)
+    return list(days[bisect_left(days, start):bisect_right(days, end)])
+
+
+def is_trading_session(day: date, config: SpymasterConfig | None = None) -> bool:
+    """True when ``day`` is one of the product's sessions (:func:`trading_sessions`; default ES)."""
+    return bool(trading_sessions(day, day, config))
+
+
+def session_venue(config: SpymasterConfig | None = None) -> str:
+    """Who sets the product's sessions, for messages: "CME" for a futures product, else "NYSE"."""
+    cfg = config or SpymasterConfig()
+    return "CME" if cfg.spec.is_future else "NYSE"
+
+
+def non_session_weekdays(start: date, end: date, configs: tuple[SpymasterConfig, ...] = ()) -> list[date]:
+    """Weekdays in ``[start, end]`` that are a session of none of the products of ``configs``
+    (default: ES alone), for partition exclusions."""
+    sessions: set[date] = set()
+    for config in configs or (SpymasterConfig(),):
+        sessions.update(trading_sessions(start, end, config))
     out: list[date] = []
     d = start
     while d <= end:

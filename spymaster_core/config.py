@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
 
+from .products import DEFAULT_PRODUCT, PRODUCTS, Product, get_product, product_table
+
 #: The six level kinds, in the fixed order used by every table and vector.
 LEVEL_KINDS: tuple[str, ...] = ("PM_HIGH", "PM_LOW", "OR_HIGH", "OR_LOW", "SMA_90", "EMA_20")
 #: Approach directions: UP = close below the level (testing resistance), DOWN = close above it.
@@ -24,7 +26,8 @@ OUTCOMES: tuple[str, ...] = ("BREAK", "REJECT", "CHOP")
 CONFIG_FILE = "config.json"
 
 SESSION_TZ = "America/New_York"
-EXCHANGE_CALENDAR = "CMES"
+#: The calendar of the default product (ES): ``pandas_market_calendars``' CME Globex equity calendar.
+EXCHANGE_CALENDAR = PRODUCTS[DEFAULT_PRODUCT].calendar
 
 
 @dataclass(frozen=True)
@@ -40,9 +43,17 @@ class SpymasterConfig:
     #: Where the lake lives when not under ``home``: an fsspec URL such as ``s3://bucket/spymaster/lake``
     #: (credentials and endpoint from the filesystem's environment, e.g. ``AWS_ENDPOINT_URL``); "" = ``home/lake``.
     lake_url: str = ""
+    # Products (spymaster_core.products): the one this configuration serves, the data root's products,
+    # and overrides of the shipped product table (config.json "product_table": {"GC": {"rth_open": "08:20"}}).
+    # The session clock, calendar, tick size and dataset below are the served product's (for_product).
+    product: str = DEFAULT_PRODUCT
+    products: tuple[str, ...] = (DEFAULT_PRODUCT,)
+    product_table: tuple[tuple[str, tuple[tuple[str, object], ...]], ...] = ()
+    exchange_calendar: str = EXCHANGE_CALENDAR
     # Session clock (DESIGN.md "Sessions and levels").
-    session_open: time = time(18, 0)  # previous calendar day
+    session_open: time = time(18, 0)  # previous calendar day when session_opens_previous_day
     session_close: time = time(17, 0)
+    session_opens_previous_day: bool = True
     premarket_start: time = time(4, 0)
     rth_open: time = time(9, 30)
     opening_range_minutes: int = 15
@@ -163,11 +174,59 @@ class SpymasterConfig:
                 raise ValueError("not a JSON object")
         except ValueError as exc:
             raise ValueError(f"{path}: unreadable configuration ({exc})") from None
-        names = {f.name for f in dataclasses.fields(cls)} - {"home"}
+        names = {f.name for f in dataclasses.fields(cls)} - {"home", "product", *_PRODUCT_FIELDS}
         unknown = sorted(set(values) - names)
         if unknown:
-            raise ValueError(f"{path}: unknown configuration fields {unknown}")
-        return dataclasses.replace(config, **{k: coerce_field(getattr(config, k), v) for k, v in values.items()})
+            hint = f" (a product's clock, calendar and tick size are set in product_table)" if set(unknown) & set(_PRODUCT_FIELDS) else ""
+            raise ValueError(f"{path}: unknown configuration fields {unknown}{hint}")
+        overrides = values.pop("product_table", None) or {}
+        if not isinstance(overrides, dict):
+            raise ValueError(f"{path}: product_table must be a JSON object of product symbol -> fields")
+        table = product_table(overrides, source=str(path))
+        config = dataclasses.replace(config, **{k: coerce_field(getattr(config, k), v) for k, v in values.items()})
+        config = dataclasses.replace(config, product_table=_freeze(overrides))
+        for symbol in config.products:
+            if symbol not in table:
+                raise ValueError(f"{path}: products names {symbol!r}, which the product table lacks (known: {', '.join(sorted(table))})")
+        if not config.products:
+            raise ValueError(f"{path}: products is empty (name at least one, e.g. [\"ES\"])")
+        return config.for_product(config.products[0])
+
+    @property
+    def products_table(self) -> dict[str, Product]:
+        """The product table of this configuration: the shipped one with ``product_table`` applied."""
+        return product_table(_thaw(self.product_table))
+
+    @property
+    def spec(self) -> Product:
+        """The product this configuration serves (:attr:`product` in :attr:`products_table`)."""
+        return get_product(self.product, self.products_table)
+
+    def for_product(self, symbol: str) -> "SpymasterConfig":
+        """This configuration serving product ``symbol``: its calendar, session clock, pre-market
+        window, regular-hours open (the opening range and the anchor window start there and keep
+        their lengths), tick size and dataset from the product table.
+
+        Raises UnknownProductError (listing the known symbols) for a symbol the table lacks.
+        """
+        spec = get_product(symbol, self.products_table)
+        anchor_minutes = _minutes(self.anchor_end) - _minutes(self.anchor_start)
+        anchor_offset = _minutes(self.anchor_start) - _minutes(self.rth_open)
+        start = _minutes(spec.rth_open) + anchor_offset
+        return dataclasses.replace(
+            self,
+            product=spec.symbol,
+            exchange_calendar=spec.calendar,
+            session_open=spec.session_open,
+            session_close=spec.session_close,
+            session_opens_previous_day=spec.session_opens_previous_day,
+            premarket_start=spec.premarket_start,
+            rth_open=spec.rth_open,
+            anchor_start=_clock(start),
+            anchor_end=_clock(start + anchor_minutes),
+            tick_size_points=spec.tick_size,
+            download_dataset=spec.dataset,
+        )
 
     @property
     def raw_dir(self) -> Path:
@@ -199,6 +258,32 @@ class SpymasterConfig:
     def as_metadata(self) -> dict[str, str]:
         """Flat string view of every field, for Dagster materialization metadata."""
         return {f"config/{f.name}": str(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+#: Fields set from the product table by :meth:`SpymasterConfig.for_product` (not settable in config.json).
+_PRODUCT_FIELDS = (
+    "exchange_calendar", "session_open", "session_close", "session_opens_previous_day", "premarket_start", "rth_open",
+    "tick_size_points", "download_dataset",
+)
+
+
+def _minutes(t: time) -> int:
+    return t.hour * 60 + t.minute
+
+
+def _clock(minutes: int) -> time:
+    if not 0 <= minutes < 24 * 60:
+        raise ValueError(f"the anchor window runs past midnight ({minutes} minutes)")
+    return time(minutes // 60, minutes % 60)
+
+
+def _freeze(overrides: dict) -> tuple:
+    """``product_table`` overrides as nested tuples (the configuration is frozen and hashable)."""
+    return tuple((str(k), tuple((str(f), tuple(v) if isinstance(v, list) else v) for f, v in sorted(fields.items()))) for k, fields in sorted(overrides.items()))
+
+
+def _thaw(frozen: tuple) -> dict:
+    return {symbol: {f: list(v) if isinstance(v, tuple) else v for f, v in fields} for symbol, fields in frozen}
 
 
 def coerce_field(default: object, value: object) -> object:

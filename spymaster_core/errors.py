@@ -21,3 +21,10 @@ class LakeWriteError(SpymasterError):
 
 class MissingPartitionError(SpymasterError):
     """An upstream lake partition has not been materialized yet; the message says which asset to run."""
+
+
+class UnknownProductError(SpymasterError, KeyError):
+    """A product symbol the product table lacks; the message lists the known ones."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument: say it plainly
+        return str(self.args[0]) if self.args else ""

@@ -16,11 +16,13 @@ import warnings
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import polars as pl
 
 from spymaster_core.errors import RawDataError
+from spymaster_core.products import Product
 from .dbn_layout import PRICE_SCALE, UNDEF_PRICE  # prices are divided by PRICE_SCALE, as DBNStore.to_df does: exact for every tick price
 
 DBN_SUFFIXES = (".dbn", ".dbn.zst")
@@ -44,6 +46,7 @@ class DbnFileInfo:
     mtime_ns: int
     header_start: int | None = None  # the header's request range [start, end), ns since the epoch
     header_end: int | None = None
+    symbols: tuple[str, ...] = ()  # the request's symbols from the header (``ES.FUT``, ``SPY``, ``ALL_SYMBOLS``)
 
     def overlaps(self, start: datetime, end: datetime) -> bool:
         """True when some record lies in ``[start, end)`` (aware datetimes)."""
@@ -137,7 +140,7 @@ def inspect_file(path: Path, scan_max_bytes: int = SCAN_RECORDS_MAX_BYTES) -> Db
                     ts_min = lo if ts_min is None else min(ts_min, lo)
                     ts_max = hi if ts_max is None else max(ts_max, hi)
         except RawDataError as exc:
-            raise BadDbnFile(str(exc), str(store.schema), None if start is None else int(start), None if end is None else int(end)) from exc
+            raise BadDbnFile(str(exc), str(store.schema), None if start is None else int(start), None if end is None else int(end), _header_symbols(store)) from exc
     return DbnFileInfo(
         path=path,
         dataset=str(store.dataset),
@@ -148,6 +151,7 @@ def inspect_file(path: Path, scan_max_bytes: int = SCAN_RECORDS_MAX_BYTES) -> Db
         mtime_ns=st.st_mtime_ns,
         header_start=None if start is None else int(start),
         header_end=None if end is None else int(end),
+        symbols=_header_symbols(store),
     )
 
 
@@ -166,15 +170,33 @@ def _range_from_name(path: Path) -> tuple[str, int, int] | None:
     return match.group(2), _ns(day), _ns(day + timedelta(days=1))
 
 
+def _header_symbols(store) -> tuple[str, ...]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return tuple(str(s) for s in (store.metadata.symbols or ()))
+
+
+#: A header symbol meaning "every instrument of the dataset" (such a file may serve every product).
+ALL_SYMBOLS = "ALL_SYMBOLS"
+
+
+def file_products(symbols: tuple[str, ...], products: Mapping[str, Product]) -> set[str] | None:
+    """The products of ``products`` whose instruments a file with header ``symbols`` holds; None when
+    the header does not say (no symbols, or ``ALL_SYMBOLS``): such a file may hold any of them."""
+    if not symbols or ALL_SYMBOLS in symbols:
+        return None
+    return {name for name, product in products.items() if any(product.owns_symbol(s) for s in symbols)}
+
+
 class BadDbnFile(RawDataError):
     """A raw file whose header is readable but whose records are not: it fails only the sessions its header range covers.
 
     ``schema`` and ``start``/``end`` (ns, the header's request range; None when absent) say which.
     """
 
-    def __init__(self, message: str, schema: str | None, start: int | None, end: int | None):
+    def __init__(self, message: str, schema: str | None, start: int | None, end: int | None, symbols: tuple[str, ...] = ()):
         super().__init__(message)
-        self.schema, self.start, self.end = schema, start, end
+        self.schema, self.start, self.end, self.symbols = schema, start, end, symbols
 
     def covers(self, schema: str, start: datetime, end: datetime) -> bool:
         """True when this file could hold records of ``schema`` in ``[start, end)`` (unknown range: yes)."""
@@ -203,13 +225,29 @@ class RawCatalog:
     """Index of the raw DBN files, cached in memory per (path, size, mtime) so files are inspected once.
 
     The directory listing itself is reused for ``LISTING_TTL_SECONDS``: a file landing or changing
-    is seen at most that late.
+    is seen at most that late. With a ``product`` (see :meth:`for_product`) the catalog holds only
+    that product's files: its dataset, and a header whose symbols name it (``ES.FUT``, ``ESZ3``,
+    ``EW1.OPT``, ``SPY``) or name nothing specific (no symbols, ``ALL_SYMBOLS``: bronze keeps the
+    product's instruments of such a file). Unreadable files are that product's problem under the
+    same rule, so a bad NQ file never fails an ES session.
     """
 
-    def __init__(self, raw_dir: Path):
+    def __init__(self, raw_dir: Path, product: Product | None = None, _cache: dict | None = None):
         self.raw_dir = Path(raw_dir)
-        self._cache: dict[tuple[str, int, int], DbnFileInfo | RawDataError] = {}
+        self.product = product
+        self._cache: dict[tuple[str, int, int], DbnFileInfo | RawDataError] = {} if _cache is None else _cache
         self._listing: tuple[float, list[DbnFileInfo | RawDataError]] | None = None
+
+    def for_product(self, product: Product) -> "RawCatalog":
+        """A view of the same raw directory holding ``product``'s files only (inspections shared)."""
+        return RawCatalog(self.raw_dir, product, self._cache)
+
+    def _owns(self, info: "DbnFileInfo | RawDataError") -> bool:
+        if self.product is None:
+            return True
+        symbols = getattr(info, "symbols", ())
+        owners = file_products(symbols, {self.product.symbol: self.product})
+        return owners is None or bool(owners)
 
     def invalidate(self) -> None:
         """Forget the listing (the next lookup lists raw/ again; inspections of unchanged files are kept)."""
@@ -236,8 +274,8 @@ class RawCatalog:
             out.append(self._cache[key])
         return out
 
-    def files(self, schema: str | None = None, dataset: str = "GLBX.MDP3", strict: bool = False) -> list[DbnFileInfo]:
-        """Inspected readable files, optionally only those of one DBN ``schema`` (e.g. ``"ohlcv-1m"``).
+    def files(self, schema: str | None = None, dataset: str | None = None, strict: bool = False) -> list[DbnFileInfo]:
+        """Inspected readable files of ``dataset`` (default: the product's, else GLBX.MDP3), optionally only those of one DBN ``schema`` (e.g. ``"ohlcv-1m"``).
 
         Unreadable files are left out here (see :meth:`problems`): one bad file does not block
         listing, and :meth:`files_for_window` raises for the windows it may cover. ``strict=True``
@@ -245,17 +283,26 @@ class RawCatalog:
         on a file that may still be landing), and lists raw/ afresh.
         """
         listing = self._inspect_all(fresh=strict)
-        problems = [info for info in listing if isinstance(info, RawDataError)]
+        problems = [info for info in listing if isinstance(info, RawDataError) and self._owns(info)]
         if strict and problems:
             raise problems[0]
+        dataset = dataset or (self.product.dataset if self.product is not None else "GLBX.MDP3")
         return [
             info for info in listing
-            if isinstance(info, DbnFileInfo) and info.dataset == dataset and (schema is None or info.schema == schema)
+            if isinstance(info, DbnFileInfo) and info.dataset == dataset and (schema is None or info.schema == schema) and self._owns(info)
         ]
 
     def problems(self) -> list[RawDataError]:
-        """The errors of the raw files that could not be read (each names its file)."""
-        return [info for info in self._inspect_all() if isinstance(info, RawDataError)]
+        """The errors of the raw files that could not be read (each names its file); with a product, those that may be its files."""
+        return [info for info in self._inspect_all() if isinstance(info, RawDataError) and self._owns(info)]
+
+    def unclaimed(self, products: Mapping[str, Product]) -> list[DbnFileInfo]:
+        """Readable files whose header symbols name none of ``products`` (a raw file of a product the
+        data root does not configure): left out of every session, and worth one line to the user."""
+        return [
+            info for info in self._inspect_all()
+            if isinstance(info, DbnFileInfo) and (owners := file_products(info.symbols, products)) is not None and not owners
+        ]
 
     def files_for_window(self, schema: str, start: datetime, end: datetime) -> list[DbnFileInfo]:
         """Files of ``schema`` holding at least one record in ``[start, end)``.

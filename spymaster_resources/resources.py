@@ -17,6 +17,7 @@ from .lake import Lake
 # One catalog per raw directory for the process: it caches inspections per (path, size, mtime), so
 # a backfill of many sessions inspects each file once and a changed file is inspected again.
 _CATALOGS: dict[Path, RawCatalog] = {}
+_PRODUCT_CATALOGS: dict[tuple[Path, str], RawCatalog] = {}
 
 
 def default_home() -> str:
@@ -63,8 +64,13 @@ class SpymasterResource(ConfigurableResource):
 
     @property
     def catalog(self) -> RawCatalog:
-        """The raw DBN file catalog under ``home/raw`` (inspected files cached per resource)."""
-        raw = self.config.raw_dir.resolve()
+        """The raw DBN file catalog under ``home/raw`` holding the served product's files (inspected
+        files cached per raw directory and shared by its products)."""
+        config = self.config
+        raw = config.raw_dir.resolve()
         if raw not in _CATALOGS:
             _CATALOGS[raw] = RawCatalog(raw)
-        return _CATALOGS[raw]
+        key = (raw, config.product)
+        if key not in _PRODUCT_CATALOGS:
+            _PRODUCT_CATALOGS[key] = _CATALOGS[raw].for_product(config.spec)
+        return _PRODUCT_CATALOGS[key]

@@ -254,7 +254,7 @@ def backfill(
     from ..checks.asset_checks import partition_checks
     from ..definitions import all_assets
 
-    catalog = RawCatalog(config.raw_dir)
+    catalog = RawCatalog(config.raw_dir, config.spec)
     sessions = sessions_with_rth_data(catalog, config, start, end)
     if not sessions:
         raise SpymasterError(f"no session between {start} and {end} has regular-hours bars in {config.raw_dir}")

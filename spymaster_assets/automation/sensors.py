@@ -105,7 +105,7 @@ def sessions_reading_file(info: DbnFileInfo, config: SpymasterConfig) -> list[da
         lo, hi = info.ts_min, info.ts_max + 1
         look_back = timedelta(0)
     # Session D opens on D-1 (evening), and a definition file also serves the session after that.
-    candidates = trading_sessions(_utc_date(lo) - timedelta(days=1), _utc_date(hi - 1) + timedelta(days=3))
+    candidates = trading_sessions(_utc_date(lo) - timedelta(days=1), _utc_date(hi - 1) + timedelta(days=3), config)
     out = []
     for day in candidates:
         start, end = session_bounds_utc(day, config)

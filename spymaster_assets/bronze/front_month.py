@@ -1,22 +1,24 @@
-"""Front-month selection: the volume-dominant ES outright of a session, calendar spreads dropped."""
+"""Front-month selection: the volume-dominant outright of a product's session, calendar spreads dropped.
+
+A future's outrights are its root's contracts in the product's listed cycle (ES/NQ/6E H M U Z, GC
+G J M Q V Z, SI H K N U Z, CL every month: ``spymaster_core.products``); an equity (SPY, QQQ) has one
+instrument, the ticker itself, and no roll.
+"""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
 
 from spymaster_core.errors import RawDataError
-
-#: An ES outright futures symbol: root ES, CME month code, 1-2 year digits (e.g. ESZ3, ESH24).
-_ES_OUTRIGHT = re.compile(r"^ES[FGHJKMNQUVXZ]\d{1,2}$")
+from spymaster_core.products import DEFAULT_PRODUCT, PRODUCTS, Product
 
 
 @dataclass(frozen=True)
 class FrontMonth:
-    """The chosen contract and why: its share of the session's outright ES volume (0-1)."""
+    """The chosen contract and why: its share of the session's outright volume of the product (0-1)."""
 
     instrument_id: int
     raw_symbol: str
@@ -25,35 +27,40 @@ class FrontMonth:
     candidates: dict[str, int]
 
 
-def outright_instruments(bars: pl.DataFrame, definitions: pl.DataFrame) -> pl.DataFrame:
-    """Rows of ``bars`` whose instrument is an ES outright future.
+def outright_instruments(bars: pl.DataFrame, definitions: pl.DataFrame, product: Product | None = None) -> pl.DataFrame:
+    """Rows of ``bars`` whose instrument is an outright of ``product`` (default ES).
 
-    An instrument is an outright when its definition has instrument_class "F" and asset "ES", or,
-    without a definition, when its raw symbol matches ES<month><year> (spreads such as
-    ``ESZ3-ESH4`` and other roots are dropped).
+    A future's instrument is an outright when its raw symbol is the root, a month of the product's
+    cycle and the year (``Product.outright_pattern``: spreads such as ``ESZ3-ESH4``, months outside
+    the cycle and other roots are dropped) and, when the session's definitions name the instrument,
+    its definition has instrument_class "F" and asset = the root. An equity's only instrument is the
+    ticker.
     """
-    if definitions.height:
-        futures = definitions.filter((pl.col("instrument_class") == "F") & (pl.col("asset") == "ES"))
+    spec = product or PRODUCTS[DEFAULT_PRODUCT]
+    by_symbol = pl.col("raw_symbol").str.contains(spec.outright_pattern).fill_null(False)
+    if spec.is_future and definitions.height:
+        futures = definitions.filter((pl.col("instrument_class") == "F") & (pl.col("asset") == spec.root))
         known = set(definitions["instrument_id"].to_list())
         ids = set(futures["instrument_id"].to_list())
         by_def = pl.col("instrument_id").is_in(list(ids))
-        by_symbol = ~pl.col("instrument_id").is_in(list(known)) & pl.col("raw_symbol").str.contains(_ES_OUTRIGHT.pattern)
-        return bars.filter(by_def | by_symbol)
-    return bars.filter(pl.col("raw_symbol").str.contains(_ES_OUTRIGHT.pattern))
+        return bars.filter(by_symbol & (by_def | ~pl.col("instrument_id").is_in(list(known))))
+    return bars.filter(by_symbol)
 
 
-def select_front_month(bars: pl.DataFrame, definitions: pl.DataFrame, session_date: date) -> FrontMonth:
-    """Pick the outright with the most volume over the session.
+def select_front_month(bars: pl.DataFrame, definitions: pl.DataFrame, session_date: date, product: Product | None = None) -> FrontMonth:
+    """Pick the outright of ``product`` (default ES) with the most volume over the session.
 
     Args:
         bars: ohlcv-1m rows of every instrument in the session (instrument_id, raw_symbol, volume).
         definitions: bronze definitions of the session (may be empty).
     Raises:
-        RawDataError: no ES outright traded in the session.
+        RawDataError: no outright of the product traded in the session.
     """
-    outrights = outright_instruments(bars, definitions)
+    spec = product or PRODUCTS[DEFAULT_PRODUCT]
+    outrights = outright_instruments(bars, definitions, spec)
     if not outrights.height:
-        raise RawDataError(f"session {session_date}: no ES outright futures bars in the raw files")
+        what = f"{spec.root} outright futures" if spec.is_future else f"{spec.root}"
+        raise RawDataError(f"session {session_date}: no {what} bars in the raw files")
     volumes = (
         outrights.group_by("instrument_id", "raw_symbol")
         .agg(pl.col("volume").sum())

@@ -120,7 +120,7 @@ def session_ohlcv_1m(catalog: RawCatalog, session_date: date, definitions: pl.Da
             return session_ohlcv_1m_from_trades(catalog, session_date, definitions, config)
         raise RawDataError(f"session {session_date}: no ohlcv-1m or trades DBN file under {catalog.raw_dir} covers {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC")
     bars = read_ohlcv_1m([f.path for f in files], start, end)
-    front = select_front_month(bars, definitions, session_date)
+    front = select_front_month(bars, definitions, session_date, config.spec)
     out = (
         bars.filter(pl.col("instrument_id") == front.instrument_id)
         .with_columns(raw_symbol=pl.lit(front.raw_symbol), session_date=pl.lit(session_date), source=pl.lit("ohlcv-1m"))
@@ -151,7 +151,7 @@ def sessions_with_rth_data(catalog: RawCatalog, config: SpymasterConfig, start: 
     lo = start or datetime.fromtimestamp(min(s for s, _ in spans) / 1e9).date()
     hi = end or datetime.fromtimestamp(max(e for _, e in spans) / 1e9).date() + timedelta(days=1)
     out = []
-    for d in trading_sessions(lo, hi):
+    for d in trading_sessions(lo, hi, config):
         open_ns = int(et_to_utc(d, config.rth_open).timestamp()) * 1_000_000_000
         if any(s <= open_ns <= e for s, e in spans):
             out.append(d)
@@ -421,7 +421,7 @@ def session_ohlcv_1m_from_trades(catalog: RawCatalog, session_date: date, defini
     volumes = volumes.with_columns(
         raw_symbol=pl.col("instrument_id").replace_strict(symbols, default=None, return_dtype=pl.Utf8)
     )
-    front = select_front_month(volumes, definitions, session_date)
+    front = select_front_month(volumes, definitions, session_date, config.spec)
     stream = session_trades(catalog, session_date, front.instrument_id, definitions, config)
     # One front month's trades for one session (about 1.5 M rows at most): small enough to hold.
     frames = list(stream.frames)

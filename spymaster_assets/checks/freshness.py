@@ -11,11 +11,8 @@ close and by that deadline.
 
 from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
-from functools import lru_cache
 from math import ceil
 
-import exchange_calendars as xcals
-import pandas as pd
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -34,29 +31,24 @@ from spymaster_resources import SpymasterResource
 from spymaster_core.config import EXCHANGE_CALENDAR, SESSION_TZ, SpymasterConfig
 from ..gold.assets import gold_signals
 from ..partitions import PARTITION_START
-from ..sessions import et_to_utc
+from ..sessions import et_to_utc, exchange_schedule, trading_sessions
 
 #: Hours after the session's close by which gold_signals of the session should exist (download + run).
 DEFAULT_MAX_HOURS_AFTER_CLOSE = 6.0
 
 
-@lru_cache(maxsize=1)
-def _calendar() -> xcals.ExchangeCalendar:
-    return xcals.get_calendar(EXCHANGE_CALENDAR, start="2000-01-03")
-
-
-def exchange_close_utc(session_date: date) -> datetime:
-    """The close of CME session ``session_date`` from the exchange calendar ("CMES"), as an aware UTC datetime.
-
-    18:00 ET (17:00 CT) on a normal day in that calendar, 13:00 ET on an early-close day (2013-11-29).
+def exchange_close_utc(session_date: date, calendar: str = EXCHANGE_CALENDAR) -> datetime:
+    """The close of session ``session_date`` in ``calendar`` (``pandas_market_calendars``; default ES's
+    ``CME_Equity``), as an aware UTC datetime: 17:00 ET on a normal CME day, 13:00 ET on an early-close
+    day (2013-11-29).
 
     Raises:
-        ValueError: ``session_date`` is not a CME session (a weekend or a holiday).
+        ValueError: ``session_date`` is not a session of ``calendar`` (a weekend or a holiday).
     """
-    stamp = pd.Timestamp(session_date)
-    if not _calendar().is_session(stamp):
-        raise ValueError(f"{session_date} is not a {EXCHANGE_CALENDAR} session")
-    return _calendar().session_close(stamp).to_pydatetime()
+    schedule = exchange_schedule(calendar)
+    if session_date not in schedule.closes:
+        raise ValueError(f"{session_date} is not a {calendar} session")
+    return schedule.closes[session_date]
 
 
 def session_close_utc(session_date: date, config: SpymasterConfig) -> datetime:
@@ -64,7 +56,7 @@ def session_close_utc(session_date: date, config: SpymasterConfig) -> datetime:
 
     Raises ValueError when ``session_date`` is not a CME session.
     """
-    return min(et_to_utc(session_date, config.session_close), exchange_close_utc(session_date))
+    return min(et_to_utc(session_date, config.session_close), exchange_close_utc(session_date, config.exchange_calendar))
 
 
 def latest_due_session(now_utc: datetime, max_hours_after_close: float, config: SpymasterConfig) -> date | None:
@@ -72,16 +64,11 @@ def latest_due_session(now_utc: datetime, max_hours_after_close: float, config: 
 
     None when the calendar has no such session in the 15 days before ``now_utc - max_hours_after_close``.
     """
-    cal = _calendar()
     limit = timedelta(hours=max_hours_after_close)
-    latest_close = pd.Timestamp((now_utc - limit).date())
-    lo = max(latest_close - pd.Timedelta(days=15), cal.first_session)
-    hi = min(latest_close + pd.Timedelta(days=1), cal.last_session)
-    if lo > hi:
-        return None
-    for stamp in reversed(cal.sessions_in_range(lo, hi)):
-        if session_close_utc(stamp.date(), config) + limit <= now_utc:
-            return stamp.date()
+    latest_close = (now_utc - limit).date()
+    for day in reversed(trading_sessions(latest_close - timedelta(days=15), latest_close + timedelta(days=1), config)):
+        if session_close_utc(day, config) + limit <= now_utc:
+            return day
     return None
 
 

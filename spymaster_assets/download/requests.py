@@ -21,7 +21,7 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 
-from spymaster_resources.raw_files import DbnFileInfo, RawCatalog, _ns, _store
+from spymaster_resources.raw_files import ALL_SYMBOLS, DbnFileInfo, RawCatalog, _ns, _store
 from ..bronze.ingest import file_span
 from spymaster_core.config import SpymasterConfig
 from ..sessions import is_trading_session, session_bounds_utc, trading_sessions
@@ -56,8 +56,6 @@ EARLY_PUBLISHED_SCHEMAS: frozenset[str] = frozenset({"definition", "statistics"}
 EARLY_PUBLICATION_LEAD = timedelta(hours=24)
 #: Databento's symbology type of a parent symbol such as ``ES.FUT``.
 STYPE_PARENT = "parent"
-#: A header symbol meaning "every instrument of the dataset".
-ALL_SYMBOLS = "ALL_SYMBOLS"
 
 
 @dataclass(frozen=True)
@@ -109,7 +107,7 @@ def symbols_slug(symbols: tuple[str, ...], group_slug: str, group: tuple[str, ..
 
 
 def _previous_session_open(session_date: date, config: SpymasterConfig) -> datetime | None:
-    earlier = trading_sessions(session_date - timedelta(days=10), session_date - timedelta(days=1))
+    earlier = trading_sessions(session_date - timedelta(days=10), session_date - timedelta(days=1), config)
     return session_bounds_utc(earlier[-1], config)[0] if earlier else None
 
 
@@ -179,7 +177,7 @@ def session_requests(session_date: date, config: SpymasterConfig, have: set[str]
     Raises:
         ValueError: ``session_date`` is not a CME session (weekend or exchange holiday).
     """
-    if not is_trading_session(session_date):
+    if not is_trading_session(session_date, config):
         raise ValueError(f"{session_date} is not a CME Globex session (weekend or exchange holiday): nothing to download")
     futures_schemas = tuple(config.download_futures_schemas) + tuple(config.download_order_flow_schemas)
     out = _group_requests(session_date, config, futures_schemas, (ES_FUTURES_PARENT,), ES_FUTURES_SLUG, have)

@@ -63,7 +63,7 @@ def price_session_download(
         ValueError: ``session_date`` is not a CME session.
         RawDataError: an unreadable DBN file under ``raw/``, naming it.
     """
-    catalog = catalog if catalog is not None else RawCatalog(config.raw_dir)
+    catalog = catalog if catalog is not None else RawCatalog(config.raw_dir, config.spec)
     have = present_request_keys(catalog, session_date, config)
     requests = session_requests(session_date, config, have)
     costs = []

@@ -10,7 +10,7 @@ from spymaster_resources.lake import Lake
 
 from spymaster_core.config import OUTCOMES, SpymasterConfig
 from spymaster_core.errors import MissingPartitionError, SpymasterError
-from ..sessions import NY, et_to_utc, is_trading_session
+from ..sessions import NY, et_to_utc, is_trading_session, session_venue
 from spymaster_core.tuned_params import config_for_day
 from . import as_of
 from .history import history_change
@@ -44,15 +44,18 @@ def anchor_instant(config: SpymasterConfig, day: date, wall: time) -> datetime:
     return at
 
 
-def check_session(day: date) -> None:
-    """Raise SpymasterError when ``day`` is not a CME trading session, saying whether it is a weekend or a holiday."""
-    if not is_trading_session(day):
-        why = "a weekend" if day.weekday() >= 5 else "a CME holiday"
-        raise SpymasterError(f"--date {day} ({day:%A}) is not a CME trading session: {why}, so there is nothing to answer")
+def check_session(day: date, config: SpymasterConfig | None = None) -> None:
+    """Raise SpymasterError when ``day`` is not a session of the product (default ES), saying whether
+    it is a weekend or a holiday of its calendar."""
+    cfg = config or SpymasterConfig()
+    if not is_trading_session(day, cfg):
+        venue = session_venue(cfg)
+        why = "a weekend" if day.weekday() >= 5 else f"a {venue} holiday"
+        raise SpymasterError(f"--date {day} ({day:%A}) is not a {venue} trading session: {why}, so there is nothing to answer")
 
 
-def _read_state(lake: Lake, day: date) -> pl.DataFrame:
-    check_session(day)
+def _read_state(lake: Lake, day: date, config: SpymasterConfig) -> pl.DataFrame:
+    check_session(day, config)
     try:
         return lake.read("silver", "silver_level_state", day)
     except MissingPartitionError:
@@ -122,7 +125,7 @@ def answer_query(config: SpymasterConfig, day: date, wall: time, level_kind: str
     """
     lake = Lake(config.lake_dir)
     config, _ = config_for_day(config, day)  # the tuned values that served the day, as in gold_signals
-    state = _read_state(lake, day)
+    state = _read_state(lake, day, config)
     anchor = anchor_instant(config, day, wall)
     rows = state.filter(pl.col("ts_event") == anchor)
     if rows.height == 0:

@@ -209,7 +209,7 @@ def replay(config: SpymasterConfig, day: date, level_kind: str | None = None) ->
     """
     if level_kind is not None and level_kind not in LEVEL_KINDS:
         raise SpymasterError(f"--level {level_kind!r}: unknown level kind; choose from {', '.join(LEVEL_KINDS)}")
-    check_session(day)
+    check_session(day, config)
     lake = Lake(config.lake_dir)
     signals = _scan(lake, "gold", "gold_signals", day).collect()
     episodes = _scan(lake, "gold", "gold_episodes", day).drop("vector").collect()

@@ -64,7 +64,7 @@ def create_app(home: Path, live_client_factory: Callable[[], LiveClient] | None 
     replays DBN records. ``live_day``: the live session (default: the CME session of the clock).
     """
     config = SpymasterConfig.for_home(Path(home))
-    catalog = RawCatalog(config.raw_dir)
+    catalog = RawCatalog(config.raw_dir, config.spec)
     factory = live_client_factory or (lambda: databento_live_client([Path(home), Path.cwd()]))
 
     async def index(request: Request) -> FileResponse:
@@ -147,8 +147,8 @@ def _live_state(config: SpymasterConfig, live_day: date | None, injected: bool, 
     if injected:
         return {"date": day.isoformat(), "open": True, "reason": None}
     start, end = session_bounds_utc(day, config)
-    if not is_trading_session(day) or not start <= now < end:
-        return {"date": day.isoformat(), "open": False, "reason": "no CME session is trading now"}
+    if not is_trading_session(day, config) or not start <= now < end:
+        return {"date": day.isoformat(), "open": False, "reason": f"no {config.product} session is trading now"}
     try:
         find_api_key([Path(home), Path.cwd()])
     except SpymasterError as exc:

@@ -25,7 +25,7 @@ from ..bronze.ingest import session_ohlcv_1m
 from ..charts.session_chart import LEVEL_STYLES
 from ..gold.as_of import known_before_from_lake
 from ..silver.assets import options_inputs, order_flow_inputs, warmup_bars
-from ..sessions import NY, is_trading_session
+from ..sessions import NY, is_trading_session, session_venue
 from .engine import BAR_COLUMNS, BarClose, SessionEngine
 
 _CLASSES = [o.lower() for o in OUTCOMES]
@@ -58,8 +58,8 @@ def open_replay(config: SpymasterConfig, day: date, catalog: RawCatalog) -> Repl
             the lake (not materialized: run ``spymaster backfill``), naming the date.
         RawDataError: no raw DBN file covers the session.
     """
-    if not is_trading_session(day):
-        raise SpymasterError(f"{day} is not a CME trading session (weekend or holiday)")
+    if not is_trading_session(day, config):
+        raise SpymasterError(f"{day} is not a {session_venue(config)} trading session (weekend or holiday)")
     lake = Lake(config.lake_dir)
     config, _ = config_for_day(config, day)
     try:
@@ -70,7 +70,7 @@ def open_replay(config: SpymasterConfig, day: date, catalog: RawCatalog) -> Repl
     minutes = session_ohlcv_1m(catalog, day, defs, config).bars.sort("ts_event")
     instrument = int(minutes["instrument_id"][0]) if minutes.height else -1
     # Order flow and options come from the lake's bronze and silver tables; the engine passes each bar close only their rows up to it.
-    engine = SessionEngine(day, config, known, warmup_bars(lake, day, instrument)[0], order_flow_inputs(lake, day, config), options_inputs(lake, day))
+    engine = SessionEngine(day, config, known, warmup_bars(lake, day, instrument, config)[0], order_flow_inputs(lake, day, config), options_inputs(lake, day))
     return ReplaySession(day, minutes.select(BAR_COLUMNS), engine, session_meta(lake, day, known, config))
 
 
@@ -94,8 +94,8 @@ def open_live(config: SpymasterConfig, day: date) -> LiveSession:
     Raises:
         SpymasterError: ``day`` is not a CME trading session.
     """
-    if not is_trading_session(day):
-        raise SpymasterError(f"{day} is not a CME trading session (weekend or holiday): no live session")
+    if not is_trading_session(day, config):
+        raise SpymasterError(f"{day} is not a {session_venue(config)} trading session (weekend or holiday): no live session")
     lake = Lake(config.lake_dir)
     config, _ = config_for_day(config, day)
     problem = None
@@ -106,7 +106,7 @@ def open_live(config: SpymasterConfig, day: date) -> LiveSession:
     before = lake.dates_before("bronze", "bronze_futures_ohlcv_1m", day, limit=1)
     previous = lake.read("bronze", "bronze_futures_ohlcv_1m", before[0]) if before else None
     instrument = int(previous["instrument_id"][0]) if previous is not None and previous.height else None
-    warmup = warmup_bars(lake, day, instrument)[0] if instrument is not None else None
+    warmup = warmup_bars(lake, day, instrument, config)[0] if instrument is not None else None
     engine = SessionEngine(day, config, known, warmup_1m=warmup)
     return LiveSession(day, engine, instrument, session_meta(lake, day, known, config), problem)
 

@@ -33,7 +33,7 @@ TIER = "silver"
 _OHLC = ["open", "high", "low", "close"]
 
 
-def warmup_bars(lake: Lake, day: date, instrument_id: int) -> tuple[pl.DataFrame | None, str]:
+def warmup_bars(lake: Lake, day: date, instrument_id: int, config: SpymasterConfig) -> tuple[pl.DataFrame | None, str]:
     """The previous session's front-month 1-minute bars (bronze_futures_ohlcv_1m) when that session
     is the calendar's previous one and the contract is the same, else None; and where they came
     from, for metadata. silver_bars and the trader's screen warm their indicators with them."""
@@ -41,7 +41,7 @@ def warmup_bars(lake: Lake, day: date, instrument_id: int) -> tuple[pl.DataFrame
     if not before:
         return None, "none (no earlier session in the lake)"
     prev = before[0]
-    expected = trading_sessions(prev, day)
+    expected = trading_sessions(prev, day, config)
     if len(expected) != 2:
         return None, f"none ({prev} is not the session before {day})"
     bars = lake.read("bronze", "bronze_futures_ohlcv_1m", prev)
@@ -61,7 +61,7 @@ def silver_bars(context: AssetExecutionContext, spymaster: SpymasterResource) ->
     cfg, lake = spymaster.config, spymaster.lake
     ohlcv = lake.read("bronze", "bronze_futures_ohlcv_1m", day)
     instrument = int(ohlcv["instrument_id"][0]) if ohlcv.height else -1
-    warmup, warmup_source = warmup_bars(lake, day, instrument)
+    warmup, warmup_source = warmup_bars(lake, day, instrument, cfg)
     bars = validate_silver_bars(build_bars(ohlcv, day, cfg, warmup_1m=warmup))
     path = lake.write(TIER, "silver_bars", day, bars)
     two = bars.filter(pl.col("bar_minutes") == cfg.level_bar_minutes)

@@ -44,7 +44,7 @@ def test_missing_rth_minutes_lists_the_missing_opens_on_a_normal_day():
 
 
 def test_early_close_day_expects_bars_only_until_the_exchange_close():
-    # 2013-11-29 (day after Thanksgiving, EST = UTC-5): the CMES calendar closes at 13:00 ET.
+    # 2013-11-29 (day after Thanksgiving, EST = UTC-5): the CME_Equity calendar closes at 13:00 ET.
     day = date(2013, 11, 29)
     start, end = regular_hours_utc(day, CFG)
     assert (start, end) == (datetime(2013, 11, 29, 14, 30, tzinfo=UTC), datetime(2013, 11, 29, 18, 0, tzinfo=UTC))
@@ -54,7 +54,7 @@ def test_early_close_day_expects_bars_only_until_the_exchange_close():
 
 
 def test_missing_rth_minutes_rejects_a_holiday():
-    with pytest.raises(ValueError, match="not a CMES session"):
+    with pytest.raises(ValueError, match="not a CME_Equity session"):
         missing_rth_minutes(_one_minute_bars([]), date(2013, 12, 25), CFG)
 
 

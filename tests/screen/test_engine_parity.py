@@ -19,7 +19,7 @@ def _engine(home, day) -> tuple[SessionEngine, pl.DataFrame, Lake, SpymasterConf
     config = SpymasterConfig.for_home(home)
     lake = Lake(config.lake_dir)
     minutes = lake.read("bronze", "bronze_futures_ohlcv_1m", day).sort("ts_event")
-    warmup, _ = warmup_bars(lake, day, int(minutes["instrument_id"][0]))  # silver_bars' own rule
+    warmup, _ = warmup_bars(lake, day, int(minutes["instrument_id"][0]), config)  # silver_bars' own rule
     engine = SessionEngine(day, config, known_before_from_lake(lake, day, config), warmup_1m=warmup)
     return engine, minutes, lake, config
 

@@ -1,0 +1,138 @@
+"""GC futures and SPY on their real sample data (data/sample/GC, data/sample/SPY): the same asset graph as ES.
+
+Each data root serves one product (``config.json`` ``"products"``) and is backfilled by the CLI,
+bronze to gold. The levels are checked against an independent computation straight from Lean's CSV
+files in ../shared/data (the source the sample DBN was converted from), in the product's own hours.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import zipfile
+from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import polars as pl
+import pytest
+
+from conftest import REPO, SHARED_DATA
+from spymaster_core.config import SpymasterConfig
+from spymaster_core.products import PRODUCTS
+from spymaster_resources.lake import Lake
+
+NY = ZoneInfo("America/New_York")
+LEAN = SHARED_DATA / "lean" / "Data"
+GC_SESSIONS = [date(2013, 10, d) for d in (7, 8, 9, 10, 11)]
+SPY_SESSIONS = [date(2013, 10, 4)] + GC_SESSIONS
+#: Small-history settings (as the ES chain tests use): a model from 2 earlier sessions, a blend from 1.
+SMALL_HISTORY = {"model_min_sessions": 2, "model_retrain_sessions": 2, "blend_min_sessions": 1}
+
+
+def _backfill(tmp_path_factory, product: str, sessions: list[date]) -> Path:
+    from spymaster_assets.cli import main
+
+    assert LEAN.is_dir(), f"{LEAN}: the shared Lean data is missing (tests need ../shared beside the repository)"
+    home = tmp_path_factory.mktemp(product.lower())
+    shutil.copytree(REPO / "data" / "sample" / product / "raw", home / "raw")
+    (home / "config.json").write_text(json.dumps({"products": [product], **SMALL_HISTORY}))
+    argv = ["--home", str(home), "backfill", "--start", sessions[0].isoformat(), "--end", sessions[-1].isoformat(), "--quiet", "--no-charts"]
+    assert main(argv) == 0
+    return home
+
+
+@pytest.fixture(scope="module")
+def gc_home(tmp_path_factory) -> Path:
+    return _backfill(tmp_path_factory, "GC", GC_SESSIONS)
+
+
+@pytest.fixture(scope="module")
+def spy_home(tmp_path_factory) -> Path:
+    return _backfill(tmp_path_factory, "SPY", SPY_SESSIONS)
+
+
+def _lake(home: Path) -> Lake:
+    return Lake(SpymasterConfig.for_home(home).lake_dir)
+
+
+def _lean_bars(zip_path: Path, member: str, base: datetime, price_divisor: float) -> pl.DataFrame:
+    """Lean minute bars of one CSV member: ts (bar open, UTC), high, low; times are ms after ``base``."""
+    with zipfile.ZipFile(zip_path) as zf:
+        rows = [r for r in csv.reader(io.TextIOWrapper(zf.open(member), "ascii")) if r]
+    return pl.DataFrame(
+        {
+            "ts": [base + timedelta(milliseconds=int(r[0])) for r in rows],
+            "high": [float(r[2]) / price_divisor for r in rows],
+            "low": [float(r[3]) / price_divisor for r in rows],
+        }
+    )
+
+
+def _window(bars: pl.DataFrame, day: date, start: time, end: time) -> tuple[float, float]:
+    lo, hi = (datetime.combine(day, t, tzinfo=NY).astimezone(timezone.utc) for t in (start, end))
+    inside = bars.filter((pl.col("ts") >= lo) & (pl.col("ts") < hi))
+    assert inside.height, f"no Lean bar in {day} {start}-{end}"
+    return float(inside["high"].max()), float(inside["low"].min())
+
+
+def _final_levels(lake: Lake, day: date) -> dict[str, float]:
+    levels = lake.read("silver", "silver_levels", day)
+    return {k: float(v) for k, v in levels.sort("ts_event").group_by("level_kind", maintain_order=True).agg(pl.col("level_price").last()).iter_rows()}
+
+
+def _assert_on_tick(prices: dict[str, float], tick: float) -> None:
+    for kind in ("PM_HIGH", "PM_LOW", "OR_HIGH", "OR_LOW"):
+        ticks = prices[kind] / tick
+        assert abs(ticks - round(ticks)) < 1e-6, f"{kind} {prices[kind]} is not on the {tick} tick"
+
+
+@pytest.mark.parametrize("day", GC_SESSIONS)
+def test_gc_front_month_and_levels_from_its_own_hours(gc_home, day):
+    lake = _lake(gc_home)
+    bronze = lake.read("bronze", "bronze_futures_ohlcv_1m", day)
+    assert set(bronze["raw_symbol"]) == {"GCZ3"}  # December 2013 (GCZ13), the volume-dominant active month
+    midnight = datetime.combine(day, time(0), tzinfo=timezone.utc)
+    lean = _lean_bars(LEAN / "future" / "comex" / "minute" / "gc" / f"{day:%Y%m%d}_trade.zip", f"{day:%Y%m%d}_gc_minute_trade_201312.csv", midnight, 1.0)
+    levels = _final_levels(lake, day)
+    # GC opens 08:20 New York: pre-market 04:00-08:20, opening range 08:20-08:35.
+    assert (levels["PM_HIGH"], levels["PM_LOW"]) == pytest.approx(_window(lean, day, time(4, 0), time(8, 20)), abs=1e-9)
+    assert (levels["OR_HIGH"], levels["OR_LOW"]) == pytest.approx(_window(lean, day, time(8, 20), time(8, 35)), abs=1e-9)
+    _assert_on_tick(levels, PRODUCTS["GC"].tick_size)
+    state = lake.read("silver", "silver_level_state", day)
+    first = state["ts_event"].min().astimezone(NY)
+    assert first.time() == time(8, 22)  # the first anchor is the first 2-minute close after the open
+
+
+@pytest.mark.parametrize("day", SPY_SESSIONS[1:])
+def test_spy_premarket_from_four_and_levels_from_its_own_hours(spy_home, day):
+    lake = _lake(spy_home)
+    bronze = lake.read("bronze", "bronze_futures_ohlcv_1m", day)
+    assert set(bronze["raw_symbol"]) == {"SPY"}
+    assert bronze["ts_event"].min().astimezone(NY).time() == time(4, 0)  # the equity session opens 04:00 New York
+    ny_midnight = datetime.combine(day, time(0), tzinfo=NY).astimezone(timezone.utc)
+    lean = _lean_bars(LEAN / "equity" / "usa" / "minute" / "spy" / f"{day:%Y%m%d}_trade.zip", f"{day:%Y%m%d}_spy_minute_trade.csv", ny_midnight, 10_000.0)
+    levels = _final_levels(lake, day)
+    assert (levels["PM_HIGH"], levels["PM_LOW"]) == pytest.approx(_window(lean, day, time(4, 0), time(9, 30)), abs=1e-9)
+    assert (levels["OR_HIGH"], levels["OR_LOW"]) == pytest.approx(_window(lean, day, time(9, 30), time(9, 45)), abs=1e-9)
+    _assert_on_tick(levels, PRODUCTS["SPY"].tick_size)
+
+
+def test_es_levels_sit_on_the_es_tick():
+    pinned = pl.read_parquet(Path(__file__).parent / "fixtures" / "es_sample" / "silver_levels.parquet")
+    for day, frame in pinned.group_by("session_date"):
+        _assert_on_tick({k: float(v) for k, v in frame.group_by("level_kind").agg(pl.col("level_price").last()).iter_rows()}, PRODUCTS["ES"].tick_size)
+
+
+@pytest.mark.parametrize("product", ["GC", "SPY"])
+def test_evaluate_prints_every_model_beside_the_baselines_per_product(gc_home, spy_home, product, capsys):
+    from spymaster_assets.cli import main
+
+    home = {"GC": gc_home, "SPY": spy_home}[product]
+    assert main(["--home", str(home), "evaluate"]) == 0
+    out = capsys.readouterr().out
+    for model in ("base_rate", "distance", "knn", "xgboost", "answer"):
+        assert f"\n{model} " in out, f"{product}: no {model} row in\n{out}"
+    assert "episodes in 2 sessions" in out or "episodes in 3 sessions" in out
