@@ -11,6 +11,7 @@ from datetime import date, time
 from pathlib import Path
 
 from spymaster_core.config import LEVEL_KINDS, SpymasterConfig
+from spymaster_core.products import PRODUCTS
 from spymaster_core.errors import SpymasterError
 
 
@@ -56,14 +57,15 @@ def _print_answer(answer: dict) -> None:
         print(f"warning: {answer['warning']}")
     if answer.get("thin"):
         print(f"warning: thin history: {answer['thin']}")
-    print(f"{answer['date']} {answer['time']} ET  close {answer['close']:.2f}  ATR {answer['atr_points']:.2f} pts")
+    unit = answer.get("price_unit", "pts")
+    print(f"{answer.get('product', 'ES')} {answer['date']} {answer['time']} ET  close {answer['close']:.2f}  ATR {answer['atr_points']:.2f} {unit}")
     if answer.get("index_sessions") is not None:
         print(f"  answers from the index as of {answer['index_as_of']}: {answer['index_sessions']} earlier sessions, {answer['index_setups']:,} setups")
     for outcome, meaning in (answer.get("outcomes") or {}).items():
         print(f"  {outcome:<6} = {meaning}")
     level = f"{answer.get('interval_level', 0.9):.0%}"
     for lvl in answer["levels"]:
-        points = f", {lvl['distance_points']:+.2f} pts" if lvl.get("distance_points") is not None else ""
+        points = f", {lvl['distance_points']:+.2f} {unit}" if lvl.get("distance_points") is not None else ""
         head = f"  {lvl['level_kind']:<8} {lvl['level_price']:>9.2f}  {lvl['direction']:<4}  d={lvl['distance_atr']:+.2f} ATR{points}"
         if not lvl["in_zone"]:
             print(f"{head}  (outside the approach zone)")
@@ -228,8 +230,13 @@ def main(argv: list[str] | None = None) -> int:
     p_serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
 
     # --home is accepted after the subcommand too (`spymaster query --home DIR ...`).
-    for subparser in sub.choices.values():
+    for name, subparser in sub.choices.items():
         subparser.add_argument("--home", type=Path, default=argparse.SUPPRESS, help="data root holding raw/ and lake/ (default $SPYMASTER_HOME or ./data; demo: data/demo)")
+        if name != "demo":
+            subparser.add_argument(
+                "--product", metavar="SYMBOL",
+                help=f"the product to work on, one of the data root's \"products\" in config.json (shipped: {', '.join(PRODUCTS)}; default: the data root's only product)",
+            )
         if subparser.description is None:
             subparser.description = subparser.format_usage()
     args = parser.parse_args(argv)
@@ -249,7 +256,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             from .demo import run_demo
 
             return run_demo(args.home or Path("data/demo"))
-        config = SpymasterConfig.from_env(**({"home": args.home} if args.home else {}))
+        config = SpymasterConfig.from_env(**({"home": args.home} if args.home else {})).serving(args.product)
         if args.command == "backfill":
             if args.end < args.start:
                 parser.error("--end is before --start")
@@ -269,7 +276,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if args.command == "serve":
             from .screen.server import serve
 
-            serve(Path(config.home), port=args.port, host=args.host)
+            serve(Path(config.home), port=args.port, host=args.host, product=config.product)
             return 0
         if args.command == "query":
             from .gold.query import answer_query

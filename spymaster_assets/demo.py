@@ -67,7 +67,7 @@ def run_demo(home: Path) -> int:
     print(f"  reliability diagrams: {config.reports_dir}/reliability_{day}*.png")
     from .catalog.views import write_catalog
 
-    catalog = write_catalog(config.lake_dir, home / "spymaster.duckdb")
+    catalog = write_catalog(config.lake_root, home / "spymaster.duckdb")
     print(f"  session charts: {config.reports_dir}/session_<date>.png")
     print(f"  DuckDB catalog ({len(catalog.views)} views): duckdb {catalog.path} -c \"select * from gold_episodes limit 5\"")
     return 0

@@ -189,7 +189,23 @@ def _shutdown_pool() -> None:
 _WORKER_STEP: list[str] = [""]
 
 
-def _run_in_worker(name: str, home: str, key: str, run_id: str, keys: list[str], kwargs: dict, step: str):
+def product_of_key(asset_key) -> str:
+    """The product of a session asset (or check) from its key: the upper-cased prefix of a prefixed
+    key (``gc/silver_bars`` -> ``GC``), else the legacy product (ES)."""
+    from spymaster_core.products import LEGACY_PRODUCT, PRODUCTS
+
+    if len(asset_key.path) < 2:
+        return LEGACY_PRODUCT
+    prefix = asset_key.path[0]
+    return next((symbol for symbol in PRODUCTS if symbol.lower() == prefix), prefix.upper())
+
+
+def _scoped(context, kwargs: dict, asset_key) -> dict:
+    """The body's keyword arguments with the resource serving the asset's product."""
+    return {**kwargs, "spymaster": kwargs["spymaster"].for_product(product_of_key(asset_key))}
+
+
+def _run_in_worker(name: str, home: str, key: str, run_id: str, keys: list[str], kwargs: dict, step: str, product: str = ""):
     """Pool worker: run body ``name`` for session ``key``; returns (result or None, error or None, log messages).
 
     ``step`` identifies the step: the first session of a new step lists raw/ afresh in this worker
@@ -198,7 +214,7 @@ def _run_in_worker(name: str, home: str, key: str, run_id: str, keys: list[str],
     import spymaster_assets.definitions  # noqa: F401  (registers BODIES when the worker did not preload it)
 
     log = CollectedLog()
-    spymaster = SpymasterResource(home=home, workers=1)
+    spymaster = SpymasterResource(home=home, workers=1, product=product)
     if _WORKER_STEP[0] != step:
         spymaster.catalog.invalidate()
         _WORKER_STEP[0] = step
@@ -234,7 +250,7 @@ def _each_session(context, name: str, body: Callable, kwargs: dict, keys: list[s
         home = str(spymaster.config.home)
         pool = _pool(workers)
         step = f"{context.run.run_id}/{name}"
-        futures: dict[str, Future] = {key: pool.submit(_run_in_worker, name, home, key, context.run.run_id, keys, rest, step) for key in keys}
+        futures: dict[str, Future] = {key: pool.submit(_run_in_worker, name, home, key, context.run.run_id, keys, rest, step, spymaster.product) for key in keys}
         try:
             for key in keys:
                 result, error, messages = futures[key].result()
@@ -354,6 +370,7 @@ def session_asset(*, parallel: bool, prepare: Callable | None = None, **asset_kw
         BODIES[name] = body
 
         def compute(context, **kwargs):
+            kwargs = _scoped(context, kwargs, context.asset_key)
             with backfill_lock_unless_cli(context, kwargs["spymaster"]):
                 kwargs["spymaster"].catalog.invalidate()  # a step sees raw/ as it is when the step starts
                 if len(context.partition_keys) == 1:
@@ -382,6 +399,7 @@ def session_check(*, blocking: bool = False, **check_kwargs):
         BODIES[name] = body
 
         def evaluate(context, **kwargs):
+            kwargs = _scoped(context, kwargs, context.check_specs[0].asset_key)
             with backfill_lock_unless_cli(context, kwargs["spymaster"]):
                 if len(context.partition_keys) == 1:
                     return body(context, **kwargs)

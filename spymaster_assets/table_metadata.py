@@ -20,6 +20,7 @@ from dagster import (
 )
 
 from spymaster_core.config import SpymasterConfig
+from spymaster_core.products import asset_key_prefix
 
 
 def column_schema(frame: pl.DataFrame, descriptions: Mapping[str, str] | None = None) -> TableSchema:
@@ -33,8 +34,9 @@ def column_schema(frame: pl.DataFrame, descriptions: Mapping[str, str] | None = 
     )
 
 
-def column_lineage(frame: pl.DataFrame, sources: Mapping[str, Mapping[str, list[str]]]) -> TableColumnLineage:
-    """Lineage of ``frame``'s columns: ``sources[upstream_asset][column] = [upstream columns]``.
+def column_lineage(frame: pl.DataFrame, sources: Mapping[str, Mapping[str, list[str]]], prefix: tuple[str, ...] = ()) -> TableColumnLineage:
+    """Lineage of ``frame``'s columns: ``sources[upstream_asset][column] = [upstream columns]``, the
+    upstream assets being the product's (``prefix``: its asset-key prefix, none for ES).
 
     Columns of ``frame`` not named under any upstream are left out (computed from config alone).
     """
@@ -43,7 +45,7 @@ def column_lineage(frame: pl.DataFrame, sources: Mapping[str, Mapping[str, list[
         for column, upstream_columns in mapping.items():
             if column in frame.columns:
                 deps.setdefault(column, []).extend(
-                    TableColumnDep(asset_key=AssetKey(upstream), column_name=c) for c in upstream_columns
+                    TableColumnDep(asset_key=AssetKey([*prefix, upstream]), column_name=c) for c in upstream_columns
                 )
     return TableColumnLineage(deps_by_column=deps)
 
@@ -68,7 +70,7 @@ def table_metadata(
         "path": MetadataValue.path(str(path)),
     }
     if lineage:
-        meta["dagster/column_lineage"] = column_lineage(frame, lineage)
+        meta["dagster/column_lineage"] = column_lineage(frame, lineage, asset_key_prefix(config.product))
     meta.update(config.as_metadata())
     for key, value in extra.items():
         meta[key] = value if isinstance(value, (int, float, str, bool)) or value is None else str(value)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
 
-from .products import DEFAULT_PRODUCT, PRODUCTS, Product, get_product, product_table
+from .errors import SpymasterError
+from .products import DEFAULT_PRODUCT, PRODUCTS, Product, get_product, lake_subdir, product_table
 
 #: The six level kinds, in the fixed order used by every table and vector.
 LEVEL_KINDS: tuple[str, ...] = ("PM_HIGH", "PM_LOW", "OR_HIGH", "OR_LOW", "SMA_90", "EMA_20")
@@ -192,6 +193,25 @@ class SpymasterConfig:
             raise ValueError(f"{path}: products is empty (name at least one, e.g. [\"ES\"])")
         return config.for_product(config.products[0])
 
+    def serving(self, product: str | None) -> "SpymasterConfig":
+        """This configuration serving ``product`` (a CLI ``--product``), which must be one of the data
+        root's :attr:`products`; None means the data root's only product.
+
+        Raises SpymasterError listing the data root's products when ``product`` is None and there are
+        several, or when ``product`` is not one of them (UnknownProductError when the table lacks it).
+        """
+        if product is None:
+            if len(self.products) > 1:
+                raise SpymasterError(f"{Path(self.home) / CONFIG_FILE} configures {len(self.products)} products ({', '.join(self.products)}): choose one with --product")
+            return self.for_product(self.products[0])
+        symbol = get_product(product, self.products_table).symbol
+        if symbol not in self.products:
+            raise SpymasterError(
+                f"--product {symbol}: not a product of this data root (products: {', '.join(self.products)}); "
+                f"add it to \"products\" in {Path(self.home) / CONFIG_FILE}"
+            )
+        return self.for_product(symbol)
+
     @property
     def products_table(self) -> dict[str, Product]:
         """The product table of this configuration: the shipped one with ``product_table`` applied."""
@@ -235,8 +255,16 @@ class SpymasterConfig:
 
     @property
     def lake_dir(self):
-        """Root of the Hive-partitioned Parquet lake: ``lake/<tier>/<table>/date=YYYY-MM-DD/`` under
-        ``home`` (a :class:`Path`), or at ``lake_url`` (a :class:`upath.UPath` on object storage)."""
+        """Root of the served product's Hive-partitioned Parquet lake: ``lake/<tier>/<table>/date=YYYY-MM-DD/``
+        under ``home`` (a :class:`Path`), or at ``lake_url`` (a :class:`upath.UPath` on object storage);
+        a product other than ES under ``lake/product=<SYMBOL>/`` (``products.lake_subdir``)."""
+        sub = lake_subdir(self.product)
+        return self.lake_root / sub if sub else self.lake_root
+
+    @property
+    def lake_root(self):
+        """The lake of every product: ``home/lake`` or ``lake_url`` (ES's tables at its top, another
+        product's under ``product=<SYMBOL>/``)."""
         if not self.lake_url:
             return Path(self.home) / "lake"
         from upath import UPath

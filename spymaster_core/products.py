@@ -40,6 +40,23 @@ EQUITY = "equity"
 MONTH_CODES = "FGHJKMNQUVXZ"
 #: The product a data root serves when its configuration names none (what Spymaster began with).
 DEFAULT_PRODUCT = "ES"
+#: The product whose Dagster asset keys and lake paths carry no product prefix: ES, the only product
+#: before the product table. Keeping its keys keeps the lakes, lineage and run history of existing
+#: data roots valid; every other product's keys are prefixed (``gc/silver_bars``) and its lake lives
+#: under ``lake/product=<SYMBOL>/``.
+LEGACY_PRODUCT = "ES"
+
+
+def asset_key_prefix(symbol: str) -> tuple[str, ...]:
+    """The Dagster asset-key prefix of product ``symbol``: none for :data:`LEGACY_PRODUCT`, else its
+    symbol in lower case (``("gc",)``, ``("6e",)``)."""
+    return () if symbol == LEGACY_PRODUCT else (symbol.lower(),)
+
+
+def lake_subdir(symbol: str) -> str:
+    """Where product ``symbol``'s tables live under the lake root: "" for :data:`LEGACY_PRODUCT`,
+    else the Hive directory ``product=<SYMBOL>`` (DuckDB reads it as a ``product`` column)."""
+    return "" if symbol == LEGACY_PRODUCT else f"product={symbol}"
 
 #: The ES 0DTE option roots (CME Group "Weekly options on futures" and the E-mini S&P 500 options
 #: cheat sheet): ES quarterly/serial, EW end of month, EW1-EW4 Fridays, E1A-E5D Monday-Thursday weeklies.
@@ -61,6 +78,7 @@ class Product:
         tick_size: minimum price increment, in price units (ES 0.25 index points).
         multiplier: USD per one price unit per contract (ES 50; an ETF 1 per share).
         price_unit: what a price is in, for people ("index points", "USD per troy ounce").
+        unit_label: the short form printed after a price distance ("pts", "$/oz", "$").
         contract_months: listed month codes of the outrights, e.g. ``"HMUZ"`` ("" for equities).
         session_open, session_close: the trading session's bounds; a futures session opens on the
             previous calendar day (``session_opens_previous_day``), an equity's on the day itself.
@@ -89,6 +107,7 @@ class Product:
     session_close: time = time(17, 0)
     session_opens_previous_day: bool = True
     options_roots: tuple[str, ...] = ()
+    unit_label: str = "pts"
 
     def __post_init__(self) -> None:
         problems = []
@@ -159,7 +178,7 @@ def _etf(symbol: str) -> Product:
         symbol=symbol, kind=EQUITY, root=symbol, dataset="XNAS.ITCH", calendar="XNYS", tick_size=0.01, multiplier=1.0,
         price_unit="USD per share", contract_months="", rth_open=time(9, 30), rth_close=time(16, 0),
         download_symbols=(symbol,), download_stype_in="raw_symbol",
-        session_open=time(4, 0), session_close=time(20, 0), session_opens_previous_day=False,
+        session_open=time(4, 0), session_close=time(20, 0), session_opens_previous_day=False, unit_label="$",
     )
 
 
@@ -176,10 +195,10 @@ PRODUCTS: dict[str, Product] = {
         _future("MNQ", "MNQ", "CME_Equity", 0.25, 2.0, "index points", _QUARTERLY, _INDEX_OPEN, _INDEX_CLOSE),
         _future("RTY", "RTY", "CME_Equity", 0.10, 50.0, "index points", _QUARTERLY, _INDEX_OPEN, _INDEX_CLOSE),
         _future("YM", "YM", "CME_Equity", 1.0, 5.0, "index points", _QUARTERLY, _INDEX_OPEN, _INDEX_CLOSE),
-        _future("GC", "GC", "CMEGlobex_GC", 0.10, 100.0, "USD per troy ounce", "GJMQVZ", time(8, 20), time(13, 30)),
-        _future("SI", "SI", "CMEGlobex_SI", 0.005, 5000.0, "USD per troy ounce", "HKNUZ", time(8, 25), time(13, 25)),
-        _future("CL", "CL", "CMEGlobex_CL", 0.01, 1000.0, "USD per barrel", MONTH_CODES, time(9, 0), time(14, 30)),
-        _future("6E", "6E", "CMEGlobex_FX", 0.00005, 125000.0, "USD per euro", _QUARTERLY, time(8, 20), time(15, 0)),
+        _future("GC", "GC", "CMEGlobex_GC", 0.10, 100.0, "USD per troy ounce", "GJMQVZ", time(8, 20), time(13, 30), unit_label="$/oz"),
+        _future("SI", "SI", "CMEGlobex_SI", 0.005, 5000.0, "USD per troy ounce", "HKNUZ", time(8, 25), time(13, 25), unit_label="$/oz"),
+        _future("CL", "CL", "CMEGlobex_CL", 0.01, 1000.0, "USD per barrel", MONTH_CODES, time(9, 0), time(14, 30), unit_label="$/bbl"),
+        _future("6E", "6E", "CMEGlobex_FX", 0.00005, 125000.0, "USD per euro", _QUARTERLY, time(8, 20), time(15, 0), unit_label="USD/EUR"),
         _etf("SPY"),
         _etf("QQQ"),
     )

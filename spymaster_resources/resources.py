@@ -36,6 +36,9 @@ class SpymasterResource(ConfigurableResource):
     """
 
     home: str = ""
+    #: The product served ("" = the data root's first product, ES by default); the session assets of
+    #: product P run with :meth:`for_product` (P), so its config, lake and raw catalog are P's.
+    product: str = ""
     #: Processes a range run uses for its bronze and silver steps (0: one per core).
     workers: int = 0
     #: Show a progress bar per step of a range run on stderr (the CLI backfill sets it).
@@ -48,9 +51,17 @@ class SpymasterResource(ConfigurableResource):
     def config(self) -> SpymasterConfig:
         """The typed configuration of the data root (``home`` resolved, its ``config.json`` applied).
 
-        Raises ValueError naming the file when ``config.json`` is unreadable or names an unknown field.
+        Raises ValueError naming the file when ``config.json`` is unreadable or names an unknown field,
+        UnknownProductError when :attr:`product` is not in the product table.
         """
-        return SpymasterConfig.for_home(Path(self.home or default_home()))
+        config = SpymasterConfig.for_home(Path(self.home or default_home()))
+        return config.for_product(self.product) if self.product else config
+
+    def for_product(self, symbol: str) -> "SpymasterResource":
+        """This resource serving product ``symbol`` (same data root, workers and settings)."""
+        if symbol == self.product:
+            return self
+        return SpymasterResource(home=self.home, workers=self.workers, progress=self.progress, lock_wait_seconds=self.lock_wait_seconds, product=symbol)
 
     def config_for_day(self, day: date) -> tuple[SpymasterConfig, TunedParams | None]:
         """The configuration serving ``day``: :attr:`config` with the newest tuned file whose tuning

@@ -18,6 +18,34 @@ CHAIN_SESSIONS = [date(2013, 10, 7), date(2013, 10, 8), date(2013, 10, 9), date(
 #: The chain's data-root config.json: a model from 2 earlier sessions, retrained every 2 (10-09 trains,
 #: 10-10 reuses it, 10-11 retrains), the blend fitted from 1 earlier session with a model (10-11).
 CHAIN_CONFIG = {"model_min_sessions": 2, "model_retrain_sessions": 2, "blend_min_sessions": 1}
+#: The real GC sample's sessions (data/sample/GC), and SPY's (data/sample/SPY: the Friday before too).
+GC_SESSIONS = [date(2013, 10, d) for d in (7, 8, 9, 10, 11)]
+SPY_SESSIONS = [date(2013, 10, 4)] + GC_SESSIONS
+
+
+def backfill_product_home(home: Path, product: str, sessions: list[date]) -> Path:
+    """Copy product ``product``'s real sample (data/sample/<product>/raw) into ``home`` configured for
+    it alone (with CHAIN_CONFIG's small-history settings) and backfill ``sessions`` with the CLI."""
+    from spymaster_assets.cli import main
+
+    assert (SHARED_DATA / "lean").is_dir(), f"{SHARED_DATA / 'lean'}: the shared data is missing (tests need ../shared beside the repository)"
+    shutil.copytree(REPO / "data" / "sample" / product / "raw", home / "raw")
+    (home / "config.json").write_text(json.dumps({"products": [product], **CHAIN_CONFIG}))
+    argv = ["--home", str(home), "backfill", "--start", sessions[0].isoformat(), "--end", sessions[-1].isoformat(), "--quiet", "--no-charts"]
+    assert main(argv) == 0
+    return home
+
+
+@pytest.fixture(scope="session")
+def gc_home(tmp_path_factory) -> Path:
+    """A data root serving GC alone, its 5 real sample sessions backfilled bronze to gold."""
+    return backfill_product_home(tmp_path_factory.mktemp("gc"), "GC", GC_SESSIONS)
+
+
+@pytest.fixture(scope="session")
+def spy_home(tmp_path_factory) -> Path:
+    """A data root serving SPY alone, its 6 real sample sessions backfilled bronze to gold."""
+    return backfill_product_home(tmp_path_factory.mktemp("spy"), "SPY", SPY_SESSIONS)
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,9 @@ EXPECTED = {
 }
 #: Unpartitioned: one file of views over every partition, and the tuning over a window of sessions.
 UNPARTITIONED_GROUPS = {"catalog", "tuning"}
+#: Every product of the product table but ES has its own copy of the session graph: keys <prefix>/<asset>, groups <prefix>_<tier>.
+OTHER_PRODUCTS = {"mes", "nq", "mnq", "rty", "ym", "gc", "si", "cl", "6e", "spy", "qqq"}
+SESSION_TIERS = ("bronze", "silver", "gold", "reports")
 
 
 def test_every_asset_loads_in_its_group_with_trading_day_partitions():
@@ -28,7 +31,25 @@ def test_every_asset_loads_in_its_group_with_trading_day_partitions():
         if node.group_name not in UNPARTITIONED_GROUPS:
             assert node.partitions_def == trading_day_partitions, key
         assert node.description, f"{key} has no description"
-    assert groups == EXPECTED
+    expected = dict(EXPECTED)
+    for prefix in OTHER_PRODUCTS:
+        expected.update({f"{prefix}_{tier}": {f"{prefix}/{name}" for name in EXPECTED[tier]} for tier in SESSION_TIERS})
+    assert groups == expected
+
+
+def test_another_products_lineage_stays_inside_the_product():
+    graph = defs.resolve_asset_graph()
+    for prefix in OTHER_PRODUCTS:
+        for key in graph.get_all_asset_keys():
+            if key.path[0] == prefix:
+                assert all(parent.path[0] == prefix for parent in graph.get(key).parent_keys), key
+    parents = {k.to_user_string() for k in graph.get(AssetKey(["gc", "gold_setup_index"])).parent_keys}
+    assert parents == {"gc/gold_normalization", "gc/gold_model", "gc/gold_episodes"}
+    checks = {k.asset_key.to_user_string() for k in defs.resolve_asset_graph().asset_check_keys if k.asset_key.path[0] == "gc"}
+    assert checks == {"gc/silver_bars", "gc/silver_levels", "gc/silver_outcomes", "gc/gold_setup_index", "gc/gold_model"}
+    job = defs.resolve_job_def("materialize_session_job_gc")
+    assert {k.path[0] for k in job.asset_layer.selected_asset_keys} == {"gc"}
+    assert all(len(k.path) == 1 for k in defs.resolve_job_def("materialize_session_job").asset_layer.selected_asset_keys)
 
 
 def test_lineage_runs_bronze_to_gold():

@@ -1,7 +1,7 @@
 """GC futures and SPY on their real sample data (data/sample/GC, data/sample/SPY): the same asset graph as ES.
 
 Each data root serves one product (``config.json`` ``"products"``) and is backfilled by the CLI,
-bronze to gold. The levels are checked against an independent computation straight from Lean's CSV
+bronze to gold (``conftest.gc_home``, ``conftest.spy_home``). The levels are checked against an independent computation straight from Lean's CSV
 files in ../shared/data (the source the sample DBN was converted from), in the product's own hours.
 """
 
@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import shutil
 import zipfile
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
@@ -19,39 +17,13 @@ from zoneinfo import ZoneInfo
 import polars as pl
 import pytest
 
-from conftest import REPO, SHARED_DATA
+from conftest import GC_SESSIONS, SHARED_DATA, SPY_SESSIONS
 from spymaster_core.config import SpymasterConfig
 from spymaster_core.products import PRODUCTS
 from spymaster_resources.lake import Lake
 
 NY = ZoneInfo("America/New_York")
 LEAN = SHARED_DATA / "lean" / "Data"
-GC_SESSIONS = [date(2013, 10, d) for d in (7, 8, 9, 10, 11)]
-SPY_SESSIONS = [date(2013, 10, 4)] + GC_SESSIONS
-#: Small-history settings (as the ES chain tests use): a model from 2 earlier sessions, a blend from 1.
-SMALL_HISTORY = {"model_min_sessions": 2, "model_retrain_sessions": 2, "blend_min_sessions": 1}
-
-
-def _backfill(tmp_path_factory, product: str, sessions: list[date]) -> Path:
-    from spymaster_assets.cli import main
-
-    assert LEAN.is_dir(), f"{LEAN}: the shared Lean data is missing (tests need ../shared beside the repository)"
-    home = tmp_path_factory.mktemp(product.lower())
-    shutil.copytree(REPO / "data" / "sample" / product / "raw", home / "raw")
-    (home / "config.json").write_text(json.dumps({"products": [product], **SMALL_HISTORY}))
-    argv = ["--home", str(home), "backfill", "--start", sessions[0].isoformat(), "--end", sessions[-1].isoformat(), "--quiet", "--no-charts"]
-    assert main(argv) == 0
-    return home
-
-
-@pytest.fixture(scope="module")
-def gc_home(tmp_path_factory) -> Path:
-    return _backfill(tmp_path_factory, "GC", GC_SESSIONS)
-
-
-@pytest.fixture(scope="module")
-def spy_home(tmp_path_factory) -> Path:
-    return _backfill(tmp_path_factory, "SPY", SPY_SESSIONS)
 
 
 def _lake(home: Path) -> Lake:

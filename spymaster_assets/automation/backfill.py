@@ -64,6 +64,8 @@ class BackfillReport:
     stale_rebuilt: list[date] = field(default_factory=list)
     abandoned_runs_marked: list[str] = field(default_factory=list)
     empty_files: list[Path] = field(default_factory=list)
+    #: Raw files holding a product the data root does not configure (left out of every session).
+    unclaimed_files: list[Path] = field(default_factory=list)
 
 
 class BackfillInterrupted(KeyboardInterrupt):
@@ -116,7 +118,8 @@ def own_tables(assets) -> list[tuple[str, str]]:
     out = []
     for assets_def in assets:
         for key in assets_def.keys:
-            tier, name = assets_def.group_names_by_key[key], key.to_user_string()
+            # A product's groups are <prefix>_<tier> and its keys <prefix>/<table> (product_graph).
+            tier, name = assets_def.group_names_by_key[key].rsplit("_", 1)[-1], key.path[-1]
             if tier in ("bronze", "silver", "gold") and name not in HISTORY_ASSETS:
                 out.append((tier, name))
     return sorted(out)
@@ -251,14 +254,18 @@ def backfill(
     from spymaster_resources.raw_files import RawCatalog
 
     from ..bronze.ingest import sessions_with_rth_data
-    from ..checks.asset_checks import partition_checks
-    from ..definitions import all_assets
+    from ..product_graph import product_assets, product_checks
 
-    catalog = RawCatalog(config.raw_dir, config.spec)
+    everything = RawCatalog(config.raw_dir)
+    catalog = everything.for_product(config.spec)
+    configured = {symbol: config.products_table[symbol] for symbol in config.products}
+    unclaimed = everything.unclaimed(configured) if config.raw_dir.is_dir() else []
+    for info in unclaimed:
+        print(f"note: {info.path}: holds {', '.join(info.symbols)}, not a product of this data root (products: {', '.join(config.products)}): left out", file=sys.stderr)
     sessions = sessions_with_rth_data(catalog, config, start, end)
     if not sessions:
-        raise SpymasterError(f"no session between {start} and {end} has regular-hours bars in {config.raw_dir}")
-    report = BackfillReport(empty_files=empty_files_in(catalog, start, end))
+        raise SpymasterError(f"no {config.product} session between {start} and {end} has regular-hours bars in {config.raw_dir}")
+    report = BackfillReport(empty_files=empty_files_in(catalog, start, end), unclaimed_files=[info.path for info in unclaimed])
     for path in report.empty_files:
         print(f"note: {path} holds no records: skipped", file=sys.stderr)
     home = Path(config.home)
@@ -276,8 +283,9 @@ def backfill(
             print(f"{len(report.skipped)} session(s) already built on the current history: skipped ({report.skipped[0]} .. {report.skipped[-1]}; --rebuild to redo them)", file=sys.stderr)
         if report.stale_rebuilt:
             print(f"{len(report.stale_rebuilt)} later session(s) rest on a history this backfill changes: rebuilding them too ({report.stale_rebuilt[0]} .. {report.stale_rebuilt[-1]})", file=sys.stderr)
-        assets = [a for a in all_assets if charts or not any(a.group_names_by_key[k] == "reports" for k in a.keys)]
-        resources = {"spymaster": SpymasterResource(home=str(config.home), workers=workers, progress=not quiet)}
+        assets = [a for a in product_assets(config.product) if charts or not any(a.group_names_by_key[k].endswith("reports") for k in a.keys)]
+        partition_checks = product_checks(config.product)
+        resources = {"spymaster": SpymasterResource(home=str(config.home), workers=workers, progress=not quiet, product=config.product)}
         stale = set(report.stale_rebuilt)
         in_range = [d for d in todo if d not in stale]
         own = own_tables(assets)
@@ -294,7 +302,7 @@ def backfill(
                 what = " (history-dependent assets only)" if only else ""
                 print(f"backfill: run {number}/{len(plan)}: {days[0]} .. {days[-1]} ({len(days)} sessions){what}", file=sys.stderr)
             since = time.time()
-            run_assets = assets if only is None else [a for a in assets if any(k.to_user_string() in only for k in a.keys)]
+            run_assets = assets if only is None else [a for a in assets if any(k.path[-1] in only for k in a.keys)]
             try:
                 result = materialize(
                     [*assets, *partition_checks], selection=run_assets, instance=instance, resources=resources, raise_on_error=False, run_config=QUIET_RUN,
@@ -302,13 +310,13 @@ def backfill(
                 )
             except KeyboardInterrupt:
                 runs = instance.get_runs(limit=1)  # this run: the data root lock keeps others out
-                recorded = recorded_materializations(instance, runs[0].run_id) if runs else set()
+                recorded = _tables_recorded(instance, runs[0].run_id) if runs else set()
                 raise _interrupted(lake, days, since, recorded, report.materialized, pending(number)) from None
             failures = RunFailures(home, result.run_id)
             failed = {day: entry["reason"] for day, entry in failures.sessions().items()}
             failures.discard()
             if not result.success and was_interrupted(result):
-                raise _interrupted(lake, days, since, recorded_materializations(instance, result.run_id), report.materialized, pending(number))
+                raise _interrupted(lake, days, since, _tables_recorded(instance, result.run_id), report.materialized, pending(number))
             if not result.success:
                 # The run itself failed (a one-session run, or a step outside the per-session handling):
                 # every session it did not finish failed with the run's error.
@@ -323,6 +331,11 @@ def backfill(
         lines = [f"session {day}: {reason}" for day, reason in sorted(report.failed.items())]
         raise SpymasterError(f"{len(report.failed)} of {len(todo)} sessions failed ({len(report.materialized)} materialized):\n" + "\n".join(lines))
     return report
+
+
+def _tables_recorded(instance, run_id: str) -> set[tuple[str, str]]:
+    """(table, partition key) of every materialization the run recorded (a product's key prefix dropped)."""
+    return {(name.rsplit("/", 1)[-1], partition) for name, partition in recorded_materializations(instance, run_id)}
 
 
 def _interrupted(lake: Lake, days: list[date], since: float, recorded: set[tuple[str, str]], done_before: list[date], pending: list[date]) -> BackfillInterrupted:

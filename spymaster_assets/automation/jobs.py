@@ -1,7 +1,8 @@
 """Jobs Spymaster runs every trading day: materialize a session's assets, download a session's raw files.
 
-``materialize_session_job`` selects every asset (bronze -> silver -> gold, their checks and the
-per-session charts) for one trading-day partition; the ``raw_files_sensor`` requests it when DBN
+``materialize_session_job`` selects every ES asset (bronze -> silver -> gold, their checks and the
+per-session charts) for one trading-day partition (another product P has
+``materialize_session_job_<p>``, built by ``spymaster_assets.product_graph``); the ``raw_files_sensor`` requests it when DBN
 files land in ``raw/``, and a backfill of many sessions launches it per partition, from the UI
 (Jobs -> materialize_session_job -> Partitions -> Launch backfill) or the CLI::
 
@@ -21,7 +22,8 @@ from ..download.job import download_job
 # from the selection (passing partitions_def is deprecated, removed in 2.0).
 materialize_session_job = define_asset_job(
     "materialize_session_job",
-    selection=AssetSelection.all() - AssetSelection.groups("catalog", "tuning"),
+    # ES's tier groups; every other product has its own job (spymaster_assets.product_graph).
+    selection=AssetSelection.groups("bronze", "silver", "gold", "reports"),
     # One process per session run: the steps of a session are a chain, and a process per step costs
     # seconds of Python start-up each on a small machine (the CLI backfill runs in process too).
     executor_def=in_process_executor,

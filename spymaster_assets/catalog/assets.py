@@ -22,7 +22,7 @@ LAKE_ASSET_KEYS = sorted(
 
 @asset(group_name="catalog", deps=LAKE_ASSET_KEYS, kinds={"duckdb"})
 def duckdb_catalog(context: AssetExecutionContext, spymaster: SpymasterResource, duckdb: DuckDBResource) -> MaterializeResult:
-    """DuckDB file <home>/spymaster.duckdb of views over the lake (read at query time), one view per lake table with a partition."""
+    """DuckDB file <home>/spymaster.duckdb of views over the lake (read at query time), one view per lake table with a partition (every product, with a product column) and one per product and table."""
     cfg = spymaster.config
     if spymaster.lake.remote:
         # Views over s3:// need DuckDB's httpfs extension and a secret for the store: not set up here.
@@ -31,7 +31,7 @@ def duckdb_catalog(context: AssetExecutionContext, spymaster: SpymasterResource,
         return MaterializeResult(metadata={"views": 0, "skipped_tables": "all", "reason": reason})
     # The resource's in-memory database: the catalog file is attached to it, filled, and renamed into place.
     with duckdb.get_connection() as con:
-        result = write_catalog(cfg.lake_dir, Path(cfg.home) / CATALOG_FILE, con)
+        result = write_catalog(cfg.lake_root, Path(cfg.home) / CATALOG_FILE, con)
     if result.skipped:
         context.log.info(f"duckdb_catalog: no partition yet, no view for: {', '.join(result.skipped)}")
     rows = "\n".join(f"| {name} | {count} |" for name, count in result.views.items())

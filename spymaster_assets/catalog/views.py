@@ -19,6 +19,8 @@ from pathlib import Path
 
 import duckdb
 
+from spymaster_core.products import LEGACY_PRODUCT
+
 #: Lake tiers, in the order their views are created.
 TIERS: tuple[str, ...] = ("bronze", "silver", "gold")
 CATALOG_FILE = "spymaster.duckdb"
@@ -32,6 +34,7 @@ class LakeTable:
     name: str
     glob: str
     partitions: int
+    product: str = LEGACY_PRODUCT
 
 
 def _parquet_glob(table_dir: Path) -> tuple[str, int] | None:
@@ -50,24 +53,38 @@ def _parquet_glob(table_dir: Path) -> tuple[str, int] | None:
     return None
 
 
-def discover_lake_tables(lake_dir: Path) -> tuple[list[LakeTable], list[str]]:
-    """The tables of ``lake_dir`` (``<tier>/<table>/date=*/``) that have at least one Parquet partition.
+def lake_products(lake_root: Path) -> dict[str, Path]:
+    """The products with tables under ``lake_root``: ES (the legacy product) at the root itself, any
+    other product P under ``product=P/`` (``spymaster_core.products.lake_subdir``); by symbol."""
+    root = Path(lake_root)
+    found = {LEGACY_PRODUCT: root} if any((root / tier).is_dir() for tier in TIERS) else {}
+    if root.is_dir():
+        for sub in sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("product=")):
+            found[sub.name.split("=", 1)[1]] = sub
+    return found
 
-    Returns (tables sorted by tier then name, names of ``tier/table`` directories skipped because
-    no partition holds a Parquet file yet).
+
+def discover_lake_tables(lake_dir: Path) -> tuple[list[LakeTable], list[str]]:
+    """The tables of every product of the lake at ``lake_dir`` (``[product=P/]<tier>/<table>/date=*/``)
+    that have at least one Parquet partition.
+
+    Returns (tables sorted by product, tier and name; names of ``[product=P/]tier/table`` directories
+    skipped because no partition holds a Parquet file yet).
     """
     tables: list[LakeTable] = []
     skipped: list[str] = []
-    for tier in TIERS:
-        tier_dir = Path(lake_dir) / tier
-        if not tier_dir.is_dir():
-            continue
-        for table_dir in sorted(p for p in tier_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            found = _parquet_glob(table_dir)
-            if found is None:
-                skipped.append(f"{tier}/{table_dir.name}")
-            else:
-                tables.append(LakeTable(tier, table_dir.name, found[0], found[1]))
+    for product, root in lake_products(lake_dir).items():
+        where = "" if product == LEGACY_PRODUCT else f"product={product}/"
+        for tier in TIERS:
+            tier_dir = root / tier
+            if not tier_dir.is_dir():
+                continue
+            for table_dir in sorted(p for p in tier_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+                found = _parquet_glob(table_dir)
+                if found is None:
+                    skipped.append(f"{where}{tier}/{table_dir.name}")
+                else:
+                    tables.append(LakeTable(tier, table_dir.name, found[0], found[1], product))
     return tables, skipped
 
 
@@ -79,10 +96,11 @@ def _quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def view_sql(table: LakeTable, nanosecond_tz_columns: tuple[str, ...] = ()) -> str:
-    """``CREATE OR REPLACE VIEW <table> AS SELECT * FROM read_parquet('<glob>', hive_partitioning=true, union_by_name=true)``.
+def select_sql(table: LakeTable, nanosecond_tz_columns: tuple[str, ...] = ()) -> str:
+    """``SELECT *, '<product>' AS product FROM read_parquet('<glob>', hive_partitioning=true, union_by_name=true)``.
 
-    Hive partitioning adds the ``date`` key (and ``schema`` for gold_setup_index) as columns;
+    Hive partitioning adds the ``date`` key (and ``schema`` for gold_setup_index, ``product`` for a
+    product other than ES, whose files sit under ``product=P/``) as columns;
     ``union_by_name`` lets partitions written before a column was added be read with it as null.
     Paths are absolute, so the catalog works from any working directory (rebuild it if the data
     root moves). ``nanosecond_tz_columns`` (the lake's Datetime("ns", "UTC") columns) are cast to
@@ -92,7 +110,19 @@ def view_sql(table: LakeTable, nanosecond_tz_columns: tuple[str, ...] = ()) -> s
     source = f"read_parquet({_quote_literal(table.glob)}, hive_partitioning = true, union_by_name = true)"
     replace = ", ".join(f"{_quote_identifier(c)}::TIMESTAMPTZ AS {_quote_identifier(c)}" for c in nanosecond_tz_columns)
     columns = f"* REPLACE ({replace})" if replace else "*"
-    return f"CREATE OR REPLACE VIEW {_quote_identifier(table.name)} AS SELECT {columns} FROM {source}"
+    # Another product's files sit under product=P/, which Hive partitioning already reads as the column.
+    product = f", {_quote_literal(table.product)} AS product" if table.product == LEGACY_PRODUCT else ""
+    return f"SELECT {columns}{product} FROM {source}"
+
+
+def view_sql(name: str, selects: list[str]) -> str:
+    """``CREATE OR REPLACE VIEW <name>`` over the union (by column name) of ``selects`` (:func:`select_sql`)."""
+    return f"CREATE OR REPLACE VIEW {_quote_identifier(name)} AS " + " UNION ALL BY NAME ".join(selects)
+
+
+def product_view_name(product: str, table: str) -> str:
+    """The view of one product's table: ``<product in lower case>_<table>`` (``gc_gold_signals``)."""
+    return f"{product.lower()}_{table}"
 
 
 def _nanosecond_tz_columns(con, table: LakeTable) -> tuple[str, ...]:
@@ -119,8 +149,17 @@ def _sql_path(path: Path) -> str:
     return str(path).replace("'", "''")
 
 
+def _create_view(con, name: str, selects: list[str]) -> int:
+    """Create view ``name`` and count its rows once (the count proves the view reads)."""
+    con.execute(view_sql(name, selects))
+    return int(con.sql(f"SELECT count(*) FROM {_quote_identifier(name)}").fetchall()[0][0])
+
+
 def write_catalog(lake_dir: Path, catalog_path: Path, connection: duckdb.DuckDBPyConnection | None = None) -> CatalogResult:
-    """(Re)write the DuckDB file ``catalog_path`` with one view per lake table of ``lake_dir``, atomically.
+    """(Re)write the DuckDB file ``catalog_path`` with the lake's views, atomically: per table, one view
+    over every product's partitions (``gold_signals``, with a ``product`` column) and one per product
+    (``es_gold_signals``, ``gc_gold_signals``). ``lake_dir`` is the lake root (ES's tables, and
+    ``product=P/`` for every other product).
 
     Views are created in a temporary file beside ``catalog_path`` (``.<name>.<id>.tmp``), each
     counted once (``SELECT count(*)``: it proves the view reads), the connection is checkpointed and
@@ -144,9 +183,13 @@ def write_catalog(lake_dir: Path, catalog_path: Path, connection: duckdb.DuckDBP
             # duckdb-cli wheel, 1.5.x on PyPI) opens the file as well as the duckdb 2 library.
             con.execute(f"ATTACH '{_sql_path(tmp)}' AS catalog (STORAGE_VERSION '{CATALOG_STORAGE_VERSION}')")
             con.execute("USE catalog")
+            by_name: dict[str, list[str]] = {}
             for table in tables:
-                con.execute(view_sql(table, _nanosecond_tz_columns(con, table)))
-                views[table.name] = int(con.sql(f"SELECT count(*) FROM {_quote_identifier(table.name)}").fetchall()[0][0])
+                select = select_sql(table, _nanosecond_tz_columns(con, table))
+                by_name.setdefault(table.name, []).append(select)
+                views[product_view_name(table.product, table.name)] = _create_view(con, product_view_name(table.product, table.name), [select])
+            for name, selects in by_name.items():
+                views[name] = _create_view(con, name, selects)
             con.execute("CHECKPOINT catalog")
             con.execute("USE memory")
             con.execute("DETACH catalog")

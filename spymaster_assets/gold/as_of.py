@@ -148,16 +148,16 @@ def fit_model_as_of(lake: Lake, day: date, config: SpymasterConfig) -> tuple[Out
     return train_model(history, config, as_of=day), "trained"
 
 
-def train_window(home: str, window: list[date], day: date) -> OutcomeModel:
-    """Pool worker of :func:`pretrain_models`: the model as of ``day`` trained on ``window`` (the day's configuration)."""
+def train_window(home: str, window: list[date], day: date, product: str = "") -> OutcomeModel:
+    """Pool worker of :func:`pretrain_models`: product ``product``'s model as of ``day`` trained on ``window`` (the day's configuration)."""
     from spymaster_resources import SpymasterResource
 
-    spymaster = SpymasterResource(home=home, workers=1)
+    spymaster = SpymasterResource(home=home, workers=1, product=product)
     config, _ = spymaster.config_for_day(day)
     return train_model(spymaster.lake.read_many(GOLD, "gold_episodes", window), config, as_of=day)
 
 
-def pretrain_models(lake: Lake, home: str, days: list[date], config_for_day, executor) -> int:
+def pretrain_models(lake: Lake, home: str, days: list[date], config_for_day, executor, product: str = "") -> int:
     """Train, in ``executor``'s processes, the models the date-order walk over ``days`` would train.
 
     A range run's gold_model walks its sessions in date order, and a retrain on a year of history
@@ -179,7 +179,7 @@ def pretrain_models(lake: Lake, home: str, days: list[date], config_for_day, exe
         windows.add(signature)
         if _saved_model_with(lake, day, window, config) is None:
             planned[_window_key(window, day, config)] = (window, day)
-    futures = {key: executor.submit(train_window, home, window, day) for key, (window, day) in planned.items()}
+    futures = {key: executor.submit(train_window, home, window, day, product) for key, (window, day) in planned.items()}
     trained = 0
     for key, future in futures.items():
         try:

@@ -90,7 +90,7 @@ def gold_normalization(context: AssetExecutionContext, spymaster: SpymasterResou
 def _pretrain_models(context, keys: list[str], spymaster: SpymasterResource, pool) -> None:
     """gold_model's range preparation: the range's retrains side by side in the pool (``as_of.pretrain_models``)."""
     days = [session_of_partition_key(k) for k in keys]
-    trained = as_of.pretrain_models(spymaster.lake, str(spymaster.config.home), days, lambda d: spymaster.config_for_day(d)[0], pool)
+    trained = as_of.pretrain_models(spymaster.lake, str(spymaster.config.home), days, lambda d: spymaster.config_for_day(d)[0], pool, spymaster.product)
     context.log.info(f"gold_model: {trained} model(s) of the range trained ahead in the process pool")
 
 
@@ -272,7 +272,7 @@ def _store_evaluation_sums(context, keys: list[str], spymaster: SpymasterResourc
     """gold_evaluation's range preparation: every session's sums side by side in the pool, so each
     day's cumulative scores (which need only the sums up to that day) can then be computed in parallel.
     A session whose sums fail here is left to its body, which computes them again and reports the error."""
-    futures = [pool.submit(store_sums_of_day, str(spymaster.config.home), key) for key in keys]
+    futures = [pool.submit(store_sums_of_day, str(spymaster.config.home), key, spymaster.product) for key in keys]
     for future in futures:
         try:
             future.result()

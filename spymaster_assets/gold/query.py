@@ -195,6 +195,8 @@ def answer_query(config: SpymasterConfig, day: date, wall: time, level_kind: str
         "time": anchor.astimezone(NY).strftime("%H:%M"),
         "close": first["close"],
         "atr_points": atr,
+        "product": config.product,
+        "price_unit": config.spec.unit_label,
         "interval_level": config.interval_level,
         "outcomes": outcome_meanings(atr, config),
         "index_as_of": str(day),
@@ -224,11 +226,11 @@ def thin_history(index, levels: list[dict], config: SpymasterConfig) -> str | No
 
 
 def outcome_meanings(atr_points: float, config: SpymasterConfig) -> dict[str, str]:
-    """What BREAK, REJECT and CHOP mean at this bar, in points (``silver.labels``: first crossing within the horizon)."""
-    brk, rej = config.break_atr * atr_points, config.reject_atr * atr_points
+    """What BREAK, REJECT and CHOP mean at this bar, in the product's price units (``silver.labels``: first crossing within the horizon)."""
+    brk, rej, unit = config.break_atr * atr_points, config.reject_atr * atr_points, config.spec.unit_label
     return {
-        "BREAK": f"price trades {brk:.2f} pts ({config.break_atr:g} ATR) through the level within {config.horizon_minutes} minutes, before REJECT",
-        "REJECT": f"price moves {rej:.2f} pts ({config.reject_atr:g} ATR) back from the bar's close, away from the level, within {config.horizon_minutes} minutes",
+        "BREAK": f"price trades {brk:.2f} {unit} ({config.break_atr:g} ATR) through the level within {config.horizon_minutes} minutes, before REJECT",
+        "REJECT": f"price moves {rej:.2f} {unit} ({config.reject_atr:g} ATR) back from the bar's close, away from the level, within {config.horizon_minutes} minutes",
         "CHOP": f"neither within {config.horizon_minutes} minutes",
     }
 

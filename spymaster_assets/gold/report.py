@@ -72,11 +72,11 @@ def sums_of_day(lake: Lake, day: date, config: SpymasterConfig) -> pl.DataFrame:
     return _session_sums(lake, day, config) if eligible and eligible[-1] == day else _empty_sums(config)
 
 
-def store_sums_of_day(home: str, key: str) -> None:
-    """Pool worker of gold_evaluation's range preparation: write :func:`sums_of_day` of session ``key`` under data root ``home``."""
+def store_sums_of_day(home: str, key: str, product: str = "") -> None:
+    """Pool worker of gold_evaluation's range preparation: write :func:`sums_of_day` of product ``product``'s session ``key`` under data root ``home``."""
     from spymaster_resources import SpymasterResource
 
-    spymaster = SpymasterResource(home=home, workers=1)
+    spymaster = SpymasterResource(home=home, workers=1, product=product)
     day = date.fromisoformat(key)
     spymaster.lake.write("gold", EVALUATION_SUMS, day, sums_of_day(spymaster.lake, day, spymaster.config))
 

@@ -56,14 +56,15 @@ def _event(name: str, data: dict) -> dict:
     return {"event": name, "data": json.dumps(data, default=str)}
 
 
-def create_app(home: Path, live_client_factory: Callable[[], LiveClient] | None = None, live_day: date | None = None) -> Starlette:
-    """The screen's web application over data root ``home`` (its lake and raw/).
+def create_app(home: Path, live_client_factory: Callable[[], LiveClient] | None = None, live_day: date | None = None, product: str | None = None) -> Starlette:
+    """The screen's web application over data root ``home`` (its lake and raw/) for ``product``
+    (default: the data root's only product; ``SpymasterConfig.serving``).
 
     ``live_client_factory``: opens the live connection (default: ``databento.Live`` with the key of
     ``DATABENTO_API_KEY`` or a ``.env`` in ``home`` or the working directory); tests pass one that
     replays DBN records. ``live_day``: the live session (default: the CME session of the clock).
     """
-    config = SpymasterConfig.for_home(Path(home))
+    config = SpymasterConfig.for_home(Path(home)).serving(product)
     catalog = RawCatalog(config.raw_dir, config.spec)
     factory = live_client_factory or (lambda: databento_live_client([Path(home), Path.cwd()]))
 
@@ -184,10 +185,10 @@ async def _live_events(config: SpymasterConfig, day: date, factory: Callable[[],
         feed.close()
 
 
-def serve(home: Path, port: int = 8050, host: str = "127.0.0.1") -> None:
-    """Run the screen on ``host:port`` until interrupted (uvicorn)."""
+def serve(home: Path, port: int = 8050, host: str = "127.0.0.1", product: str | None = None) -> None:
+    """Run the screen of ``product`` on ``host:port`` until interrupted (uvicorn)."""
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     log.info("spymaster screen for %s on http://%s:%d/", home, host, port)
-    uvicorn.run(create_app(home), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(home, product=product), host=host, port=port, log_level="info")

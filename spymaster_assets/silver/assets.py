@@ -6,7 +6,9 @@ from datetime import date
 import polars as pl
 from dagster import AssetDep, AssetExecutionContext, MaterializeResult
 
-from spymaster_core.config import SpymasterConfig
+from pathlib import Path
+
+from spymaster_core.config import CONFIG_FILE, SpymasterConfig
 from spymaster_resources import SpymasterResource
 from spymaster_resources.lake import Lake
 
@@ -62,6 +64,9 @@ def silver_bars(context: AssetExecutionContext, spymaster: SpymasterResource) ->
     ohlcv = lake.read("bronze", "bronze_futures_ohlcv_1m", day)
     instrument = int(ohlcv["instrument_id"][0]) if ohlcv.height else -1
     warmup, warmup_source = warmup_bars(lake, day, instrument, cfg)
+    tick, mismatch = tick_size_and_mismatch(lake, day, instrument, cfg)
+    if mismatch:
+        context.log.warning(f"silver_bars {day}: {mismatch}")
     bars = validate_silver_bars(build_bars(ohlcv, day, cfg, warmup_1m=warmup))
     path = lake.write(TIER, "silver_bars", day, bars)
     two = bars.filter(pl.col("bar_minutes") == cfg.level_bar_minutes)
@@ -73,6 +78,7 @@ def silver_bars(context: AssetExecutionContext, spymaster: SpymasterResource) ->
             column_descriptions["silver_bars"],
             {"bronze_futures_ohlcv_1m": {**same_columns(_OHLC + ["volume", "ts_event"]), "atr_points": _OHLC, "sma_90": ["close"], "ema_20": ["close"]}},
             warmup_source=warmup_source,
+            tick_size=tick,
             bars_1m=bars.height - two.height,
             bars_2m=two.height,
             rth_bars_2m=int(two["is_rth"].sum()),
@@ -164,11 +170,30 @@ def silver_depth_flow_1m(context: AssetExecutionContext, spymaster: SpymasterRes
 
 def _tick_size(lake: Lake, day: date, instrument_id: int, config: SpymasterConfig) -> float:
     """The front month's min_price_increment from bronze_definitions, else the config's tick_size_points."""
+    return tick_size_and_mismatch(lake, day, instrument_id, config)[0]
+
+
+def tick_size_and_mismatch(lake: Lake, day: date, instrument_id: int, config: SpymasterConfig) -> tuple[float, str | None]:
+    """The session's tick size (price units) and, when the Databento definitions and the product
+    table disagree, one line saying so (the definitions win; DESIGN.md "Products").
+
+    The tick is the front month's ``min_price_increment`` from bronze_definitions when they carry
+    it, else the product table's (``config.tick_size_points``, from ``product_table`` in
+    config.json when overridden there).
+    """
     if instrument_id >= 0 and lake.exists("bronze", "bronze_definitions", day):
         defs = lake.read("bronze", "bronze_definitions", day).filter(pl.col("instrument_id") == instrument_id)
         if defs.height and defs["min_price_increment"][0] is not None:
-            return float(defs["min_price_increment"][0])
-    return config.tick_size_points
+            tick = float(defs["min_price_increment"][0])
+            if abs(tick - config.tick_size_points) > 1e-12:
+                overridden = any(symbol == config.product and "tick_size" in dict(fields) for symbol, fields in config.product_table)
+                source = f"{Path(config.home) / CONFIG_FILE}: product_table.{config.product}.tick_size" if overridden else f"the product table's {config.product} tick_size"
+                return tick, (
+                    f"{source} {config.tick_size_points:g} disagrees with the definitions' min_price_increment {tick:g} of "
+                    f"{defs['raw_symbol'][0]} on {day}: the definitions win"
+                )
+            return tick, None
+    return config.tick_size_points, None
 
 
 def order_flow_inputs(lake: Lake, day: date, config: SpymasterConfig) -> OrderFlowInputs:

@@ -1,0 +1,155 @@
+"""One data root, three products (ES, GC, SPY) from real sample files in one raw/: the same graph for each,
+histories that never mix, the CLI's --product, the DuckDB catalog per product, and bad input said plainly."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from datetime import date
+from pathlib import Path
+
+import databento_dbn as dbn
+import duckdb
+import polars as pl
+import pytest
+from databento_dbn import v3
+
+from conftest import CHAIN_CONFIG, CHAIN_SESSIONS, GC_SESSIONS, REPO, SAMPLE_RAW, SPY_SESSIONS, assert_same_lake
+
+PRODUCTS = ["ES", "GC", "SPY"]
+#: A raw file of a product the data root does not configure (NQ): its header names NQ.FUT.
+NQ_FILE = "nq/glbx-mdp3-20131008.ohlcv-1m.dbn.zst"
+
+
+def _write_nq_file(path: Path) -> None:
+    """Two NQZ3 bars as Databento would deliver a parent NQ.FUT request (made up: what matters is the header)."""
+    day = date(2013, 10, 8)
+    start = 1381190400 * 10**9  # 2013-10-08 00:00 UTC
+    metadata = dbn.Metadata(
+        dataset="GLBX.MDP3", start=start, end=start + 86_400 * 10**9, stype_in=dbn.SType.PARENT, stype_out=dbn.SType.INSTRUMENT_ID,
+        schema=dbn.Schema.OHLCV_1M, symbols=["NQ.FUT"], partial=[], not_found=[], ts_out=False, version=3,
+        mappings=[type("M", (), {"raw_symbol": "NQZ3", "intervals": [type("I", (), {"start_date": day, "end_date": date(2013, 10, 9), "symbol": "7"})()]})()],
+    )
+    path.parent.mkdir(parents=True)
+    with path.open("wb") as out:
+        transcoder = dbn.Transcoder(out, dbn.Encoding.DBN, dbn.Compression.ZSTD)
+        transcoder.write(metadata.encode())
+        for minute in range(2):
+            price = 3_200 * 10**9
+            bar = v3.OHLCVMsg(rtype=dbn.RType.OHLCV_1M.value, publisher_id=1, instrument_id=7, ts_event=start + (13 * 60 + 30 + minute) * 60 * 10**9, open=price, high=price, low=price, close=price, volume=5)
+            transcoder.write(bytes(bar))
+        transcoder.finish()
+
+
+@pytest.fixture(scope="module")
+def multi_home(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """A data root configured for ES, GC and SPY whose raw/ holds the three samples (each in its own
+    folder: the GC and ES files share Databento's daily names) and an NQ file; each product backfilled
+    with the CLI. Returns the root and each backfill's stderr."""
+    from spymaster_assets.cli import main
+
+    home = tmp_path_factory.mktemp("multi")
+    for src in SAMPLE_RAW.rglob("*.dbn.zst"):
+        if src.name[10:18] <= "20131011":
+            (home / "raw" / "es").mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, home / "raw" / "es" / src.name)
+    for product in ("GC", "SPY"):
+        shutil.copytree(REPO / "data" / "sample" / product / "raw", home / "raw" / product.lower())
+    _write_nq_file(home / "raw" / NQ_FILE)
+    (home / "config.json").write_text(json.dumps({"products": PRODUCTS, **CHAIN_CONFIG}))
+    logs = {}
+    spans = {"ES": CHAIN_SESSIONS, "GC": GC_SESSIONS, "SPY": SPY_SESSIONS}
+    import contextlib, io
+
+    for product in PRODUCTS:
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            code = main(["--home", str(home), "backfill", "--product", product, "--start", str(spans[product][0]), "--end", str(spans[product][-1]), "--quiet", "--no-charts"])
+        assert code == 0, err.getvalue()
+        logs[product] = err.getvalue()
+    return home, logs
+
+
+def test_each_products_lake_equals_a_data_root_of_that_product_alone(multi_home, gc_home, spy_home, materialized_home):
+    home, _ = multi_home
+    assert_same_lake(home / "lake" / "product=GC", gc_home / "lake" / "product=GC")
+    assert_same_lake(home / "lake" / "product=SPY", spy_home / "lake" / "product=SPY")
+    for tier in ("bronze", "silver", "gold"):  # ES keeps the lake root (its legacy layout)
+        assert_same_lake(home / "lake" / tier, materialized_home / "lake" / tier)
+
+
+def test_a_raw_file_of_an_unconfigured_product_is_named_once_and_left_out(multi_home):
+    _, logs = multi_home
+    for product in PRODUCTS:
+        lines = [line for line in logs[product].splitlines() if "NQ.FUT" in line]
+        assert len(lines) == 1 and NQ_FILE.split("/")[-1] in lines[0] and "not a product of this data root (products: ES, GC, SPY): left out" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["evaluate"], "configures 3 products (ES, GC, SPY): choose one with --product"),
+        (["evaluate", "--product", "ZZ"], "unknown product 'ZZ': the product table has 6E, CL, ES, GC"),
+        (["evaluate", "--product", "NQ"], "--product NQ: not a product of this data root (products: ES, GC, SPY)"),
+    ],
+)
+def test_the_cli_asks_which_product_and_names_the_known_ones(multi_home, capsys, argv, message):
+    from spymaster_assets.cli import main
+
+    home, _ = multi_home
+    assert main(["--home", str(home), *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_query_answers_per_product_in_its_own_units_and_hours(multi_home, capsys):
+    from spymaster_assets.cli import main
+
+    home, _ = multi_home
+    assert main(["--home", str(home), "query", "--product", "gc", "--date", "2013-10-10", "--time", "09:00", "--json"]) == 0
+    gc = json.loads(capsys.readouterr().out)
+    assert main(["--home", str(home), "query", "--product", "ES", "--date", "2013-10-10", "--time", "10:30", "--json"]) == 0
+    es = json.loads(capsys.readouterr().out)
+    assert 1200 < gc["close"] < 1400 and 1600 < es["close"] < 1800  # gold in USD/oz, ES in index points
+    assert main(["--home", str(home), "query", "--product", "GC", "--date", "2013-10-10", "--time", "08:10"]) == 2  # before GC's 08:20 open
+    assert "--time 08:10 is outside the anchor window: choose a bar close after 08:20 and up to 11:20 New York time" in capsys.readouterr().err
+    assert main(["--home", str(home), "query", "--product", "GC", "--date", "2013-10-10", "--time", "09:00"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].startswith("GC 2013-10-10 09:00 ET  close 1298.10  ATR 2.15 $/oz")
+
+
+def test_the_duckdb_catalog_has_a_product_column_and_views_per_product(multi_home):
+    from spymaster_assets.catalog.views import write_catalog
+
+    home, _ = multi_home
+    result = write_catalog(home / "lake", home / "spymaster.duckdb")
+    con = duckdb.connect(str(home / "spymaster.duckdb"), read_only=True)
+    counts = dict(con.sql("select product, count(*) from gold_signals group by 1").fetchall())
+    assert set(counts) == set(PRODUCTS)
+    for product in PRODUCTS:
+        view = f"{product.lower()}_gold_signals"
+        assert result.views[view] == counts[product] == con.sql(f'select count(*) from "{view}"').fetchall()[0][0]
+    lake_rows = pl.read_parquet(str(home / "lake" / "product=GC" / "gold" / "gold_signals" / "*" / "part-0.parquet")).height
+    assert counts["GC"] == lake_rows
+
+
+def test_a_tick_size_override_that_disagrees_with_the_definitions_is_logged(tmp_path):
+    from dagster import DagsterInstance, materialize
+
+    from spymaster_assets.product_graph import product_assets
+    from spymaster_resources import SpymasterResource
+
+    shutil.copytree(REPO / "data" / "sample" / "GC" / "raw", tmp_path / "raw")
+    (tmp_path / "config.json").write_text(json.dumps({"products": ["GC"], "product_table": {"GC": {"tick_size": 0.25}}}))
+    assets = product_assets("GC")
+    wanted = {"gc/bronze_definitions", "gc/bronze_futures_ohlcv_1m", "gc/silver_bars"}
+    instance = DagsterInstance.ephemeral()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = materialize(assets, selection=[a for a in assets if a.key.to_user_string() in wanted], partition_key="2013-10-08",
+                             instance=instance, resources={"spymaster": SpymasterResource(home=str(tmp_path))})
+    assert result.success
+    lines = [e.message for e in instance.all_logs(result.run_id) if "disagrees" in (e.message or "")]
+    assert len(lines) == 1
+    assert f"{tmp_path / 'config.json'}: product_table.GC.tick_size 0.25 disagrees with the definitions' min_price_increment 0.1 of GCZ3 on 2013-10-08: the definitions win" in lines[0]
+    meta = result.asset_materializations_for_node("silver_bars")[0].metadata
+    assert meta["tick_size"].value == 0.1
