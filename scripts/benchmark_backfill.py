@@ -15,7 +15,13 @@
    once as one Dagster run per session (the path before range runs) and once as one range run, in
    the same benchmark run; ``range_speedup`` is their wall-time ratio.
 
-Usage: ``.venv/bin/python scripts/benchmark_backfill.py [--sessions 250] [--window 20] [--keep DIR]``.
+With ``--products ES,NQ,CL`` it measures what adding products costs instead: the same ``--sessions``
+generated for each product into one data root configured for all of them, backfilled product after
+product (``spymaster backfill --product P``), beside the first product alone in a data root of its
+own, in the same run: ``products_wall_seconds``, ``one_product_wall_seconds`` and their ratio
+``products_ratio`` (the target: at most 1.1 x the number of products).
+
+Usage: ``.venv/bin/python scripts/benchmark_backfill.py [--sessions 250] [--window 20] [--keep DIR] [--products ES,NQ,CL]``.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import argparse
 import os
 import re
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -60,12 +67,13 @@ for day in sys.argv[2:]:
 """
 
 
-def run_backfill(home: Path, start: date, end: date) -> tuple[float, float]:
-    """Run ``spymaster backfill --quiet --no-charts`` as a child process; (wall seconds, peak RSS MB of the children so far)."""
+def run_backfill(home: Path, start: date, end: date, product: str | None = None) -> tuple[float, float]:
+    """Run ``spymaster backfill --quiet --no-charts [--product P]`` as a child process; (wall seconds, peak RSS MB of the children so far)."""
     env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
     started = time.perf_counter()
     done = subprocess.run(
-        [str(SPYMASTER), "--home", str(home), "backfill", "--quiet", "--no-charts", "--start", start.isoformat(), "--end", end.isoformat()],
+        [str(SPYMASTER), "--home", str(home), "backfill", "--quiet", "--no-charts", "--start", start.isoformat(), "--end", end.isoformat(),
+         *(["--product", product] if product else [])],
         capture_output=True, text=True, env=env,
     )
     if done.returncode != 0:
@@ -118,9 +126,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=int, default=20, help="sessions averaged at the start and at the end (default 20)")
     parser.add_argument("--first", type=date.fromisoformat, default=date(2024, 1, 2), help="first session date (default 2024-01-02)")
     parser.add_argument("--keep", type=Path, help="data root to use and keep (default: a temporary directory, removed)")
+    parser.add_argument("--products", help="comma-separated futures products (e.g. ES,NQ,CL): measure several products in one data root against the first alone")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO_ROOT / "scripts"))
     from generate_session import generate_bars_sessions
+
+    if args.products:
+        return bench_products(args, [p.strip().upper() for p in args.products.split(",") if p.strip()], generate_bars_sessions)
 
     with tempfile.TemporaryDirectory(prefix="spymaster-backfill-bench-") as tmp:
         home = args.keep or Path(tmp) / "home"
@@ -156,6 +168,41 @@ def main(argv: list[str] | None = None) -> int:
         emit(f"per_session_wall_seconds_first_{len(first)}", per_session_wall)
         emit(f"range_wall_seconds_first_{len(first)}", range_wall)
         emit("range_speedup", per_session_wall / range_wall)
+    return 0
+
+
+#: A plausible starting price per product for the generated path (only the tick grid matters).
+START_PRICES = {"ES": 5150.0, "MES": 5150.0, "NQ": 18000.0, "MNQ": 18000.0, "RTY": 2000.0, "YM": 39000.0, "GC": 2000.0, "SI": 23.0, "CL": 78.0, "6E": 1.09}
+
+
+def bench_products(args, products: list[str], generate_bars_sessions) -> int:
+    """``--products``: every product's sessions in one data root, backfilled product by product, beside the first alone."""
+    import json
+
+    with tempfile.TemporaryDirectory(prefix="spymaster-products-bench-") as tmp:
+        root = args.keep or Path(tmp) / "products"
+        alone = Path(tmp) / "alone"
+        spans = {}
+        for product in products:
+            reports = generate_bars_sessions(args.first, args.sessions, root / "raw" / product.lower(), start_price=START_PRICES.get(product, 100.0), product=product)
+            days = sorted(datetime.strptime(re.search(r"(\d{8})", r.paths["ohlcv-1m"].name).group(1), "%Y%m%d").date() for r in reports)
+            spans[product] = (days[0], days[-1])
+        (root / "config.json").write_text(json.dumps({"products": products}))
+        shutil.copytree(root / "raw" / products[0].lower(), alone / "raw" / products[0].lower())
+        (alone / "config.json").write_text(json.dumps({"products": [products[0]]}))
+        emit("products", ",".join(products))
+        emit("sessions_per_product", args.sessions)
+        emit("cpu_count", os.cpu_count())
+        one, _ = run_backfill(alone, *spans[products[0]])
+        emit("one_product_wall_seconds", one)
+        total = 0.0
+        for product in products:
+            wall, peak = run_backfill(root, *spans[product], product=product)
+            emit(f"product_{product}_wall_seconds", wall)
+            total += wall
+        emit("products_wall_seconds", total)
+        emit("products_ratio", total / one)
+        emit("products_peak_rss_mb", peak)
     return 0
 
 

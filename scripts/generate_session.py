@@ -669,15 +669,16 @@ def simulate_events(ev_ts, ev_fair, ev_depth, ev_start, lv_qty, lv_cnt, lv_head,
 
 @dataclass(frozen=True)
 class Contract:
-    """A quarterly ES contract: its month, raw symbol, synthetic instrument id and expiration."""
+    """A futures contract (quarterly ES by default): its month, raw symbol, synthetic instrument id and expiration."""
 
     year: int
     month: int
+    root: str = "ES"
 
     @property
     def raw_symbol(self) -> str:
-        """CME Globex symbol with a one-digit year, e.g. ``ESM4``."""
-        return f"ES{MONTH_CODES[self.month - 1]}{self.year % 10}"
+        """CME Globex symbol with a one-digit year, e.g. ``ESM4``, ``CLX3``."""
+        return f"{self.root}{MONTH_CODES[self.month - 1]}{self.year % 10}"
 
     @property
     def instrument_id(self) -> int:
@@ -686,7 +687,17 @@ class Contract:
 
     @property
     def expiration(self) -> datetime:
-        """09:30 America/New_York (13:30 UTC in summer time) on the third Friday of the contract month."""
+        """ES and other quarterlies: 09:30 America/New_York (13:30 UTC in summer time) on the third Friday
+        of the contract month. CL: 14:30 New York three business days (weekdays here) before the 25th of
+        the month before the contract month (NYMEX WTI: trading terminates 3 business days before the
+        25th calendar day of the month prior to the contract month)."""
+        if self.root == "CL":
+            prior = date(self.year - (self.month == 1), (self.month - 2) % 12 + 1, 25)
+            day, left = prior, 3
+            while left:
+                day -= timedelta(days=1)
+                left -= day.weekday() < 5
+            return datetime.combine(day, time(14, 30), tzinfo=NY).astimezone(timezone.utc)
         return datetime.combine(third_friday(self.year, self.month), time(9, 30), tzinfo=NY).astimezone(timezone.utc)
 
 
@@ -700,20 +711,24 @@ def third_friday(year: int, month: int) -> date:
 ROLL_DAYS_BEFORE_EXPIRY = 8
 
 
-def front_month(session_date: date) -> Contract:
-    """The ES contract that is front month on ``session_date``: the nearest quarterly (H, M, U, Z)
-    contract whose roll date (expiration - 8 days, CME's customary roll Thursday) is after the date.
+def front_month(session_date: date, root: str = "ES", months: str = "HMUZ") -> Contract:
+    """The contract of ``root`` that is front month on ``session_date``: the nearest listed month (month
+    codes ``months``) whose roll date (expiration - 8 days: CME's customary roll Thursday for the
+    quarterlies, about a week before a CL contract's last trade) is after the date.
 
-    2024-03-12 -> ESM4 (ESH4 expires 2024-03-15 and rolled on 2024-03-07).
+    2024-03-12 -> ESM4 (ESH4 expires 2024-03-15 and rolled on 2024-03-07); CL rolls every month
+    (2013-10-08 -> CLX3, 2013-10-14 -> CLZ3: CLX3 expires 2013-10-22).
     """
     year, month = session_date.year, session_date.month
-    month = ((month - 1) // 3 + 1) * 3  # quarter month at or after
-    while True:
-        if third_friday(year, month) - timedelta(days=ROLL_DAYS_BEFORE_EXPIRY) > session_date:
-            return Contract(year, month)
-        month += 3
+    for _ in range(40):
+        if MONTH_CODES[month - 1] in months:
+            contract = Contract(year, month, root)
+            if contract.expiration.date() - timedelta(days=ROLL_DAYS_BEFORE_EXPIRY) > session_date:
+                return contract
+        month += 1
         if month > 12:
-            year, month = year + 1, 3
+            year, month = year + 1, 1
+    raise ValueError(f"no {root} contract month in {months!r} after {session_date}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -882,36 +897,36 @@ class DbnZstWriter:
             self.tmp.unlink(missing_ok=True)
 
 
-def definition_bytes(contract: Contract, ts_ns: int, reference_price: float) -> bytes:
-    """The ES outright definition record (v3) with the values of Databento's real ES definitions.
+def definition_bytes(contract: Contract, ts_ns: int, reference_price: float, tick_size: float = 0.25, multiplier: float = 50.0) -> bytes:
+    """The outright definition record (v3) with the values of Databento's real ES definitions.
 
-    Contract-independent fields (tick 0.25, display factor 0.01, multiplier ``unit_of_measure_qty``
-    50, market depth 10, segment 64, ...) are copied from the real ESM3/ESM4 definitions in
-    ``shared/data``. Price limits are +-7 % of ``reference_price`` (CME's first equity limit band),
-    rounded to a tick; activation is the expiration 9 quarters earlier (ESM4: 2022-03-18 13:30 UTC,
-    as in the real record).
+    Contract-independent fields (display factor 0.01, market depth 10, segment 64, ...) are copied
+    from the real ESM3/ESM4 definitions in ``shared/data``; the tick (``tick_size``, price units),
+    multiplier (``unit_of_measure_qty``) and root are the product's (ES: 0.25 and 50). Price limits are
+    +-7 % of ``reference_price`` (CME's first equity limit band), rounded to a tick; activation is the
+    expiration 27 months earlier (ESM4: 2022-03-18 13:30 UTC, as in the real record).
     """
     import databento_dbn as dbn
     from databento_dbn import v3
 
-    tick = 250_000_000
-    ref = int(round(reference_price * 4)) * tick
-    band = int(round(reference_price * 0.07 * 4)) * tick
+    tick = int(round(tick_size * L.PRICE_SCALE))
+    ref = int(round(reference_price / tick_size)) * tick
+    band = int(round(reference_price * 0.07 / tick_size)) * tick
     months = contract.year * 12 + contract.month - 1 - 27
-    activation = Contract(months // 12, months % 12 + 1).expiration
+    activation = Contract(months // 12, months % 12 + 1, contract.root).expiration
     return bytes(v3.InstrumentDefMsg(
         publisher_id=PUBLISHER_ID, instrument_id=contract.instrument_id, ts_event=ts_ns, ts_recv=ts_ns,
         raw_symbol=contract.raw_symbol, security_update_action=dbn.SecurityUpdateAction.ADD,
         instrument_class=dbn.InstrumentClass.FUTURE, min_price_increment=tick, display_factor=10_000_000,
         expiration=int(contract.expiration.timestamp()) * NS, activation=int(activation.timestamp()) * NS,
         high_limit_price=ref + band, low_limit_price=ref - band, max_price_variation=6_000_000_000,
-        unit_of_measure_qty=50 * L.PRICE_SCALE, min_price_increment_amount=125_000_000,
+        unit_of_measure_qty=int(round(multiplier * L.PRICE_SCALE)), min_price_increment_amount=int(round(tick * multiplier / 100)),
         price_ratio=dbn.UNDEF_PRICE, inst_attrib_value=270351, underlying_id=0,
         raw_instrument_id=contract.instrument_id, market_depth_implied=0, market_depth=10,
         market_segment_id=64, max_trade_vol=3000, min_lot_size=0, min_lot_size_block=0,
         min_lot_size_round_lot=0, min_trade_vol=1, appl_id=310, maturity_year=contract.year,
         maturity_month=contract.month, maturity_day=255, maturity_week=255, channel_id=0, currency="USD",
-        group="ES", exchange="XCME", asset="ES", cfi="FFIXSX", security_type="FUT", unit_of_measure="IPNT",
+        group=contract.root, exchange="XCME", asset=contract.root, cfi="FFIXSX", security_type="FUT", unit_of_measure="IPNT",
         underlying="", strike_price=dbn.UNDEF_PRICE, match_algorithm=dbn.MatchAlgorithm.FIFO,
         main_fraction=255, price_display_format=255, sub_fraction=255, underlying_product=5,
         user_defined_instrument=dbn.UserDefinedInstrument.NO, contract_multiplier_unit=127,
@@ -1142,10 +1157,12 @@ def generate_bars_sessions(
     start_price: float = 5150.0,
     volume_scale: float = 0.05,
     config: SpymasterConfig | None = None,
+    product: str = "ES",
 ) -> list[GenerationReport]:
-    """Write ``n_sessions`` consecutive SIMULATED sessions of ``ohlcv-1m`` and ``definition`` only (no order book).
+    """Write ``n_sessions`` consecutive SIMULATED sessions of ``ohlcv-1m`` and ``definition`` only (no order book)
+    of futures product ``product`` (its root, contract cycle, tick, calendar and clock from the product table).
 
-    Sessions are the CME trading sessions from ``first_date`` on (exchange calendar). Each draws the
+    Sessions are the product's trading sessions from ``first_date`` on (exchange calendar). Each draws the
     fair-price path of :func:`session_path` (stochastic volatility, fat tails, the U-shaped day,
     jumps at 08:30 and 10:00 ET); a second with events "trades" once at the path's price rounded to
     the tick, with size ``max(1, round(events * volume_scale))``; the 1-minute bars are built from
@@ -1155,8 +1172,11 @@ def generate_bars_sessions(
     """
     if n_sessions < 1:
         raise ValueError(f"--sessions must be at least 1, got {n_sessions}")
-    cfg = config or SpymasterConfig()
-    days = trading_sessions(first_date, first_date + timedelta(days=2 * n_sessions + 14))[:n_sessions]
+    cfg = (config or SpymasterConfig()).for_product(product)
+    spec = cfg.spec
+    if not spec.is_future:
+        raise ValueError(f"--product {product}: the bars-only generator writes futures sessions (GLBX.MDP3), not {spec.dataset}")
+    days = trading_sessions(first_date, first_date + timedelta(days=2 * n_sessions + 14), cfg)[:n_sessions]
     out_dir.mkdir(parents=True, exist_ok=True)
     tick_fixed = int(round(cfg.tick_size_points * L.PRICE_SCALE))
     reports = []
@@ -1165,7 +1185,7 @@ def generate_bars_sessions(
         t_begin = wallclock.perf_counter()
         rng = np.random.default_rng(seed + i)
         start, end = session_bounds_utc(day, cfg)
-        contract = front_month(day)
+        contract = front_month(day, spec.root, spec.contract_months)
         start_tick = price / cfg.tick_size_points
         path = session_path(start, end, 1.0, start_tick, rng)
         seconds = np.flatnonzero(path.events > 0)
@@ -1174,7 +1194,7 @@ def generate_bars_sessions(
         sizes = np.maximum(1, np.round(path.events[seconds] * volume_scale)).astype(np.int64)
         bars = ohlcv_from_trades(path.start_ns + seconds * NS, trade_px, sizes, contract.instrument_id)
         paths, counts = {}, {}
-        for schema, payload in (("ohlcv-1m", bars), ("definition", definition_bytes(contract, path.start_ns, price))):
+        for schema, payload in (("ohlcv-1m", bars), ("definition", definition_bytes(contract, path.start_ns, price, spec.tick_size, spec.multiplier))):
             paths[schema] = output_path(out_dir, day, schema)
             writer = DbnZstWriter(paths[schema], build_metadata(schema, contract, start, end))
             try:
@@ -1189,9 +1209,9 @@ def generate_bars_sessions(
     lines = [
         "SYNTHETIC DATA -- SIMULATED, NOT MARKET DATA. Do not present it as data.",
         "",
-        "Generated by scripts/generate_session.py --bars-only (Spymaster): 1-minute bars of a simulated ES price path.",
+        f"Generated by scripts/generate_session.py --bars-only (Spymaster): 1-minute bars of a simulated {product} price path.",
         f"sessions: {len(days)} from {days[0]} to {days[-1]}  seed: {seed}  start price: {start_price}  volume scale: {volume_scale}",
-        f"command: python scripts/generate_session.py --bars-only --date {first_date} --sessions {n_sessions} --out {out_dir} --seed {seed} --start-price {start_price}",
+        f"command: python scripts/generate_session.py --bars-only --product {product} --date {first_date} --sessions {n_sessions} --out {out_dir} --seed {seed} --start-price {start_price}",
     ]
     (out_dir / "SYNTHETIC.txt").write_text("\n".join(lines) + "\n")
     return reports
@@ -1228,6 +1248,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--start-price", type=float, default=5150.0, help="fair price at the session start, points (default: %(default)s)")
     parser.add_argument("--bars-only", action="store_true", help="only ohlcv-1m and definition, from the price path (no order book): fast, for backfill benchmarks")
     parser.add_argument("--sessions", type=int, default=1, help="with --bars-only: this many consecutive trading sessions from --date (default: %(default)s)")
+    parser.add_argument("--product", default="ES", help="with --bars-only: the futures product of the product table (ES, NQ, CL, ...; its root, cycle, tick and clock; default: %(default)s)")
     return parser.parse_args(argv)
 
 
@@ -1236,8 +1257,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.bars_only:
         try:
-            reports = generate_bars_sessions(args.date, args.sessions, args.out, args.seed, args.start_price)
-        except ValueError as exc:
+            reports = generate_bars_sessions(args.date, args.sessions, args.out, args.seed, args.start_price, product=args.product)
+        except (ValueError, KeyError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         bars = sum(r.counts["ohlcv-1m"] for r in reports)

@@ -99,7 +99,8 @@ class SpymasterConfig:
     download_order_flow_schemas: tuple[str, ...] = ()  # e.g. ("trades", "mbp-10") or ("trades", "mbo")
     download_options: bool = False  # also the 0DTE option roots (definition, statistics, top of book, trades)
     download_options_schemas: tuple[str, ...] = ("definition", "statistics", "bbo-1m", "trades")
-    download_spend_cap_usd: float = 5.0  # refuse a session's download whose metadata.get_cost exceeds this
+    download_spend_cap_usd: float = 5.0  # refuse a product's session download whose metadata.get_cost exceeds this
+    download_total_spend_cap_usd: float = 15.0  # refuse a session whose products' downloads together exceed this
     # Normalization, index and retrieval.
     normalization_sessions: int = 60
     # Refit cadence once the trailing window is full: statistics refitted every N sessions (aligned with the
@@ -274,8 +275,10 @@ class SpymasterConfig:
 
     @property
     def reports_dir(self) -> Path:
-        """Where PNG reports (reliability diagrams) are written."""
-        return Path(self.home) / "reports"
+        """Where the served product's PNG reports (session charts, reliability diagrams) are written:
+        ``home/reports``, for a product other than ES ``home/reports/<SYMBOL>``."""
+        root = Path(self.home) / "reports"
+        return root if not lake_subdir(self.product) else root / self.product
 
     @property
     def time_bucket_labels(self) -> tuple[str, ...]:

@@ -250,13 +250,13 @@ def session_chart_figure(
     prob_ax.xaxis.set_minor_locator(mdates.MinuteLocator(byminute=[15, 30, 45], tz=NY))
     prob_ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=NY))
     prob_ax.set_xlabel("New York time")
-    price_ax.set_ylabel("ES price (index points)")
+    price_ax.set_ylabel(f"{config.product} price ({config.spec.price_unit})")
     # Legends outside the plotting area, on the right, so they never hide candles or lines.
     price_ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize="small", title="levels, episodes")
     if prob_ax.get_legend_handles_labels()[0]:
         prob_ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize="small", title="approaching")
     price_ax.set_title(
-        f"ES {day.isoformat()}: {n_candles} {config.level_bar_minutes}-minute bars "
+        f"{config.product} {day.isoformat()}: {n_candles} {config.level_bar_minutes}-minute bars "
         f"{config.premarket_start:%H:%M}-{config.anchor_end:%H:%M} ET, levels, {n_episodes} episodes; "
         "below: smoothed P(BREAK) of the level approached"
     )

@@ -24,6 +24,7 @@ from pathlib import Path
 from spymaster_resources.raw_files import ALL_SYMBOLS, DbnFileInfo, RawCatalog, _ns, _store
 from ..bronze.ingest import file_span
 from spymaster_core.config import SpymasterConfig
+from spymaster_core.products import PRODUCTS
 from ..sessions import is_trading_session, session_bounds_utc, trading_sessions
 
 #: The ES futures parent: every ES outright and calendar spread (Databento parent symbology).
@@ -36,15 +37,7 @@ ES_FUTURES_PARENT = "ES.FUT"
 #: E1C-E5C Wednesday and E1D-E5D Thursday weeklies (all European). All are requested because which
 #: root expires on a date moves with holidays (an expiry on a holiday moves to the day before);
 #: bronze keeps the options whose definition expires that session.
-ES_0DTE_OPTION_ROOTS: tuple[str, ...] = (
-    "ES",
-    "EW",
-    "EW1",
-    "EW2",
-    "EW3",
-    "EW4",
-    *(f"E{week}{day}" for day in "ABCD" for week in range(1, 6)),
-)
+ES_0DTE_OPTION_ROOTS: tuple[str, ...] = PRODUCTS["ES"].options_roots
 ES_0DTE_OPTION_PARENTS: tuple[str, ...] = tuple(f"{root}.OPT" for root in ES_0DTE_OPTION_ROOTS)
 #: File-name slugs of the two symbol groups.
 ES_FUTURES_SLUG = "es-fut"
@@ -138,6 +131,7 @@ def _group_requests(
     group: tuple[str, ...],
     group_slug: str,
     have: set[str],
+    stype_in: str = STYPE_PARENT,
 ) -> list[DownloadRequest]:
     _, end = session_bounds_utc(session_date, config)
     out = []
@@ -150,7 +144,7 @@ def _group_requests(
                 dataset=config.download_dataset,
                 schema=schema,
                 symbols=missing,
-                stype_in=STYPE_PARENT,
+                stype_in=stype_in,
                 start=request_start(schema, session_date, config),
                 end=end,
                 slug=symbols_slug(missing, group_slug, group),
@@ -160,11 +154,14 @@ def _group_requests(
 
 
 def session_requests(session_date: date, config: SpymasterConfig, have: set[str]) -> list[DownloadRequest]:
-    """The Databento requests session ``session_date`` needs, minus what ``have`` says is present.
+    """The Databento requests of the served product (``config.product``) for session ``session_date``,
+    minus what ``have`` says is present.
 
-    Futures: ``config.download_futures_schemas`` then ``config.download_order_flow_schemas`` of
-    ``ES.FUT`` (stype_in ``parent``). When ``config.download_options``: ``config.download_options_schemas``
-    of :data:`ES_0DTE_OPTION_PARENTS` (one request per schema for all roots). Every request ends at
+    The product's symbols: ``config.download_futures_schemas`` then ``config.download_order_flow_schemas``
+    of its download symbols in its dataset and symbology (``ES.FUT``/``parent`` in GLBX.MDP3,
+    ``SPY``/``raw_symbol`` in XNAS.ITCH: ``spymaster_core.products``). When ``config.download_options``
+    and the product has 0DTE option roots (ES): ``config.download_options_schemas`` of their parents
+    (:data:`ES_0DTE_OPTION_PARENTS` for ES; one request per schema for all roots). Every request ends at
     the session close (17:00 ET on ``session_date``) and starts at the session open (18:00 ET the
     day before), earlier for ``definition``/``statistics`` (:func:`request_start`); DST by the zone.
 
@@ -178,11 +175,15 @@ def session_requests(session_date: date, config: SpymasterConfig, have: set[str]
         ValueError: ``session_date`` is not a CME session (weekend or exchange holiday).
     """
     if not is_trading_session(session_date, config):
-        raise ValueError(f"{session_date} is not a CME Globex session (weekend or exchange holiday): nothing to download")
+        venue = "CME Globex" if config.spec.is_future else "NYSE"
+        raise ValueError(f"{session_date} is not a {venue} session of {config.product} (weekend or exchange holiday): nothing to download")
     futures_schemas = tuple(config.download_futures_schemas) + tuple(config.download_order_flow_schemas)
-    out = _group_requests(session_date, config, futures_schemas, (ES_FUTURES_PARENT,), ES_FUTURES_SLUG, have)
-    if config.download_options:
-        out += _group_requests(session_date, config, tuple(config.download_options_schemas), ES_0DTE_OPTION_PARENTS, ES_0DTE_OPTIONS_SLUG, have)
+    spec = config.spec
+    symbols = tuple(spec.download_symbols)
+    out = _group_requests(session_date, config, futures_schemas, symbols, symbols_slug(symbols, "", ()), have, spec.download_stype_in)
+    if config.download_options and spec.options_roots:
+        parents = tuple(f"{root}.OPT" for root in spec.options_roots)
+        out += _group_requests(session_date, config, tuple(config.download_options_schemas), parents, f"{spec.root.lower()}-0dte-opt", have)
     return out
 
 

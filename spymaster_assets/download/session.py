@@ -93,6 +93,33 @@ def check_spend_cap(report: DownloadReport) -> None:
         )
 
 
+def check_total_spend_cap(session_date: date, reports: list[DownloadReport], cap_usd: float) -> None:
+    """Refuse a session whose products' downloads together cost more than ``cap_usd``.
+
+    Raises:
+        SpendCapExceededError: the summed cost of ``reports`` exceeds ``cap_usd``, naming each product's share.
+    """
+    total = sum(r.total_cost_usd for r in reports)
+    if total > cap_usd:
+        raise SpendCapExceededError(
+            f"refusing to download session {session_date}: its {len(reports)} product(s) cost {_usd(total)} together, above the "
+            f"total spend cap of ${cap_usd:,.2f} (config.download_total_spend_cap_usd); nothing was downloaded"
+        )
+
+
+def merged_report(session_date: date, reports: list[DownloadReport]) -> DownloadReport:
+    """One report of several products' downloads of a session (requests, costs, present keys and files together)."""
+    return DownloadReport(
+        session_date,
+        [q for r in reports for q in r.requests],
+        [c for r in reports for c in r.costs_usd],
+        [k for r in reports for k in r.present],
+        sum(r.spend_cap_usd for r in reports),
+        [f for r in reports for f in r.files],
+        sum(r.bytes_written for r in reports),
+    )
+
+
 def download_session_report(
     config: SpymasterConfig,
     session_date: date,
@@ -100,12 +127,14 @@ def download_session_report(
     log,
     catalog: RawCatalog | None = None,
     dry_run: bool = False,
+    priced: DownloadReport | None = None,
 ) -> DownloadReport:
     """Price, check the spend cap, then download and land every missing request of the session.
 
     Each request goes through ``client.timeseries.get_range(..., path=<staging file>)`` and
     :func:`~.landing.land_file` into :func:`~.landing.landing_path` under ``config.raw_dir`` (checked
-    by :func:`~.landing.verify_dbn`). ``dry_run``: price and check only. A failure part-way leaves
+    by :func:`~.landing.verify_dbn`). ``dry_run``: price and check only. ``priced``: the session's
+    :func:`price_session_download` already made (not priced again). A failure part-way leaves
     the files already landed (complete) and nothing of the failing one; a rerun skips what landed.
 
     Raises:
@@ -114,7 +143,7 @@ def download_session_report(
         ValueError: ``session_date`` is not a CME session.
         Exception: whatever the client raises (network, authentication, unavailable data), unchanged.
     """
-    report = price_session_download(config, session_date, client, log, catalog)
+    report = priced if priced is not None else price_session_download(config, session_date, client, log, catalog)
     check_spend_cap(report)
     if dry_run or not report.requests:
         return report

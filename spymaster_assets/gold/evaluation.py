@@ -593,7 +593,10 @@ def format_comparison(table: pl.DataFrame, level: float = 0.90) -> str:
     lines = [head]
     for r in table.iter_rows(named=True):
         def skill(tag: str) -> str:
-            return f"{r[f'bss_{tag}']:+.4f} [{r[f'bss_{tag}_lo']:+.4f}, {r[f'bss_{tag}_hi']:+.4f}]"
+            lo, hi = r[f"bss_{tag}_lo"], r[f"bss_{tag}_hi"]
+            if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
+                return f"{r[f'bss_{tag}']:+.4f} [no interval: 1 session]"  # resampling one session gives nothing
+            return f"{r[f'bss_{tag}']:+.4f} [{lo:+.4f}, {hi:+.4f}]"
 
         lines.append(
             f"{r['model']:<10} {r['brier']:>7.4f}  {skill('base'):>28}  {skill('distance'):>28}  {r['log_loss']:>8.4f} {r['ece']:>6.4f} {r['top_label_ece']:>7.4f}"

@@ -147,3 +147,29 @@ def test_the_key_is_not_a_resource_field(tmp_path, no_key_anywhere, monkeypatch)
     resource = DatabentoResource(home=str(tmp_path))
     client = resource.client()
     assert FAKE_KEY not in repr(resource) + str(resource.model_dump()) + repr(client)
+
+
+def test_each_configured_product_is_downloaded_in_its_own_symbology_under_one_total_cap(tmp_path, no_key_anywhere, monkeypatch):
+    monkeypatch.setenv("DATABENTO_API_KEY", FAKE_KEY)
+    (tmp_path / "config.json").write_text(json.dumps({"products": ["ES", "NQ", "SPY"]}))
+    CLIENTS["three"] = fake = FakeHistorical(cost_by_schema={"definition": 0.1, "ohlcv-1m": 0.2})
+    result, _ = run(tmp_path, FakeDatabento(case="three"))
+    assert result.success
+    calls = {(c["dataset"], tuple(c["symbols"]), c["stype_in"], c["schema"]) for c in fake.range_calls}
+    assert calls == {
+        ("GLBX.MDP3", ("ES.FUT",), "parent", "definition"), ("GLBX.MDP3", ("ES.FUT",), "parent", "ohlcv-1m"),
+        ("GLBX.MDP3", ("NQ.FUT",), "parent", "definition"), ("GLBX.MDP3", ("NQ.FUT",), "parent", "ohlcv-1m"),
+        ("XNAS.ITCH", ("SPY",), "raw_symbol", "definition"), ("XNAS.ITCH", ("SPY",), "raw_symbol", "ohlcv-1m"),
+    }
+    names = sorted(Path(p).name for p in result.output_for_node("download_session_files"))
+    assert "glbx-mdp3-20240110-nq-fut.ohlcv-1m.dbn.zst" in names and "xnas-itch-20240110-spy.ohlcv-1m.dbn.zst" in names
+    # Priced once each (no request twice), and a session costing more than the total cap lands nothing.
+    assert len(fake.cost_calls) == 6
+    CLIENTS["capped"] = capped = FakeHistorical(cost_by_schema={"definition": 0.1, "ohlcv-1m": 0.2})
+    (tmp_path / "second").mkdir()
+    (tmp_path / "second" / "config.json").write_text(json.dumps({"products": ["ES", "NQ", "SPY"]}))
+    result, _ = run(tmp_path / "second", FakeDatabento(case="capped"), partition="2024-01-11",
+                    run_config={"ops": {"download_session_files": {"config": {"products": ["ES", "NQ"], "total_spend_cap_usd": 0.5}}}})
+    assert not result.success and capped.range_calls == []
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "2 product(s) cost $0.6000 together, above the total spend cap of $0.50" in failure.step_failure_data.error.to_string()

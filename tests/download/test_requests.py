@@ -112,7 +112,7 @@ def test_have_drops_present_schemas_and_symbols():
 
 
 def test_not_a_session():
-    with pytest.raises(ValueError, match="2024-01-13 is not a CME Globex session"):
+    with pytest.raises(ValueError, match="2024-01-13 is not a CME Globex session of ES"):
         session_requests(date(2024, 1, 13), BASE, have=set())  # a Saturday
     with pytest.raises(ValueError, match="not a CME Globex session"):
         session_requests(date(2024, 12, 25), BASE, have=set())  # Christmas
