@@ -71,8 +71,15 @@ def session_job_name(symbol: str) -> str:
     return f"materialize_session_job_{prefix[0]}" if prefix else "materialize_session_job"
 
 
+@lru_cache(maxsize=None)
 def product_session_job(symbol: str):
-    """A job over every session asset of product ``symbol`` (its groups), one process per run."""
+    """A job over every session asset of product ``symbol`` (its groups), one process per run; for ES
+    the ``materialize_session_job`` of ``automation.jobs`` (one object per name: Definitions and the
+    raw/ sensor share it)."""
+    if not asset_key_prefix(symbol):
+        from .automation.jobs import materialize_session_job
+
+        return materialize_session_job
     return define_asset_job(
         session_job_name(symbol),
         selection=AssetSelection.groups(*(group_name(symbol, tier) for tier in TIER_GROUPS)),

@@ -60,10 +60,10 @@ from spymaster_resources.lake_paths import LakePath
 from spymaster_resources.raw_files import DbnFileInfo, _ns
 from ..bronze.ingest import file_span, sessions_with_rth_data
 from spymaster_core.config import SpymasterConfig
+from spymaster_core.products import LEGACY_PRODUCT
 from spymaster_core.errors import RawDataError
 from ..partitions import trading_day_partitions
 from ..sessions import session_bounds_utc, trading_sessions
-from .jobs import materialize_session_job
 
 #: Default seconds between sensor ticks; ``SPYMASTER_RAW_SENSOR_INTERVAL_SECONDS`` overrides it.
 DEFAULT_MINIMUM_INTERVAL_SECONDS = 60
@@ -292,62 +292,106 @@ def _bronze_written(home_lake: LakePath) -> Callable[[date], bool]:
     return written
 
 
+def split_cursor(text: str | None) -> dict[str, str | None]:
+    """The sensor cursor per product: ES's (the legacy product's) fields at the top level, as before
+    products existed, and every other product's cursor under ``"products"``."""
+    if not text:
+        return {}
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {LEGACY_PRODUCT: text}  # RawFilesCursor.from_json says what is wrong with it
+    others = data.pop("products", {}) if isinstance(data, dict) else {}
+    return {LEGACY_PRODUCT: json.dumps(data, sort_keys=True, separators=(",", ":")), **others}
+
+
+def join_cursor(cursors: dict[str, str]) -> str:
+    """The inverse of :func:`split_cursor`."""
+    top = json.loads(cursors.get(LEGACY_PRODUCT) or RawFilesCursor().to_json())
+    others = {p: c for p, c in sorted(cursors.items()) if p != LEGACY_PRODUCT}
+    if others:
+        top["products"] = others
+    return json.dumps(top, sort_keys=True, separators=(",", ":"))
+
+
 def build_raw_files_sensor(minimum_interval_seconds: int = DEFAULT_MINIMUM_INTERVAL_SECONDS):
     """The ``raw_files_sensor`` with a given minimum interval between ticks (seconds)."""
+    from ..product_graph import GRAPH_PRODUCTS, product_session_job, session_job_name
 
     @sensor(
         name="raw_files_sensor",
-        job=materialize_session_job,
+        jobs=[product_session_job(p) for p in GRAPH_PRODUCTS],
         minimum_interval_seconds=minimum_interval_seconds,
-        description="Materialize each trading session whose DBN files under raw/ are new or changed.",
+        description="Materialize each trading session of each configured product whose DBN files under raw/ are new or changed.",
     )
     def raw_files_sensor(context: SensorEvaluationContext, spymaster: SpymasterResource):
-        config = spymaster.config
-        raw_dir = config.raw_dir
+        base = spymaster.config
+        raw_dir = base.raw_dir
         if not raw_dir.is_dir():
             return SkipReason(f"{raw_dir} does not exist: put Databento DBN files there")
-        try:
-            infos = spymaster.catalog.files(dataset=config.download_dataset, strict=True)
-        except RawDataError as exc:
-            # A copy in progress or a broken file: wait (cursor unchanged), bronze would fail on it.
-            return SkipReason(f"not requesting runs while a raw file is unreadable: {exc}")
-        catalog = spymaster.catalog
-        plan = plan_session_runs(
-            RawFilesCursor.from_json(context.cursor),
-            infos,
-            raw_dir.resolve(),  # the catalog lists resolved paths
-            config,
-            rth_sessions=lambda lo, hi: sessions_with_rth_data(catalog, config, lo, hi),
-            bronze_written=_bronze_written(config.lake_dir),
-            partitions_def=trading_day_partitions,
-        )
-        for note in plan.notes:
-            context.log.info(note)
-        overwrite_config = bronze_overwrite_run_config() if any(r.overwrite_bronze for r in plan.runs) else None
-        requests = []
-        for group in group_into_ranges(plan.runs, trading_day_partitions):
-            first, last, overwrite = group[0], group[-1], group[0].overwrite_bronze
-            tags = {OVERWRITE_TAG: str(overwrite).lower()}
-            config = overwrite_config if overwrite else {}
-            if len(group) < RANGE_RUN_MIN_SESSIONS:
-                requests.extend(RunRequest(run_key=r.run_key, partition_key=r.partition_key, run_config=config, tags=tags) for r in group)
-                continue
-            # Many new sessions at once (a year dropped into raw/): one run over the range.
-            digest = hashlib.sha256("\n".join(r.run_key for r in group).encode()).hexdigest()[:16]
-            tags |= {ASSET_PARTITION_RANGE_START_TAG: first.partition_key, ASSET_PARTITION_RANGE_END_TAG: last.partition_key}
-            requests.append(RunRequest(run_key=f"{first.partition_key}..{last.partition_key}:{digest}", run_config=config, tags=tags))
-        cursor = plan.cursor.to_json()
+        cursors = split_cursor(context.cursor)
+        requests, reasons = [], []
+        for product in base.products:
+            scoped = spymaster.for_product(product)
+            try:
+                product_requests, cursors[product], reason = _product_tick(context, scoped, cursors.get(product), session_job_name(product))
+            except RawDataError as exc:
+                # A copy in progress or a broken file: wait (cursor unchanged), bronze would fail on it.
+                return SkipReason(f"not requesting runs while a raw file is unreadable: {exc}")
+            requests.extend(product_requests)
+            if reason:
+                reasons.append(reason if len(base.products) == 1 else f"{product}: {reason}")
+        cursor = join_cursor(cursors)
         if requests:
             return SensorResult(run_requests=requests, cursor=cursor)
-        if plan.changed_files:
-            reason = f"{len(plan.changed_files)} new or changed file(s), no session to run: " + "; ".join(plan.notes or ["no session reads them"])
-        elif plan.cursor.pending:
-            reason = f"no file changed; waiting for partitions {sorted(plan.cursor.pending)}"
-        else:
-            reason = f"no new or changed DBN file under {raw_dir}"
-        return SensorResult(skip_reason=SkipReason(reason), cursor=cursor)
+        return SensorResult(skip_reason=SkipReason("; ".join(reasons)), cursor=cursor)
 
     return raw_files_sensor
+
+
+def _product_tick(context, spymaster: SpymasterResource, cursor: str | None, job_name: str) -> tuple[list[RunRequest], str, str | None]:
+    """One product's part of a sensor tick: (its run requests, its next cursor, why none when there is none).
+
+    Raises RawDataError when one of the product's raw files is unreadable (the tick then waits).
+    """
+    config = spymaster.config
+    raw_dir = config.raw_dir
+    catalog = spymaster.catalog
+    infos = catalog.files(strict=True)
+    plan = plan_session_runs(
+        RawFilesCursor.from_json(cursor),
+        infos,
+        raw_dir.resolve(),  # the catalog lists resolved paths
+        config,
+        rth_sessions=lambda lo, hi: sessions_with_rth_data(catalog, config, lo, hi),
+        bronze_written=_bronze_written(config.lake_dir),
+        partitions_def=trading_day_partitions,
+    )
+    for note in plan.notes:
+        context.log.info(note if config.product == LEGACY_PRODUCT else f"{config.product} {note}")
+    overwrite_config = bronze_overwrite_run_config() if any(r.overwrite_bronze for r in plan.runs) else None
+    prefix = "" if config.product == LEGACY_PRODUCT else f"{config.product}:"
+    requests = []
+    for group in group_into_ranges(plan.runs, trading_day_partitions):
+        first, last, overwrite = group[0], group[-1], group[0].overwrite_bronze
+        tags = {OVERWRITE_TAG: str(overwrite).lower()}
+        run_config = overwrite_config if overwrite else {}
+        if len(group) < RANGE_RUN_MIN_SESSIONS:
+            requests.extend(RunRequest(run_key=prefix + r.run_key, partition_key=r.partition_key, run_config=run_config, tags=tags, job_name=job_name) for r in group)
+            continue
+        # Many new sessions at once (a year dropped into raw/): one run over the range.
+        digest = hashlib.sha256("\n".join(r.run_key for r in group).encode()).hexdigest()[:16]
+        tags |= {ASSET_PARTITION_RANGE_START_TAG: first.partition_key, ASSET_PARTITION_RANGE_END_TAG: last.partition_key}
+        requests.append(RunRequest(run_key=f"{prefix}{first.partition_key}..{last.partition_key}:{digest}", run_config=run_config, tags=tags, job_name=job_name))
+    if requests:
+        return requests, plan.cursor.to_json(), None
+    if plan.changed_files:
+        reason = f"{len(plan.changed_files)} new or changed file(s), no session to run: " + "; ".join(plan.notes or ["no session reads them"])
+    elif plan.cursor.pending:
+        reason = f"no file changed; waiting for partitions {sorted(plan.cursor.pending)}"
+    else:
+        reason = f"no new or changed DBN file under {raw_dir}"
+    return [], plan.cursor.to_json(), reason
 
 
 raw_files_sensor = build_raw_files_sensor(

@@ -343,3 +343,30 @@ def test_many_consecutive_new_sessions_are_one_range_run(tmp_path, definitions):
     assert request.run_key.startswith(f"2024-01-02..{last}:")
     # The same state of raw/ asks for the same run (Dagster drops a run key it has seen).
     assert tick(home, None, definitions).run_requests[0].run_key == request.run_key
+
+
+def test_each_configured_product_gets_its_own_runs_job_and_cursor(tmp_path):
+    """ES and GC files in one raw/: GC's sessions are requested on GC's job with run keys of its own,
+    and ES's requests, keys and cursor fields are what an ES-only root gets."""
+    import json
+
+    from spymaster_assets.definitions import defs
+    from conftest import REPO
+
+    shutil.copytree(SAMPLE_RAW, tmp_path / "raw")
+    shutil.copytree(REPO / "data" / "sample" / "GC" / "raw", tmp_path / "raw" / "GC")
+    (tmp_path / "config.json").write_text(json.dumps({"products": ["ES", "GC"]}))
+    context = build_sensor_context(cursor=None, resources={"spymaster": SpymasterResource(home=str(tmp_path))}, definitions=defs)
+    result = raw_files_sensor.evaluate_tick(context)
+    es = [r for r in result.run_requests if r.job_name == "materialize_session_job"]
+    gc = [r for r in result.run_requests if r.job_name == "materialize_session_job_gc"]
+    assert len(es) + len(gc) == len(result.run_requests)
+    assert [r.partition_key for r in es] == SAMPLE_RTH_SESSIONS
+    assert [r.partition_key for r in gc] == ["2013-10-07", "2013-10-08", "2013-10-09", "2013-10-10", "2013-10-11"]
+    assert all(r.run_key.startswith(f"GC:{r.partition_key}:GC/GLBX.MDP3/") for r in gc)
+    assert not any("GC/" in r.run_key for r in es)
+    cursor = json.loads(result.cursor)
+    assert len(RawFilesCursor.from_json(result.cursor).files) == len(list(SAMPLE_RAW.rglob("*.dbn.zst")))  # ES's, at the top level
+    assert len(RawFilesCursor.from_json(cursor["products"]["GC"]).files) == 10
+    again = raw_files_sensor.evaluate_tick(build_sensor_context(cursor=result.cursor, resources={"spymaster": SpymasterResource(home=str(tmp_path))}, definitions=defs))
+    assert not again.run_requests
