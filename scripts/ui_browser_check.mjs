@@ -98,7 +98,8 @@ try {
   }
   const catalogScreenshot = resolve(outDir, 'ui_catalog.png');
   await page.screenshot({ path: catalogScreenshot });
-  await page.setViewportSize({ width: 1920, height: 1200 });
+  // A graph of several products is wide: give it a screen that holds it with readable nodes.
+  await page.setViewportSize(expectedAssets.length > 30 ? { width: 3840, height: 2400 } : { width: 1920, height: 1200 });
 
   // 2. The global asset lineage (/asset-groups in Dagster 1.13; "Lineage" in the navigation).
   //    Groups start collapsed: expand them all from the graph's settings menu, then reload so the
@@ -124,12 +125,15 @@ try {
   // names, so they are counted rather than read (the catalog above checked the names).
   const nodes = page.locator('[class*="AssetNode_assetName"]');
   await nodes.first().waitFor({ state: 'attached' });
+  const seen = [];
   for (let zoomOuts = 0; ; zoomOuts++) {
     await page.waitForTimeout(400);
     const shown = await nodes.count();
-    if (shown >= expectedAssets.length && (await allNodesInView(nodes))) break;
+    const inView = shown >= expectedAssets.length && (await allNodesInView(nodes));
+    seen.push(`${shown}${inView ? '' : '*'}`);
+    if (inView) break;
     if (zoomOuts === 12) {
-      throw new Error(`the lineage graph shows ${shown} of ${expectedAssets.length} asset nodes in view after zooming out ${zoomOuts} times`);
+      throw new Error(`the lineage graph shows ${shown} of ${expectedAssets.length} asset nodes in view after zooming out ${zoomOuts} times (nodes rendered at each zoom, * = not all in view: ${seen.join(' ')})`);
     }
     await page.locator('[aria-label="zoom_out"]').click();
   }

@@ -11,7 +11,7 @@ from spymaster_resources.databento import DatabentoResource
 
 from .automation.jobs import jobs
 from .automation.schedules import schedules
-from .automation.sensors import sensors
+from .automation.sensors import build_raw_files_sensor, raw_files_sensor
 from .automation.range_failures import range_failures_sensors
 from .automation.stale_history import stale_history_sensor
 from .catalog.assets import catalog_assets, catalog_job, duckdb_resource
@@ -22,16 +22,22 @@ from .tuning.assets import tune_job, tuned_params
 
 #: ES's lake tables, bronze to gold, and the per-session chart (the legacy product's unprefixed graph).
 all_assets = list(product_assets(LEGACY_PRODUCT))
-#: Every other product's copy of the graph (``gc/silver_bars`` in group ``gc_silver``...).
-other_products_assets = [a for symbol in GRAPH_PRODUCTS if symbol != LEGACY_PRODUCT for a in product_assets(symbol)]
-other_products_checks = [c for symbol in GRAPH_PRODUCTS if symbol != LEGACY_PRODUCT for c in product_checks(symbol)]
-other_products_jobs = [product_session_job(symbol) for symbol in GRAPH_PRODUCTS if symbol != LEGACY_PRODUCT]
 
-defs = Definitions(
-    assets=[*all_assets, *other_products_assets, *catalog_assets, tuned_params],
-    asset_checks=[*asset_checks, *other_products_checks],
-    jobs=[*jobs, *other_products_jobs, catalog_job, freshness_check_job, tune_job],
-    sensors=[*sensors, stale_history_sensor, *range_failures_sensors],
-    schedules=[*schedules, freshness_check_schedule],
-    resources={"spymaster": SpymasterResource(), "databento": DatabentoResource(), "duckdb": duckdb_resource},
-)
+
+def build_definitions(products: tuple[str, ...]) -> Definitions:
+    """The code location holding the graphs of ``products`` (ES's always): each other product's copy
+    of the session graph (``gc/silver_bars`` in group ``gc_silver``...), its checks and session job."""
+    others = [symbol for symbol in products if symbol != LEGACY_PRODUCT]
+    sensor = raw_files_sensor if tuple(products) == GRAPH_PRODUCTS else build_raw_files_sensor(raw_files_sensor.minimum_interval_seconds, tuple(products))
+    return Definitions(
+        assets=[*all_assets, *(a for symbol in others for a in product_assets(symbol)), *catalog_assets, tuned_params],
+        asset_checks=[*asset_checks, *(c for symbol in others for c in product_checks(symbol))],
+        jobs=[*jobs, *(product_session_job(symbol) for symbol in others), catalog_job, freshness_check_job, tune_job],
+        sensors=[sensor, stale_history_sensor, *range_failures_sensors],
+        schedules=[*schedules, freshness_check_schedule],
+        resources={"spymaster": SpymasterResource(), "databento": DatabentoResource(), "duckdb": duckdb_resource},
+    )
+
+
+#: The code location: ES and the products of the data root it serves (``product_graph.code_location_products``).
+defs = build_definitions(GRAPH_PRODUCTS)

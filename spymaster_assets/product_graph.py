@@ -14,11 +14,15 @@ mixes products: each product's normalization, index, model, blend and evaluation
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
+from pathlib import Path
+from typing import Mapping
 
 from dagster import AssetKey, AssetSelection, AssetsDefinition, define_asset_job, in_process_executor, load_assets_from_modules, map_asset_specs
 
-from spymaster_core.products import LEGACY_PRODUCT, PRODUCTS, asset_key_prefix
+from spymaster_core.config import SpymasterConfig
+from spymaster_core.products import LEGACY_PRODUCT, PRODUCTS, asset_key_prefix, get_product
 
 from .bronze import assets as bronze_assets
 from .bronze import options_assets as bronze_options_assets
@@ -90,5 +94,24 @@ def product_session_job(symbol: str):
     )
 
 
-#: Products with a graph in the code location: every shipped product, ES first.
-GRAPH_PRODUCTS: tuple[str, ...] = (LEGACY_PRODUCT, *sorted(p for p in PRODUCTS if p != LEGACY_PRODUCT))
+def code_location_products(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The products whose graphs the code location holds: ES (the legacy graph, always there) and the
+    other products of the data root it serves (``SPYMASTER_HOME``, else ``./data``: its config.json
+    ``"products"``). ``SPYMASTER_PRODUCTS`` (comma-separated symbols, or ``all`` for the whole
+    product table) overrides it. So the UI shows the products a data engineer configured, not twelve.
+
+    Raises ValueError naming config.json when it is unreadable (as every entry point does).
+    """
+    env = os.environ if environ is None else environ
+    chosen = env.get("SPYMASTER_PRODUCTS", "").strip()
+    if chosen.lower() == "all":
+        symbols = list(PRODUCTS)
+    elif chosen:
+        symbols = [get_product(s.strip()).symbol for s in chosen.split(",") if s.strip()]
+    else:
+        symbols = list(SpymasterConfig.for_home(Path(env.get("SPYMASTER_HOME") or "data")).products)
+    return (LEGACY_PRODUCT, *sorted(dict.fromkeys(s for s in symbols if s != LEGACY_PRODUCT)))
+
+
+#: Products with a graph in this code location (:func:`code_location_products` at import), ES first.
+GRAPH_PRODUCTS: tuple[str, ...] = code_location_products()

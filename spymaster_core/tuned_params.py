@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from .products import lake_subdir
 from .config import SpymasterConfig, coerce_field
 from .errors import SpymasterError
 
@@ -58,8 +59,11 @@ class TunedParams:
 
 
 def params_dir(config: SpymasterConfig) -> Path:
-    """``<home>/params``: where ``spymaster tune`` writes its versioned files."""
-    return Path(config.home) / "params"
+    """Where ``spymaster tune`` writes the served product's versioned files (and its Optuna studies):
+    ``<home>/params``, for a product other than ES ``<home>/params/<SYMBOL>`` (tuned values never
+    cross products)."""
+    root = Path(config.home) / "params"
+    return root / config.product if lake_subdir(config.product) else root
 
 
 def read_params(path: Path) -> TunedParams:

@@ -75,7 +75,7 @@ def test_unknown_level_and_bad_date_are_rejected_by_the_parser(capsys):
 
 def test_backfill_of_a_range_without_data_says_so(sample_home, capsys):
     code, _, err = _run(capsys, "--home", str(sample_home), "backfill", "--start", "2015-01-05", "--end", "2015-01-09", "--quiet")
-    assert code == 2 and "no session between 2015-01-05 and 2015-01-09" in err
+    assert code == 2 and "no ES session between 2015-01-05 and 2015-01-09" in err
 
 
 def test_query_shows_the_blend_its_components_and_what_drove_the_match(materialized_home, capsys):

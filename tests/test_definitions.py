@@ -22,8 +22,22 @@ OTHER_PRODUCTS = {"mes", "nq", "mnq", "rty", "ym", "gc", "si", "cl", "6e", "spy"
 SESSION_TIERS = ("bronze", "silver", "gold", "reports")
 
 
-def test_every_asset_loads_in_its_group_with_trading_day_partitions():
-    graph = defs.resolve_asset_graph()
+def test_the_code_location_holds_es_and_the_data_roots_products(tmp_path):
+    from spymaster_assets.product_graph import code_location_products
+
+    assert code_location_products({"SPYMASTER_HOME": str(tmp_path)}) == ("ES",)  # no config.json: ES alone
+    (tmp_path / "config.json").write_text('{"products": ["SPY", "GC"]}')
+    assert code_location_products({"SPYMASTER_HOME": str(tmp_path)}) == ("ES", "GC", "SPY")
+    assert code_location_products({"SPYMASTER_PRODUCTS": "cl"}) == ("ES", "CL")
+    assert len(code_location_products({"SPYMASTER_PRODUCTS": "all"})) == 12
+    assert all(len(k.path) == 1 for k in defs.resolve_asset_graph().get_all_asset_keys())  # the tests' location: ES alone
+
+
+def test_every_asset_of_every_product_loads_in_its_group_with_trading_day_partitions():
+    from spymaster_assets.definitions import build_definitions
+    from spymaster_assets.product_graph import code_location_products
+
+    graph = build_definitions(code_location_products({"SPYMASTER_PRODUCTS": "all"})).resolve_asset_graph()
     groups: dict[str, set[str]] = {}
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
@@ -38,18 +52,22 @@ def test_every_asset_loads_in_its_group_with_trading_day_partitions():
 
 
 def test_another_products_lineage_stays_inside_the_product():
-    graph = defs.resolve_asset_graph()
+    from spymaster_assets.definitions import build_definitions
+    from spymaster_assets.product_graph import code_location_products
+
+    everything = build_definitions(code_location_products({"SPYMASTER_PRODUCTS": "all"}))
+    graph = everything.resolve_asset_graph()
     for prefix in OTHER_PRODUCTS:
         for key in graph.get_all_asset_keys():
             if key.path[0] == prefix:
                 assert all(parent.path[0] == prefix for parent in graph.get(key).parent_keys), key
     parents = {k.to_user_string() for k in graph.get(AssetKey(["gc", "gold_setup_index"])).parent_keys}
     assert parents == {"gc/gold_normalization", "gc/gold_model", "gc/gold_episodes"}
-    checks = {k.asset_key.to_user_string() for k in defs.resolve_asset_graph().asset_check_keys if k.asset_key.path[0] == "gc"}
+    checks = {k.asset_key.to_user_string() for k in graph.asset_check_keys if k.asset_key.path[0] == "gc"}
     assert checks == {"gc/silver_bars", "gc/silver_levels", "gc/silver_outcomes", "gc/gold_setup_index", "gc/gold_model"}
-    job = defs.resolve_job_def("materialize_session_job_gc")
+    job = everything.resolve_job_def("materialize_session_job_gc")
     assert {k.path[0] for k in job.asset_layer.selected_asset_keys} == {"gc"}
-    assert all(len(k.path) == 1 for k in defs.resolve_job_def("materialize_session_job").asset_layer.selected_asset_keys)
+    assert all(len(k.path) == 1 for k in everything.resolve_job_def("materialize_session_job").asset_layer.selected_asset_keys)
 
 
 def test_lineage_runs_bronze_to_gold():

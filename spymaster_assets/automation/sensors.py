@@ -314,13 +314,16 @@ def join_cursor(cursors: dict[str, str]) -> str:
     return json.dumps(top, sort_keys=True, separators=(",", ":"))
 
 
-def build_raw_files_sensor(minimum_interval_seconds: int = DEFAULT_MINIMUM_INTERVAL_SECONDS):
-    """The ``raw_files_sensor`` with a given minimum interval between ticks (seconds)."""
+def build_raw_files_sensor(minimum_interval_seconds: int = DEFAULT_MINIMUM_INTERVAL_SECONDS, products: tuple[str, ...] | None = None):
+    """The ``raw_files_sensor`` with a given minimum interval between ticks (seconds), requesting the
+    session jobs of ``products`` (default: the code location's, ``product_graph.GRAPH_PRODUCTS``)."""
     from ..product_graph import GRAPH_PRODUCTS, product_session_job, session_job_name
+
+    graph_products = tuple(products or GRAPH_PRODUCTS)
 
     @sensor(
         name="raw_files_sensor",
-        jobs=[product_session_job(p) for p in GRAPH_PRODUCTS],
+        jobs=[product_session_job(p) for p in graph_products],
         minimum_interval_seconds=minimum_interval_seconds,
         description="Materialize each trading session of each configured product whose DBN files under raw/ are new or changed.",
     )
@@ -332,6 +335,9 @@ def build_raw_files_sensor(minimum_interval_seconds: int = DEFAULT_MINIMUM_INTER
         cursors = split_cursor(context.cursor)
         requests, reasons = [], []
         for product in base.products:
+            if product not in graph_products:
+                reasons.append(f"{product}: not a product of this code location (products: {', '.join(graph_products)}); restart it after changing config.json")
+                continue
             scoped = spymaster.for_product(product)
             try:
                 product_requests, cursors[product], reason = _product_tick(context, scoped, cursors.get(product), session_job_name(product))

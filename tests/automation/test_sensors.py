@@ -350,14 +350,17 @@ def test_each_configured_product_gets_its_own_runs_job_and_cursor(tmp_path):
     and ES's requests, keys and cursor fields are what an ES-only root gets."""
     import json
 
-    from spymaster_assets.definitions import defs
+    from spymaster_assets.definitions import build_definitions
     from conftest import REPO
+
+    defs = build_definitions(("ES", "GC"))
+    sensor = defs.resolve_sensor_def("raw_files_sensor")
 
     shutil.copytree(SAMPLE_RAW, tmp_path / "raw")
     shutil.copytree(REPO / "data" / "sample" / "GC" / "raw", tmp_path / "raw" / "GC")
     (tmp_path / "config.json").write_text(json.dumps({"products": ["ES", "GC"]}))
     context = build_sensor_context(cursor=None, resources={"spymaster": SpymasterResource(home=str(tmp_path))}, definitions=defs)
-    result = raw_files_sensor.evaluate_tick(context)
+    result = sensor.evaluate_tick(context)
     es = [r for r in result.run_requests if r.job_name == "materialize_session_job"]
     gc = [r for r in result.run_requests if r.job_name == "materialize_session_job_gc"]
     assert len(es) + len(gc) == len(result.run_requests)
@@ -368,5 +371,5 @@ def test_each_configured_product_gets_its_own_runs_job_and_cursor(tmp_path):
     cursor = json.loads(result.cursor)
     assert len(RawFilesCursor.from_json(result.cursor).files) == len(list(SAMPLE_RAW.rglob("*.dbn.zst")))  # ES's, at the top level
     assert len(RawFilesCursor.from_json(cursor["products"]["GC"]).files) == 10
-    again = raw_files_sensor.evaluate_tick(build_sensor_context(cursor=result.cursor, resources={"spymaster": SpymasterResource(home=str(tmp_path))}, definitions=defs))
+    again = sensor.evaluate_tick(build_sensor_context(cursor=result.cursor, resources={"spymaster": SpymasterResource(home=str(tmp_path))}, definitions=defs))
     assert not again.run_requests

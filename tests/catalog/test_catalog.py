@@ -44,9 +44,10 @@ def test_one_view_per_lake_table_with_all_its_rows(materialized_home, catalog):
     assert {"silver_bars", "gold_episodes", "gold_signals", "bronze_futures_ohlcv_1m", "gold_setup_index"} <= set(expected)
     con = duckdb.connect(str(catalog), read_only=True)
     views = {r[0] for r in con.sql("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
-    assert views == set(expected)
+    assert views == set(expected) | {f"es_{table}" for table in expected}  # every product's, and ES's own
     for table, rows in expected.items():
         assert con.sql(f'SELECT count(*) FROM "{table}"').fetchall()[0][0] == rows, table
+        assert con.sql(f'SELECT count(*) FROM "es_{table}" WHERE product = \'ES\'').fetchall()[0][0] == rows, table
     # Hive partitioning exposes the date key; it agrees with the session_date column.
     mismatched = con.sql("SELECT count(*) FROM gold_episodes WHERE date <> session_date").fetchall()[0][0]
     assert mismatched == 0
@@ -114,7 +115,7 @@ def test_tables_without_partitions_are_skipped(tmp_path):
     assert [(t.tier, t.name, t.partitions) for t in tables] == [("silver", "silver_bars", 1)]
     assert skipped == ["gold/gold_signals"]
     result = write_catalog(lake_dir, tmp_path / "c.duckdb")
-    assert result.views == {"silver_bars": 2} and result.skipped == ["gold/gold_signals"]
+    assert result.views == {"silver_bars": 2, "es_silver_bars": 2} and result.skipped == ["gold/gold_signals"]
 
 
 def test_rebuild_replaces_the_file_atomically(materialized_home, tmp_path):
@@ -159,7 +160,7 @@ def test_duckdb_catalog_asset_writes_home_catalog(materialized_home, tmp_path):
         result = materialize([duckdb_catalog], instance=DagsterInstance.ephemeral(), resources={"spymaster": SpymasterResource(home=str(tmp_path)), "duckdb": duckdb_resource})
     assert result.success
     metadata = result.asset_materializations_for_node("duckdb_catalog")[0].metadata
-    assert metadata["views"].value == len(_tables_with_parquet(tmp_path / "lake"))
+    assert metadata["views"].value == 2 * len(_tables_with_parquet(tmp_path / "lake"))  # each table's, and ES's own
     assert metadata["path"].value == str(tmp_path / "spymaster.duckdb")
     assert duckdb.connect(str(tmp_path / "spymaster.duckdb"), read_only=True).sql("SELECT count(*) FROM silver_bars").fetchall()[0][0] > 0
 

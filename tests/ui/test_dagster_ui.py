@@ -28,7 +28,12 @@ from pathlib import Path
 import pytest
 from dagster import AssetKey
 
-from spymaster_assets.definitions import defs
+from spymaster_assets.definitions import build_definitions
+
+#: The UI's data root serves ES and GC (config.json "products"), so its code location holds both
+#: graphs (spymaster_assets.product_graph.code_location_products): the definitions it must serve.
+UI_PRODUCTS = ("ES", "GC")
+defs = build_definitions(UI_PRODUCTS)
 
 from servers import free_port, stop_process_group
 
@@ -112,6 +117,8 @@ def ui_server(tmp_path_factory) -> UiServer:
     """``dagster dev`` on a fresh data root holding the committed sample; stopped by process group at the end."""
     home = tmp_path_factory.mktemp("ui_home")
     shutil.copytree(SAMPLE_RAW, home / "raw")
+    shutil.copytree(REPO / "data" / "sample" / "GC" / "raw", home / "raw" / "GC")  # GC's daily files share ES's names
+    (home / "config.json").write_text(json.dumps({"products": list(UI_PRODUCTS)}))
     dagster_home = home / ".dagster"
     dagster_home.mkdir()
     shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")  # as scripts/ui.sh does
@@ -200,6 +207,12 @@ def test_every_asset_group_check_job_and_partition_set_loads_over_graphql(ui_ser
     assert WEEKEND_DAY not in asset_keys and "2013-12-25" not in asset_keys
     graph = defs.resolve_asset_graph()
     assert asset_keys == graph.get(AssetKey("bronze_futures_ohlcv_1m")).partitions_def.get_partition_keys()
+    # The second product's assets carry the same trading-day partitions (one partition set for every product).
+    gc_keys = ui_server.graphql(
+        'query($key: AssetKeyInput!) { assetNodeOrError(assetKey: $key) { ... on AssetNode { partitionKeys groupName } } }',
+        {"key": {"path": ["gc", "bronze_futures_ohlcv_1m"]}},
+    )["assetNodeOrError"]
+    assert gc_keys["groupName"] == "gc_bronze" and gc_keys["partitionKeys"] == asset_keys
 
     # Every partitioned job has its partition set, with the job's partitions.
     selector = {"repositoryLocationName": repository["location"], "repositoryName": repository["name"]}
@@ -238,9 +251,11 @@ def _run_failure_report(server: UiServer, run_id: str) -> str:
     return "\n".join(lines) or json.dumps(events)[:2000]
 
 
-def test_materialize_one_session_from_the_ui(ui_server: UiServer):
+@pytest.mark.parametrize("prefix", [[], ["gc"]], ids=["ES", "GC"])
+def test_materialize_one_session_from_the_ui(ui_server: UiServer, prefix: list[str]):
+    """A session of ES, and one of the second product (GC: keys gc/..., its lake under product=GC/)."""
     repository = _repository(ui_server)
-    keys = [AssetKey(name) for name in MATERIALIZE]
+    keys = [AssetKey([*prefix, name]) for name in MATERIALIZE]
     job_name = defs.get_repository_def().get_implicit_job_def_for_assets(keys).name
     checks = [check for check in defs.resolve_asset_graph().asset_check_keys if check.asset_key in keys]
     params = {
@@ -281,8 +296,9 @@ def test_materialize_one_session_from_the_ui(ui_server: UiServer):
             {"key": {"path": key.path}, "partition": SESSION},
         )["assetNodeOrError"]
         assert {"partition": SESSION, "runId": run_id} in materializations["assetMaterializations"], key
-        # The lake holds the session, and only it, for each asset (tier = group).
-        table_dir = ui_server.home / "lake" / materializations["groupName"] / key.to_user_string()
+        # The lake holds the session, and only it, for each asset (tier = group, gc_bronze for GC's).
+        lake = ui_server.home / "lake" / (f"product={prefix[0].upper()}" if prefix else "")
+        table_dir = lake / materializations["groupName"].rsplit("_", 1)[-1] / key.path[-1]
         assert sorted(p.name for p in table_dir.iterdir() if p.name.startswith("date=")) == [f"date={SESSION}"], key
         assert (table_dir / f"date={SESSION}" / "part-0.parquet").stat().st_size > 0
 
@@ -337,8 +353,8 @@ def test_lineage_page_renders_in_chromium(ui_server: UiServer, capsys):
     # Uncaught exceptions in the UI's JavaScript are failures; ResizeObserver notices are not.
     assert [e for e in report["page_errors"] if "ResizeObserver" not in e] == []
     lineage, catalog = Path(report["lineage_screenshot"]), Path(report["catalog_screenshot"])
-    # A 1920 x 1200 window at device scale factor 2 (see ui_browser_check.mjs).
-    assert lineage.parent == reports and _png_size(lineage) == (3840, 2400)
+    # At device scale factor 2: a 3840 x 2400 window for a graph of more than 30 assets (two products), else 1920 x 1200 (see ui_browser_check.mjs).
+    assert lineage.parent == reports and _png_size(lineage) == ((7680, 4800) if len(expected["groups"]) > 30 else (3840, 2400))
     assert _png_size(catalog)[0] == 3840
     with capsys.disabled():
         print(f"\nDagster UI screenshots: lineage {lineage}  catalog {catalog}")
