@@ -22,6 +22,7 @@ import { launchChromium } from './chromium.mjs';
 const { values: args } = parseArgs({
   options: {
     url: { type: 'string' },
+    product: { type: 'string', default: '' },
     date: { type: 'string' },
     until: { type: 'string', default: '' },
     'out-dir': { type: 'string' },
@@ -30,7 +31,7 @@ const { values: args } = parseArgs({
   },
 });
 if (!args.url || !args.date || !args['out-dir']) {
-  console.error('usage: screen_browser_check.mjs --url URL --date YYYY-MM-DD [--until HH:MM] --out-dir DIR [--chromium PATH]');
+  console.error('usage: screen_browser_check.mjs --url URL [--product SYMBOL] --date YYYY-MM-DD [--until HH:MM] --out-dir DIR [--chromium PATH]');
   process.exit(2);
 }
 
@@ -51,8 +52,11 @@ function fail(message) {
 }
 
 try {
-  await page.goto(`${baseUrl}/`);
+  await page.goto(args.product ? `${baseUrl}/?product=${encodeURIComponent(args.product)}&manual=1` : `${baseUrl}/`);
   await page.waitForSelector(`#session option[value="${args.date}"]`, { state: 'attached' });
+  result.title = await page.title();
+  result.product = await page.inputValue('#product');
+  result.products = await page.$$eval('#product option', (nodes) => nodes.map((n) => n.value));
   await page.selectOption('#session', args.date);
   await page.selectOption('#speed', '0');
   await page.fill('#until', args.until);

@@ -256,7 +256,14 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             from .demo import run_demo
 
             return run_demo(args.home or Path("data/demo"))
-        config = SpymasterConfig.from_env(**({"home": args.home} if args.home else {})).serving(args.product)
+        base = SpymasterConfig.from_env(**({"home": args.home} if args.home else {}))
+        if args.command == "serve":
+            from .screen.server import serve
+
+            # Every product of the data root is on the page (its picker); --product picks the first shown.
+            serve(Path(base.home), port=args.port, host=args.host, product=base.serving(args.product).product if args.product else None)
+            return 0
+        config = base.serving(args.product)
         if args.command == "backfill":
             if args.end < args.start:
                 parser.error("--end is before --start")
@@ -272,11 +279,6 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                 return 130
             done = report.materialized
             print(f"materialized {len(done)} sessions" + (f": {done[0]} .. {done[-1]}" if done else "") + (f"; {len(report.skipped)} already up to date" if report.skipped else ""))
-            return 0
-        if args.command == "serve":
-            from .screen.server import serve
-
-            serve(Path(config.home), port=args.port, host=args.host, product=config.product)
             return 0
         if args.command == "query":
             from .gold.query import answer_query

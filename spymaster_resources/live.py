@@ -17,11 +17,6 @@ from typing import Protocol
 
 from .databento import find_api_key
 
-#: What the screen subscribes to: CME Globex, every ES future under its parent symbol.
-DATASET = "GLBX.MDP3"
-PARENT_SYMBOL = "ES.FUT"
-
-
 class LiveClient(Protocol):
     """The part of ``databento.Live`` the screen uses."""
 

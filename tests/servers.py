@@ -86,3 +86,19 @@ def running_screen(home: Path, log: Path, drop_env: tuple[str, ...] = ("DAGSTER_
         yield url
     finally:
         stop_process_group(process)
+
+
+def sse_events(url: str) -> list[tuple[str, dict]]:
+    """Every (event, data) of a server-sent event stream (JSON data), read to its end."""
+    import json
+    import urllib.request
+
+    events, name = [], None
+    with urllib.request.urlopen(url, timeout=120) as response:
+        for raw in response:
+            line = raw.decode().rstrip("\r\n")
+            if line.startswith("event: "):
+                name = line[len("event: "):]
+            elif line.startswith("data: ") and name:
+                events.append((name, json.loads(line[len("data: "):])))
+    return events

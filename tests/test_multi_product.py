@@ -4,7 +4,9 @@ histories that never mix, the CLI's --product, the DuckDB catalog per product, a
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 import warnings
 from datetime import date
 from pathlib import Path
@@ -153,3 +155,38 @@ def test_a_tick_size_override_that_disagrees_with_the_definitions_is_logged(tmp_
     assert f"{tmp_path / 'config.json'}: product_table.GC.tick_size 0.25 disagrees with the definitions' min_price_increment 0.1 of GCZ3 on 2013-10-08: the definitions win" in lines[0]
     meta = result.asset_materializations_for_node("silver_bars")[0].metadata
     assert meta["tick_size"].value == 0.1
+
+
+def test_the_screen_picks_a_product_and_answers_as_its_gold_signals(multi_home, tmp_path):
+    import urllib.request
+
+    from servers import running_screen, sse_events
+
+    home, _ = multi_home
+    with running_screen(home, tmp_path / "serve.log", drop_env=("DAGSTER_HOME", "DATABENTO_API_KEY")) as url:
+        products = json.load(urllib.request.urlopen(f"{url}/api/products", timeout=30))
+        assert products["default"] == "ES" and [p["symbol"] for p in products["products"]] == PRODUCTS
+        assert [p["tick_size"] for p in products["products"]] == [0.25, 0.1, 0.01]
+        listed = json.load(urllib.request.urlopen(f"{url}/api/sessions?product=gc", timeout=30))
+        assert listed["product"] == "GC" and listed["sessions"] == [d.isoformat() for d in reversed(GC_SESSIONS)]
+        events = sse_events(f"{url}/api/replay?product=GC&date=2013-10-10&speed=0&until=09:30")
+        assert events[0][0] == "session" and events[-1][0] == "end"
+        bars = [d for n, d in events if n == "bar"]
+        signals = pl.read_parquet(home / "lake" / "product=GC" / "gold" / "gold_signals" / "date=2013-10-10" / "part-0.parquet")
+        shown = [(bar["ts_utc"], a) for bar in bars for a in bar["answers"]]
+        assert shown and bars[-1]["time_ny"] == "09:30"
+        for ts, answer in shown:
+            row = signals.filter((pl.col("ts_event").dt.to_string("%Y-%m-%dT%H:%M:%S+00:00") == ts) & (pl.col("level_kind") == answer["level_kind"])).row(0, named=True)
+            assert [answer["p"][o] for o in ("BREAK", "REJECT", "CHOP")] == [row["p_break"], row["p_reject"], row["p_chop"]]
+        problem = sse_events(f"{url}/api/replay?product=NQ&date=2013-10-10&speed=0")
+        assert problem == [("problem", {"message": "product 'NQ' is not one of this data root's products (ES, GC, SPY)"})]
+        # In Chromium: the picker on GC, its title, its candles and answers, a neighbour opening GC's session.
+        done = subprocess.run(
+            ["node", str(REPO / "scripts" / "screen_browser_check.mjs"), "--url", url, "--product", "GC", "--date", "2013-10-11", "--until", "09:02",
+             "--out-dir", str(tmp_path), "--chromium", os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")],
+            capture_output=True, text=True, timeout=300, cwd=REPO,
+        )
+        assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        assert (result["title"], result["product"], result["products"]) == ("Spymaster: GC levels", "GC", PRODUCTS)
+        assert result["answers"] > 0 and result["neighbour"]["date"] < "2013-10-11"

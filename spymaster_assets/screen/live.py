@@ -1,6 +1,7 @@
 """The live source of the trader's screen: Databento Live records -> front-month 1-minute bars -> the engine.
 
-:class:`LiveFeed` subscribes to ``ohlcv-1m`` of every ES future (parent ``ES.FUT``), plus ``trades``,
+:class:`LiveFeed` subscribes to ``ohlcv-1m`` of the product's instruments in its dataset (every ES future
+under the parent ``ES.FUT``; the ticker ``SPY`` in XNAS.ITCH: ``spymaster_core.products``), plus ``trades``,
 ``mbp-10`` and ``mbo`` as the configuration's ``download_order_flow_schemas`` names them (the tape,
 book, depth and MBO families), keeps the front month's bars, trades and book records (the contract of the lake's previous session, or else the outright with the most
 volume by the first bar from 04:00 New York) and feeds them to the same
@@ -26,7 +27,7 @@ import backoff
 
 from spymaster_core.errors import SpymasterError
 from spymaster_resources.dbn_layout import PRICE_SCALE, UNDEF_PRICE
-from spymaster_resources.live import DATASET, PARENT_SYMBOL, LiveClient
+from spymaster_resources.live import LiveClient
 
 from .engine import BarOrderError, SessionEngine
 from .session import payload, screen_start
@@ -144,9 +145,11 @@ class LiveFeed:
                 if start is not None:
                     self.engine.drop_trades_from(int(start.timestamp()) * 1_000_000_000)
                     self.engine.drop_book_from(int(start.timestamp()) * 1_000_000_000)
+                spec = self.engine.config.spec  # the product's dataset and parent symbol (ES.FUT), or its ticker (SPY)
+                symbols = ",".join(spec.download_symbols)
                 for schema in self.schemas:
-                    self._client.subscribe(dataset=DATASET, schema=schema, symbols=PARENT_SYMBOL, stype_in="parent", start=start)
-                yield "status", {"state": "live", "message": f"connected to {DATASET} {PARENT_SYMBOL} {'+'.join(self.schemas)}" + (f", replaying from {start:%H:%M} UTC" if start else "")}
+                    self._client.subscribe(dataset=spec.dataset, schema=schema, symbols=symbols, stype_in=spec.download_stype_in, start=start)
+                yield "status", {"state": "live", "message": f"connected to {spec.dataset} {symbols} {'+'.join(self.schemas)}" + (f", replaying from {start:%H:%M} UTC" if start else "")}
                 for record in self._client:
                     if self._stop.is_set():
                         return

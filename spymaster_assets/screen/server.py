@@ -4,8 +4,10 @@ Routes:
 
 - ``/``: the page (``static/index.html``; charts by TradingView's lightweight-charts, committed
   under ``static/vendor`` with its license).
-- ``/api/sessions``: the sessions of the lake the page can replay (those with gold_signals), the
-  latest first in ``latest``.
+- ``/api/products``: the data root's products (its config.json ``"products"``) with their price unit,
+  tick and clock, and the default one; every route below takes ``product=P`` (default: that one).
+- ``/api/sessions``: the product's sessions of the lake the page can replay (those with gold_signals),
+  the latest first in ``latest``.
 - ``/api/replay?date=YYYY-MM-DD&speed=S``: a server-sent event stream replaying that session from
   its raw DBN records through :class:`~spymaster_assets.screen.engine.SessionEngine`: one
   ``session`` event (index as of, vector schemas, walk-forward reliability, level styles), one
@@ -57,41 +59,78 @@ def _event(name: str, data: dict) -> dict:
 
 
 def create_app(home: Path, live_client_factory: Callable[[], LiveClient] | None = None, live_day: date | None = None, product: str | None = None) -> Starlette:
-    """The screen's web application over data root ``home`` (its lake and raw/) for ``product``
-    (default: the data root's only product; ``SpymasterConfig.serving``).
+    """The screen's web application over data root ``home`` (its lake and raw/), for every product of
+    the data root, ``product`` first (default: the first of config.json's ``"products"``).
 
     ``live_client_factory``: opens the live connection (default: ``databento.Live`` with the key of
     ``DATABENTO_API_KEY`` or a ``.env`` in ``home`` or the working directory); tests pass one that
     replays DBN records. ``live_day``: the live session (default: the CME session of the clock).
     """
-    config = SpymasterConfig.for_home(Path(home)).serving(product)
-    catalog = RawCatalog(config.raw_dir, config.spec)
+    base = SpymasterConfig.for_home(Path(home))
+    default = base.serving(product).product if product else base.products[0]
+    configs = {symbol: base.for_product(symbol) for symbol in base.products}
+    catalogs = {symbol: RawCatalog(config.raw_dir, config.spec) for symbol, config in configs.items()}
     factory = live_client_factory or (lambda: databento_live_client([Path(home), Path.cwd()]))
+
+    def chosen(request: Request) -> str:
+        """The request's ``product`` (one of the data root's; default: the server's), case-insensitive."""
+        asked = request.query_params.get("product", "").upper() or default
+        if asked not in configs:
+            raise SpymasterError(f"product {asked!r} is not one of this data root's products ({', '.join(configs)})")
+        return asked
 
     async def index(request: Request) -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
+    async def products(request: Request) -> JSONResponse:
+        return JSONResponse({
+            "default": default,
+            "products": [
+                {"symbol": s, "price_unit": c.spec.price_unit, "unit_label": c.spec.unit_label, "tick_size": c.spec.tick_size,
+                 "rth_open": f"{c.rth_open:%H:%M}", "premarket_start": f"{c.premarket_start:%H:%M}"}
+                for s, c in configs.items()
+            ],
+        })
+
     async def sessions(request: Request) -> JSONResponse:
+        try:
+            config = configs[chosen(request)]
+        except SpymasterError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
         days = await anyio.to_thread.run_sync(sessions_in_lake, Lake(config.lake_dir))
-        return JSONResponse({"sessions": [d.isoformat() for d in reversed(days)], "latest": days[-1].isoformat() if days else None, "live": _live_state(config, live_day, live_client_factory is not None, home)})
+        return JSONResponse({"product": config.product, "sessions": [d.isoformat() for d in reversed(days)], "latest": days[-1].isoformat() if days else None, "live": _live_state(config, live_day, live_client_factory is not None, home)})
 
     async def live(request: Request) -> EventSourceResponse:
+        try:
+            config = configs[chosen(request)]
+        except SpymasterError as exc:
+            return EventSourceResponse(_problem(str(exc)))
         day = live_day or session_date_of(datetime.now(timezone.utc), config)
         return EventSourceResponse(_live_events(config, day, factory))
 
     async def replay(request: Request) -> EventSourceResponse:
         q = request.query_params
-        return EventSourceResponse(_replay_events(config, catalog, q.get("date", ""), q.get("speed", "0"), q.get("until", "")))
+        try:
+            symbol = chosen(request)
+        except SpymasterError as exc:
+            return EventSourceResponse(_problem(str(exc)))
+        return EventSourceResponse(_replay_events(configs[symbol], catalogs[symbol], q.get("date", ""), q.get("speed", "0"), q.get("until", "")))
 
     return Starlette(
         routes=[
             Route("/", index),
+            Route("/api/products", products),
             Route("/api/sessions", sessions),
             Route("/api/replay", replay),
             Route("/api/live", live),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ]
     )
+
+
+async def _problem(message: str):
+    """An event stream of one ``problem`` event (a bad request)."""
+    yield _event("problem", {"message": message})
 
 
 async def _replay_events(config: SpymasterConfig, catalog: RawCatalog, day_text: str, speed_text: str, until_text: str = ""):

@@ -20,7 +20,7 @@ from spymaster_core.config import OUTCOMES
 from spymaster_resources.lake import Lake
 
 from conftest import CHAIN_SESSIONS
-from servers import running_screen
+from servers import running_screen, sse_events
 
 REPO = Path(__file__).resolve().parents[2]
 SPYMASTER = Path(sys.executable).parent / "spymaster"
@@ -38,30 +38,17 @@ def screen(materialized_home):
         yield url
 
 
-def _events(url: str) -> list[tuple[str, dict]]:
-    """Every (event, data) of a server-sent event stream, read to its end."""
-    events, name = [], None
-    with urllib.request.urlopen(url, timeout=120) as response:
-        for raw in response:
-            line = raw.decode().rstrip("\r\n")
-            if line.startswith("event: "):
-                name = line[len("event: "):]
-            elif line.startswith("data: ") and name:
-                events.append((name, json.loads(line[len("data: "):])))
-    return events
-
-
 def test_the_sessions_of_the_lake_are_listed_latest_first_and_live_says_why_not(screen):
     listed = json.load(urllib.request.urlopen(f"{screen}/api/sessions", timeout=30))
     assert listed["sessions"] == [d.isoformat() for d in reversed(CHAIN_SESSIONS)] and listed["latest"] == DAY.isoformat()
     # No API key here (and maybe no session trading now): the page opens on the latest session, and says why.
     assert listed["live"]["open"] is False and listed["live"]["reason"]
-    events = _events(f"{screen}/api/live")
+    events = sse_events(f"{screen}/api/live")
     assert events[-1][0] == "problem" and events[-1][1]["message"].startswith("live: "), events
 
 
 def test_a_replay_streams_every_bar_and_the_answers_of_gold_signals(screen, materialized_home):
-    events = _events(f"{screen}/api/replay?date={DAY}&speed=0&until=11:00")
+    events = sse_events(f"{screen}/api/replay?date={DAY}&speed=0&until=11:00")
     names = [n for n, _ in events]
     assert names[0] == "session" and names[-1] == "end" and "problem" not in names
     meta = events[0][1]
@@ -91,7 +78,7 @@ def test_a_replay_streams_every_bar_and_the_answers_of_gold_signals(screen, mate
     ],
 )
 def test_a_bad_session_is_a_message_and_the_server_keeps_running(screen, query, message):
-    events = _events(f"{screen}/api/replay?{query}")
+    events = sse_events(f"{screen}/api/replay?{query}")
     assert events[0][0] == "problem" and message in events[0][1]["message"], events
     assert json.load(urllib.request.urlopen(f"{screen}/api/sessions", timeout=30))["latest"] == DAY.isoformat()
 
@@ -107,5 +94,6 @@ def test_the_page_plays_a_session_and_opens_a_neighbour_in_chromium(screen, mate
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n(install: apt-get install -y chromium; npm ci)"
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["bars"] == (10 * 60 + 30 - 4 * 60) // 2 and result["answers"] > 0 and result["levels"]
+    assert (result["title"], result["product"], result["products"]) == ("Spymaster: ES levels", "ES", ["ES"])
     assert result["neighbour"]["date"] < DAY.isoformat() and Path(result["screenshot"]).is_file() and Path(result["neighbour_screenshot"]).is_file()
     print(f"\nscreen screenshots: replay {result['screenshot']}  neighbour {result['neighbour_screenshot']}")

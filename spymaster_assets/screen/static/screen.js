@@ -10,6 +10,13 @@ const el = (id) => document.getElementById(id);
 
 let chart, candles, levelSeries = {}, smoothSeries = {}, styles = {}, source = null, markers = null;
 let counts = { bars: 0, answers: 0 };
+// The product shown (?product=, else the server's default) and its price format: the tick sets the decimals.
+let product = null, priceFormat = { type: "price", precision: 2, minMove: 0.01 };
+
+function formatFor(tick) {
+  const decimals = Math.max(0, Math.min(8, Math.ceil(-Math.log10(tick) - 1e-9)));
+  return { type: "price", precision: decimals, minMove: tick };
+}
 
 function setStatus(text, state) {
   const s = el("status");
@@ -23,7 +30,7 @@ function buildCharts() {
   el("chart").innerHTML = "";
   // One chart, two panes sharing the time axis: candles and levels above, smoothed P(BREAK) below.
   chart = LW.createChart(el("chart"), { autoSize: true, layout: { background: { color: "#ffffff" }, textColor: "#333" }, timeScale: { timeVisible: true, secondsVisible: false } });
-  candles = chart.addSeries(LW.CandlestickSeries, { upColor: "#ffffff", downColor: "#222222", borderColor: "#222222", wickColor: "#222222" });
+  candles = chart.addSeries(LW.CandlestickSeries, { upColor: "#ffffff", downColor: "#222222", borderColor: "#222222", wickColor: "#222222", priceFormat });
   markers = LW.createSeriesMarkers(candles, []);
   levelSeries = {};
   smoothSeries = {};
@@ -36,7 +43,7 @@ function buildCharts() {
 function levelLine(kind) {
   if (!levelSeries[kind]) {
     const style = styles[kind] || { color: "#888", style: 0 };
-    levelSeries[kind] = chart.addSeries(LW.LineSeries, { color: style.color, lineWidth: 1, lineStyle: style.style, title: kind, priceLineVisible: false, lastValueVisible: true, crosshairMarkerVisible: false });
+    levelSeries[kind] = chart.addSeries(LW.LineSeries, { color: style.color, lineWidth: 1, lineStyle: style.style, title: kind, priceLineVisible: false, lastValueVisible: true, crosshairMarkerVisible: false, priceFormat });
   }
   return levelSeries[kind];
 }
@@ -75,7 +82,7 @@ function renderAnswers(bar) {
   }
   box.dataset.count = String(counts.answers);
   for (const li of box.querySelectorAll(".neighbours li")) {
-    li.addEventListener("click", () => { location.href = `/?date=${li.dataset.date}&at=${li.dataset.time}&speed=0`; });
+    li.addEventListener("click", () => { location.href = `/?product=${encodeURIComponent(product)}&date=${li.dataset.date}&at=${li.dataset.time}&speed=0`; });
   }
 }
 
@@ -112,9 +119,10 @@ function play() {
   const speed = el("speed").value;
   const until = el("until").value.trim();
   setStatus(`connecting to ${day}...`, "connecting");
+  const p = `product=${encodeURIComponent(product)}`;
   source = day === "live"
-    ? new EventSource("/api/live")
-    : new EventSource(`/api/replay?date=${day}&speed=${speed}` + (until ? `&until=${encodeURIComponent(until)}` : ""));
+    ? new EventSource(`/api/live?${p}`)
+    : new EventSource(`/api/replay?${p}&date=${day}&speed=${speed}` + (until ? `&until=${encodeURIComponent(until)}` : ""));
   source.addEventListener("status", (e) => {
     const { state, message } = JSON.parse(e.data);
     setStatus(message, state === "live" ? "live" : "problem");
@@ -155,7 +163,26 @@ function focusAt(hhmm) {
 }
 
 async function init() {
-  const response = await fetch("/api/sessions");
+  const known = await (await fetch("/api/products")).json();
+  const picker = el("product");
+  for (const item of known.products) {
+    const option = document.createElement("option");
+    option.value = item.symbol;
+    option.textContent = `${item.symbol} (${item.price_unit})`;
+    picker.appendChild(option);
+  }
+  const asked = (params.get("product") || "").toUpperCase();
+  product = known.products.some((item) => item.symbol === asked) ? asked : known.default;
+  picker.value = product;
+  const spec = known.products.find((item) => item.symbol === product);
+  priceFormat = formatFor(spec.tick_size);
+  document.title = `Spymaster: ${product} levels`;
+  // Another product is another page: its sessions, index and levels (the URL says which).
+  picker.addEventListener("change", () => {
+    const next = new URLSearchParams({ product: picker.value });
+    location.search = next.toString();
+  });
+  const response = await fetch(`/api/sessions?product=${encodeURIComponent(product)}`);
   const { sessions, latest, live } = await response.json();
   const select = el("session");
   if (live && live.open) {
