@@ -560,14 +560,16 @@ def read_equity_zip(path: Path, ticker: str) -> tuple[date, list[Bar]]:
     return day, bars
 
 
-def convert_equity_day(zip_path: Path, out_dir: Path, ticker: str) -> tuple[Path, int]:
+def convert_equity_day(zip_path: Path, out_dir: Path, ticker: str, source_ticker: str | None = None) -> tuple[Path, int]:
     """Convert one Lean equity trade zip to ``xnas-itch-YYYYMMDD.ohlcv-1m.dbn.zst`` in ``out_dir``.
 
     The file is DBN v3, zstd, dataset ``XNAS.ITCH``, stype_in ``raw_symbol``, symbols ``[ticker]``,
     ``[start, end)`` the New York calendar day in UTC, one mapping ``ticker`` -> its synthetic
-    instrument id. Returns ``(path, bar_count)``; raises LeanFormatError on bad input.
+    instrument id. ``source_ticker``: read that ticker's member of the zip instead (tests label SPY's
+    bars as another ETF to exercise it; such files are not that ETF's data). Returns ``(path,
+    bar_count)``; raises LeanFormatError on bad input.
     """
-    day, bars = read_equity_zip(zip_path, ticker)
+    day, bars = read_equity_zip(zip_path, source_ticker or ticker)
     iid = EQUITY_INSTRUMENT_IDS[ticker]
     next_day = day + timedelta(days=1)
     metadata = dbn.Metadata(

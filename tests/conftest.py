@@ -23,6 +23,19 @@ GC_SESSIONS = [date(2013, 10, d) for d in (7, 8, 9, 10, 11)]
 SPY_SESSIONS = [date(2013, 10, 4)] + GC_SESSIONS
 
 
+def load_script(name: str):
+    """Import ``scripts/<name>.py`` by path (scripts/ is not a package), registered in sys.modules
+    (dataclasses look their module up there while it executes)."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def backfill_product_home(home: Path, product: str, sessions: list[date]) -> Path:
     """Copy product ``product``'s real sample (data/sample/<product>/raw) into ``home`` configured for
     it alone (with CHAIN_CONFIG's small-history settings) and backfill ``sessions`` with the CLI."""

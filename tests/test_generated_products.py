@@ -3,9 +3,7 @@ root, and a product that rolls every month (CL) with its own 09:00 New York open
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import warnings
 from datetime import date, time
 from pathlib import Path
@@ -14,7 +12,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 import pytest
 
-from conftest import CHAIN_CONFIG, REPO
+from conftest import CHAIN_CONFIG, load_script
 from spymaster_core.config import SpymasterConfig
 from spymaster_resources.lake import Lake
 
@@ -22,11 +20,7 @@ NY = ZoneInfo("America/New_York")
 
 
 def _generator():
-    spec = importlib.util.spec_from_file_location("generate_session", REPO / "scripts" / "generate_session.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("generate_session")
 
 
 @pytest.fixture(scope="module")

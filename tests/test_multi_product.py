@@ -157,6 +157,7 @@ def test_a_tick_size_override_that_disagrees_with_the_definitions_is_logged(tmp_
     assert meta["tick_size"].value == 0.1
 
 
+@pytest.mark.slow  # a server and Chromium: about a minute, run by .ci/run's slow pass
 def test_the_screen_picks_a_product_and_answers_as_its_gold_signals(multi_home, tmp_path):
     import urllib.request
 

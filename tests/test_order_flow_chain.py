@@ -9,8 +9,6 @@ tests/silver.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import warnings
 from datetime import date
 from pathlib import Path
@@ -23,7 +21,7 @@ from spymaster_assets.gold.vectors import schema_dims, vector_columns
 from spymaster_assets.silver.feature_names import book_columns, depth_columns, mbo_columns, tape_columns
 from spymaster_resources.lake import Lake
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from conftest import load_script
 DEPTH_DAY, MBO_DAY = date(2024, 3, 11), date(2024, 3, 12)
 SCALE = 0.004
 
@@ -34,11 +32,7 @@ pytestmark = [
 
 
 def _generator():
-    spec = importlib.util.spec_from_file_location("generate_session", REPO_ROOT / "scripts" / "generate_session.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("generate_session")
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from dagster import RunRequest, ScheduleEvaluationContext, SkipReason, schedule
 
 from spymaster_core.config import SESSION_TZ
+from spymaster_resources import SpymasterResource
 from ..sessions import is_trading_session
 
 DOWNLOAD_JOB_NAME = "download_job"
@@ -29,11 +30,13 @@ DAILY_DOWNLOAD_CRON = "30 17 * * 1-5"
     execution_timezone=SESSION_TZ,
     description="After each CME close (17:30 ET Mon-Fri), download the raw DBN files of that day's session.",
 )
-def daily_download_schedule(context: ScheduleEvaluationContext):
-    """Request ``download_job`` for the session whose trade date is the execution day (ET); skip holidays."""
+def daily_download_schedule(context: ScheduleEvaluationContext, spymaster: SpymasterResource):
+    """Request ``download_job`` for the session whose trade date is the execution day (ET) when it is a
+    session of one of the data root's products (each product's calendar); skip holidays of them all."""
     when = context.scheduled_execution_time or datetime.now(tz=ZoneInfo(SESSION_TZ))
     day = when.astimezone(ZoneInfo(SESSION_TZ)).date()
-    if not is_trading_session(day):
+    config = spymaster.config
+    if not any(is_trading_session(day, config.for_product(p)) for p in config.products):
         return SkipReason(f"{day} ({day:%A}) is not a CME trading session: nothing to download")
     key = day.isoformat()
     return RunRequest(run_key=f"download:{key}", partition_key=key)

@@ -34,12 +34,13 @@ from dagster import (
 )
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from spymaster_core.products import LEGACY_PRODUCT, asset_key_prefix
 from spymaster_resources import SpymasterResource
 from spymaster_resources.lake import Lake
 
 from ..gold.history import history_change, lake_fingerprint
 from .backfill import HISTORY_ASSETS, contiguous_ranges
-from .jobs import materialize_session_job
+from ..product_graph import GRAPH_PRODUCTS, product_session_job, session_job_name
 
 DEFAULT_MINIMUM_INTERVAL_SECONDS = 120
 _ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
@@ -56,25 +57,28 @@ def stale_sessions(lake: Lake) -> dict[date, str]:
     return out
 
 
-def rebuild_requests(stale: dict[date, str]) -> list[RunRequest]:
-    """One run request per range of consecutive stale sessions, on ``HISTORY_ASSETS`` only (a range run for two or more)."""
+def rebuild_requests(stale: dict[date, str], product: str = LEGACY_PRODUCT) -> list[RunRequest]:
+    """One run request per range of consecutive stale sessions of ``product``, on its ``HISTORY_ASSETS``
+    only (a range run for two or more), on its session job; another product's run keys start ``<P>:``."""
     requests = []
-    selection = [AssetKey(name) for name in HISTORY_ASSETS]
+    prefix = asset_key_prefix(product)
+    selection = [AssetKey([*prefix, name]) for name in HISTORY_ASSETS]
+    job_name = session_job_name(product)
     for days in contiguous_ranges(sorted(stale)):
         digest = hashlib.sha256("\n".join(f"{d}:{stale[d]}" for d in days).encode()).hexdigest()[:16]
-        run_key = f"stale:{days[0]}..{days[-1]}:{digest}"
+        run_key = ("" if not prefix else f"{product}:") + f"stale:{days[0]}..{days[-1]}:{digest}"
         tags = {"spymaster/rebuild": "stale history"}
         if len(days) == 1:
-            requests.append(RunRequest(run_key=run_key, partition_key=days[0].isoformat(), asset_selection=selection, tags=tags))
+            requests.append(RunRequest(run_key=run_key, partition_key=days[0].isoformat(), asset_selection=selection, tags=tags, job_name=job_name))
         else:
             tags |= {ASSET_PARTITION_RANGE_START_TAG: days[0].isoformat(), ASSET_PARTITION_RANGE_END_TAG: days[-1].isoformat()}
-            requests.append(RunRequest(run_key=run_key, asset_selection=selection, tags=tags))
+            requests.append(RunRequest(run_key=run_key, asset_selection=selection, tags=tags, job_name=job_name))
     return requests
 
 
 @sensor(
     name="stale_history_sensor",
-    job=materialize_session_job,
+    jobs=[product_session_job(p) for p in GRAPH_PRODUCTS],
     minimum_interval_seconds=int(os.environ.get("SPYMASTER_STALE_SENSOR_INTERVAL_SECONDS", DEFAULT_MINIMUM_INTERVAL_SECONDS)),
     description="Flag and rebuild the sessions whose answers rest on a history that changed after they were built.",
 )
@@ -83,13 +87,16 @@ def stale_history_sensor(context: SensorEvaluationContext, spymaster: SpymasterR
     active = context.instance.get_run_records(filters=RunsFilter(statuses=_ACTIVE), limit=1)
     if active:
         return SkipReason(f"run {active[0].dagster_run.run_id} is queued or in progress; history is checked once no run is")
-    stale = stale_sessions(spymaster.lake)
+    # Each product's history is its own lake's (history never mixes products).
+    products = [p for p in spymaster.config.products if p in GRAPH_PRODUCTS]
+    stale = {p: found for p in products if (found := stale_sessions(spymaster.for_product(p).lake))}
     if not stale:
         return SensorResult(skip_reason=SkipReason("every session's answers rest on the lake's current history"), cursor="")
-    state = hashlib.sha256("\n".join(f"{d}:{r}" for d, r in sorted(stale.items())).encode()).hexdigest()
+    state = hashlib.sha256("\n".join(f"{p}:{d}:{r}" if p != LEGACY_PRODUCT else f"{d}:{r}" for p, days in sorted(stale.items()) for d, r in sorted(days.items())).encode()).hexdigest()
     observations = [] if context.cursor == state else [
-        AssetObservation(asset_key="gold_signals", partition=d.isoformat(), metadata={"history": MetadataValue.text(f"stale: {reason}; a rebuild is requested")})
-        for d, reason in sorted(stale.items())
+        AssetObservation(asset_key=AssetKey([*asset_key_prefix(p), "gold_signals"]), partition=d.isoformat(), metadata={"history": MetadataValue.text(f"stale: {reason}; a rebuild is requested")})
+        for p, days in sorted(stale.items()) for d, reason in sorted(days.items())
     ]
-    context.log.info(f"{len(stale)} stale session(s): {min(stale)} .. {max(stale)}")
-    return SensorResult(run_requests=rebuild_requests(stale), asset_events=observations, cursor=state)
+    for p, days in stale.items():
+        context.log.info(f"{p}: {len(days)} stale session(s): {min(days)} .. {max(days)}")
+    return SensorResult(run_requests=[r for p, days in stale.items() for r in rebuild_requests(days, p)], asset_events=observations, cursor=state)

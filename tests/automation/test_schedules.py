@@ -32,8 +32,18 @@ def stand_in_download_job():
     _fetch_nothing()
 
 
-def evaluate(when: datetime):
-    return daily_download_schedule(build_schedule_context(scheduled_execution_time=when))
+def evaluate(when: datetime, home: str = "unused-data-root"):
+    from spymaster_resources import SpymasterResource
+
+    return daily_download_schedule(build_schedule_context(scheduled_execution_time=when, resources={"spymaster": SpymasterResource(home=home)}))
+
+
+def test_a_day_that_is_a_session_of_one_configured_product_only_is_downloaded(tmp_path):
+    # 2014-01-20 (Martin Luther King Jr. Day): CME equity futures trade, NYSE is shut.
+    (tmp_path / "config.json").write_text('{"products": ["SPY"]}')
+    assert isinstance(evaluate(datetime(2014, 1, 20, 17, 30, tzinfo=NY), str(tmp_path)), SkipReason)
+    (tmp_path / "config.json").write_text('{"products": ["SPY", "ES"]}')
+    assert isinstance(evaluate(datetime(2014, 1, 20, 17, 30, tzinfo=NY), str(tmp_path)), RunRequest)
 
 
 def test_schedule_runs_after_the_close_on_weekdays_in_new_york():
