@@ -111,8 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="spymaster",
         description=(
-            "Spymaster: when ES price nears a level (pre-market high/low, opening-range high/low, SMA_90, "
-            "EMA_20), find the most similar past setups and show how often they broke, rejected or chopped. "
+            "Spymaster: when price nears a level (pre-market high/low, opening-range high/low, SMA_90, "
+            "EMA_20), find the most similar past setups and show how often they broke, rejected or chopped; "
+            "for ES and every product of the data root's config.json \"products\" (--product). "
             "Data root: --home, else $SPYMASTER_HOME, else ./data (raw DBN files in <home>/raw, outputs in <home>/lake)."
         ),
     )
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
     )
     p_query.add_argument("--date", type=_date, required=True, help="session date, YYYY-MM-DD (must be materialized)")
-    p_query.add_argument("--time", type=_time, required=True, help="bar close time HH:MM New York, in the anchor window (09:32-12:30)")
+    p_query.add_argument("--time", type=_time, required=True, help="bar close time HH:MM New York, in the anchor window (the three hours after the product's open: 09:32-12:30 for ES, 08:22-11:20 for GC)")
     p_query.add_argument("--level", type=_level, help=f"only this level kind ({', '.join(LEVEL_KINDS)})")
     p_query.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
@@ -211,8 +212,8 @@ def main(argv: list[str] | None = None) -> int:
 
     sub.add_parser(
         "demo",
-        help="copy the embedded real ES sample to a data root, backfill it, query it, evaluate",
-        description="Copies the embedded real ES sample (14 sessions) into the data root's raw/ (--home, default data/demo), backfills it, asks one query and prints the walk-forward evaluation.",
+        help="copy the embedded real ES, GC and SPY samples to a data root, backfill them, query and evaluate each",
+        description="Copies the embedded real samples (ES 14 sessions, GC 5, SPY 6) into the data root's raw/ (--home, default data/demo), configures the three products, backfills each, asks one query of each and prints each one's walk-forward evaluation.",
     )
 
     p_serve = sub.add_parser(
