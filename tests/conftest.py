@@ -61,6 +61,13 @@ def spy_home(tmp_path_factory) -> Path:
     return backfill_product_home(tmp_path_factory.mktemp("spy"), "SPY", SPY_SESSIONS)
 
 
+def pytest_sessionstart(session) -> None:
+    """The tests read real recorded data from ../shared/data beside the repository: without it the run
+    fails at once, saying so, instead of skipping the tests that need it."""
+    if not (SHARED_DATA / "lean").is_dir() or not (SHARED_DATA / "dbn").is_dir():
+        raise pytest.UsageError(f"{SHARED_DATA}: the shared real data is missing; the tests need ../shared/data beside the repository")
+
+
 @pytest.fixture(scope="session")
 def sample_home(tmp_path_factory) -> Path:
     """A fresh data root whose raw/ holds a copy of the committed sample DBN files."""

@@ -141,8 +141,6 @@ def test_definition_is_the_es_future_as_databento_publishes_it(session):
     assert d["min_price_increment"] == 250_000_000  # 0.25 points
     assert d["unit_of_measure_qty"] == 50 * 1_000_000_000  # the $50 multiplier
     assert d["expiration"] == _ns(datetime(2024, 6, 21, 13, 30, tzinfo=timezone.utc))
-    if not REAL_DEFINITIONS.is_file():
-        pytest.skip(f"real ES definition not found at {REAL_DEFINITIONS}")
     real = _records(REAL_DEFINITIONS)
     (r,) = real[real["raw_symbol"] == b"ESM4"]
     same = ["display_factor", "min_price_increment", "unit_of_measure_qty", "min_price_increment_amount",

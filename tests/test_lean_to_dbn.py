@@ -26,7 +26,6 @@ LEAN_DIR = REPO_ROOT.parent / "shared" / "data" / "lean" / "Data" / "future" / "
 pytestmark = [
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
     pytest.mark.filterwarnings("ignore::FutureWarning"),
-    pytest.mark.skipif(not LEAN_DIR.is_dir(), reason=f"Lean data not found at {LEAN_DIR}"),
 ]
 
 
@@ -162,3 +161,23 @@ def test_malformed_row_names_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(lean_to_dbn.LeanFormatError, match=match):
         lean_to_dbn.convert_day(bad, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("product", "dates", "folder"), [
+    ("GC", ["20131007", "20131011"], "GC/raw/GLBX.MDP3"),
+    ("SPY", ["20131004", "20131011"], "SPY/raw/XNAS.ITCH"),
+])
+def test_the_committed_gc_and_spy_samples_are_the_converters_output(tmp_path: Path, product: str, dates: list[str], folder: str) -> None:
+    assert lean_to_dbn.main(["--product", product, "--out", str(tmp_path), "--dates", *dates]) == 0
+    committed = REPO_ROOT / "data" / "sample" / folder
+    written = sorted(tmp_path.iterdir())
+    assert written and all((committed / p.name).read_bytes() == p.read_bytes() for p in written)
+
+
+def test_gc_definitions_carry_comex_gold_terms(tmp_path: Path) -> None:
+    assert lean_to_dbn.main(["--product", "GC", "--out", str(tmp_path), "--dates", "20131008"]) == 0
+    df = db.DBNStore.from_file(tmp_path / "glbx-mdp3-20131008.definition.dbn.zst").to_df().set_index("raw_symbol")
+    assert "GCZ3" in df.index and set(df["asset"]) == {"GC"} and set(df["exchange"]) == {"XCEC"}
+    assert (df["min_price_increment"] == 0.1).all() and (df["unit_of_measure_qty"] == 100).all()
+    # Trading ends 12:30 CT on the third last business day of the contract month: 2013-12-27 (Friday; the 30th and 31st follow).
+    assert df.loc["GCZ3", "expiration"] == pd.Timestamp("2013-12-27 18:30", tz="UTC")

@@ -31,7 +31,6 @@ C7000 = 42780620
 UTC = timezone.utc
 
 pytestmark = [
-    pytest.mark.skipif(not EXERCISE.is_dir(), reason=f"shared data not found at {EXERCISE}"),
     pytest.mark.filterwarnings("ignore"),
 ]
 

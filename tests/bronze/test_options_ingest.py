@@ -28,7 +28,6 @@ UTC = timezone.utc
 P5250, P5230 = 4163986, 42449452  # ESM4 puts of the options_catalog fixtures
 
 pytestmark = [
-    pytest.mark.skipif(not NAUTILUS.is_dir(), reason=f"shared data not found at {NAUTILUS}"),
     pytest.mark.filterwarnings("ignore"),
 ]
 

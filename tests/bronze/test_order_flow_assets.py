@@ -24,7 +24,6 @@ ESU4 = Path(__file__).resolve().parents[3] / "shared" / "data" / "dbn" / "nautil
 ASSETS = [bronze_definitions, bronze_futures_ohlcv_1m, bronze_futures_trades, bronze_futures_bbo, bronze_futures_mbp10]
 PARTITION = "2024-07-02"  # Globex session 2024-07-01 18:00 ET - 07-02 17:00 ET
 
-pytestmark = pytest.mark.skipif(not ESU4.is_dir(), reason=f"shared data not found at {ESU4}")
 
 
 def _meta(result, asset: str) -> dict:

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+
+from conftest import SHARED_DATA
 from vollib.black import black as vollib_black
 from vollib.black.greeks.analytical import gamma as vollib_gamma
 from vollib.black.greeks.analytical import vega as vollib_vega
@@ -122,7 +124,7 @@ def test_vectorized_shapes_broadcast():
 # ----------------------------------------------------------------------------------------------
 # Real data: ES March 2020 quarterly options on 2020-01-06 (Lean minute quote bars).
 
-LEAN = Path("/work/shared/data/lean/Data")
+LEAN = SHARED_DATA / "lean" / "Data"  # ../shared beside the repository (conftest fails the run without it)
 OPTIONS_ZIP = LEAN / "futureoption/cme/minute/es/202003/20200106_quote_american.zip"
 FUTURES_ZIP = LEAN / "future/cme/minute/es/20200106_trade.zip"
 DAY = datetime(2020, 1, 6, tzinfo=timezone.utc)
@@ -140,7 +142,6 @@ def read_lean_csv(archive: Path, member: str, columns: list[str]) -> pl.DataFram
     return pl.read_csv(io.BytesIO(data), has_header=False, new_columns=columns, schema_overrides={c: pl.Float64 for c in columns[1:]})
 
 
-@pytest.mark.skipif(not OPTIONS_ZIP.exists(), reason="Lean ES option fixtures not present")
 def test_implied_vol_round_trips_on_lean_es_option_quotes():
     """Round trip |Black-76(IV(mid)) - mid| < 1e-6 points wherever an IV exists, and near-the-money IVs
     in a plausible 5%-100% range. These are American quarterly options: the Black-76 (European) IV is
