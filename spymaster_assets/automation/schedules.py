@@ -1,11 +1,13 @@
-"""The daily download: after each CME close, fetch the raw DBN files of that day's session.
+"""The daily downloads: after each close, fetch the raw DBN files of that day's session of each product.
 
-At 17:30 America/New_York, Monday to Friday (the Globex equity session closes at 17:00 ET), the
-schedule requests ``download_job`` (owned by the download package, referred to by name) for the
-partition of the session whose trade date is that calendar day, when the exchange calendar has a
-session that day; on a CME holiday it skips. The files it lands in ``raw/`` are then materialized by
-``raw_files_sensor``. The run key ``download:<YYYY-MM-DD>`` makes a tick that is evaluated twice
-request the download once.
+At 17:30 America/New_York, Monday to Friday (CME Globex sessions close at 17:00 ET),
+``daily_download_schedule`` requests ``download_job`` (owned by the download package, referred to by
+name) for the partition of the session whose trade date is that calendar day, for the data root's
+futures products of which that day is a session (each product's calendar); on a day that is a
+session of none of them it skips. ``daily_equity_download_schedule`` does the same at 20:30 for the
+ETFs (SPY, QQQ), whose extended session ends at 20:00 ET. The files they land in ``raw/`` are then
+materialized by ``raw_files_sensor``. The run keys ``download:<YYYY-MM-DD>`` and
+``download-equities:<YYYY-MM-DD>`` make a tick that is evaluated twice request the download once.
 """
 
 from datetime import datetime
@@ -21,6 +23,25 @@ DOWNLOAD_JOB_NAME = "download_job"
 #: 17:30 Monday-Friday, in ``SESSION_TZ``: half an hour after the 17:00 ET close (Databento's
 #: historical data for the day is available shortly after).
 DAILY_DOWNLOAD_CRON = "30 17 * * 1-5"
+#: 20:30 Monday-Friday: half an hour after the ETFs' extended session ends (20:00 ET).
+DAILY_EQUITY_DOWNLOAD_CRON = "30 20 * * 1-5"
+
+
+def _request(context: ScheduleEvaluationContext, spymaster: SpymasterResource, futures: bool, run_key_prefix: str):
+    """The download of the execution day's session (ET) for the data root's futures (or equity) products trading that day."""
+    when = context.scheduled_execution_time or datetime.now(tz=ZoneInfo(SESSION_TZ))
+    day = when.astimezone(ZoneInfo(SESSION_TZ)).date()
+    config = spymaster.config
+    kind = "CME" if futures else "NYSE"
+    products = [p for p in config.products if config.for_product(p).spec.is_future == futures]
+    if not products:
+        return SkipReason(f"the data root has no {'futures' if futures else 'equity'} product ({', '.join(config.products)})")
+    trading = [p for p in products if is_trading_session(day, config.for_product(p))]
+    if not trading:
+        return SkipReason(f"{day} ({day:%A}) is not a {kind} trading session of {', '.join(products)}: nothing to download")
+    key = day.isoformat()
+    run_config = {"ops": {"download_session_files": {"config": {"products": trading}}}}
+    return RunRequest(run_key=f"{run_key_prefix}:{key}", partition_key=key, run_config=run_config)
 
 
 @schedule(
@@ -28,18 +49,24 @@ DAILY_DOWNLOAD_CRON = "30 17 * * 1-5"
     job_name=DOWNLOAD_JOB_NAME,
     cron_schedule=DAILY_DOWNLOAD_CRON,
     execution_timezone=SESSION_TZ,
-    description="After each CME close (17:30 ET Mon-Fri), download the raw DBN files of that day's session.",
+    description="After each CME close (17:30 ET Mon-Fri), download the raw DBN files of that day's session of each futures product.",
 )
 def daily_download_schedule(context: ScheduleEvaluationContext, spymaster: SpymasterResource):
-    """Request ``download_job`` for the session whose trade date is the execution day (ET) when it is a
-    session of one of the data root's products (each product's calendar); skip holidays of them all."""
-    when = context.scheduled_execution_time or datetime.now(tz=ZoneInfo(SESSION_TZ))
-    day = when.astimezone(ZoneInfo(SESSION_TZ)).date()
-    config = spymaster.config
-    if not any(is_trading_session(day, config.for_product(p)) for p in config.products):
-        return SkipReason(f"{day} ({day:%A}) is not a CME trading session: nothing to download")
-    key = day.isoformat()
-    return RunRequest(run_key=f"download:{key}", partition_key=key)
+    """Request ``download_job`` for the session whose trade date is the execution day (ET), for the data
+    root's futures products trading that day; skip a day none of them trades."""
+    return _request(context, spymaster, futures=True, run_key_prefix="download")
 
 
-schedules = [daily_download_schedule]
+@schedule(
+    name="daily_equity_download_schedule",
+    job_name=DOWNLOAD_JOB_NAME,
+    cron_schedule=DAILY_EQUITY_DOWNLOAD_CRON,
+    execution_timezone=SESSION_TZ,
+    description="After the ETFs' extended session (20:30 ET Mon-Fri), download the raw DBN files of that day's session of each equity product.",
+)
+def daily_equity_download_schedule(context: ScheduleEvaluationContext, spymaster: SpymasterResource):
+    """Request ``download_job`` for the execution day's session of the data root's equity products (SPY, QQQ)."""
+    return _request(context, spymaster, futures=False, run_key_prefix="download-equities")
+
+
+schedules = [daily_download_schedule, daily_equity_download_schedule]

@@ -32,18 +32,27 @@ def stand_in_download_job():
     _fetch_nothing()
 
 
-def evaluate(when: datetime, home: str = "unused-data-root"):
+def evaluate(when: datetime, home: str = "unused-data-root", schedule=daily_download_schedule):
     from spymaster_resources import SpymasterResource
 
-    return daily_download_schedule(build_schedule_context(scheduled_execution_time=when, resources={"spymaster": SpymasterResource(home=home)}))
+    return schedule(build_schedule_context(scheduled_execution_time=when, resources={"spymaster": SpymasterResource(home=home)}))
 
 
-def test_a_day_that_is_a_session_of_one_configured_product_only_is_downloaded(tmp_path):
-    # 2014-01-20 (Martin Luther King Jr. Day): CME equity futures trade, NYSE is shut.
+def test_each_product_is_downloaded_after_its_own_close_on_its_own_sessions(tmp_path):
+    from spymaster_assets.automation.schedules import daily_equity_download_schedule
+
+    assert daily_equity_download_schedule.cron_schedule == "30 20 * * 1-5"  # the ETFs' session ends 20:00 ET
+    (tmp_path / "config.json").write_text('{"products": ["SPY", "ES", "GC"]}')
+    # 2014-01-20 (Martin Luther King Jr. Day): CME equity futures and gold trade, NYSE is shut.
+    mlk = datetime(2014, 1, 20, 17, 30, tzinfo=NY)
+    futures = evaluate(mlk, str(tmp_path))
+    assert isinstance(futures, RunRequest) and futures.run_config["ops"]["download_session_files"]["config"]["products"] == ["ES", "GC"]
+    assert isinstance(evaluate(mlk.replace(hour=20), str(tmp_path), daily_equity_download_schedule), SkipReason)
+    equities = evaluate(datetime(2014, 1, 21, 20, 30, tzinfo=NY), str(tmp_path), daily_equity_download_schedule)
+    assert isinstance(equities, RunRequest) and equities.run_key == "download-equities:2014-01-21"
+    assert equities.run_config["ops"]["download_session_files"]["config"]["products"] == ["SPY"]
     (tmp_path / "config.json").write_text('{"products": ["SPY"]}')
-    assert isinstance(evaluate(datetime(2014, 1, 20, 17, 30, tzinfo=NY), str(tmp_path)), SkipReason)
-    (tmp_path / "config.json").write_text('{"products": ["SPY", "ES"]}')
-    assert isinstance(evaluate(datetime(2014, 1, 20, 17, 30, tzinfo=NY), str(tmp_path)), RunRequest)
+    assert "no futures product" in evaluate(mlk, str(tmp_path)).skip_message
 
 
 def test_schedule_runs_after_the_close_on_weekdays_in_new_york():
