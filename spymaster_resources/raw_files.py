@@ -14,6 +14,7 @@ import re
 import time
 import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Mapping
@@ -185,7 +186,13 @@ def file_products(symbols: tuple[str, ...], products: Mapping[str, Product]) -> 
     the header does not say (no symbols, or ``ALL_SYMBOLS``): such a file may hold any of them."""
     if not symbols or ALL_SYMBOLS in symbols:
         return None
-    return {name for name, product in products.items() if any(product.owns_symbol(s) for s in symbols)}
+    return {name for name, product in products.items() if _owns_any(product, tuple(symbols))}
+
+
+@lru_cache(maxsize=65536)
+def _owns_any(product: Product, symbols: tuple[str, ...]) -> bool:
+    # A range run lists the catalog thousands of times: each (product, header) is matched once.
+    return any(product.owns_symbol(s) for s in symbols)
 
 
 class BadDbnFile(RawDataError):
