@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 import warnings
@@ -21,6 +23,62 @@ CHAIN_CONFIG = {"model_min_sessions": 2, "model_retrain_sessions": 2, "blend_min
 #: The real GC sample's sessions (data/sample/GC), and SPY's (data/sample/SPY: the Friday before too).
 GC_SESSIONS = [date(2013, 10, d) for d in (7, 8, 9, 10, 11)]
 SPY_SESSIONS = [date(2013, 10, 4)] + GC_SESSIONS
+
+
+#: The products of the multi-product data root (``multi_home``), and a raw file of a product it does
+#: not configure (NQ: its header names NQ.FUT).
+MULTI_PRODUCTS = ["ES", "GC", "SPY"]
+NQ_FILE = "nq/glbx-mdp3-20131008.ohlcv-1m.dbn.zst"
+
+
+def _write_nq_file(path: Path) -> None:
+    """Two NQZ3 bars as Databento would deliver a parent NQ.FUT request (made up: what matters is the header)."""
+    import databento_dbn as dbn
+    from databento_dbn import v3
+
+    day = date(2013, 10, 8)
+    start = 1381190400 * 10**9  # 2013-10-08 00:00 UTC
+    metadata = dbn.Metadata(
+        dataset="GLBX.MDP3", start=start, end=start + 86_400 * 10**9, stype_in=dbn.SType.PARENT, stype_out=dbn.SType.INSTRUMENT_ID,
+        schema=dbn.Schema.OHLCV_1M, symbols=["NQ.FUT"], partial=[], not_found=[], ts_out=False, version=3,
+        mappings=[type("M", (), {"raw_symbol": "NQZ3", "intervals": [type("I", (), {"start_date": day, "end_date": date(2013, 10, 9), "symbol": "7"})()]})()],
+    )
+    path.parent.mkdir(parents=True)
+    with path.open("wb") as out:
+        transcoder = dbn.Transcoder(out, dbn.Encoding.DBN, dbn.Compression.ZSTD)
+        transcoder.write(metadata.encode())
+        for minute in range(2):
+            price = 3_200 * 10**9
+            bar = v3.OHLCVMsg(rtype=dbn.RType.OHLCV_1M.value, publisher_id=1, instrument_id=7, ts_event=start + (13 * 60 + 30 + minute) * 60 * 10**9, open=price, high=price, low=price, close=price, volume=5)
+            transcoder.write(bytes(bar))
+        transcoder.finish()
+
+
+@pytest.fixture(scope="session")
+def multi_home(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """A data root configured for ES, GC and SPY whose raw/ holds the three samples (each in its own
+    folder: the GC and ES files share Databento's daily names) and an NQ file; each product backfilled
+    with the CLI. Returns the root and each backfill's stderr."""
+    from spymaster_assets.cli import main
+
+    home = tmp_path_factory.mktemp("multi")
+    for src in SAMPLE_RAW.rglob("*.dbn.zst"):
+        if src.name[10:18] <= "20131011":
+            (home / "raw" / "es").mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, home / "raw" / "es" / src.name)
+    for product in ("GC", "SPY"):
+        shutil.copytree(REPO / "data" / "sample" / product / "raw", home / "raw" / product.lower())
+    _write_nq_file(home / "raw" / NQ_FILE)
+    (home / "config.json").write_text(json.dumps({"products": MULTI_PRODUCTS, **CHAIN_CONFIG}))
+    logs = {}
+    spans = {"ES": CHAIN_SESSIONS, "GC": GC_SESSIONS, "SPY": SPY_SESSIONS}
+    for product in MULTI_PRODUCTS:
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            code = main(["--home", str(home), "backfill", "--product", product, "--start", str(spans[product][0]), "--end", str(spans[product][-1]), "--quiet", "--no-charts"])
+        assert code == 0, err.getvalue()
+        logs[product] = err.getvalue()
+    return home, logs
 
 
 def load_script(name: str):

@@ -25,22 +25,22 @@ def _generator():
 
 @pytest.fixture(scope="module")
 def cl_home(tmp_path_factory) -> Path:
-    """Eight generated CL sessions across the CLX3 -> CLZ3 roll (CLX3's last trade: 2013-10-22), backfilled bronze to gold."""
+    """Six generated CL sessions across the CLX3 -> CLZ3 roll (CLX3's last trade: 2013-10-22, the roll 8 days before), backfilled bronze to gold."""
     from spymaster_assets.cli import main
 
     home = tmp_path_factory.mktemp("cl")
-    _generator().generate_bars_sessions(date(2013, 10, 9), 8, home / "raw" / "GLBX.MDP3", start_price=102.0, product="CL")
+    _generator().generate_bars_sessions(date(2013, 10, 9), 6, home / "raw" / "GLBX.MDP3", start_price=102.0, product="CL")
     (home / "config.json").write_text(json.dumps({"products": ["CL"], **CHAIN_CONFIG}))
-    assert main(["--home", str(home), "backfill", "--start", "2013-10-09", "--end", "2013-10-18", "--quiet", "--no-charts"]) == 0
+    assert main(["--home", str(home), "backfill", "--start", "2013-10-09", "--end", "2013-10-16", "--quiet", "--no-charts"]) == 0
     return home
 
 
 def test_cl_rolls_monthly_and_its_levels_start_at_nine(cl_home):
     lake = Lake(SpymasterConfig.for_home(cl_home).lake_dir)
     days = lake.dates("bronze", "bronze_futures_ohlcv_1m")
-    assert len(days) == 8
+    assert len(days) == 6
     fronts = {d: lake.read("bronze", "bronze_futures_ohlcv_1m", d)["raw_symbol"].unique().to_list() for d in days}
-    assert fronts[date(2013, 10, 9)] == ["CLX3"] and fronts[date(2013, 10, 18)] == ["CLZ3"]
+    assert fronts[date(2013, 10, 9)] == ["CLX3"] and fronts[date(2013, 10, 16)] == ["CLZ3"]
     assert sorted({s for v in fronts.values() for s in v}) == ["CLX3", "CLZ3"]
     levels = lake.read("silver", "silver_levels", date(2013, 10, 10))
     known = {k: t.astimezone(NY).time() for k, t in levels.group_by("level_kind").agg(pl.col("ts_event").min()).iter_rows()}

@@ -17,62 +17,12 @@ import polars as pl
 import pytest
 from databento_dbn import v3
 
-from conftest import CHAIN_CONFIG, CHAIN_SESSIONS, GC_SESSIONS, REPO, SAMPLE_RAW, SPY_SESSIONS, assert_same_lake
+from conftest import GC_SESSIONS, NQ_FILE, REPO, assert_same_lake
 
 PRODUCTS = ["ES", "GC", "SPY"]
-#: A raw file of a product the data root does not configure (NQ): its header names NQ.FUT.
-NQ_FILE = "nq/glbx-mdp3-20131008.ohlcv-1m.dbn.zst"
 
 
-def _write_nq_file(path: Path) -> None:
-    """Two NQZ3 bars as Databento would deliver a parent NQ.FUT request (made up: what matters is the header)."""
-    day = date(2013, 10, 8)
-    start = 1381190400 * 10**9  # 2013-10-08 00:00 UTC
-    metadata = dbn.Metadata(
-        dataset="GLBX.MDP3", start=start, end=start + 86_400 * 10**9, stype_in=dbn.SType.PARENT, stype_out=dbn.SType.INSTRUMENT_ID,
-        schema=dbn.Schema.OHLCV_1M, symbols=["NQ.FUT"], partial=[], not_found=[], ts_out=False, version=3,
-        mappings=[type("M", (), {"raw_symbol": "NQZ3", "intervals": [type("I", (), {"start_date": day, "end_date": date(2013, 10, 9), "symbol": "7"})()]})()],
-    )
-    path.parent.mkdir(parents=True)
-    with path.open("wb") as out:
-        transcoder = dbn.Transcoder(out, dbn.Encoding.DBN, dbn.Compression.ZSTD)
-        transcoder.write(metadata.encode())
-        for minute in range(2):
-            price = 3_200 * 10**9
-            bar = v3.OHLCVMsg(rtype=dbn.RType.OHLCV_1M.value, publisher_id=1, instrument_id=7, ts_event=start + (13 * 60 + 30 + minute) * 60 * 10**9, open=price, high=price, low=price, close=price, volume=5)
-            transcoder.write(bytes(bar))
-        transcoder.finish()
-
-
-@pytest.fixture(scope="module")
-def multi_home(tmp_path_factory) -> tuple[Path, dict[str, str]]:
-    """A data root configured for ES, GC and SPY whose raw/ holds the three samples (each in its own
-    folder: the GC and ES files share Databento's daily names) and an NQ file; each product backfilled
-    with the CLI. Returns the root and each backfill's stderr."""
-    from spymaster_assets.cli import main
-
-    home = tmp_path_factory.mktemp("multi")
-    for src in SAMPLE_RAW.rglob("*.dbn.zst"):
-        if src.name[10:18] <= "20131011":
-            (home / "raw" / "es").mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, home / "raw" / "es" / src.name)
-    for product in ("GC", "SPY"):
-        shutil.copytree(REPO / "data" / "sample" / product / "raw", home / "raw" / product.lower())
-    _write_nq_file(home / "raw" / NQ_FILE)
-    (home / "config.json").write_text(json.dumps({"products": PRODUCTS, **CHAIN_CONFIG}))
-    logs = {}
-    spans = {"ES": CHAIN_SESSIONS, "GC": GC_SESSIONS, "SPY": SPY_SESSIONS}
-    import contextlib, io
-
-    for product in PRODUCTS:
-        err = io.StringIO()
-        with contextlib.redirect_stderr(err):
-            code = main(["--home", str(home), "backfill", "--product", product, "--start", str(spans[product][0]), "--end", str(spans[product][-1]), "--quiet", "--no-charts"])
-        assert code == 0, err.getvalue()
-        logs[product] = err.getvalue()
-    return home, logs
-
-
+@pytest.mark.slow  # two more data roots backfilled: about 40 s, run by .ci/run's slow pass
 def test_each_products_lake_equals_a_data_root_of_that_product_alone(multi_home, gc_home, spy_home, materialized_home):
     home, _ = multi_home
     assert_same_lake(home / "lake" / "product=GC", gc_home / "lake" / "product=GC")

@@ -1,8 +1,10 @@
 """GC futures and SPY on their real sample data (data/sample/GC, data/sample/SPY): the same asset graph as ES.
 
-Each data root serves one product (``config.json`` ``"products"``) and is backfilled by the CLI,
-bronze to gold (``conftest.gc_home``, ``conftest.spy_home``). The levels are checked against an independent computation straight from Lean's CSV
-files in ../shared/data (the source the sample DBN was converted from), in the product's own hours.
+The samples are backfilled by the CLI, bronze to gold, in one data root serving ES, GC and SPY
+(``conftest.multi_home``; a product's lake there equals the lake of a root serving it alone:
+test_multi_product). The levels are checked against an independent computation straight from
+Lean's CSV files in ../shared/data (the source the sample DBN was converted from), in the
+product's own hours.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ NY = ZoneInfo("America/New_York")
 LEAN = SHARED_DATA / "lean" / "Data"
 
 
-def _lake(home: Path) -> Lake:
-    return Lake(SpymasterConfig.for_home(home).lake_dir)
+def _lake(multi_home, product: str) -> Lake:
+    home, _ = multi_home
+    return Lake(SpymasterConfig.for_home(home).for_product(product).lake_dir)
 
 
 def _lean_bars(zip_path: Path, member: str, base: datetime, price_divisor: float) -> pl.DataFrame:
@@ -62,8 +65,8 @@ def _assert_on_tick(prices: dict[str, float], tick: float) -> None:
 
 
 @pytest.mark.parametrize("day", GC_SESSIONS)
-def test_gc_front_month_and_levels_from_its_own_hours(gc_home, day):
-    lake = _lake(gc_home)
+def test_gc_front_month_and_levels_from_its_own_hours(multi_home, day):
+    lake = _lake(multi_home, "GC")
     bronze = lake.read("bronze", "bronze_futures_ohlcv_1m", day)
     assert set(bronze["raw_symbol"]) == {"GCZ3"}  # December 2013 (GCZ13), the volume-dominant active month
     midnight = datetime.combine(day, time(0), tzinfo=timezone.utc)
@@ -79,8 +82,8 @@ def test_gc_front_month_and_levels_from_its_own_hours(gc_home, day):
 
 
 @pytest.mark.parametrize("day", SPY_SESSIONS[1:])
-def test_spy_premarket_from_four_and_levels_from_its_own_hours(spy_home, day):
-    lake = _lake(spy_home)
+def test_spy_premarket_from_four_and_levels_from_its_own_hours(multi_home, day):
+    lake = _lake(multi_home, "SPY")
     bronze = lake.read("bronze", "bronze_futures_ohlcv_1m", day)
     assert set(bronze["raw_symbol"]) == {"SPY"}
     assert bronze["ts_event"].min().astimezone(NY).time() == time(4, 0)  # the equity session opens 04:00 New York
@@ -99,11 +102,11 @@ def test_es_levels_sit_on_the_es_tick():
 
 
 @pytest.mark.parametrize("product", ["GC", "SPY"])
-def test_evaluate_prints_every_model_beside_the_baselines_per_product(gc_home, spy_home, product, capsys):
+def test_evaluate_prints_every_model_beside_the_baselines_per_product(multi_home, product, capsys):
     from spymaster_assets.cli import main
 
-    home = {"GC": gc_home, "SPY": spy_home}[product]
-    assert main(["--home", str(home), "evaluate"]) == 0
+    home, _ = multi_home
+    assert main(["--home", str(home), "evaluate", "--product", product]) == 0
     out = capsys.readouterr().out
     for model in ("base_rate", "distance", "knn", "xgboost", "answer"):
         assert f"\n{model} " in out, f"{product}: no {model} row in\n{out}"
