@@ -1,10 +1,15 @@
 """The ES answers on the committed sample are pinned: refactors (products, partitions, history) must not move them.
 
-``tests/fixtures/es_sample/`` holds gold_signals, gold_signal_neighbours and silver_levels of all 14
-sample sessions as `spymaster demo` built them at commit e4c4ec2 (before the product table), with the
-default configuration. A backfill of the same raw files with today's code must give the same rows:
-strings, dates and integers exactly, floats within 1e-12 (the pipeline is deterministic on one
-machine; the tolerance only absorbs a different CPU's last bit).
+The fixtures were written by the code of commit e4c4ec2, before the product table:
+
+- ``tests/fixtures/es_chain/``: gold_signals, gold_signal_neighbours and silver_levels of the five
+  chain sessions materialized as ``conftest.materialized_home`` does (CHAIN_CONFIG: a model from two
+  sessions, a blend from one), compared in the default run at no extra cost;
+- ``tests/fixtures/es_sample/``: the same tables of all 14 sample sessions as `spymaster demo` built
+  them with the default configuration, compared in the slow pass (a 14-session backfill).
+
+Today's code must give the same rows: strings, dates and integers exactly, floats within 1e-12 (the
+pipeline is deterministic on one machine; the tolerance only absorbs a different CPU's last bit).
 """
 
 from __future__ import annotations
@@ -18,8 +23,28 @@ from polars.testing import assert_frame_equal
 
 from conftest import SAMPLE_RAW
 
-FIXTURES = Path(__file__).parent / "fixtures" / "es_sample"
+FIXTURES = Path(__file__).parent / "fixtures"
 PINNED = {"gold_signals": "gold", "gold_signal_neighbours": "gold", "silver_levels": "silver"}
+
+
+def _table(home: Path, tier: str, table: str) -> pl.DataFrame:
+    from spymaster_core.config import SpymasterConfig
+    from spymaster_resources.lake import Lake
+
+    lake = Lake(SpymasterConfig.for_home(home).lake_dir)
+    return pl.concat([lake.read(tier, table, d) for d in lake.dates(tier, table)], how="diagonal_relaxed")
+
+
+def _assert_pinned(home: Path, fixtures: Path, table: str) -> None:
+    pinned = pl.read_parquet(fixtures / f"{table}.parquet")
+    ours = _table(home, PINNED[table], table)
+    assert ours.height == pinned.height, f"{table}: {ours.height} rows, pinned {pinned.height}"
+    assert_frame_equal(ours.select(pinned.columns), pinned, check_exact=False, rel_tol=0, abs_tol=1e-12)
+
+
+@pytest.mark.parametrize("table", sorted(PINNED))
+def test_es_chain_answers_equal_the_pinned_ones(materialized_home, table):
+    _assert_pinned(materialized_home, FIXTURES / "es_chain", table)
 
 
 @pytest.fixture(scope="module")
@@ -33,17 +58,7 @@ def sample_lake(tmp_path_factory) -> Path:
     return home
 
 
-def _table(home: Path, tier: str, table: str) -> pl.DataFrame:
-    from spymaster_resources.lake import Lake
-    from spymaster_core.config import SpymasterConfig
-
-    lake = Lake(SpymasterConfig.for_home(home).lake_dir)
-    return pl.concat([lake.read(tier, table, d) for d in lake.dates(tier, table)], how="diagonal_relaxed")
-
-
+@pytest.mark.slow  # a backfill of the 14 sessions: about 45 s, run by .ci/run's slow pass
 @pytest.mark.parametrize("table", sorted(PINNED))
 def test_es_sample_answers_equal_the_pinned_ones(sample_lake, table):
-    pinned = pl.read_parquet(FIXTURES / f"{table}.parquet")
-    ours = _table(sample_lake, PINNED[table], table)
-    assert ours.height == pinned.height, f"{table}: {ours.height} rows, pinned {pinned.height}"
-    assert_frame_equal(ours.select(pinned.columns), pinned, check_exact=False, rel_tol=0, abs_tol=1e-12)
+    _assert_pinned(sample_lake, FIXTURES / "es_sample", table)
