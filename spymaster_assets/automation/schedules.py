@@ -44,29 +44,26 @@ def _request(context: ScheduleEvaluationContext, spymaster: SpymasterResource, f
     return RunRequest(run_key=f"{run_key_prefix}:{key}", partition_key=key, run_config=run_config)
 
 
-@schedule(
-    name="daily_download_schedule",
-    job_name=DOWNLOAD_JOB_NAME,
-    cron_schedule=DAILY_DOWNLOAD_CRON,
-    execution_timezone=SESSION_TZ,
-    description="After each CME close (17:30 ET Mon-Fri), download the raw DBN files of that day's session of each futures product.",
-)
-def daily_download_schedule(context: ScheduleEvaluationContext, spymaster: SpymasterResource):
-    """Request ``download_job`` for the session whose trade date is the execution day (ET), for the data
-    root's futures products trading that day; skip a day none of them trades."""
-    return _request(context, spymaster, futures=True, run_key_prefix="download")
+def _download_schedule(name: str, cron: str, futures: bool, run_key_prefix: str, description: str):
+    """A daily ``download_job`` schedule for the data root's futures (or equity) products (:func:`_request`)."""
+
+    @schedule(name=name, job_name=DOWNLOAD_JOB_NAME, cron_schedule=cron, execution_timezone=SESSION_TZ, description=description)
+    def download_schedule(context: ScheduleEvaluationContext, spymaster: SpymasterResource):
+        return _request(context, spymaster, futures=futures, run_key_prefix=run_key_prefix)
+
+    return download_schedule
 
 
-@schedule(
-    name="daily_equity_download_schedule",
-    job_name=DOWNLOAD_JOB_NAME,
-    cron_schedule=DAILY_EQUITY_DOWNLOAD_CRON,
-    execution_timezone=SESSION_TZ,
-    description="After the ETFs' extended session (20:30 ET Mon-Fri), download the raw DBN files of that day's session of each equity product.",
+#: 17:30 ET: the execution day's session of the futures products trading that day.
+daily_download_schedule = _download_schedule(
+    "daily_download_schedule", DAILY_DOWNLOAD_CRON, True, "download",
+    "After each CME close (17:30 ET Mon-Fri), download the raw DBN files of that day's session of each futures product.",
 )
-def daily_equity_download_schedule(context: ScheduleEvaluationContext, spymaster: SpymasterResource):
-    """Request ``download_job`` for the execution day's session of the data root's equity products (SPY, QQQ)."""
-    return _request(context, spymaster, futures=False, run_key_prefix="download-equities")
+#: 20:30 ET: the execution day's session of the equity products (SPY, QQQ).
+daily_equity_download_schedule = _download_schedule(
+    "daily_equity_download_schedule", DAILY_EQUITY_DOWNLOAD_CRON, False, "download-equities",
+    "After the ETFs' extended session (20:30 ET Mon-Fri), download the raw DBN files of that day's session of each equity product.",
+)
 
 
 schedules = [daily_download_schedule, daily_equity_download_schedule]
