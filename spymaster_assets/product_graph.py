@@ -56,7 +56,7 @@ def product_assets(symbol: str) -> tuple[AssetsDefinition, ...]:
     if not prefix:
         return _legacy_assets()
     copies = load_assets_from_modules(SESSION_ASSET_MODULES, key_prefix=list(prefix))
-    return tuple(map_asset_specs(lambda spec: spec.replace_attributes(group_name=f"{prefix[0]}_{spec.group_name}"), copies))
+    return tuple(map_asset_specs(lambda spec: spec.replace_attributes(group_name=group_name(symbol, spec.group_name)), copies))
 
 
 def product_checks(symbol: str) -> list:
