@@ -30,6 +30,7 @@ import inspect
 import multiprocessing
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
@@ -267,9 +268,16 @@ def _each_session(context, name: str, body: Callable, kwargs: dict, keys: list[s
 
 
 def _progress(spymaster: SpymasterResource, name: str, total: int) -> Callable[[str], None]:
-    """A per-step progress bar on stderr when the resource asks for one (the CLI backfill)."""
+    """Progress of a range step on stderr when the resource asks for it (the CLI backfill).
+
+    On a terminal, a progress bar; otherwise (a log file, a pipe, CI) one line when the step ends,
+    ``<step>: <n> sessions (<first> .. <last>) in <s> s``, so a written log reads as one line per step
+    and range instead of carriage-return redraws.
+    """
     if not spymaster.progress:
         return lambda key: None
+    if not sys.stderr.isatty():
+        return _step_line(name, total)
     from tqdm import tqdm
 
     bar = tqdm(total=total, desc=f"{name:<30}", unit="session", file=sys.stderr, leave=False)
@@ -279,6 +287,20 @@ def _progress(spymaster: SpymasterResource, name: str, total: int) -> Callable[[
         bar.set_postfix_str(key)
         if bar.n >= total:
             bar.close()
+
+    return step
+
+
+def _step_line(name: str, total: int) -> Callable[[str], None]:
+    """The non-terminal progress of a step: one line on stderr once its ``total`` sessions are done."""
+    started = time.perf_counter()
+    seen: list[str] = []
+
+    def step(key: str) -> None:
+        seen.append(key)
+        if len(seen) == total:
+            span = seen[0] if total == 1 else f"{seen[0]} .. {seen[-1]}"
+            print(f"{name}: {total} session{'s' if total != 1 else ''} ({span}) in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
 
     return step
 

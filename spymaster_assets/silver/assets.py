@@ -1,7 +1,7 @@
 """Silver assets (Dagster wiring only): bars, levels, level-relative state and outcome labels per session."""
 
 
-from datetime import date
+from datetime import date, timedelta
 
 import polars as pl
 from dagster import AssetDep, AssetExecutionContext, MaterializeResult
@@ -12,7 +12,10 @@ from spymaster_core.config import CONFIG_FILE, SpymasterConfig
 from spymaster_resources import SpymasterResource
 from spymaster_resources.lake import Lake
 
+from spymaster_resources.raw_files import RawCatalog
+
 from ..bronze.assets import bronze_futures_ohlcv_1m
+from ..bronze.ingest import session_definitions, session_ohlcv_1m, sessions_with_rth_data
 from ..partitions import WITH_PREVIOUS_SESSION, session_of_partition_key
 from ..session_range import session_asset
 from ..sessions import trading_sessions
@@ -35,21 +38,31 @@ TIER = "silver"
 _OHLC = ["open", "high", "low", "close"]
 
 
-def warmup_bars(lake: Lake, day: date, instrument_id: int, config: SpymasterConfig) -> tuple[pl.DataFrame | None, str]:
-    """The previous session's front-month 1-minute bars (bronze_futures_ohlcv_1m) when that session
-    is the calendar's previous one and the contract is the same, else None; and where they came
-    from, for metadata. silver_bars and the trader's screen warm their indicators with them."""
-    before = lake.dates_before("bronze", "bronze_futures_ohlcv_1m", day, limit=1)
-    if not before:
-        return None, "none (no earlier session in the lake)"
-    prev = before[0]
-    expected = trading_sessions(prev, day, config)
-    if len(expected) != 2:
-        return None, f"none ({prev} is not the session before {day})"
-    bars = lake.read("bronze", "bronze_futures_ohlcv_1m", prev)
+def warmup_bars(lake: Lake, day: date, instrument_id: int, config: SpymasterConfig, catalog: RawCatalog | None = None) -> tuple[pl.DataFrame | None, str]:
+    """The previous session's front-month 1-minute bars (bronze_futures_ohlcv_1m columns) when the
+    calendar's previous session traded the same contract, else None; and where they came from, for
+    metadata. silver_bars and the trader's screen warm their indicators with them.
+
+    The previous session is the calendar's (``sessions.trading_sessions``), never "the latest one in
+    the lake": its bars come from its bronze partition when written, else, given ``catalog``, from
+    the raw files (the bronze ingest in memory, nothing written) when they hold its regular hours.
+    So silver_bars is a function of the raw files whatever order sessions were backfilled in.
+    Raises RawDataError (naming the file) when the previous session's raw files are unreadable.
+    """
+    calendar = trading_sessions(day - timedelta(days=14), day, config)
+    if len(calendar) < 2 or calendar[-1] != day:
+        return None, "none (no calendar session before it)"
+    prev = calendar[-2]
+    if lake.exists("bronze", "bronze_futures_ohlcv_1m", prev):
+        bars, source = lake.read("bronze", "bronze_futures_ohlcv_1m", prev), str(prev)
+    elif catalog is not None and sessions_with_rth_data(catalog, config, prev, prev):
+        definitions, _ = session_definitions(catalog, prev, config)
+        bars, source = session_ohlcv_1m(catalog, prev, definitions, config).bars, f"{prev} (raw files)"
+    else:
+        return None, f"none (no bars of the previous session {prev})"
     if bars.height == 0 or int(bars["instrument_id"][0]) != instrument_id:
         return None, f"none ({prev} traded another contract: roll)"
-    return bars, str(prev)
+    return bars, source
 
 
 @session_asset(
@@ -63,7 +76,7 @@ def silver_bars(context: AssetExecutionContext, spymaster: SpymasterResource) ->
     cfg, lake = spymaster.config, spymaster.lake
     ohlcv = lake.read("bronze", "bronze_futures_ohlcv_1m", day)
     instrument = int(ohlcv["instrument_id"][0]) if ohlcv.height else -1
-    warmup, warmup_source = warmup_bars(lake, day, instrument, cfg)
+    warmup, warmup_source = warmup_bars(lake, day, instrument, cfg, spymaster.catalog)
     tick, mismatch = tick_size_and_mismatch(lake, day, instrument, cfg)
     if mismatch:
         context.log.warning(f"silver_bars {day}: {mismatch}")
