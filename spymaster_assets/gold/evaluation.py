@@ -15,6 +15,7 @@ import os
 import tempfile
 import warnings
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -458,23 +459,48 @@ def session_bootstrap_skill(
     level: float = 0.90,
     replicates: int = 1000,
     seed: int = 0,
+    sessions: Sequence[date] | None = None,
 ) -> tuple[float, float]:
     """Central ``level`` percentile interval of the Brier skill score by resampling whole sessions.
 
     Inputs: per session, the *sum* over its episodes of the multi-category Brier score of the model
-    and of the reference (shape (S,) each). A replicate draws S sessions with replacement and
-    computes ``1 - sum(model) / sum(reference)`` over them, so a session's episodes stay together
-    (a block bootstrap: episodes of one session are not independent; Kunsch 1989, Efron & Tibshirani
-    1993 ch. 8). Resampling and percentiles by ``scipy.stats.bootstrap`` (paired, percentile
-    method), seeded. Returns (lo, hi); (NaN, NaN) with fewer than 2 sessions.
+    and of the reference (shape (S,) each), and optionally the sessions' dates. A replicate weights
+    each session by a Poisson(1) count (:func:`session_weights`) and computes
+    ``1 - sum(w * model) / sum(w * reference)``, so a session's episodes stay together (a block
+    bootstrap: episodes of one session are not independent; Kunsch 1989, Efron & Tibshirani 1993
+    ch. 8). Returns (lo, hi); (NaN, NaN) with fewer than 2 sessions.
     Raises ValueError on mismatched shapes.
     """
     a = np.asarray(model_brier_by_session, dtype=np.float64)
     b = np.asarray(reference_brier_by_session, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 1:
         raise ValueError(f"per-session Brier sums must be two (S,) arrays, got {a.shape} and {b.shape}")
-    lo, hi = session_bootstrap_skills(a[None, :], b[None, :], level, replicates, seed)
+    lo, hi = session_bootstrap_skills(a[None, :], b[None, :], level, replicates, seed, sessions)
     return float(lo[0]), float(hi[0])
+
+
+_WEIGHTS: dict[tuple[int, int, int], np.ndarray] = {}
+
+
+def session_weights(sessions: Sequence[date | int], replicates: int, seed: int) -> np.ndarray:
+    """Poisson(1) bootstrap counts of each session in each replicate, float64 (S, replicates).
+
+    The Poisson bootstrap (Hanley & MacGibbon 2006; Chamandy et al. 2012, "Estimating uncertainty
+    for massive data streams") draws each session's count independently, from a generator seeded
+    by (``seed``, the session's date ordinal): a session has the same counts in every evaluation
+    that includes it, whatever else is scored, so scores computed from different spans, in any
+    order, share their replicates, and the cost per session is fixed. As ``S`` grows it approaches
+    the multinomial (with-replacement) bootstrap of S sessions.
+    """
+    out = np.empty((len(sessions), replicates), dtype=np.float64)
+    for i, session in enumerate(sessions):
+        ordinal = session.toordinal() if isinstance(session, date) else int(session)
+        key = (seed, ordinal, replicates)
+        counts = _WEIGHTS.get(key)
+        if counts is None:
+            counts = _WEIGHTS[key] = np.random.default_rng([seed, ordinal]).poisson(1.0, replicates).astype(np.float64)
+        out[i] = counts
+    return out
 
 
 def session_bootstrap_skills(
@@ -483,15 +509,15 @@ def session_bootstrap_skills(
     level: float = 0.90,
     replicates: int = 1000,
     seed: int = 0,
+    sessions: Sequence[date | int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`session_bootstrap_skill` of K (model, reference) pairs at once: inputs (K, S), returns (lo, hi), each (K,).
 
-    One ``scipy.stats.bootstrap`` call over the batch: every pair sees the same resampled sessions,
-    as K separate calls with the same seed would, for one call's overhead.
+    Every pair sees the same replicates; the replicate sums are one matrix product
+    (K, S) x (S, replicates). ``sessions``: the S sessions' dates (default: their positions 0..S-1).
+    A replicate that weights no session with reference Brier > 0 is left out of the percentiles.
     Raises ValueError on mismatched shapes.
     """
-    from scipy.stats import bootstrap
-
     a = np.asarray(model_brier_by_session, dtype=np.float64)
     b = np.asarray(reference_brier_by_session, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 2:
@@ -500,22 +526,17 @@ def session_bootstrap_skills(
     hi = np.full(a.shape[0], math.nan)
     if a.shape[1] < 2:
         return lo, hi
-    # Every session with the same ratio: every replicate has the same skill (scipy warns on a degenerate sample).
-    degenerate = np.array([np.allclose(a[k] * b[k, 0], b[k] * a[k, 0]) for k in range(a.shape[0])], dtype=bool)
-    for k in np.flatnonzero(degenerate):
-        lo[k] = hi[k] = 1.0 - a[k].sum() / b[k].sum() if b[k].sum() > 0 else math.nan
-    rest = np.flatnonzero(~degenerate)
-    if rest.size == 0:
-        return lo, hi
-
-    def skill(model: np.ndarray, reference: np.ndarray, axis: int = -1) -> np.ndarray:
-        return 1.0 - model.sum(axis=axis) / reference.sum(axis=axis)
-
-    result = bootstrap(
-        (a[rest], b[rest]), skill, paired=True, vectorized=True, n_resamples=replicates, confidence_level=level,
-        method="percentile", rng=np.random.default_rng(seed), axis=-1,
-    )
-    lo[rest], hi[rest] = result.confidence_interval.low, result.confidence_interval.high
+    ids = list(range(a.shape[1])) if sessions is None else list(sessions)
+    if len(ids) != a.shape[1]:
+        raise ValueError(f"{len(ids)} session dates for {a.shape[1]} sessions")
+    weights = session_weights(ids, replicates, seed)
+    model_sums, reference_sums = a @ weights, b @ weights
+    with np.errstate(divide="ignore", invalid="ignore"):
+        skills = np.where(reference_sums > 0, 1.0 - model_sums / reference_sums, np.nan)
+    tail = (1.0 - level) / 2.0
+    usable = np.isfinite(skills).any(axis=1)
+    if usable.any():
+        lo[usable], hi[usable] = np.nanquantile(skills[usable], [tail, 1.0 - tail], axis=1)
     return lo, hi
 
 
@@ -563,8 +584,9 @@ def compare_models(
     n_sessions = int(session_codes.max()) + 1
     per_session = {name: _per_session_brier(complete, cols, labels, session_codes, n_sessions) for name, cols in columns.items()}
     pairs = [(name, tag, ref) for name in columns for tag, ref in (("base", reference), ("distance", baseline))]
+    sessions = complete["session_date"].unique().sort().to_list()
     lows, highs = session_bootstrap_skills(
-        np.stack([per_session[name] for name, _, _ in pairs]), np.stack([per_session[ref] for _, _, ref in pairs]), level, replicates, seed
+        np.stack([per_session[name] for name, _, _ in pairs]), np.stack([per_session[ref] for _, _, ref in pairs]), level, replicates, seed, sessions
     )
     interval = {(name, tag): (float(lo), float(hi)) for (name, tag, _), lo, hi in zip(pairs, lows, highs)}
     rows = []

@@ -138,7 +138,7 @@ def _group_scores(group: pl.DataFrame, models: list[str], reference: str, baseli
     per_session = {name: rows["brier_sum"].to_numpy() for name, rows in by_model.items()}
     pairs = [(name, tag, ref) for name in models for tag, ref in (("base", reference), ("distance", baseline))]
     lows, highs = session_bootstrap_skills(
-        np.stack([per_session[name] for name, _, _ in pairs]), np.stack([per_session[ref] for _, _, ref in pairs]), level, replicates, seed
+        np.stack([per_session[name] for name, _, _ in pairs]), np.stack([per_session[ref] for _, _, ref in pairs]), level, replicates, seed, sessions.to_list()
     )
     interval = {(name, tag): (float(lo), float(hi)) for (name, tag, _), lo, hi in zip(pairs, lows, highs)}
     n = int(by_model[models[0]]["n_episodes"].sum())
