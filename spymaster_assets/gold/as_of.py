@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 
 from spymaster_resources.lake import Lake
-from spymaster_resources.lake_paths import LakePath, remove_tree, replace_directory
+from spymaster_resources.lake_paths import LakePath, replace_directory
 
 from spymaster_core.config import SpymasterConfig
 from spymaster_core.errors import MissingPartitionError, SpymasterError
@@ -55,42 +55,64 @@ def index_dir(lake: Lake, day: date) -> LakePath:
     return lake.partition_dir(GOLD, "gold_setup_index", day)
 
 
+#: The setup indexes each lake (by its root) last built, extended or loaded in this process: a
+#: date-order walk (gold_setup_index, then gold_signals) extends it by one session at a time.
+_RECENT_INDEXES: dict[str, SchemaIndexes] = {}
+
+
 def build_index_as_of(lake: Lake, day: date, stats: NormalizationStats, config: SpymasterConfig) -> SchemaIndexes:
     """Every episode before ``day`` (same vector layout), normalized with ``day``'s statistics and the
     learned similarity weights of the model as of ``day``, indexed per vector schema and partition.
 
-    Between refits (same statistics and weights as the previous session's saved index, built on the
-    same episodes) it is that index plus the previous session's episodes (:meth:`SchemaIndexes.extended`,
-    equal to a rebuild bit for bit), so its cost does not grow with history; else it is rebuilt from
-    every earlier session. ``origin`` of the result says which.
+    Between refits (same statistics and weights as the previous session's index, built on the same
+    episodes) it is that index, as this process last held it or as saved, plus the previous
+    session's episodes (:meth:`SchemaIndexes.extended`, equal to a rebuild bit for bit), so its cost
+    does not grow with history; else it is rebuilt from every earlier session. ``origin`` of the
+    result says which.
     """
     sessions = lake.dates_before(GOLD, "gold_episodes", day)
     weights, source = similarity_weights_of(model_as_of(lake, day, config), config)
     provenance = {"episodes": history_fingerprint(lake, day, ("gold_episodes",)), "normalization": stats.digest(), "robust_z_clip": config.robust_z_clip}
-    if sessions:
-        extended = _extend_saved_index(lake, sessions[-1], day, stats, weights, provenance, config)
-        if extended is not None:
-            return extended
-    history = lake.read_many(GOLD, "gold_episodes", sessions)
-    return SchemaIndexes.build(history, stats, config, as_of=day, weights=weights, weights_source=source, provenance=provenance)
+    recent = _RECENT_INDEXES.get(str(lake.root))
+    if recent is not None and recent.as_of == day and _built_alike(recent, provenance, weights):
+        return recent
+    indexes = _extend_previous(lake, sessions[-1], day, stats, weights, provenance, config) if sessions else None
+    if indexes is None:
+        history = lake.read_many(GOLD, "gold_episodes", sessions)
+        indexes = SchemaIndexes.build(history, stats, config, as_of=day, weights=weights, weights_source=source, provenance=provenance)
+    _RECENT_INDEXES[str(lake.root)] = indexes
+    return indexes
 
 
-def _extend_saved_index(lake: Lake, previous: date, day: date, stats: NormalizationStats, weights, provenance: dict, config: SpymasterConfig) -> SchemaIndexes | None:
-    """The saved index as of ``previous`` plus its episodes, when it was built exactly as ``day``'s would be; else None."""
-    directory = index_dir(lake, previous)
-    if not (directory / "manifest.json").is_file():
-        return None
+def _built_alike(indexes: SchemaIndexes, provenance: dict, weights) -> bool:
+    """True when ``indexes`` were built from the history, statistics and weights that ``provenance`` and ``weights`` describe."""
+    before = indexes.provenance
+    same_vectors = before.get("normalization") == provenance["normalization"] and before.get("robust_z_clip") == provenance["robust_z_clip"]
+    same_weights = (indexes.weights is None and weights is None) or (indexes.weights is not None and weights is not None and np.array_equal(indexes.weights, weights))
+    return before.get("episodes") == provenance["episodes"] and same_vectors and same_weights
+
+
+def _extend_previous(lake: Lake, previous: date, day: date, stats: NormalizationStats, weights, provenance: dict, config: SpymasterConfig) -> SchemaIndexes | None:
+    """The index as of ``previous`` (this process's, else a saved one with its vectors) plus its episodes,
+    when it was built exactly as ``day``'s would be; else None."""
+    earlier = {**provenance, "episodes": {k: v for k, v in provenance["episodes"].items() if k != f"gold_episodes/{previous.isoformat()}"}}
+    recent = _RECENT_INDEXES.get(str(lake.root))
+    if recent is None or recent.as_of != previous or not _built_alike(recent, earlier, weights):
+        recent = _saved_index(lake, previous, config)
+        if recent is None or recent.as_of != previous or not _built_alike(recent, earlier, weights):
+            return None
+    return recent.extended(lake.read(GOLD, "gold_episodes", previous), stats, day, provenance)
+
+
+def _saved_index(lake: Lake, day: date, config: SpymasterConfig) -> SchemaIndexes | None:
+    """The index of ``day`` saved with its vectors (older partitions), else None."""
+    directory = index_dir(lake, day)
     try:
-        saved = SchemaIndexes.load(directory, config)
+        if not (directory / "manifest.json").is_file() or not json.loads((directory / "manifest.json").read_text()).get("vectors_saved", True):
+            return None
+        return SchemaIndexes.load(directory, config)
     except (ValueError, FileNotFoundError):
         return None
-    before = saved.provenance
-    same_history = before.get("episodes") == {k: v for k, v in provenance["episodes"].items() if k != f"gold_episodes/{previous.isoformat()}"}
-    same_vectors = before.get("normalization") == provenance["normalization"] and before.get("robust_z_clip") == provenance["robust_z_clip"]
-    same_weights = (saved.weights is None and weights is None) or (saved.weights is not None and weights is not None and np.array_equal(saved.weights, weights))
-    if saved.as_of != previous or not (same_history and same_vectors and same_weights):
-        return None
-    return saved.extended(lake.read(GOLD, "gold_episodes", previous), stats, day, provenance)
 
 
 def model_dir(lake: Lake, day: date) -> LakePath:
@@ -272,32 +294,16 @@ def known_before_from_lake(lake: Lake, day: date, config: SpymasterConfig) -> Kn
 
 
 def index_as_of(lake: Lake, day: date, config: SpymasterConfig) -> SchemaIndexes:
-    """The setup indexes as of ``day``: the saved ones, or rebuilt from the lake when retention pruned them.
+    """The setup indexes as of ``day``: this process's when it holds them, a saved copy with vectors
+    (older partitions), else built from the lake (gold_setup_index keeps only the manifests: the
+    vectors are the gold_episodes partitions, normalized with the day's statistics and weights).
 
     Raises:
-        MissingPartitionError: neither the index nor gold_normalization of ``day`` was materialized.
+        MissingPartitionError: gold_normalization of ``day`` was not materialized.
     """
-    directory = index_dir(lake, day)
-    if (directory / "manifest.json").is_file():
-        try:
-            return SchemaIndexes.load(directory, config)
-        except ValueError:
-            pass  # written by an older layout or format: rebuild below from the lake
+    saved = _saved_index(lake, day, config)
+    if saved is not None:
+        return saved
     if not lake.exists(GOLD, "gold_normalization", day):
         raise MissingPartitionError(f"no setup index for {day}: materialize gold_normalization and gold_setup_index for {day} first")
     return build_index_as_of(lake, day, stats_as_of(lake, day), config)
-
-
-def prune_old_indexes(lake: Lake, day: date, config: SpymasterConfig) -> list[date]:
-    """Delete saved indexes older than the latest ``index_retention_sessions`` up to ``day``; returns the dates pruned.
-
-    Keeps storage linear in history (an index as of D holds all of history, so keeping every day's
-    would grow with its square); a pruned index is rebuilt on demand by :func:`index_as_of`.
-    """
-    saved = lake.dates(GOLD, "gold_setup_index", marker="manifest.json")
-    up_to_day = [d for d in saved if d <= day]
-    keep = set(up_to_day[-config.index_retention_sessions:]) | {d for d in saved if d > day}
-    pruned = [d for d in saved if d not in keep]
-    for d in pruned:
-        remove_tree(index_dir(lake, d))
-    return pruned

@@ -145,12 +145,17 @@ def model_metadata(model: OutcomeModel, directory, how: str, cfg) -> dict:
     deps=[gold_normalization, gold_model, AssetDep(gold_episodes, partition_mapping=PREVIOUS_SESSION)],
 )
 def gold_setup_index(context: AssetExecutionContext, spymaster: SpymasterResource) -> MaterializeResult:
-    """FAISS indexes as of the day: every earlier episode normalized with the day's statistics, one index per (level kind, direction, time bucket)."""
+    """FAISS indexes as of the day: every earlier episode normalized with the day's statistics, one index per (level kind, direction, time bucket).
+
+    The partition keeps the manifests (sessions, vectors per schema and index partition, outcome
+    counts, statistics digest, weights); the vectors are the gold_episodes partitions, so a session
+    writes a few kilobytes whatever the history. The index itself lives in the process that walks
+    the range, extended by one session at a time between refits (``as_of.build_index_as_of``).
+    """
     day = session_of_partition_key(context.partition_key)
     (cfg, tuned), lake = spymaster.config_for_day(day), spymaster.lake
     indexes = as_of.build_index_as_of(lake, day, as_of.stats_as_of(lake, day), cfg)
-    directory = indexes.save(as_of.index_dir(lake, day))
-    pruned = as_of.prune_old_indexes(lake, day, cfg)
+    directory = indexes.save(as_of.index_dir(lake, day), vectors=False)
     table = indexes.summary()
     sessions = indexes.sessions
     return MaterializeResult(
@@ -168,7 +173,6 @@ def gold_setup_index(context: AssetExecutionContext, spymaster: SpymasterResourc
             "similarity_weights": indexes.weights_source,
             "index_build": indexes.origin,
             "tuned_params": tuned_label(tuned),
-            "pruned_indexes": ", ".join(map(str, pruned)) or "none",
             **cfg.as_metadata(),
         }
     )

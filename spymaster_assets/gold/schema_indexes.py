@@ -150,18 +150,27 @@ class SchemaIndexes:
         origin = f"extended the index of {self.as_of} by {len(added)} session(s)"
         return SchemaIndexes(indexes, as_of, self.layout_version, self.config, self.weights, self.weights_source, provenance, origin)
 
-    def save(self, directory: LakePath) -> LakePath:
+    def save(self, directory: LakePath, vectors: bool = True) -> LakePath:
         """Write every schema's index and the manifest to a staging directory, then swap it in for
         ``directory`` (local or on object storage).
 
-        A failure at any point leaves the previous indexes whole (``lake_paths.replace_directory``).
+        ``vectors=False`` writes the manifests only (each schema's partitions with their counts,
+        kinds and outcome counts; ``"vectors_saved": false``): the description gold_setup_index
+        keeps per session, whose vectors are the gold_episodes partitions themselves, normalized
+        again when the index is needed (``as_of.index_as_of``), so a session's write does not grow
+        with history. A failure at any point leaves the previous indexes whole (``lake_paths.replace_directory``).
         """
-        return replace_directory(lake_path(directory), self._write)
+        return replace_directory(lake_path(directory), lambda root: self._write(root, vectors))
 
-    def _write(self, root: Path) -> None:
+    def _write(self, root: Path, vectors: bool = True) -> None:
         for label, index in self.indexes.items():
-            index.save(root / f"schema={label}")
+            if vectors:
+                index.save(root / f"schema={label}")
+            else:
+                (root / f"schema={label}").mkdir()
+                (root / f"schema={label}" / MANIFEST).write_text(json.dumps(index.manifest(), indent=2, sort_keys=True))
         manifest = {
+            "vectors_saved": vectors,
             "format": _FORMAT,
             "as_of": self.as_of.isoformat() if self.as_of else None,
             "layout_version": self.layout_version,
