@@ -1,19 +1,21 @@
 #!/usr/bin/env python
 """Backfill benchmark: generated bars-only sessions bronze to gold, as ``name: value`` lines.
 
-1. ``--sessions`` consecutive SIMULATED sessions of ohlcv-1m (``generate_session.py --bars-only``)
-   are written into a fresh data root under a temporary directory.
-2. ``cold_*``: ``spymaster backfill --no-charts`` over all of them from an empty lake, as a separate
-   process: one Dagster run per range (wall seconds, peak resident memory), and the gold walk's
-   seconds per session over the first and the last ``--window`` sessions (from the modification
-   times of each gold as-of table, summed over the tables: flat when gold does not grow with history).
-3. ``rerun_*``: the same command again over the materialized range (every session is already built
-   on the current history, so it only checks and skips).
-4. ``stale_*``: the first session's episodes are touched (as if it were rebuilt), then the backfill
-   of that one session: it rebuilds every later session in the same run.
-5. ``per_session_*`` beside ``range_*``: the first ``--window`` sessions in two fresh data roots,
-   once as one Dagster run per session (the path before range runs) and once as one range run, in
-   the same benchmark run; ``range_speedup`` is their wall-time ratio.
+1. ``--sessions`` consecutive SIMULATED sessions of ohlcv-1m (``generate_session.py --bars-only``),
+   plus one more, are written into a fresh data root under a temporary directory.
+2. ``cold_*``: ``spymaster backfill --no-charts`` over the ``--sessions`` from an empty lake, as a
+   separate process: one Dagster run per range (wall seconds, peak resident memory), and the gold
+   walk's seconds per session over the first and the last ``--window`` sessions and their ratio (from
+   the modification times of each gold as-of table, summed over the tables: 1.0 when gold does not
+   grow with history). ``cold_daily_job_wall_seconds``: then the extra session alone, as the daily
+   job adds one session at the end of the history (download excluded).
+3. Beyond a year (``--sessions`` > 250, e.g. 2520 for a decade), the same ``year_*`` figures for the
+   first 250 sessions in a data root of their own, in the same run; nothing else.
+4. Up to a year: ``rerun_*``, the same command again over the materialized range (it only checks
+   and skips); ``stale_*``, the first session's episodes touched (as if rebuilt) and that one session
+   backfilled: it rebuilds every later session in the same run; ``per_session_*`` beside
+   ``range_*``, the first ``--window`` sessions as one Dagster run per session (the path before
+   range runs) and as one range run; ``range_speedup`` is their wall-time ratio.
 
 With ``--products ES,NQ,CL`` it measures what adding products costs instead: the same ``--sessions``
 generated for each product into one data root configured for all of them, backfilled product after
@@ -21,7 +23,7 @@ product (``spymaster backfill --product P``), beside the first product alone in 
 own, in the same run: ``products_wall_seconds``, ``one_product_wall_seconds`` and their ratio
 ``products_ratio`` (the target: at most 1.1 x the number of products).
 
-Usage: ``.venv/bin/python scripts/benchmark_backfill.py [--sessions 250] [--window 20] [--keep DIR] [--products ES,NQ,CL]``.
+Usage: ``.venv/bin/python scripts/benchmark_backfill.py [--sessions 250|2520] [--window N] [--keep DIR] [--products ES,NQ,CL]``.
 """
 
 from __future__ import annotations
@@ -120,10 +122,33 @@ def run_per_session(home: Path, days: list[date]) -> float:
     return time.perf_counter() - started
 
 
+#: Sessions in a year of the benchmark (the comparison run beside a longer history).
+YEAR = 250
+
+
+def cold_figures(home: Path, days: list[date], daily: date, window: int, prefix: str) -> None:
+    """Cold backfill of ``days`` from an empty lake, then the daily job (session ``daily`` alone, its raw
+    files already in raw/): ``<prefix>_wall_seconds``, ``_seconds_per_session_mean``, the gold walk's seconds
+    per session over the first and the last ``window`` sessions and their ratio, ``_peak_rss_mb`` (the
+    largest child process so far), ``_daily_job_wall_seconds``."""
+    wall, peak = run_backfill(home, days[0], days[-1])
+    gold = gold_seconds_per_session(home, days)
+    emit(f"{prefix}_wall_seconds", wall)
+    emit(f"{prefix}_seconds_per_session_mean", wall / len(days))
+    if len(gold) >= 2 * window:
+        first, last = sum(gold[:window]) / window, sum(gold[-window:]) / window
+        emit(f"{prefix}_gold_seconds_per_session_first_{window}", first)
+        emit(f"{prefix}_gold_seconds_per_session_last_{window}", last)
+        emit(f"{prefix}_gold_last_over_first", last / first if first > 0 else float("nan"))
+    emit(f"{prefix}_peak_rss_mb", peak)
+    wall, _ = run_backfill(home, daily, daily)
+    emit(f"{prefix}_daily_job_wall_seconds", wall)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=250, help="generated sessions (default 250: a year)")
-    parser.add_argument("--window", type=int, default=20, help="sessions averaged at the start and at the end (default 20)")
+    parser.add_argument("--window", type=int, default=0, help="sessions averaged at the start and at the end (default 100 from 1,000 sessions, else 20)")
     parser.add_argument("--first", type=date.fromisoformat, default=date(2024, 1, 2), help="first session date (default 2024-01-02)")
     parser.add_argument("--keep", type=Path, help="data root to use and keep (default: a temporary directory, removed)")
     parser.add_argument("--products", help="comma-separated futures products (e.g. ES,NQ,CL): measure several products in one data root against the first alone")
@@ -136,21 +161,21 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="spymaster-backfill-bench-") as tmp:
         home = args.keep or Path(tmp) / "home"
-        reports = generate_bars_sessions(args.first, args.sessions, home / "raw" / "GLBX.MDP3")
-        days = sorted(datetime.strptime(re.search(r"(\d{8})", r.paths["ohlcv-1m"].name).group(1), "%Y%m%d").date() for r in reports)
+        # One session more than asked: the last one lands after the cold backfill, as the daily job.
+        reports = generate_bars_sessions(args.first, args.sessions + 1, home / "raw" / "GLBX.MDP3")
+        all_days = sorted(datetime.strptime(re.search(r"(\d{8})", r.paths["ohlcv-1m"].name).group(1), "%Y%m%d").date() for r in reports)
+        days, daily = all_days[:-1], all_days[-1]
         emit("sessions", len(days))
         emit("first_session", days[0].isoformat())
         emit("last_session", days[-1].isoformat())
         emit("cpu_count", os.cpu_count())
-
-        wall, peak = run_backfill(home, days[0], days[-1])
-        gold = gold_seconds_per_session(home, days)
-        emit("cold_wall_seconds", wall)
-        emit("cold_seconds_per_session_mean", wall / len(days))
-        if len(gold) >= 2 * args.window:
-            emit(f"cold_gold_seconds_per_session_first_{args.window}", sum(gold[: args.window]) / args.window)
-            emit(f"cold_gold_seconds_per_session_last_{args.window}", sum(gold[-args.window:]) / args.window)
-        emit("cold_peak_rss_mb", peak)
+        window = args.window or (100 if len(days) >= 1000 else 20)
+        cold_figures(home, days, daily, window, "cold")
+        if len(days) > YEAR:
+            # The same figures for the first year alone, in a data root of its own, in the same run.
+            year = all_days[: YEAR + 1]
+            cold_figures(fresh_root(home, Path(tmp) / "year", year), year[:-1], year[-1], min(window, YEAR // 5), "year")
+            return 0
 
         wall, _ = run_backfill(home, days[0], days[-1])
         emit("rerun_wall_seconds", wall)
@@ -160,9 +185,9 @@ def main(argv: list[str] | None = None) -> int:
         os.utime(episodes, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
         wall, _ = run_backfill(home, days[0], days[0])
         emit("stale_rebuild_wall_seconds", wall)
-        emit("stale_rebuild_sessions", len(days))
+        emit("stale_rebuild_sessions", len(days) + 1)
 
-        first = days[: args.window]
+        first = days[: args.window or 20]
         per_session_wall = run_per_session(fresh_root(home, Path(tmp) / "per_session", first), first)
         range_wall, _ = run_backfill(fresh_root(home, Path(tmp) / "range", first), first[0], first[-1])
         emit(f"per_session_wall_seconds_first_{len(first)}", per_session_wall)

@@ -18,7 +18,7 @@ from spymaster_resources.lake_paths import LakePath, replace_directory
 from spymaster_core.config import SpymasterConfig
 from spymaster_core.errors import MissingPartitionError, SpymasterError
 from .answer import KnownBefore, fit_blend_on_signals, probability_columns
-from .distance_baseline import fit_distance_table
+from .distance_baseline import add_distance_counts, distance_counts, distance_table_from_counts
 from .history import history_fingerprint
 from .model import META_FILE as MODEL_META, OutcomeModel, train_model, training_window, xgb_params
 from .normalization import NormalizationStats, fit_normalization, normalization_window, stats_from_frame
@@ -278,19 +278,43 @@ def known_before_from_lake(lake: Lake, day: date, config: SpymasterConfig) -> Kn
     Raises:
         MissingPartitionError: gold_normalization or the index of ``day`` was not materialized.
     """
-    columns = {"level_kind": pl.String, "direction": pl.String, "distance_atr": pl.Float64, "outcome": pl.String}
-    # The distance lookup needs four columns of every earlier episode, not their vectors.
-    history = lake.read_many(GOLD, "gold_episodes", lake.dates_before(GOLD, "gold_episodes", day), list(columns))
-    if history is None:
-        history = pl.DataFrame(schema=columns)
     return KnownBefore(
         as_of=day,
         indexes=index_as_of(lake, day, config),
         stats=stats_as_of(lake, day),
         model=model_as_of(lake, day, config),
-        distance_table=fit_distance_table(history, config),
+        distance_table=distance_table_from_counts(distance_counts_as_of(lake, day, config), config),
         blend_fit=blend_fit_as_of(lake, day, config),
     )
+
+
+#: The distance lookup's counts each lake (by its root) last computed in this process, with the day
+#: and the episodes' fingerprint they were computed as of: the walk adds one session's counts a day.
+_RECENT_COUNTS: dict[str, tuple[date, dict, pl.DataFrame]] = {}
+_DISTANCE_COLUMNS = {"level_kind": pl.String, "direction": pl.String, "distance_atr": pl.Float64, "outcome": pl.String}
+
+
+def distance_counts_as_of(lake: Lake, day: date, config: SpymasterConfig) -> pl.DataFrame:
+    """Outcome counts per distance cell of every episode before ``day`` (``distance_baseline.distance_counts``).
+
+    Cumulative: the counts as of the previous session, when this process computed them on the
+    history the lake still holds, plus that session's episodes; else counted from every earlier
+    session. Integer counts, so both ways give the same table.
+    """
+    sessions = lake.dates_before(GOLD, "gold_episodes", day)
+    fingerprint = history_fingerprint(lake, day, ("gold_episodes",))
+    recent = _RECENT_COUNTS.get(str(lake.root))
+    if recent is not None and recent[0] == day and recent[1] == fingerprint:
+        return recent[2]
+    previous = sessions[-1] if sessions else None
+    earlier = {k: v for k, v in fingerprint.items() if previous is None or k != f"gold_episodes/{previous.isoformat()}"}
+    if previous is not None and recent is not None and recent[0] == previous and recent[1] == earlier:
+        counts = add_distance_counts(recent[2], distance_counts(lake.read_many(GOLD, "gold_episodes", [previous], list(_DISTANCE_COLUMNS)), config))
+    else:
+        history = lake.read_many(GOLD, "gold_episodes", sessions, list(_DISTANCE_COLUMNS))
+        counts = distance_counts(history if history is not None else pl.DataFrame(schema=_DISTANCE_COLUMNS), config)
+    _RECENT_COUNTS[str(lake.root)] = (day, fingerprint, counts)
+    return counts
 
 
 def index_as_of(lake: Lake, day: date, config: SpymasterConfig) -> SchemaIndexes:

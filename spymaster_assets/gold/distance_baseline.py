@@ -38,6 +38,41 @@ def distance_bin_expr(config: SpymasterConfig) -> pl.Expr:
     return pl.min_horizontal(raw, pl.lit(config.distance_bins - 1, dtype=pl.Int32)).alias("distance_bin")
 
 
+#: Columns of the lookup's sufficient statistics: outcome counts per cell (exact integers, so the
+#: counts of many sessions add up to those of their episodes together, in any order).
+DISTANCE_COUNTS_SCHEMA: dict[str, pl.DataType] = {
+    "level_kind": pl.String(),
+    "direction": pl.String(),
+    "distance_bin": pl.Int32(),
+    **{f"n_{o.lower()}": pl.Int64() for o in OUTCOMES},
+}
+_COUNTS = [f"n_{o.lower()}" for o in OUTCOMES]
+
+
+def distance_counts(history: pl.DataFrame, config: SpymasterConfig) -> pl.DataFrame:
+    """Outcome counts per (level_kind, direction, distance bin) of episodes (columns level_kind,
+    direction, distance_atr, outcome): :data:`DISTANCE_COUNTS_SCHEMA`, sorted by cell.
+
+    Raises ValueError if an outcome is not one of OUTCOMES or a distance is not finite.
+    """
+    if history.height == 0:
+        return pl.DataFrame(schema=DISTANCE_COUNTS_SCHEMA)
+    bad = set(history["outcome"].unique().to_list()) - set(OUTCOMES)
+    if bad:
+        raise ValueError(f"unknown outcome labels {sorted(map(str, bad))}; expected one of {OUTCOMES}")
+    if not history["distance_atr"].is_finite().all():
+        raise ValueError("distance_atr has null or non-finite values: the distance lookup needs every episode's distance")
+    onehot = [(pl.col("outcome") == o).cast(pl.Int64).alias(f"n_{o.lower()}") for o in OUTCOMES]
+    frame = history.select("level_kind", "direction", distance_bin_expr(config), *onehot)
+    return frame.group_by("level_kind", "direction", "distance_bin").agg(pl.col(_COUNTS).sum()).sort("level_kind", "direction", "distance_bin")
+
+
+def add_distance_counts(a: pl.DataFrame, b: pl.DataFrame) -> pl.DataFrame:
+    """Cell-wise sum of two :func:`distance_counts` frames (the counts of both sets of episodes)."""
+    both = pl.concat([a, b]).select([pl.col(n).cast(t) for n, t in DISTANCE_COUNTS_SCHEMA.items()])
+    return both.group_by("level_kind", "direction", "distance_bin").agg(pl.col(_COUNTS).sum()).sort("level_kind", "direction", "distance_bin")
+
+
 def fit_distance_table(history: pl.DataFrame, config: SpymasterConfig) -> pl.DataFrame:
     """Fit the lookup on history episodes (columns level_kind, direction, distance_atr, outcome).
 
@@ -46,24 +81,21 @@ def fit_distance_table(history: pl.DataFrame, config: SpymasterConfig) -> pl.Dat
     rates (formula in the module docstring). The caller passes sessions before D only.
     Raises ValueError if an outcome is not one of OUTCOMES or a distance is not finite.
     """
-    if history.height == 0:
+    return distance_table_from_counts(distance_counts(history, config), config)
+
+
+def distance_table_from_counts(cells: pl.DataFrame, config: SpymasterConfig) -> pl.DataFrame:
+    """The lookup table (:data:`DISTANCE_TABLE_SCHEMA`) from its cells' outcome counts (:func:`distance_counts`)."""
+    if cells.height == 0:
         return pl.DataFrame(schema=DISTANCE_TABLE_SCHEMA)
-    bad = set(history["outcome"].unique().to_list()) - set(OUTCOMES)
-    if bad:
-        raise ValueError(f"unknown outcome labels {sorted(map(str, bad))}; expected one of {OUTCOMES}")
-    if not history["distance_atr"].is_finite().all():
-        raise ValueError("distance_atr has null or non-finite values: the distance lookup needs every episode's distance")
-    onehot = [(pl.col("outcome") == o).cast(pl.Int64).alias(f"n_{o.lower()}") for o in OUTCOMES]
-    frame = history.select("level_kind", "direction", distance_bin_expr(config), *onehot)
-    counts = [f"n_{o.lower()}" for o in OUTCOMES]
-    prior = frame.group_by("level_kind", "direction").agg(pl.col(counts).sum())
+    counts = _COUNTS
+    prior = cells.group_by("level_kind", "direction").agg(pl.col(counts).sum())
     total = pl.sum_horizontal(counts)
     prior = prior.with_columns(
         pl.lit(_PRIOR_BIN, dtype=pl.Int32).alias("distance_bin"),
         total.alias("n_episodes"),
         *[((pl.col(c) + 1.0) / (total + len(OUTCOMES))).alias(r) for c, r in zip(counts, _RATES)],
     )
-    cells = frame.group_by("level_kind", "direction", "distance_bin").agg(pl.col(counts).sum())
     s = float(config.distance_prior_strength)
     cells = cells.join(prior.select("level_kind", "direction", *[pl.col(r).alias(f"q_{r}") for r in _RATES]), on=["level_kind", "direction"])
     cell_total = pl.sum_horizontal(counts)

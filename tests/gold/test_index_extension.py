@@ -90,3 +90,25 @@ def test_the_past_index_does_not_move_when_a_later_session_changes(materialized_
         indexes = as_of.build_index_as_of(lake, day, as_of.stats_as_of(lake, day), spymaster.config)
         target = indexes.save(tmp_path / "again" / day.isoformat())
         assert _files(target) == before[day], day
+
+
+def test_the_distance_lookup_carried_session_by_session_equals_one_fitted_on_every_earlier_episode(materialized_home, tmp_path):
+    from spymaster_assets.gold.distance_baseline import distance_table_from_counts, fit_distance_table
+
+    spymaster = _lake_with_episodes(materialized_home, tmp_path / "home")
+    lake, config = spymaster.lake, spymaster.config
+    as_of._RECENT_COUNTS.clear()
+    for day in CHAIN_SESSIONS:  # date order: each day adds the previous session's counts to the carried ones
+        carried = distance_table_from_counts(as_of.distance_counts_as_of(lake, day, config), config)
+        history = lake.read_many("gold", "gold_episodes", lake.dates_before("gold", "gold_episodes", day), ["level_kind", "direction", "distance_atr", "outcome"])
+        if history is None:
+            assert carried.height == 0
+            continue
+        assert carried.equals(fit_distance_table(history, config)), day
+    # An earlier session rewritten since: the carried counts are not reused.
+    path = lake.partition_path("gold", "gold_episodes", CHAIN_SESSIONS[0])
+    lake.write("gold", "gold_episodes", CHAIN_SESSIONS[0], lake.read("gold", "gold_episodes", CHAIN_SESSIONS[0]).head(3))
+    day = CHAIN_SESSIONS[-1]
+    history = lake.read_many("gold", "gold_episodes", lake.dates_before("gold", "gold_episodes", day), ["level_kind", "direction", "distance_atr", "outcome"])
+    assert distance_table_from_counts(as_of.distance_counts_as_of(lake, day, config), config).equals(fit_distance_table(history, config))
+    assert path.is_file()
