@@ -6,6 +6,7 @@ from dagster import AssetExecutionContext, Config, MaterializeResult
 
 from spymaster_resources import SpymasterResource
 
+from ..availability import absent_partition
 from ..partitions import session_of_partition_key
 from ..session_range import session_asset
 from ..table_metadata import table_metadata
@@ -116,6 +117,8 @@ def _order_flow_partition(context: AssetExecutionContext, spymaster: SpymasterRe
                 rewritten=False,
             )
         )
+    if (absent := absent_partition(context, spymaster, table)) is not None:
+        return absent
     front = lake.scan(TIER, "bronze_futures_ohlcv_1m", day).select("instrument_id", "raw_symbol").head(1).collect()
     defs = lake.read(TIER, "bronze_definitions", day) if lake.exists(TIER, "bronze_definitions", day) else empty_definitions()
     stream = build(spymaster.catalog, day, int(front["instrument_id"][0]), defs, cfg)

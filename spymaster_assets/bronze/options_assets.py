@@ -6,6 +6,7 @@ from dagster import AssetExecutionContext, MaterializeResult
 
 from spymaster_resources import SpymasterResource
 
+from ..availability import absent_partition
 from ..partitions import session_of_partition_key
 from ..session_range import session_asset
 from ..sessions import session_bounds_utc
@@ -47,6 +48,8 @@ def bronze_options_definitions(context: AssetExecutionContext, spymaster: Spymas
     day = session_of_partition_key(context.partition_key)
     lake, cfg = spymaster.lake, spymaster.config
     frame = _written(context, spymaster, CHAIN_TABLE, config)
+    if frame is None and (absent := absent_partition(context, spymaster, CHAIN_TABLE)) is not None:
+        return absent
     extra: dict[str, object] = {"rewritten": frame is None}
     if frame is None:
         front = _front_month(spymaster, day)
@@ -93,6 +96,8 @@ def bronze_options_open_interest(context: AssetExecutionContext, spymaster: Spym
     lake, cfg = spymaster.lake, spymaster.config
     table = "bronze_options_open_interest"
     frame = _written(context, spymaster, table, config)
+    if frame is None and (absent := absent_partition(context, spymaster, table)) is not None:
+        return absent
     extra: dict[str, object] = {"rewritten": frame is None}
     if frame is None:
         chain = _chain(spymaster, day)

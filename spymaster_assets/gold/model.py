@@ -7,10 +7,11 @@ of the kNN answer, which the model sees as features). The distance to the level 
 first dimension. Objective ``multi:softprob`` over OUTCOMES (BREAK, REJECT, CHOP).
 
 Cadence: the model of D is trained on the first ``m`` of the ``n`` sessions before D, with
-``m = model_retrain_sessions * floor(n / model_retrain_sessions)``, so it changes every
-``model_retrain_sessions`` sessions and never sees D; a day whose window equals an earlier day's
-reuses that model file. No model when ``m < model_min_sessions`` (the answer then falls back to the
-kNN, flagged in ``gold_signals.answer_source``).
+``m = f + c * floor((n - f) / c)`` (``f = model_min_sessions``, ``c = model_retrain_sessions``): the
+first model once ``f`` sessions exist, then a new one every ``c`` sessions (for ``c = f`` this is
+``c * floor(n / c)``); it never sees D, and a day whose window equals an earlier day's reuses that
+model file. No model when ``n < f`` (the answer then falls back to the kNN, flagged in
+``gold_signals.answer_source``).
 
 Similarity weights (DESIGN.md "The answer": each dimension weighted by how much it tells about the
 outcome): the share of the model's total split gain per vector dimension. Retrieval multiplies each
@@ -88,10 +89,10 @@ def training_window(history_sessions: list[date], config: SpymasterConfig) -> li
     """The sessions the model of a day trains on: the first m of the sorted sessions before it (module
     docstring), of which the latest ``model_max_training_sessions`` (a year by default: training time
     stays bounded as history grows); [] = no model."""
-    n = len(history_sessions)
-    m = config.model_retrain_sessions * (n // config.model_retrain_sessions)
-    if m < config.model_min_sessions:
+    n, first, cadence = len(history_sessions), config.model_min_sessions, config.model_retrain_sessions
+    if n < first or n == 0:
         return []
+    m = first + cadence * ((n - first) // cadence)
     return sorted(history_sessions)[:m][-config.model_max_training_sessions:]
 
 

@@ -14,7 +14,9 @@ from spymaster_resources.lake import Lake
 
 from spymaster_resources.raw_files import RawCatalog
 
+from ..availability import absent_partition
 from ..bronze.assets import bronze_futures_ohlcv_1m
+from ..bronze.market_records import TRADES_SCHEMA
 from ..bronze.ingest import session_definitions, session_ohlcv_1m, sessions_with_rth_data
 from ..partitions import WITH_PREVIOUS_SESSION, session_of_partition_key
 from ..session_range import session_asset
@@ -132,6 +134,8 @@ def _book_source(spymaster: SpymasterResource, day: date) -> tuple[str | None, i
 @session_asset(parallel=True, group_name="silver", deps=["bronze_futures_mbp10", "bronze_futures_bbo"])
 def silver_book_1s(context: AssetExecutionContext, spymaster: SpymasterResource) -> MaterializeResult:
     """The order book each second: 10-level (or top-of-book) state at the second's end and the order-flow imbalance within it, one row per active second."""
+    if (absent := absent_partition(context, spymaster, "silver_book_1s")) is not None:
+        return absent
     day = session_of_partition_key(context.partition_key)
     cfg, lake = spymaster.config, spymaster.lake
     source, rows = _book_source(spymaster, day)
@@ -160,6 +164,8 @@ def silver_book_1s(context: AssetExecutionContext, spymaster: SpymasterResource)
 @session_asset(parallel=True, group_name="silver", deps=["bronze_futures_mbp10"])
 def silver_depth_flow_1m(context: AssetExecutionContext, spymaster: SpymasterResource) -> MaterializeResult:
     """Size added, cancelled and filled per minute, side and price, from MBO (empty without MBO), one row per (minute, side, price)."""
+    if (absent := absent_partition(context, spymaster, "silver_depth_flow_1m")) is not None:
+        return absent
     day = session_of_partition_key(context.partition_key)
     cfg, lake = spymaster.config, spymaster.lake
     has_rows = lake.row_count("bronze", "bronze_futures_mbp10", day) > 0
@@ -210,23 +216,19 @@ def tick_size_and_mismatch(lake: Lake, day: date, instrument_id: int, config: Sp
 
 
 def order_flow_inputs(lake: Lake, day: date, config: SpymasterConfig) -> OrderFlowInputs:
-    """The session's trades, book summary and MBO depth flow from the lake (None where a partition is absent),
-    as silver_level_state reads them (the trader's screen passes them to its engine bar by bar)."""
-
-    def optional(tier: str, table: str) -> pl.DataFrame | None:
-        return lake.read(tier, table, day) if lake.exists(tier, table, day) else None
-
+    """The session's trades, book summary and MBO depth flow from the lake, as silver_level_state reads
+    them (the trader's screen passes them to its engine bar by bar). An absent partition (no such data
+    in raw/: ``availability``) is the empty table its asset would have built, so a session reads the same either way."""
     ohlcv = lake.read("bronze", "bronze_futures_ohlcv_1m", day)
     instrument = int(ohlcv["instrument_id"][0]) if ohlcv.height else -1
-    trades = None
+    tape = ["ts_event", "price", "size", "side"]
     if lake.exists("bronze", "bronze_futures_trades", day):
-        trades = lake.scan("bronze", "bronze_futures_trades", day).select("ts_event", "price", "size", "side").collect()
-    return OrderFlowInputs(
-        trades=trades,
-        book_1s=optional(TIER, "silver_book_1s"),
-        depth_flow_1m=optional(TIER, "silver_depth_flow_1m"),
-        tick_size=_tick_size(lake, day, instrument, config),
-    )
+        trades = lake.scan("bronze", "bronze_futures_trades", day).select(tape).collect()
+    else:
+        trades = pl.DataFrame(schema={c: TRADES_SCHEMA[c] for c in tape})
+    book = lake.read(TIER, "silver_book_1s", day) if lake.exists(TIER, "silver_book_1s", day) else validate_silver_book_1s(book_1s(iter(()), day, config, {}), config)
+    depth = lake.read(TIER, "silver_depth_flow_1m", day) if lake.exists(TIER, "silver_depth_flow_1m", day) else validate_silver_depth_flow_1m(depth_flow_1m(iter(()), day, config, {}))
+    return OrderFlowInputs(trades=trades, book_1s=book, depth_flow_1m=depth, tick_size=_tick_size(lake, day, instrument, config))
 
 
 def options_inputs(lake: Lake, day: date) -> OptionsInputs:

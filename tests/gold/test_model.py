@@ -47,6 +47,10 @@ def test_training_window_follows_the_cadence():
     assert training_window(list(reversed(SESSIONS[:7])), config) == SESSIONS[:5]
     capped = replace(config, model_retrain_sessions=2, model_min_sessions=2, model_max_training_sessions=3)
     assert training_window(SESSIONS[:7], capped) == SESSIONS[3:6]  # window of 6, its latest 3
+    # A slower cadence does not delay the first model: one at 5 sessions, the next at 5 + 20.
+    slow = replace(config, model_retrain_sessions=20)
+    history = [SESSIONS[0] + timedelta(days=i) for i in range(60)]
+    assert [len(training_window(history[:n], slow)) for n in (4, 5, 24, 25, 44, 45, 60)] == [0, 5, 5, 25, 25, 45, 45]
 
 
 def test_training_is_deterministic_and_learns_the_informative_dimensions():
