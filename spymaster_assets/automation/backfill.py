@@ -125,9 +125,10 @@ def own_tables(assets) -> list[tuple[str, str]]:
     return sorted(out)
 
 
-def has_own_assets(lake: Lake, day: date, tables: list[tuple[str, str]]) -> bool:
-    """True when every session-only partition of ``day`` is in the lake (its history-dependent assets are all it needs)."""
-    return all(lake.exists(tier, table, day) for tier, table in tables)
+def has_own_assets(lake: Lake, day: date, tables: list[tuple[str, str]], absent: dict[str, str] | None = None) -> bool:
+    """True when every session-only partition of ``day`` is in the lake (its history-dependent assets are
+    all it needs); the tables in ``absent`` (no raw data for them: ``availability.absent_assets``) are not expected."""
+    return all(lake.exists(tier, table, day) for tier, table in tables if table not in (absent or {}))
 
 
 def run_plan(in_range: list[date], history_only: set[date], stale: list[date]) -> list[tuple[list[date], tuple[str, ...] | None]]:
@@ -253,6 +254,7 @@ def backfill(
     from spymaster_resources.instance import cli_run_tags, data_root_lock, open_instance
     from spymaster_resources.raw_files import RawCatalog
 
+    from ..availability import absent_assets
     from ..bronze.ingest import sessions_with_rth_data
     from ..product_graph import product_assets, product_checks
 
@@ -289,7 +291,8 @@ def backfill(
         stale = set(report.stale_rebuilt)
         in_range = [d for d in todo if d not in stale]
         own = own_tables(assets)
-        history_only = set() if rebuild else {d for d in in_range if has_own_assets(lake, d, own)}
+        absent = {d: absent_assets(catalog, d, config) for d in todo}
+        history_only = set() if rebuild else {d for d in in_range if has_own_assets(lake, d, own, absent[d])}
         # Stale later sessions all come after the range's: the range first, then their gold walk
         # (the range's new history already in the lake).
         plan = run_plan(in_range, history_only, report.stale_rebuilt)
@@ -303,6 +306,12 @@ def backfill(
                 print(f"backfill: run {number}/{len(plan)}: {days[0]} .. {days[-1]} ({len(days)} sessions){what}", file=sys.stderr)
             since = time.time()
             run_assets = assets if only is None else [a for a in assets if any(k.path[-1] in only for k in a.keys)]
+            left_out = absent_everywhere(absent, days) if only is None else {}
+            if left_out:
+                run_assets = [a for a in run_assets if not any(k.path[-1] in left_out for k in a.keys)]
+                observe_absent(instance, config.product, left_out, days)
+                if not quiet:
+                    print(f"backfill: no raw data for {len(left_out)} asset(s) in {days[0]} .. {days[-1]}, not materialized (their observations say why): {', '.join(left_out)}", file=sys.stderr)
             try:
                 result = materialize(
                     [*assets, *partition_checks], selection=run_assets, instance=instance, resources=resources, raise_on_error=False, run_config=QUIET_RUN,
@@ -331,6 +340,34 @@ def backfill(
         lines = [f"session {day}: {reason}" for day, reason in sorted(report.failed.items())]
         raise SpymasterError(f"{len(report.failed)} of {len(todo)} sessions failed ({len(report.materialized)} materialized):\n" + "\n".join(lines))
     return report
+
+
+def absent_everywhere(absent: dict[date, dict[str, str]], days: list[date]) -> dict[str, str]:
+    """The assets no session of ``days`` has raw data for (``absent``: per session, as ``availability.absent_assets``),
+    with the reason of the range's first session (the sessions' reasons differ only by their date)."""
+    if not days:
+        return {}
+    names = set.intersection(*(set(absent.get(d, {})) for d in days))
+    first = days[0].isoformat()
+    span = first if len(days) == 1 else f"{first} .. {days[-1].isoformat()}"
+    return {name: absent[days[0]][name].replace(first, span) for name in sorted(names)}
+
+
+def observe_absent(instance, product: str, left_out: dict[str, str], days: list[date]) -> None:
+    """Record in the Dagster instance, once per asset left out of the range ``days``, an observation saying why
+    (the asset's page shows it; one event per asset and range, not per partition, so a decade costs no bookkeeping)."""
+    from dagster import AssetKey, AssetObservation
+
+    from spymaster_core.products import asset_key_prefix
+
+    for name, reason in left_out.items():
+        instance.report_runless_asset_event(
+            AssetObservation(
+                asset_key=AssetKey([*asset_key_prefix(product), name]),
+                description=f"not materialized for {days[0]} .. {days[-1]}: {reason}",
+                metadata={"absent": reason, "first_session": days[0].isoformat(), "last_session": days[-1].isoformat(), "sessions": len(days)},
+            )
+        )
 
 
 def _tables_recorded(instance, run_id: str) -> set[tuple[str, str]]:

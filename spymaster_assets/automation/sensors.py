@@ -333,30 +333,56 @@ def build_raw_files_sensor(minimum_interval_seconds: int = DEFAULT_MINIMUM_INTER
         if not raw_dir.is_dir():
             return SkipReason(f"{raw_dir} does not exist: put Databento DBN files there")
         cursors = split_cursor(context.cursor)
-        requests, reasons = [], []
+        requests, reasons, observations = [], [], []
         for product in base.products:
             if product not in graph_products:
                 reasons.append(f"{product}: not a product of this code location (products: {', '.join(graph_products)}); restart it after changing config.json")
                 continue
             scoped = spymaster.for_product(product)
             try:
-                product_requests, cursors[product], reason = _product_tick(context, scoped, cursors.get(product), session_job_name(product))
+                product_requests, cursors[product], reason, absent = _product_tick(context, scoped, cursors.get(product), session_job_name(product))
             except RawDataError as exc:
                 # A copy in progress or a broken file: wait (cursor unchanged), bronze would fail on it.
                 return SkipReason(f"not requesting runs while a raw file is unreadable: {exc}")
             requests.extend(product_requests)
+            observations.extend(absent)
             if reason:
                 reasons.append(reason if len(base.products) == 1 else f"{product}: {reason}")
         cursor = join_cursor(cursors)
         if requests:
-            return SensorResult(run_requests=requests, cursor=cursor)
+            return SensorResult(run_requests=requests, cursor=cursor, asset_events=observations)
         return SensorResult(skip_reason=SkipReason("; ".join(reasons)), cursor=cursor)
 
     return raw_files_sensor
 
 
-def _product_tick(context, spymaster: SpymasterResource, cursor: str | None, job_name: str) -> tuple[list[RunRequest], str, str | None]:
-    """One product's part of a sensor tick: (its run requests, its next cursor, why none when there is none).
+def _selection_with_data(catalog, config: SpymasterConfig, keys: list[str]) -> tuple[list | None, dict[str, str]]:
+    """(the session job's asset keys without those no session of ``keys`` has raw data for, or None when
+    every asset has data; those assets with the reason), as ``automation.backfill`` leaves them out."""
+    from ..automation.backfill import absent_everywhere
+    from ..availability import absent_assets
+    from ..product_graph import product_assets
+
+    days = [date.fromisoformat(k) for k in keys]
+    absent = absent_everywhere({d: absent_assets(catalog, d, config) for d in days}, days)
+    if not absent:
+        return None, {}
+    keys_of_job = [key for a in product_assets(config.product) for key in a.keys]
+    return [key for key in keys_of_job if key.path[-1] not in absent], absent
+
+
+def _absent_observation(product: str, name: str, reason: str, partition_key: str | None = None):
+    """An observation of asset ``name`` of ``product`` saying why it is not materialized (for one partition, or a range)."""
+    from dagster import AssetKey, AssetObservation
+
+    from spymaster_core.products import asset_key_prefix
+
+    return AssetObservation(asset_key=AssetKey([*asset_key_prefix(product), name]), partition=partition_key, description=f"not materialized: {reason}", metadata={"absent": reason})
+
+
+def _product_tick(context, spymaster: SpymasterResource, cursor: str | None, job_name: str) -> tuple[list[RunRequest], str, str | None, list]:
+    """One product's part of a sensor tick: (its run requests, its next cursor, why none when there is
+    none, the observations of the assets its runs leave out for want of raw data).
 
     Raises RawDataError when one of the product's raw files is unreadable (the tick then waits).
     """
@@ -377,27 +403,32 @@ def _product_tick(context, spymaster: SpymasterResource, cursor: str | None, job
         context.log.info(note if config.product == LEGACY_PRODUCT else f"{config.product} {note}")
     overwrite_config = bronze_overwrite_run_config() if any(r.overwrite_bronze for r in plan.runs) else None
     prefix = "" if config.product == LEGACY_PRODUCT else f"{config.product}:"
-    requests = []
+    requests, observations = [], []
     for group in group_into_ranges(plan.runs, trading_day_partitions):
         first, last, overwrite = group[0], group[-1], group[0].overwrite_bronze
         tags = {OVERWRITE_TAG: str(overwrite).lower()}
         run_config = overwrite_config if overwrite else {}
         if len(group) < RANGE_RUN_MIN_SESSIONS:
-            requests.extend(RunRequest(run_key=prefix + r.run_key, partition_key=r.partition_key, run_config=run_config, tags=tags, job_name=job_name) for r in group)
+            for r in group:
+                selection, absent = _selection_with_data(catalog, config, [r.partition_key])
+                observations += [_absent_observation(config.product, name, reason, r.partition_key) for name, reason in absent.items()]
+                requests.append(RunRequest(run_key=prefix + r.run_key, partition_key=r.partition_key, run_config=run_config, tags=tags, job_name=job_name, asset_selection=selection))
             continue
         # Many new sessions at once (a year dropped into raw/): one run over the range.
         digest = hashlib.sha256("\n".join(r.run_key for r in group).encode()).hexdigest()[:16]
         tags |= {ASSET_PARTITION_RANGE_START_TAG: first.partition_key, ASSET_PARTITION_RANGE_END_TAG: last.partition_key}
-        requests.append(RunRequest(run_key=f"{prefix}{first.partition_key}..{last.partition_key}:{digest}", run_config=run_config, tags=tags, job_name=job_name))
+        selection, absent = _selection_with_data(catalog, config, [r.partition_key for r in group])
+        observations += [_absent_observation(config.product, name, reason) for name, reason in absent.items()]
+        requests.append(RunRequest(run_key=f"{prefix}{first.partition_key}..{last.partition_key}:{digest}", run_config=run_config, tags=tags, job_name=job_name, asset_selection=selection))
     if requests:
-        return requests, plan.cursor.to_json(), None
+        return requests, plan.cursor.to_json(), None, observations
     if plan.changed_files:
         reason = f"{len(plan.changed_files)} new or changed file(s), no session to run: " + "; ".join(plan.notes or ["no session reads them"])
     elif plan.cursor.pending:
         reason = f"no file changed; waiting for partitions {sorted(plan.cursor.pending)}"
     else:
         reason = f"no new or changed DBN file under {raw_dir}"
-    return [], plan.cursor.to_json(), reason
+    return [], plan.cursor.to_json(), reason, []
 
 
 raw_files_sensor = build_raw_files_sensor(
