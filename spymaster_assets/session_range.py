@@ -9,9 +9,10 @@ from an asset's page, by ``spymaster backfill`` or by the sensor, is one Dagster
   process pool of ``SpymasterResource.workers`` processes (default: the machine's cores).
 - **Gold** (``parallel=False``): the as-of artefacts of D rest on every session before D, so the
   body walks the range in date order in this process (the lake's history memo makes each earlier
-  partition a single read per run; ``spymaster_resources.lake``). gold_evaluation is the exception:
-  its sessions' sums are written first, in the pool, after which each day's cumulative scores need
-  only those sums and are computed in the pool too.
+  partition a single read per run; ``spymaster_resources.lake``), carrying what the previous session
+  left (the setup index, the distance lookup's counts, the evaluation's sums) so a session's cost does
+  not grow with history. A range's retrains and gold_evaluation's per-session sums are prepared
+  in the pool first.
 - **A failing session fails alone.** Its error (the innermost one: the file and the reason) is
   recorded in the run's :class:`~spymaster_resources.run_failures.RunFailures`, the partitions the run
   wrote for it are removed (no orphan), later steps skip it, and the rest of the range lands. A

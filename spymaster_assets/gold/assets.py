@@ -17,8 +17,8 @@ from .answer import MODEL_PREFIXES, probability_columns
 from .episodes import select_episodes
 from .history import history_fingerprint, record_history
 from .evaluation import png_to_markdown, reliability_diagram_png
-from .evaluation_sums import COMPLETE, WITHOUT_XGBOOST, scores_from_sums
-from .report import EVALUATION_SUMS, evaluation_sums_up_to, scored_signals, store_sums_of_day
+from .evaluation_sums import COMPLETE, WITHOUT_XGBOOST, CumulativeSums, scores_from_sums
+from .report import EVALUATION_SUMS, cumulative_as_of, scored_signals, store_sums_of_day
 from .model import OutcomeModel
 from .normalization import stats_to_frame
 from .schemas import GoldNormalization, column_descriptions, validate_episodes, validate_signals
@@ -222,28 +222,25 @@ def gold_signals(context: AssetExecutionContext, spymaster: SpymasterResource) -
     )
 
 
-def evaluation_frame(sums: pl.DataFrame, day: date, cfg) -> pl.DataFrame:
+def evaluation_frame(carry: CumulativeSums, today: pl.DataFrame, day: date, cfg) -> pl.DataFrame:
     """Scores of every model beside the two baselines, one row per (scope, model, level kind, direction).
 
-    ``sums``: ``evaluation_sums.session_sums`` rows of every eligible session up to ``day``. Scopes:
-    'cumulative' (those sessions, on the episodes every model answered), 'cumulative_all' (the same
-    sessions, every episode, without the XGBoost column, which is absent before the first model) and
-    'session' (the day only). Level kind and direction are 'ALL' or one group. Columns as
-    :func:`evaluation.compare_models`, plus scope, level_kind, direction and as_of (EVALUATION_SCHEMA).
+    ``carry``: the sums of every eligible session up to ``day`` added up (``report.cumulative_as_of``);
+    ``today``: the day's own sums. Scopes: 'cumulative' (those sessions, on the episodes every model
+    answered), 'cumulative_all' (the same sessions, every episode, without the XGBoost column, which
+    is absent before the first model) and 'session' (the day only). Level kind and direction are
+    'ALL' or one group. Columns as :func:`evaluation.compare_models`, plus scope, level_kind,
+    direction and as_of (EVALUATION_SCHEMA).
     """
     models_all = list(MODEL_PREFIXES)
     without_model = [k for k in models_all if k != "xgboost"]
-    scopes = (
-        ("cumulative", sums, COMPLETE, models_all),
-        ("cumulative_all", sums.filter(pl.col("level_kind") == "ALL"), WITHOUT_XGBOOST, without_model),
-        ("session", sums.filter(pl.col("session_date") == day), COMPLETE, models_all),
-    )
-    rows = [
-        table.with_columns(scope=pl.lit(scope))
-        for scope, frame, row_set, models in scopes
-        for table in [scores_from_sums(frame, row_set, models, level=cfg.interval_level, replicates=cfg.bootstrap_replicates, seed=cfg.bootstrap_seed)]
-        if table.height
+    level = cfg.interval_level
+    tables = [
+        ("cumulative", carry.scores(COMPLETE, models_all, level=level)),
+        ("cumulative_all", carry.scores(WITHOUT_XGBOOST, without_model, level=level)),
+        ("session", scores_from_sums(today, COMPLETE, models_all, level=level, replicates=cfg.bootstrap_replicates, seed=cfg.bootstrap_seed) if today.height else pl.DataFrame()),
     ]
+    rows = [table.with_columns(scope=pl.lit(scope)) for scope, table in tables if table.height]
     if not rows:
         return pl.DataFrame(schema=EVALUATION_SCHEMA)
     frame = pl.concat(rows, how="diagonal_relaxed").with_columns(as_of=pl.lit(day))
@@ -273,8 +270,8 @@ EVALUATION_SCHEMA: dict[str, pl.DataType] = {
 
 
 def _store_evaluation_sums(context, keys: list[str], spymaster: SpymasterResource, pool) -> None:
-    """gold_evaluation's range preparation: every session's sums side by side in the pool, so each
-    day's cumulative scores (which need only the sums up to that day) can then be computed in parallel.
+    """gold_evaluation's range preparation: every session's sums side by side in the pool; the date-order
+    walk then only adds each day's to the carried total (``report.cumulative_as_of``).
     A session whose sums fail here is left to its body, which computes them again and reports the error."""
     futures = [pool.submit(store_sums_of_day, str(spymaster.config.home), key, spymaster.product) for key in keys]
     for future in futures:
@@ -284,7 +281,7 @@ def _store_evaluation_sums(context, keys: list[str], spymaster: SpymasterResourc
             continue
 
 
-@session_asset(parallel=True, prepare=_store_evaluation_sums, group_name="gold", deps=[gold_signals])
+@session_asset(parallel=False, prepare=_store_evaluation_sums, group_name="gold", deps=[gold_signals])
 def gold_evaluation(context: AssetExecutionContext, spymaster: SpymasterResource) -> MaterializeResult:
     """Walk-forward scores of every model (base rate, distance lookup, kNN, XGBoost, the answer) on the same episodes, with session-bootstrap intervals, for the day and cumulatively.
 
@@ -293,9 +290,9 @@ def gold_evaluation(context: AssetExecutionContext, spymaster: SpymasterResource
     """
     day = session_of_partition_key(context.partition_key)
     cfg, lake = spymaster.config, spymaster.lake
-    sums, today = evaluation_sums_up_to(lake, day, cfg)
+    carry, today = cumulative_as_of(lake, day, cfg)
     lake.write(TIER, EVALUATION_SUMS, day, today)
-    frame = evaluation_frame(sums, day, cfg) if sums.height else pl.DataFrame(schema=EVALUATION_SCHEMA)
+    frame = evaluation_frame(carry, today, day, cfg) if carry.sessions else pl.DataFrame(schema=EVALUATION_SCHEMA)
     path = lake.write(TIER, "gold_evaluation", day, frame)
     if frame.height == 0:
         context.log.info(f"gold_evaluation {day}: no session with {cfg.min_history_sessions}+ earlier sessions yet; nothing to score")

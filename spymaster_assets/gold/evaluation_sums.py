@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 
 from spymaster_core.config import OUTCOMES
-from .evaluation import _binned_sums, _check_bins, _prepare, session_bootstrap_skills
+from .evaluation import _binned_sums, _check_bins, _prepare, session_weights
 
 COMPLETE = "complete"
 WITHOUT_XGBOOST = "without_xgboost"
@@ -104,6 +104,112 @@ def session_sums(scored: pl.DataFrame, models: dict[str, str], bins: int) -> pl.
     return pl.DataFrame(rows, schema=schema)
 
 
+class CumulativeSums:
+    """The sums of many sessions added up, per (row set, level kind, direction, model), with each
+    Poisson bootstrap replicate's weighted Brier sum (``evaluation.session_weights``): what a day's
+    cumulative scores need, carried from one session to the next at a fixed cost per session.
+
+    Sessions are added in date order (:meth:`add`); the float sums are then the same bit for bit
+    whether they were carried day by day or added up at once (:func:`scores_from_sums` folds the
+    same way). ``sessions``: the sessions added, in order.
+    """
+
+    _SCALARS = ("n_episodes", "brier_sum", "log_loss_sum", "correct")
+    _ARRAYS = ("class_bin_n", "class_bin_p", "class_bin_y", "top_bin_n", "top_bin_p", "top_bin_y")
+
+    def __init__(self, replicates: int, seed: int):
+        self.replicates, self.seed = replicates, seed
+        self.sessions: list = []
+        self.totals: dict[tuple[str, str, str, str], dict[str, object]] = {}
+
+    def copy(self) -> "CumulativeSums":
+        """An independent copy (the carry of one day is not changed by adding the next)."""
+        other = CumulativeSums(self.replicates, self.seed)
+        other.sessions = list(self.sessions)
+        other.totals = {key: {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in entry.items()} for key, entry in self.totals.items()}
+        return other
+
+    def add(self, sums: pl.DataFrame) -> None:
+        """Add one session's :func:`session_sums` rows (any row order). Raises ValueError when they hold
+        several sessions or one not after every session added so far."""
+        if sums.height == 0:
+            return
+        days = sums["session_date"].unique().to_list()
+        if len(days) != 1 or (self.sessions and days[0] <= self.sessions[-1]):
+            raise ValueError(f"sessions are added one at a time in date order; got {days} after {self.sessions[-1:]}")
+        weights = session_weights(days, self.replicates, self.seed)[0]
+        for row in sums.sort(_KEYS).iter_rows(named=True):
+            key = (row["row_set"], row["level_kind"], row["direction"], row["model"])
+            entry = self.totals.get(key)
+            if entry is None:
+                entry = self.totals[key] = {name: 0 for name in self._SCALARS} | {"n_sessions": 0, "replicate_brier": np.zeros(self.replicates)} | {
+                    name: np.zeros(len(row[name])) for name in self._ARRAYS
+                }
+            for name in self._SCALARS:
+                entry[name] += row[name]
+            for name in self._ARRAYS:
+                entry[name] = entry[name] + np.asarray(row[name], dtype=np.float64)
+            entry["n_sessions"] += 1
+            entry["replicate_brier"] = entry["replicate_brier"] + weights * row["brier_sum"]
+        self.sessions.append(days[0])
+
+    def scores(self, row_set: str, models: list[str], reference: str = "base_rate", baseline: str = "distance", level: float = 0.90) -> pl.DataFrame:
+        """The :func:`scores_from_sums` table of the sessions added (same columns, groups and order)."""
+        for name in (reference, baseline):
+            if name not in models:
+                raise ValueError(f"the baseline {name!r} is not among the models {models}")
+        groups = sorted({(k[1], k[2]) for k in self.totals if k[0] == row_set and k[3] in models}, key=lambda g: (g != ("ALL", "ALL"), g))
+        out = [self._group_scores(row_set, group, models, reference, baseline, level) for group in groups]
+        return pl.concat(out) if out else pl.DataFrame()
+
+    def _group_scores(self, row_set: str, group: tuple[str, str], models: list[str], reference: str, baseline: str, level: float) -> pl.DataFrame:
+        entries = {name: self.totals.get((row_set, *group, name)) for name in models}
+        missing = [name for name, entry in entries.items() if entry is None]
+        if missing or len({entries[name]["n_sessions"] for name in models}) != 1 or len({entries[name]["n_episodes"] for name in models}) != 1:
+            raise ValueError(f"the sums of model(s) {missing or models} do not cover the same sessions as the others in {group}")
+        first = entries[models[0]]
+        n, n_sessions = int(first["n_episodes"]), int(first["n_sessions"])
+        brier = {name: float(entries[name]["brier_sum"]) / n for name in models}
+        tail = (1.0 - level) / 2.0
+        rows = []
+        for name in models:
+            entry = entries[name]
+            row: dict[str, object] = {"model": name, "n_episodes": n, "n_sessions": n_sessions, "brier": brier[name]}
+            for tag, ref in (("base", reference), ("distance", baseline)):
+                row[f"bss_{tag}"] = 1.0 - brier[name] / brier[ref] if brier[ref] > 0 else math.nan
+                row[f"bss_{tag}_lo"], row[f"bss_{tag}_hi"] = _replicate_interval(entry["replicate_brier"], entries[ref]["replicate_brier"], n_sessions, tail)
+            class_p, class_y = entry["class_bin_p"].reshape(_N_CLASSES, -1), entry["class_bin_y"].reshape(_N_CLASSES, -1)
+            row.update(
+                log_loss=float(entry["log_loss_sum"]) / n,
+                ece=float(np.mean(np.abs(class_y - class_p).sum(axis=1) / n)),
+                top_label_ece=float(np.abs(entry["top_bin_y"] - entry["top_bin_p"]).sum() / n),
+                accuracy=int(entry["correct"]) / n,
+            )
+            rows.append(row)
+        return pl.DataFrame(rows).with_columns(pl.col("n_episodes", "n_sessions").cast(pl.Int64), level_kind=pl.lit(group[0]), direction=pl.lit(group[1]))
+
+
+def _replicate_interval(model: np.ndarray, reference: np.ndarray, n_sessions: int, tail: float) -> tuple[float, float]:
+    """Percentile interval of the replicates' Brier skill ``1 - model / reference`` (NaN below 2 sessions;
+    replicates weighting no reference Brier left out), as ``evaluation.session_bootstrap_skills``."""
+    if n_sessions < 2:
+        return math.nan, math.nan
+    with np.errstate(divide="ignore", invalid="ignore"):
+        skills = np.where(reference > 0, 1.0 - model / reference, np.nan)
+    if not np.isfinite(skills).any():
+        return math.nan, math.nan
+    lo, hi = np.nanquantile(skills, [tail, 1.0 - tail])
+    return float(lo), float(hi)
+
+
+def cumulative_sums(sums: pl.DataFrame, replicates: int = 1000, seed: int = 0, start: CumulativeSums | None = None) -> CumulativeSums:
+    """``start`` (or nothing) plus the sums of every session in ``sums``, added in date order."""
+    carry = start.copy() if start is not None else CumulativeSums(replicates, seed)
+    for frame in sums.sort("session_date").partition_by("session_date", maintain_order=True) if sums.height else []:
+        carry.add(frame)
+    return carry
+
+
 def scores_from_sums(sums: pl.DataFrame, row_set: str, models: list[str], reference: str = "base_rate", baseline: str = "distance", level: float = 0.90, replicates: int = 1000, seed: int = 0) -> pl.DataFrame:
     """The :func:`evaluation.compare_models` table of every (level kind, direction) group of ``row_set`` from many sessions' sums.
 
@@ -111,54 +217,9 @@ def scores_from_sums(sums: pl.DataFrame, row_set: str, models: list[str], refere
     Returns columns level_kind, direction, then those of ``compare_models`` (model, n_episodes,
     n_sessions, brier, bss_base, bss_base_lo, bss_base_hi, bss_distance, ..._lo, ..._hi, log_loss,
     ece, top_label_ece, accuracy), one row per (group, model in ``models`` order); groups in
-    (level kind, direction) order with "ALL" first. Intervals: :func:`evaluation.session_bootstrap_skills`
-    over the group's sessions. Empty when no row matches. Raises ValueError when a baseline is not in ``models``.
+    (level kind, direction) order with "ALL" first. Intervals: the Poisson session bootstrap of
+    :func:`evaluation.session_bootstrap_skills` over the group's sessions. Empty when no row matches.
+    Raises ValueError when a baseline is not in ``models`` or the models' sums cover different sessions.
     """
-    for name in (reference, baseline):
-        if name not in models:
-            raise ValueError(f"the baseline {name!r} is not among the models {models}")
-    chosen = sums.filter((pl.col("row_set") == row_set) & pl.col("model").is_in(models))
-    out: list[pl.DataFrame] = []
-    groups = chosen.partition_by("level_kind", "direction", as_dict=True) if chosen.height else {}
-    order = sorted(groups, key=lambda k: (k != ("ALL", "ALL"), k))
-    for key in order:
-        group = groups[key].sort("session_date")
-        out.append(_group_scores(group, models, reference, baseline, level, replicates, seed).with_columns(level_kind=pl.lit(key[0]), direction=pl.lit(key[1])))
-    if not out:
-        return pl.DataFrame()
-    return pl.concat(out)
-
-
-def _group_scores(group: pl.DataFrame, models: list[str], reference: str, baseline: str, level: float, replicates: int, seed: int) -> pl.DataFrame:
-    sessions = group["session_date"].unique().sort()
-    by_model = {name: group.filter(pl.col("model") == name) for name in models}
-    for name, rows in by_model.items():
-        if not rows["session_date"].equals(sessions):
-            raise ValueError(f"the sums of model {name!r} do not cover the same sessions as the others")
-    per_session = {name: rows["brier_sum"].to_numpy() for name, rows in by_model.items()}
-    pairs = [(name, tag, ref) for name in models for tag, ref in (("base", reference), ("distance", baseline))]
-    lows, highs = session_bootstrap_skills(
-        np.stack([per_session[name] for name, _, _ in pairs]), np.stack([per_session[ref] for _, _, ref in pairs]), level, replicates, seed, sessions.to_list()
-    )
-    interval = {(name, tag): (float(lo), float(hi)) for (name, tag, _), lo, hi in zip(pairs, lows, highs)}
-    n = int(by_model[models[0]]["n_episodes"].sum())
-    brier = {name: float(per_session[name].sum()) / n for name in models}
-    rows = []
-    for name in models:
-        frame = by_model[name]
-        row: dict[str, object] = {"model": name, "n_episodes": n, "n_sessions": len(sessions), "brier": brier[name]}
-        for tag, ref in (("base", reference), ("distance", baseline)):
-            row[f"bss_{tag}"] = 1.0 - brier[name] / brier[ref] if brier[ref] > 0 else math.nan
-            row[f"bss_{tag}_lo"], row[f"bss_{tag}_hi"] = interval[(name, tag)]
-        class_p = np.stack(frame["class_bin_p"].to_numpy()).sum(axis=0).reshape(_N_CLASSES, -1)
-        class_y = np.stack(frame["class_bin_y"].to_numpy()).sum(axis=0).reshape(_N_CLASSES, -1)
-        top_p = np.stack(frame["top_bin_p"].to_numpy()).sum(axis=0)
-        top_y = np.stack(frame["top_bin_y"].to_numpy()).sum(axis=0)
-        row.update(
-            log_loss=float(frame["log_loss_sum"].sum()) / n,
-            ece=float(np.mean(np.abs(class_y - class_p).sum(axis=1) / n)),
-            top_label_ece=float(np.abs(top_y - top_p).sum() / n),
-            accuracy=int(frame["correct"].sum()) / n,
-        )
-        rows.append(row)
-    return pl.DataFrame(rows).with_columns(pl.col("n_episodes", "n_sessions").cast(pl.Int64))
+    chosen = sums.filter((pl.col("row_set") == row_set) & pl.col("model").is_in(models)) if sums.height else sums
+    return cumulative_sums(chosen, replicates, seed).scores(row_set, models, reference, baseline, level)

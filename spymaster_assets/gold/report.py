@@ -14,7 +14,7 @@ from spymaster_core.config import SpymasterConfig
 from spymaster_core.errors import SpymasterError
 from .answer import MODEL_PREFIXES
 from .evaluation import compare_models, format_comparison
-from .evaluation_sums import session_sums, sums_schema
+from .evaluation_sums import CumulativeSums, cumulative_sums, session_sums, sums_schema
 
 _KEYS = ["session_date", "ts_event", "level_kind"]
 
@@ -95,6 +95,40 @@ def evaluation_sums_up_to(lake: Lake, day: date, config: SpymasterConfig) -> tup
     everything = pl.concat(frames, how="vertical_relaxed") if frames else empty
     today = frames[-1] if eligible and eligible[-1] == day else empty
     return everything, today
+
+
+#: The cumulative sums each lake (by its root) last reached in this process: (the last session
+#: added, the signals fingerprint of every session added, the sums). The walk adds one session a day.
+_RECENT_CUMULATIVE: dict[str, tuple[date, dict[date, str], CumulativeSums]] = {}
+
+
+def cumulative_as_of(lake: Lake, day: date, config: SpymasterConfig) -> tuple[CumulativeSums, pl.DataFrame]:
+    """(the sums of every eligible session up to ``day`` added up, ``day``'s own sums to store) for gold_evaluation.
+
+    Carried: when this process last added up to the eligible session before ``day`` and no session
+    it added has been rebuilt since (same signals fingerprints), ``day``'s sums are added to that;
+    else every eligible session's sums are added in date order (read from gold_evaluation_sums when
+    they match the signals, as :func:`evaluation_sums_up_to`). Both give the same sums bit for bit,
+    and the cost of a session in a date-order walk does not grow with history.
+    """
+    eligible = eligible_sessions(lake, day, config.min_history_sessions)
+    empty = _empty_sums(config)
+    today = _session_sums(lake, day, config) if eligible and eligible[-1] == day else empty
+    signals = {d: info["fingerprint"] for d, info in lake.partition_files("gold", "gold_signals").items()}
+    fingerprints = {d: signals.get(d, "") for d in eligible}
+    earlier = [d for d in eligible if d < day]
+    recent = _RECENT_CUMULATIVE.get(str(lake.root))
+    if recent is not None and recent[0] == (eligible[-1] if eligible else None) and recent[1] == fingerprints:
+        return recent[2], today
+    if recent is not None and earlier and recent[0] == earlier[-1] and recent[1] == {d: fingerprints[d] for d in earlier}:
+        carry = cumulative_sums(today.drop("signals_fingerprint"), config.bootstrap_replicates, config.bootstrap_seed, start=recent[2])
+    else:
+        frames = [_session_sums(lake, d, config) for d in eligible]
+        sums = pl.concat(frames, how="vertical_relaxed").drop("signals_fingerprint") if frames else empty.drop("signals_fingerprint")
+        carry = cumulative_sums(sums, config.bootstrap_replicates, config.bootstrap_seed)
+    if eligible:
+        _RECENT_CUMULATIVE[str(lake.root)] = (eligible[-1], fingerprints, carry)
+    return carry, today
 
 
 def evaluate_lake(config: SpymasterConfig, start: date | None = None, end: date | None = None) -> tuple[pl.DataFrame, str]:

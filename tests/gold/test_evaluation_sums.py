@@ -123,3 +123,40 @@ def test_sums_of_a_session_whose_signals_changed_are_computed_again(materialized
     # The stored sums of that session are untouched (they belong to its own gold_evaluation run), the later session's equal.
     assert lake.read("gold", EVALUATION_SUMS, first).equals(before.filter(pl.col("session_date") == first))
     assert after.filter(pl.col("session_date") == last).equals(before.filter(pl.col("session_date") == last))
+
+
+def test_sums_carried_session_by_session_equal_sums_added_at_once_bit_for_bit():
+    from spymaster_assets.gold.evaluation_sums import cumulative_sums
+
+    scored = _scored(12)
+    days = sorted(scored["session_date"].unique().to_list())
+    sums = pl.concat([session_sums(scored.filter(pl.col("session_date") == d), MODEL_PREFIXES, 10) for d in days])
+    carry = None
+    for day in days:  # as the date-order walk does: the previous day's total plus the day's sums
+        carry = cumulative_sums(sums.filter(pl.col("session_date") == day), 200, 5, start=carry)
+        at_once = cumulative_sums(sums.filter(pl.col("session_date") <= day).sample(fraction=1.0, shuffle=True, seed=1), 200, 5)
+        assert carry.scores(COMPLETE, MODELS).equals(at_once.scores(COMPLETE, MODELS)), day
+    with pytest.raises(ValueError, match="date order"):
+        carry.add(sums.filter(pl.col("session_date") == days[0]))
+
+
+def test_the_evaluation_carried_through_a_walk_equals_one_computed_afresh(materialized_home):
+    from spymaster_assets.gold import report
+    from spymaster_assets.gold.assets import evaluation_frame
+
+    spymaster = SpymasterResource(home=str(materialized_home))
+    lake, config = spymaster.lake, spymaster.config
+    report._RECENT_CUMULATIVE.clear()
+    walked = {}
+    for day in lake.dates("gold", "gold_evaluation"):
+        carry, today = report.cumulative_as_of(lake, day, config)
+        walked[day] = evaluation_frame(carry, today, day, config) if carry.sessions else None
+    assert sum(frame is not None for frame in walked.values()) >= 2
+    for day, frame in walked.items():
+        report._RECENT_CUMULATIVE.clear()  # a new process: every eligible session added up again
+        carry, today = report.cumulative_as_of(lake, day, config)
+        if frame is not None:
+            assert evaluation_frame(carry, today, day, config).equals(frame), day
+        # and it equals what gold_evaluation stored for the day
+        stored = lake.read("gold", "gold_evaluation", day)
+        assert stored.equals(frame if frame is not None else stored.clear()), day
