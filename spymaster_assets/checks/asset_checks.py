@@ -21,6 +21,7 @@ from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeve
 from spymaster_resources import SpymasterResource
 
 from spymaster_core.config import OUTCOMES, SpymasterConfig
+from ..gold.as_of import carried_counts
 from ..gold.assets import gold_model, gold_setup_index
 from ..gold.model import training_window
 from ..gold.schema_indexes import MANIFEST
@@ -191,8 +192,17 @@ def expected_index_sizes(episodes: pl.DataFrame, schemas: list[str], layout_vers
     ``schemas``, so a schema the index holds without cause shows up); schema S holds the rows
     whose families include all of S's.
     """
-    current = episodes.filter(pl.col("vector_version") == layout_version)
-    by_families = current.group_by("feature_families", "partition_key").len("expected")
+    return expected_sizes_from_counts(episode_key_counts(episodes), schemas, layout_version)
+
+
+def episode_key_counts(episodes: pl.DataFrame) -> pl.DataFrame:
+    """Episodes per (vector_version, feature_families, partition_key): column ``expected`` (Int64), additive over sessions."""
+    return episodes.group_by("vector_version", "feature_families", "partition_key").agg(pl.len().cast(pl.Int64).alias("expected"))
+
+
+def expected_sizes_from_counts(counts: pl.DataFrame, schemas: list[str], layout_version: str) -> pl.DataFrame:
+    """:func:`expected_index_sizes` from the episodes' :func:`episode_key_counts`."""
+    by_families = counts.filter(pl.col("vector_version") == layout_version).select("feature_families", "partition_key", "expected")
     parts = []
     for label in sorted({"bars", *schemas, *by_families["feature_families"].to_list()}):
         wanted = parse_families(label)
@@ -368,13 +378,10 @@ def gold_setup_index_holds_every_episode(context: AssetCheckExecutionContext, sp
     actual, manifest = read_index_sizes(directory)
     layout = vector_version(cfg)
     dates = lake.dates_before("gold", "gold_episodes", day)
-    columns = ["partition_key", "feature_families", "vector_version"]
-    episodes = (
-        pl.concat([lake.scan("gold", "gold_episodes", d).select(columns) for d in dates], how="vertical_relaxed").collect()
-        if dates
-        else pl.DataFrame(schema={"partition_key": pl.Utf8, "feature_families": pl.Utf8, "vector_version": pl.Utf8})
-    )
-    expected = expected_index_sizes(episodes, list(manifest["schemas"]), layout)
+    columns = {"partition_key": pl.Utf8, "feature_families": pl.Utf8, "vector_version": pl.Utf8}
+    # Counted once per walk and carried session to session: the check's cost does not grow with history.
+    counts = carried_counts(lake, day, "index_sizes", columns, episode_key_counts, ["vector_version", "feature_families", "partition_key"])
+    expected = expected_sizes_from_counts(counts, list(manifest["schemas"]), layout)
     mismatches = index_size_mismatches(actual, expected)
     leaked = [s for s in manifest.get("source_session_dates", []) if s >= day.isoformat()]
     layout_ok = manifest.get("layout_version") == layout

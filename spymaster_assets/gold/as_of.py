@@ -7,6 +7,7 @@ Shared by the gold assets and the CLI so both answer with the same code path. Po
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import date
 
 import numpy as np
@@ -18,7 +19,7 @@ from spymaster_resources.lake_paths import LakePath, replace_directory
 from spymaster_core.config import SpymasterConfig
 from spymaster_core.errors import MissingPartitionError, SpymasterError
 from .answer import KnownBefore, fit_blend_on_signals, probability_columns
-from .distance_baseline import add_distance_counts, distance_counts, distance_table_from_counts
+from .distance_baseline import distance_counts, distance_table_from_counts
 from .history import history_fingerprint
 from .model import META_FILE as MODEL_META, OutcomeModel, train_model, training_window, xgb_params
 from .normalization import NormalizationStats, fit_normalization, normalization_window, stats_from_frame
@@ -288,33 +289,43 @@ def known_before_from_lake(lake: Lake, day: date, config: SpymasterConfig) -> Kn
     )
 
 
-#: The distance lookup's counts each lake (by its root) last computed in this process, with the day
-#: and the episodes' fingerprint they were computed as of: the walk adds one session's counts a day.
-_RECENT_COUNTS: dict[str, tuple[date, dict, pl.DataFrame]] = {}
+#: Counts over every earlier episode each lake (by its root) and count last reached in this process:
+#: (the day, the episodes' fingerprint, the counts). A date-order walk adds one session a day.
+_CARRIED_COUNTS: dict[tuple[str, str], tuple[date, dict, pl.DataFrame]] = {}
 _DISTANCE_COLUMNS = {"level_kind": pl.String, "direction": pl.String, "distance_atr": pl.Float64, "outcome": pl.String}
 
 
-def distance_counts_as_of(lake: Lake, day: date, config: SpymasterConfig) -> pl.DataFrame:
-    """Outcome counts per distance cell of every episode before ``day`` (``distance_baseline.distance_counts``).
+def carried_counts(lake: Lake, day: date, name: str, columns: dict[str, pl.DataType], count: Callable[[pl.DataFrame], pl.DataFrame], keys: list[str]) -> pl.DataFrame:
+    """``count`` of the ``columns`` of every gold_episodes row before ``day``, without reading every earlier session.
 
-    Cumulative: the counts as of the previous session, when this process computed them on the
-    history the lake still holds, plus that session's episodes; else counted from every earlier
-    session. Integer counts, so both ways give the same table.
+    ``count`` maps episodes to integer counts grouped by ``keys`` (any other column is a count); it
+    must be additive, so the counts of two sets of sessions summed per key equal those of their
+    union. Carried: the counts this process reached as of the previous session (``name`` tells the
+    counts apart), when the lake still holds exactly that history, plus that session's; else
+    counted from every earlier session. Integer sums: both ways give the same frame, sorted by ``keys``.
     """
     sessions = lake.dates_before(GOLD, "gold_episodes", day)
     fingerprint = history_fingerprint(lake, day, ("gold_episodes",))
-    recent = _RECENT_COUNTS.get(str(lake.root))
+    slot = (str(lake.root), name)
+    recent = _CARRIED_COUNTS.get(slot)
     if recent is not None and recent[0] == day and recent[1] == fingerprint:
         return recent[2]
     previous = sessions[-1] if sessions else None
     earlier = {k: v for k, v in fingerprint.items() if previous is None or k != f"gold_episodes/{previous.isoformat()}"}
     if previous is not None and recent is not None and recent[0] == previous and recent[1] == earlier:
-        counts = add_distance_counts(recent[2], distance_counts(lake.read_many(GOLD, "gold_episodes", [previous], list(_DISTANCE_COLUMNS)), config))
+        added = count(lake.read_many(GOLD, "gold_episodes", [previous], list(columns)))
+        both = pl.concat([recent[2], added.select(recent[2].columns).cast(recent[2].schema)])
+        counts = both.group_by(keys).agg(pl.exclude(keys).sum()).sort(keys)
     else:
-        history = lake.read_many(GOLD, "gold_episodes", sessions, list(_DISTANCE_COLUMNS))
-        counts = distance_counts(history if history is not None else pl.DataFrame(schema=_DISTANCE_COLUMNS), config)
-    _RECENT_COUNTS[str(lake.root)] = (day, fingerprint, counts)
+        history = lake.read_many(GOLD, "gold_episodes", sessions, list(columns))
+        counts = count(history if history is not None else pl.DataFrame(schema=columns)).sort(keys)
+    _CARRIED_COUNTS[slot] = (day, fingerprint, counts)
     return counts
+
+
+def distance_counts_as_of(lake: Lake, day: date, config: SpymasterConfig) -> pl.DataFrame:
+    """Outcome counts per distance cell of every episode before ``day`` (``distance_baseline.distance_counts``), carried (:func:`carried_counts`)."""
+    return carried_counts(lake, day, "distance", _DISTANCE_COLUMNS, lambda episodes: distance_counts(episodes, config), ["level_kind", "direction", "distance_bin"])
 
 
 def index_as_of(lake: Lake, day: date, config: SpymasterConfig) -> SchemaIndexes:

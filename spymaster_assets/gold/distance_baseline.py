@@ -67,12 +67,6 @@ def distance_counts(history: pl.DataFrame, config: SpymasterConfig) -> pl.DataFr
     return frame.group_by("level_kind", "direction", "distance_bin").agg(pl.col(_COUNTS).sum()).sort("level_kind", "direction", "distance_bin")
 
 
-def add_distance_counts(a: pl.DataFrame, b: pl.DataFrame) -> pl.DataFrame:
-    """Cell-wise sum of two :func:`distance_counts` frames (the counts of both sets of episodes)."""
-    both = pl.concat([a, b]).select([pl.col(n).cast(t) for n, t in DISTANCE_COUNTS_SCHEMA.items()])
-    return both.group_by("level_kind", "direction", "distance_bin").agg(pl.col(_COUNTS).sum()).sort("level_kind", "direction", "distance_bin")
-
-
 def fit_distance_table(history: pl.DataFrame, config: SpymasterConfig) -> pl.DataFrame:
     """Fit the lookup on history episodes (columns level_kind, direction, distance_atr, outcome).
 

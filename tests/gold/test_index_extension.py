@@ -97,7 +97,7 @@ def test_the_distance_lookup_carried_session_by_session_equals_one_fitted_on_eve
 
     spymaster = _lake_with_episodes(materialized_home, tmp_path / "home")
     lake, config = spymaster.lake, spymaster.config
-    as_of._RECENT_COUNTS.clear()
+    as_of._CARRIED_COUNTS.clear()
     for day in CHAIN_SESSIONS:  # date order: each day adds the previous session's counts to the carried ones
         carried = distance_table_from_counts(as_of.distance_counts_as_of(lake, day, config), config)
         history = lake.read_many("gold", "gold_episodes", lake.dates_before("gold", "gold_episodes", day), ["level_kind", "direction", "distance_atr", "outcome"])
