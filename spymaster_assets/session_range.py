@@ -231,11 +231,12 @@ def workers_of(spymaster: SpymasterResource) -> int:
     return spymaster.workers if spymaster.workers > 0 else (os.cpu_count() or 1)
 
 
-def _each_session(context, name: str, body: Callable, kwargs: dict, keys: list[str], parallel: bool) -> Iterator[tuple[str, object, str | None]]:
-    """Yield (key, body result or None, error or None) for every key, in date order."""
+def _each_session(context, name: str, body: Callable, kwargs: dict, keys: list[str], parallel: bool, started: float | None = None) -> Iterator[tuple[str, object, str | None]]:
+    """Yield (key, body result or None, error or None) for every key, in date order (``started``: when
+    the step began, its preparation included, for the progress line)."""
     spymaster: SpymasterResource = kwargs["spymaster"]
     workers = min(workers_of(spymaster), len(keys)) if parallel else 1
-    progress = _progress(spymaster, name, len(keys))
+    progress = _progress(spymaster, name, len(keys), started)
     log = RangeLog(context.log)
     try:
         if workers <= 1:
@@ -268,7 +269,7 @@ def _each_session(context, name: str, body: Callable, kwargs: dict, keys: list[s
         log.flush()
 
 
-def _progress(spymaster: SpymasterResource, name: str, total: int) -> Callable[[str], None]:
+def _progress(spymaster: SpymasterResource, name: str, total: int, started: float | None = None) -> Callable[[str], None]:
     """Progress of a range step on stderr when the resource asks for it (the CLI backfill).
 
     On a terminal, a progress bar; otherwise (a log file, a pipe, CI) one line when the step ends,
@@ -278,7 +279,7 @@ def _progress(spymaster: SpymasterResource, name: str, total: int) -> Callable[[
     if not spymaster.progress:
         return lambda key: None
     if not sys.stderr.isatty():
-        return _step_line(name, total)
+        return _step_line(name, total, started)
     from tqdm import tqdm
 
     bar = tqdm(total=total, desc=f"{name:<30}", unit="session", file=sys.stderr, leave=False)
@@ -292,9 +293,10 @@ def _progress(spymaster: SpymasterResource, name: str, total: int) -> Callable[[
     return step
 
 
-def _step_line(name: str, total: int) -> Callable[[str], None]:
-    """The non-terminal progress of a step: one line on stderr once its ``total`` sessions are done."""
-    started = time.perf_counter()
+def _step_line(name: str, total: int, started: float | None = None) -> Callable[[str], None]:
+    """The non-terminal progress of a step: one line on stderr once its ``total`` sessions are done
+    (seconds since ``started``, a ``time.perf_counter`` value; default now)."""
+    started = time.perf_counter() if started is None else started
     seen: list[str] = []
 
     def step(key: str) -> None:
@@ -338,11 +340,12 @@ def run_range(context, name: str, body: Callable, kwargs: dict, parallel: bool, 
     if skipped:
         context.log.warning(f"{name}: {len(skipped)} session(s) failed in an earlier step and are skipped: {', '.join(skipped)}")
     workers = min(workers_of(spymaster), len(keys))
+    started = time.perf_counter()
     if prepare is not None and workers > 1:
         prepare(context, keys, spymaster, _pool(workers))
     results: dict[str, dict] = {}
     failed_now: dict[str, str] = {}
-    for key, result, error in _each_session(context, name, body, kwargs, keys, parallel):
+    for key, result, error in _each_session(context, name, body, kwargs, keys, parallel, started):
         if error is None:
             results[key] = _unwrap_metadata(result)
             continue

@@ -4,6 +4,7 @@ of the session's run, each saying why; silver and gold read the session as befor
 
 from __future__ import annotations
 
+import re
 import shutil
 import warnings
 from datetime import date
@@ -61,7 +62,12 @@ def test_a_bars_only_backfill_writes_no_empty_partition_and_the_ui_says_why(tmp_
     config = SpymasterConfig(home=home)
     report = backfill(config, date(2013, 10, 7), date(2013, 10, 8), charts=False)
     assert report.materialized == [date(2013, 10, 7), date(2013, 10, 8)]
-    assert "no raw data for 9 asset(s) in 2013-10-07 .. 2013-10-08, not materialized" in capsys.readouterr().err
+    log = capsys.readouterr().err
+    assert "no raw data for 9 asset(s) in 2013-10-07 .. 2013-10-08, not materialized" in log
+    # Written to a file or a pipe, progress is one line per step and range, with counts and seconds.
+    assert "\r" not in log
+    assert re.search(r"^silver_bars: 2 sessions \(2013-10-07 \.\. 2013-10-08\) in \d+\.\d s$", log, re.M), log
+    assert re.search(r"^gold_signals: 2 sessions \(2013-10-07 \.\. 2013-10-08\) in \d+\.\d s$", log, re.M), log
     lake = home / "lake"
     for name in OPTIONAL_ASSETS:
         tier = name.split("_")[0]
