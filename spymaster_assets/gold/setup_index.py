@@ -220,12 +220,23 @@ class SetupIndex:
             rows = added.get((key,))
             index = faiss.IndexFlatIP(self.dim) if old is None else faiss.clone_index(old.index)
             part_meta = old.meta if old is not None else None
-            if rows is not None:
+            if rows is None:
+                partitions[key] = _Partition(index, old.meta, old.session_code, old.outcome_code)
+            else:
                 index.add(np.ascontiguousarray(x[rows["_source_row"].to_numpy()]))
                 start = 0 if old is None else old.meta.height
                 fresh = rows.drop("_source_row").with_row_index("row_id", offset=start)
-                part_meta = fresh if part_meta is None else pl.concat([part_meta, fresh])
-            partitions[key] = _make_partition(index, part_meta, session_days)
+                added_part = _make_partition(index, fresh, session_days)
+                if old is None:
+                    partitions[key] = added_part
+                else:
+                    # The earlier rows' codes stand (their sessions keep their places: new ones come after).
+                    partitions[key] = _Partition(
+                        index,
+                        pl.concat([part_meta, fresh]),
+                        np.concatenate([old.session_code, added_part.session_code]),
+                        np.concatenate([old.outcome_code, added_part.outcome_code]),
+                    )
             stats[key] = PartitionStats(int(index.ntotal), "flat", 1.0)
         return SetupIndex(partitions, sessions, self.dim, self.vector_version, as_of, stats, self.config)
 
