@@ -94,6 +94,21 @@ def load_script(name: str):
     return module
 
 
+def sample_root(home: Path, stamps=None, through: str | None = None, config: dict | None = None) -> Path:
+    """A data root at ``home`` whose raw/GLBX.MDP3 holds copies of the committed ES sample files: those
+    whose YYYYMMDD stamp is in ``stamps``, or up to ``through`` (every file by default); ``config``
+    written as its config.json when given."""
+    raw = home / "raw" / "GLBX.MDP3"
+    raw.mkdir(parents=True)
+    if config is not None:
+        (home / "config.json").write_text(json.dumps(config))
+    for src in SAMPLE_RAW.rglob("*.dbn.zst"):
+        stamp = src.name[10:18]
+        if (stamps is None or stamp in stamps) and (through is None or stamp <= through):
+            shutil.copy2(src, raw / src.name)
+    return home
+
+
 def backfill_product_home(home: Path, product: str, sessions: list[date]) -> Path:
     """Copy product ``product``'s real sample (data/sample/<product>/raw) into ``home`` configured for
     it alone (with CHAIN_CONFIG's small-history settings) and backfill ``sessions`` with the CLI."""

@@ -16,19 +16,13 @@ from spymaster_assets.availability import OPTIONAL_ASSETS, absent_assets
 from spymaster_core.config import SpymasterConfig
 from spymaster_resources.raw_files import RawCatalog
 
-from conftest import SAMPLE_RAW, SHARED_DATA
+from conftest import SHARED_DATA, sample_root
 
 MBO_FILE = SHARED_DATA / "dbn" / "nautilus" / "esh4-glbx-mdp3-20231225.mbo.dbn.zst"
 
 
 def _bars_only_root(tmp_path, days=("20131006", "20131007", "20131008")):
-    home = tmp_path / "home"
-    raw = home / "raw" / "GLBX.MDP3"
-    raw.mkdir(parents=True)
-    for src in SAMPLE_RAW.rglob("*.dbn.zst"):
-        if src.name[10:18] in days:
-            shutil.copy2(src, raw / src.name)
-    return home
+    return sample_root(tmp_path / "home", stamps=days)
 
 
 def test_a_bars_only_session_has_no_order_flow_or_options_asset_and_each_reason_names_the_schemas(tmp_path):

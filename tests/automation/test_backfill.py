@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from datetime import date
@@ -19,19 +18,13 @@ from spymaster_core.errors import SpymasterError
 from spymaster_resources.instance import cli_run_tags, data_root_lock, mark_abandoned_runs, open_instance
 from spymaster_resources.lake import Lake
 
-from conftest import SAMPLE_RAW
+from conftest import SAMPLE_RAW, sample_root
 
 OCT7, OCT8, OCT9 = date(2013, 10, 7), date(2013, 10, 8), date(2013, 10, 9)
 
 
 def _home(tmp_path, days=("20131006", "20131007", "20131008", "20131009")):
-    home = tmp_path / "home"
-    raw = home / "raw" / "GLBX.MDP3"
-    raw.mkdir(parents=True)
-    for src in SAMPLE_RAW.rglob("*.dbn.zst"):
-        if src.name[10:18] in days:
-            shutil.copy2(src, raw / src.name)
-    return home
+    return sample_root(tmp_path / "home", stamps=days)
 
 
 @pytest.fixture()

@@ -4,29 +4,19 @@ model file equals the lake built session by session in date order (``materialize
 
 from __future__ import annotations
 
-import json
-import shutil
-
 import pytest
 
 from spymaster_assets.automation.backfill import backfill
 from spymaster_core.config import SpymasterConfig
 
-from conftest import CHAIN_CONFIG, CHAIN_SESSIONS, SAMPLE_RAW, assert_same_lake
+from conftest import CHAIN_CONFIG, CHAIN_SESSIONS, assert_same_lake, sample_root
 
 
 @pytest.fixture()
 def chain_root(tmp_path, monkeypatch):
     """A data root holding the raw files of the chain sessions, with the chain configuration (its own Dagster instance)."""
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    home = tmp_path / "home"
-    raw = home / "raw" / "GLBX.MDP3"
-    raw.mkdir(parents=True)
-    (home / "config.json").write_text(json.dumps(CHAIN_CONFIG))
-    for src in SAMPLE_RAW.rglob("*.dbn.zst"):
-        if src.name[10:18] <= "20131011":
-            shutil.copy2(src, raw / src.name)
-    return home
+    return sample_root(tmp_path / "home", through="20131011", config=CHAIN_CONFIG)
 
 
 def _backfill_in_pieces(home, pieces, workers):

@@ -3,8 +3,6 @@ and a session that fails inside the range fails alone."""
 
 from __future__ import annotations
 
-import json
-import shutil
 import warnings
 from pathlib import Path
 
@@ -17,18 +15,11 @@ from spymaster_assets.definitions import all_assets
 from spymaster_resources import SpymasterResource
 from spymaster_resources.run_failures import RunFailures
 
-from conftest import CHAIN_CONFIG, CHAIN_SESSIONS, SAMPLE_RAW, assert_same_lake
+from conftest import CHAIN_CONFIG, CHAIN_SESSIONS, assert_same_lake, sample_root
 
 
 def _chain_home(root: Path) -> Path:
-    home = root / "range"
-    raw = home / "raw" / "GLBX.MDP3"
-    raw.mkdir(parents=True)
-    (home / "config.json").write_text(json.dumps(CHAIN_CONFIG))
-    for src in SAMPLE_RAW.rglob("*.dbn.zst"):
-        if src.name[10:18] <= "20131011":
-            shutil.copy2(src, raw / src.name)
-    return home
+    return sample_root(root / "range", through="20131011", config=CHAIN_CONFIG)
 
 
 def _range_run(home: Path, days, workers: int = 2, instance=None):
