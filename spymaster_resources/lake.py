@@ -79,17 +79,24 @@ class FrameMemo:
         self._lock = threading.Lock()
 
     def get(self, path: LakePath, columns: tuple[str, ...] | None, read: Callable[[], pl.DataFrame], identity: tuple | None = None) -> pl.DataFrame:
-        """The frame of ``path`` (``columns`` of it, or all), from the memo when the file is unchanged.
+        """The frame of ``path`` (``columns`` of it, or all), from the memo when the file is unchanged
+        (a projection of the whole frame when that is held).
 
         ``identity``: the file's ``lake_paths.file_identity`` when the caller already listed it
         (saves a request per file on object storage). Raises FileNotFoundError when the file does not exist.
         """
-        key = (str(path), columns, *(identity or file_identity(path)))
+        identity = tuple(identity or file_identity(path))
+        key = (str(path), columns, *identity)
+        whole = (str(path), None, *identity)
         with self._lock:
             frame = self._frames.get(key)
             if frame is not None:
                 self._frames.move_to_end(key)
                 return frame
+            if columns is not None and whole in self._frames:
+                # Every column of the file is held already (an index build read them): project it.
+                self._frames.move_to_end(whole)
+                return self._frames[whole].select(list(columns))
         frame = read()
         size = int(frame.estimated_size())
         with self._lock:
