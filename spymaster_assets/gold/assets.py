@@ -16,9 +16,9 @@ from . import as_of
 from .answer import MODEL_PREFIXES, probability_columns
 from .episodes import select_episodes
 from .history import history_fingerprint, record_history
-from .evaluation import png_to_markdown, reliability_diagram_png
+from .evaluation import png_to_markdown, reliability_diagram_png_of_table, reliability_table_from_sums
 from .evaluation_sums import COMPLETE, WITHOUT_XGBOOST, CumulativeSums, scores_from_sums
-from .report import EVALUATION_SUMS, cumulative_as_of, scored_signals, store_sums_of_day
+from .report import EVALUATION_SUMS, cumulative_as_of, store_sums_of_day
 from .model import OutcomeModel
 from .normalization import stats_to_frame
 from .schemas import GoldNormalization, column_descriptions, validate_episodes, validate_signals
@@ -285,8 +285,9 @@ def _store_evaluation_sums(context, keys: list[str], spymaster: SpymasterResourc
 def gold_evaluation(context: AssetExecutionContext, spymaster: SpymasterResource) -> MaterializeResult:
     """Walk-forward scores of every model (base rate, distance lookup, kNN, XGBoost, the answer) on the same episodes, with session-bootstrap intervals, for the day and cumulatively.
 
-    The reliability diagrams (PNG under reports/) are drawn for the day in a run of one session, and
-    for the last session only in a range run.
+    The reliability diagrams (PNG under reports/, one per model, over the scored episodes every model
+    answered, from the carried bin sums) are drawn for the day in a run of one session, and for the
+    last session only in a range run.
     """
     day = session_of_partition_key(context.partition_key)
     cfg, lake = spymaster.config, spymaster.lake
@@ -298,13 +299,14 @@ def gold_evaluation(context: AssetExecutionContext, spymaster: SpymasterResource
         context.log.info(f"gold_evaluation {day}: no session with {cfg.min_history_sessions}+ earlier sessions yet; nothing to score")
         return MaterializeResult(metadata=table_metadata(frame, path, cfg, scored_episodes=0))
     diagrams = {}
-    # Five PNGs cost seconds and every scored episode: a range run draws them for its last session only (reports/, not the lake).
-    scored = scored_signals(lake, day, cfg.min_history_sessions) if is_last_of_run(context) else None
-    for name, prefix in MODEL_PREFIXES.items() if scored is not None else ():
-        rows = scored.drop_nulls(probability_columns(prefix))
-        if rows.height:
-            diagrams[name] = reliability_diagram_png(
-                rows.select(probability_columns(prefix)).to_numpy(), rows["outcome"].to_numpy(),
+    # Five PNGs cost about a second: a range run draws them for its last session only (reports/, not
+    # the lake), from the carried bin sums (the episodes every model answered), not every scored episode.
+    for name in MODEL_PREFIXES if is_last_of_run(context) else ():
+        totals = carry.totals.get((COMPLETE, "ALL", "ALL", name))
+        if totals is not None and totals["n_episodes"]:
+            table = reliability_table_from_sums(totals["class_bin_n"], totals["class_bin_p"], totals["class_bin_y"], cfg.calibration_bins)
+            diagrams[name] = reliability_diagram_png_of_table(
+                table,
                 cfg.reports_dir / f"reliability_{day}_{name}.png" if name != "answer" else cfg.reports_dir / f"reliability_{day}.png",
                 f"{name}: walk-forward reliability up to {day}", cfg.calibration_bins,
             )

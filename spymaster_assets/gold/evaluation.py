@@ -246,10 +246,21 @@ def reliability_table(probs: np.ndarray, labels: np.ndarray | Sequence, bins: in
     """
     bins = _check_bins(bins)
     p, _, one_hot = _prepare(probs, labels)
+    sums = [_binned_sums(p[:, k], one_hot[:, k], bins) for k in range(_N_CLASSES)]
+    return reliability_table_from_sums(*(np.concatenate([part[i] for part in sums]) for i in range(3)), bins)
+
+
+def reliability_table_from_sums(class_bin_n: np.ndarray, class_bin_p: np.ndarray, class_bin_y: np.ndarray, bins: int = 10) -> pl.DataFrame:
+    """:func:`reliability_table` from per-bin sums, class-major arrays of ``3 * bins`` (counts, sums of
+    p and of the 0/1 outcome: the ``class_bin_*`` columns of ``evaluation_sums``), so a diagram of many
+    sessions needs their sums, not their episodes."""
+    bins = _check_bins(bins)
     edges = np.linspace(0.0, 1.0, bins + 1)
     frames = []
     for k, outcome in enumerate(OUTCOMES):
-        counts, sum_p, sum_y = _binned_sums(p[:, k], one_hot[:, k], bins)
+        part = slice(k * bins, (k + 1) * bins)
+        counts, sum_p, sum_y = (np.asarray(a)[part] for a in (class_bin_n, class_bin_p, class_bin_y))
+        counts = counts.astype(np.int64)
         nonempty = counts > 0
         with np.errstate(invalid="ignore", divide="ignore"):
             mean_p = np.where(nonempty, sum_p / counts, np.nan)
@@ -321,8 +332,12 @@ def reliability_diagram_png(
 
     Returns ``path``. Raises ValueError as :func:`reliability_table`, OSError on write failure.
     """
+    return reliability_diagram_png_of_table(reliability_table(probs, labels, bins), path, title, bins)
+
+
+def reliability_diagram_png_of_table(table: pl.DataFrame, path: Path, title: str, bins: int = 10) -> Path:
+    """:func:`reliability_diagram_png` of a :func:`reliability_table` (or ``reliability_table_from_sums``) frame."""
     path = Path(path)
-    table = reliability_table(probs, labels, bins)
     n_total = int(table.filter(pl.col("class") == OUTCOMES[0])["n"].sum())
 
     fig = Figure(figsize=(12, 5.5), dpi=100)

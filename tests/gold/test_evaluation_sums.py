@@ -160,3 +160,18 @@ def test_the_evaluation_carried_through_a_walk_equals_one_computed_afresh(materi
         # and it equals what gold_evaluation stored for the day
         stored = lake.read("gold", "gold_evaluation", day)
         assert stored.equals(frame if frame is not None else stored.clear()), day
+
+
+def test_the_reliability_table_of_summed_bins_equals_the_one_of_the_episodes():
+    from spymaster_assets.gold.evaluation import reliability_table, reliability_table_from_sums
+    from spymaster_assets.gold.evaluation_sums import cumulative_sums
+
+    scored = _scored(6)
+    days = sorted(scored["session_date"].unique().to_list())
+    sums = pl.concat([session_sums(scored.filter(pl.col("session_date") == d), MODEL_PREFIXES, 10) for d in days])
+    totals = cumulative_sums(sums, 50, 0).totals[(COMPLETE, "ALL", "ALL", "knn")]
+    complete = scored.drop_nulls([c for c in scored.columns if c.startswith(("p_", "base_"))])
+    expected = reliability_table(complete.select("p_knn_break", "p_knn_reject", "p_knn_chop").to_numpy(), complete["outcome"].to_numpy(), 10)
+    from polars.testing import assert_frame_equal
+
+    assert_frame_equal(reliability_table_from_sums(totals["class_bin_n"], totals["class_bin_p"], totals["class_bin_y"], 10), expected, abs_tol=1e-12)
