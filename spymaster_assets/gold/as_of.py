@@ -14,14 +14,14 @@ import numpy as np
 import polars as pl
 
 from spymaster_resources.lake import Lake
-from spymaster_resources.lake_paths import LakePath, replace_directory
+from spymaster_resources.lake_paths import LakePath, file_identity, replace_directory
 
 from spymaster_core.config import SpymasterConfig
 from spymaster_core.errors import MissingPartitionError, SpymasterError
 from .answer import KnownBefore, fit_blend_on_signals, probability_columns
 from .distance_baseline import distance_counts, distance_table_from_counts
 from .history import history_fingerprint
-from .model import META_FILE as MODEL_META, OutcomeModel, train_model, training_window, xgb_params
+from .model import META_FILE as MODEL_META, MODEL_FILE, OutcomeModel, train_model, training_window, xgb_params
 from .normalization import NormalizationStats, fit_normalization, normalization_window, stats_from_frame
 from .schema_indexes import SchemaIndexes
 from .vectors import vector_columns, vector_version
@@ -230,12 +230,30 @@ def model_as_of(lake: Lake, day: date, config: SpymasterConfig) -> OutcomeModel 
         if description.get("model") is None and description.get("format") == NO_MODEL_FORMAT:
             return None
         try:
-            model = OutcomeModel.load(directory)
+            model = _load_model(directory)
             if model.as_of == day:
                 return model
         except (FileNotFoundError, ValueError):
             pass  # rebuilt below from the lake
     model, _ = fit_model_as_of(lake, day, config)
+    return model
+
+
+#: The models this process loaded lately, by directory, with the identity of their files: the index
+#: and the signals of a day both need its model, and a file is loaded once while it is unchanged.
+_LOADED_MODELS: dict[str, tuple[tuple, OutcomeModel]] = {}
+
+
+def _load_model(directory: LakePath) -> OutcomeModel:
+    """``OutcomeModel.load(directory)`` through a small per-process memo keyed by the files' identity."""
+    identity = tuple(file_identity(directory / name) for name in (MODEL_META, MODEL_FILE))
+    held = _LOADED_MODELS.get(str(directory))
+    if held is not None and held[0] == identity:
+        return held[1]
+    model = OutcomeModel.load(directory)
+    if len(_LOADED_MODELS) >= 8:
+        _LOADED_MODELS.pop(next(iter(_LOADED_MODELS)))
+    _LOADED_MODELS[str(directory)] = (identity, model)
     return model
 
 
@@ -254,16 +272,20 @@ def blend_fit_as_of(lake: Lake, day: date, config: SpymasterConfig):
     Only the trailing ``blend_sessions`` sessions with a model probability are read (what
     ``fit_blend_on_signals`` keeps), found walking back from ``day``: the cost does not grow with history.
     """
-    dates = [d for d in lake.dates_before(GOLD, "gold_signals", day) if lake.exists(GOLD, "gold_episodes", d)]
+    dates = lake.dates_before(GOLD, "gold_signals", day)
     if not dates or "p_xgb_break" not in lake.scan(GOLD, "gold_signals", dates[0]).collect_schema():
         return fit_blend_on_signals(None, config)  # no history, or signals written before the model existed
     with_model: list[date] = []
     end = len(dates)
     while end > 0 and len(with_model) < config.blend_sessions:
-        chunk = dates[max(0, end - config.blend_sessions):end]
+        # Sessions whose episodes are gone are left out, checked chunk by chunk from the end (not every earlier one).
+        start = max(0, end - config.blend_sessions)
+        chunk = [d for d in dates[start:end] if lake.exists(GOLD, "gold_episodes", d)]
+        end = start
+        if not chunk:
+            continue
         flags = lake.read_many(GOLD, "gold_signals", chunk, ["session_date", "p_xgb_break"]).drop_nulls("p_xgb_break")
         with_model = sorted(set(flags["session_date"].to_list())) + with_model
-        end -= len(chunk)
     used = with_model[-config.blend_sessions:]
     if not used:
         return fit_blend_on_signals(None, config)
