@@ -41,9 +41,11 @@ PART_FILE = "part-0.parquet"
 ROW_GROUP_ROWS = 262_144
 
 
-#: Tables every gold session reads the whole history of (episodes: index, model, normalization,
-#: distance lookup; signals: blend fit; evaluation sums: cumulative scores). Their partitions are memoized per process.
-HISTORY_TABLES = frozenset({"gold_episodes", "gold_signals", "gold_evaluation_sums"})
+#: Tables the gold walk reads many times over (episodes: the index at each refit, the model's window,
+#: normalization; signals: the trailing blend fit). Their partitions are memoized per process, up to
+#: 1 GiB. gold_evaluation_sums is not among them: the evaluation carries its total from session to
+#: session and reads a session's sums once per walk, so holding a decade of them would only cost memory.
+HISTORY_TABLES = frozenset({"gold_episodes", "gold_signals"})
 
 
 def _is_io_error(exc: BaseException) -> bool:
@@ -72,7 +74,7 @@ class FrameMemo:
     storage) and is read again; least recently used frames are dropped past ``max_bytes``.
     """
 
-    def __init__(self, max_bytes: int = 2 << 30):
+    def __init__(self, max_bytes: int = 1 << 30):
         self.max_bytes = max_bytes
         self._frames: OrderedDict[tuple, pl.DataFrame] = OrderedDict()
         self._bytes = 0
