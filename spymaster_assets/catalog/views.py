@@ -40,9 +40,9 @@ class LakeTable:
 def _parquet_glob(table_dir: Path) -> tuple[str, int] | None:
     """The glob of a table's partition files and how many partitions have one; None when none does.
 
-    Ordinary tables hold ``date=D/part-0.parquet``. gold_setup_index holds FAISS files beside a
-    ``date=D/schema=S/meta.parquet`` per vector schema (which episodes each index holds), so the
-    glob goes one Hive level deeper there. Temporary files (``.part-0.parquet.<id>.tmp``) and
+    Ordinary tables hold ``date=D/part-0.parquet``. A gold_setup_index saved with its vectors (by
+    earlier versions; today's keeps manifests only) holds FAISS files beside a
+    ``date=D/schema=S/meta.parquet`` per vector schema, so the glob goes one Hive level deeper there. Temporary files (``.part-0.parquet.<id>.tmp``) and
     staging directories (``.date=...``) never match.
     """
     partitions = [d for d in table_dir.glob("date=*") if d.is_dir()]

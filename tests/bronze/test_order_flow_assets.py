@@ -17,7 +17,6 @@ from spymaster_assets.bronze.assets import (
     bronze_futures_ohlcv_1m,
     bronze_futures_trades,
 )
-from spymaster_assets.bronze.market_records import MBP10_SCHEMA
 from spymaster_resources import SpymasterResource
 
 ESU4 = Path(__file__).resolve().parents[3] / "shared" / "data" / "dbn" / "nautilus" / "historical_bars_catalog"
@@ -58,11 +57,9 @@ def test_order_flow_assets_write_once_and_empty_when_a_schema_is_missing(tmp_pat
         assert trades["ts_recv"].is_sorted()
         bbo = pl.read_parquet(part("bronze_futures_bbo"))
         assert bbo.height == 2288 and bbo["source"].unique().to_list() == ["mbp-1"]
-        # No mbp-10 or mbo file: an empty partition with the full schema, flagged source none.
-        mbp10 = pl.read_parquet(part("bronze_futures_mbp10"))
-        assert mbp10.height == 0 and mbp10.schema == pl.Schema(MBP10_SCHEMA)
-        meta = _meta(first, "bronze_futures_mbp10")
-        assert meta["source"] == "none" and meta["dagster/row_count"] == 0
+        # No mbp-10 or mbo file: no partition at all, and the materialization says why.
+        assert not part("bronze_futures_mbp10").parent.exists()
+        assert _meta(first, "bronze_futures_mbp10") == {"absent": f"no mbp-10 or mbo in raw/ for {PARTITION}"}
         meta = _meta(first, "bronze_futures_trades")
         assert meta["dagster/row_count"] == 120 and meta["out_of_order_records"] == 0 and meta["rewritten"] is True
 

@@ -41,7 +41,8 @@ def catalog(materialized_home, tmp_path) -> Path:
 
 def test_one_view_per_lake_table_with_all_its_rows(materialized_home, catalog):
     expected = _tables_with_parquet(materialized_home / "lake")
-    assert {"silver_bars", "gold_episodes", "gold_signals", "bronze_futures_ohlcv_1m", "gold_setup_index"} <= set(expected)
+    assert {"silver_bars", "gold_episodes", "gold_signals", "bronze_futures_ohlcv_1m"} <= set(expected)
+    assert "gold_setup_index" not in expected  # manifests only: its vectors are the gold_episodes view
     con = duckdb.connect(str(catalog), read_only=True)
     views = {r[0] for r in con.sql("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
     assert views == set(expected) | {f"es_{table}" for table in expected}  # every product's, and ES's own
@@ -136,15 +137,15 @@ def test_rebuild_replaces_the_file_atomically(materialized_home, tmp_path):
     # A successful rebuild swaps the file in while the reader keeps using the old one.
     bad.unlink()
     bad.parent.rmdir()
-    shutil.rmtree(lake_dir / "bronze" / "bronze_options_trades")
+    shutil.rmtree(lake_dir / "silver" / "silver_levels")
     result = write_catalog(lake_dir, path)
-    assert "bronze_options_trades" not in result.views
+    assert "silver_levels" not in result.views
     # The reader still has the old file, whole: its view list is unchanged and its views read.
-    assert reader.sql("SELECT count(*) FROM duckdb_views() WHERE view_name = 'bronze_options_trades'").fetchall()[0][0] == 1
+    assert reader.sql("SELECT count(*) FROM duckdb_views() WHERE view_name = 'silver_levels'").fetchall()[0][0] == 1
     assert reader.sql("SELECT count(*) FROM gold_signals").fetchall()[0][0] > 0
     reader.close()  # duckdb caches open databases per path within a process: close before opening the new file
     views = {r[0] for r in duckdb.connect(str(path), read_only=True).sql("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
-    assert "bronze_options_trades" not in views and "gold_signals" in views
+    assert "silver_levels" not in views and "gold_signals" in views
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lake", "spymaster.duckdb"]
 
 
