@@ -117,4 +117,5 @@ def test_multiprocess_runs_on_a_postgres_instance_write_the_same_lake(postgres, 
         assert twin.is_file(), f"{twin} was not written by the multiprocess runs"
         assert pl.read_parquet(twin).equals(pl.read_parquet(part)), part.relative_to(materialized_home)
         compared += 1
-    assert compared >= 15 * len(SESSIONS)
+    # Bars-only sessions: bronze 2, silver 4, gold 6 tables (no order-flow or options partition).
+    assert compared >= 12 * len(SESSIONS)
