@@ -79,6 +79,33 @@ def _listing(schemas: tuple[str, ...]) -> str:
     return schemas[0] if len(schemas) == 1 else f"{', '.join(schemas[:-1])} or {schemas[-1]}"
 
 
+def absent_everywhere(absent: dict[date, dict[str, str]], days: list[date]) -> dict[str, str]:
+    """The assets no session of ``days`` has raw data for (``absent``: per session, as :func:`absent_assets`),
+    with the reason of the range's first session (the sessions' reasons differ only by their date)."""
+    if not days:
+        return {}
+    names = set.intersection(*(set(absent.get(d, {})) for d in days))
+    first = days[0].isoformat()
+    span = first if len(days) == 1 else f"{first} .. {days[-1].isoformat()}"
+    return {name: absent[days[0]][name].replace(first, span) for name in sorted(names)}
+
+
+def absent_observation(product: str, name: str, reason: str, partition_key: str | None = None, span: str | None = None, **metadata):
+    """The Dagster observation of asset ``name`` of ``product`` saying why it is not materialized: for
+    one partition (``partition_key``) or a range (``span``, e.g. "2014-01-02 .. 2014-12-31"), with
+    the reason and ``metadata`` in its metadata."""
+    from dagster import AssetKey, AssetObservation
+
+    from spymaster_core.products import asset_key_prefix
+
+    return AssetObservation(
+        asset_key=AssetKey([*asset_key_prefix(product), name]),
+        partition=partition_key,
+        description=f"not materialized{f' for {span}' if span else ''}: {reason}",
+        metadata={"absent": reason, **metadata},
+    )
+
+
 def absent_partition(context, spymaster, name: str):
     """For an optional asset's body: a MaterializeResult saying why session ``context.partition_key`` has
     nothing to read (nothing is written), or None when the raw files hold its data. The lake then has

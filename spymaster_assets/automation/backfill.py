@@ -39,6 +39,7 @@ from spymaster_resources.lake import Lake
 from spymaster_resources.lake_paths import LakePath
 from spymaster_resources.run_failures import RunFailures
 
+from ..availability import absent_assets, absent_everywhere, absent_observation
 from ..gold.history import history_change, lake_fingerprint
 from ..session_range import day_partitions, remove_written_partitions
 from .range_failures import flag_failed_sessions, recorded_materializations
@@ -254,7 +255,6 @@ def backfill(
     from spymaster_resources.instance import cli_run_tags, data_root_lock, open_instance
     from spymaster_resources.raw_files import RawCatalog
 
-    from ..availability import absent_assets
     from ..bronze.ingest import sessions_with_rth_data
     from ..product_graph import product_assets, product_checks
 
@@ -342,30 +342,14 @@ def backfill(
     return report
 
 
-def absent_everywhere(absent: dict[date, dict[str, str]], days: list[date]) -> dict[str, str]:
-    """The assets no session of ``days`` has raw data for (``absent``: per session, as ``availability.absent_assets``),
-    with the reason of the range's first session (the sessions' reasons differ only by their date)."""
-    if not days:
-        return {}
-    names = set.intersection(*(set(absent.get(d, {})) for d in days))
-    first = days[0].isoformat()
-    span = first if len(days) == 1 else f"{first} .. {days[-1].isoformat()}"
-    return {name: absent[days[0]][name].replace(first, span) for name in sorted(names)}
-
-
 def observe_absent(instance, product: str, left_out: dict[str, str], days: list[date]) -> None:
     """Record in the Dagster instance, once per asset left out of the range ``days``, an observation saying why
     (the asset's page shows it; one event per asset and range, not per partition, so a decade costs no bookkeeping)."""
-    from dagster import AssetKey, AssetObservation
-
-    from spymaster_core.products import asset_key_prefix
-
     for name, reason in left_out.items():
         instance.report_runless_asset_event(
-            AssetObservation(
-                asset_key=AssetKey([*asset_key_prefix(product), name]),
-                description=f"not materialized for {days[0]} .. {days[-1]}: {reason}",
-                metadata={"absent": reason, "first_session": days[0].isoformat(), "last_session": days[-1].isoformat(), "sessions": len(days)},
+            absent_observation(
+                product, name, reason, span=f"{days[0]} .. {days[-1]}",
+                first_session=days[0].isoformat(), last_session=days[-1].isoformat(), sessions=len(days),
             )
         )
 

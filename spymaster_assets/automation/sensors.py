@@ -58,6 +58,7 @@ from ..bronze import assets as bronze_assets
 from ..bronze import options_assets as bronze_options_assets
 from spymaster_resources.lake_paths import LakePath
 from spymaster_resources.raw_files import DbnFileInfo, _ns
+from ..availability import absent_assets, absent_everywhere, absent_observation
 from ..bronze.ingest import file_span, sessions_with_rth_data
 from spymaster_core.config import SpymasterConfig
 from spymaster_core.products import LEGACY_PRODUCT
@@ -359,8 +360,6 @@ def build_raw_files_sensor(minimum_interval_seconds: int = DEFAULT_MINIMUM_INTER
 def _selection_with_data(catalog, config: SpymasterConfig, keys: list[str]) -> tuple[list | None, dict[str, str]]:
     """(the session job's asset keys without those no session of ``keys`` has raw data for, or None when
     every asset has data; those assets with the reason), as ``automation.backfill`` leaves them out."""
-    from ..automation.backfill import absent_everywhere
-    from ..availability import absent_assets
     from ..product_graph import product_assets
 
     days = [date.fromisoformat(k) for k in keys]
@@ -369,15 +368,6 @@ def _selection_with_data(catalog, config: SpymasterConfig, keys: list[str]) -> t
         return None, {}
     keys_of_job = [key for a in product_assets(config.product) for key in a.keys]
     return [key for key in keys_of_job if key.path[-1] not in absent], absent
-
-
-def _absent_observation(product: str, name: str, reason: str, partition_key: str | None = None):
-    """An observation of asset ``name`` of ``product`` saying why it is not materialized (for one partition, or a range)."""
-    from dagster import AssetKey, AssetObservation
-
-    from spymaster_core.products import asset_key_prefix
-
-    return AssetObservation(asset_key=AssetKey([*asset_key_prefix(product), name]), partition=partition_key, description=f"not materialized: {reason}", metadata={"absent": reason})
 
 
 def _product_tick(context, spymaster: SpymasterResource, cursor: str | None, job_name: str) -> tuple[list[RunRequest], str, str | None, list]:
@@ -411,14 +401,14 @@ def _product_tick(context, spymaster: SpymasterResource, cursor: str | None, job
         if len(group) < RANGE_RUN_MIN_SESSIONS:
             for r in group:
                 selection, absent = _selection_with_data(catalog, config, [r.partition_key])
-                observations += [_absent_observation(config.product, name, reason, r.partition_key) for name, reason in absent.items()]
+                observations += [absent_observation(config.product, name, reason, r.partition_key) for name, reason in absent.items()]
                 requests.append(RunRequest(run_key=prefix + r.run_key, partition_key=r.partition_key, run_config=run_config, tags=tags, job_name=job_name, asset_selection=selection))
             continue
         # Many new sessions at once (a year dropped into raw/): one run over the range.
         digest = hashlib.sha256("\n".join(r.run_key for r in group).encode()).hexdigest()[:16]
         tags |= {ASSET_PARTITION_RANGE_START_TAG: first.partition_key, ASSET_PARTITION_RANGE_END_TAG: last.partition_key}
         selection, absent = _selection_with_data(catalog, config, [r.partition_key for r in group])
-        observations += [_absent_observation(config.product, name, reason) for name, reason in absent.items()]
+        observations += [absent_observation(config.product, name, reason) for name, reason in absent.items()]
         requests.append(RunRequest(run_key=f"{prefix}{first.partition_key}..{last.partition_key}:{digest}", run_config=run_config, tags=tags, job_name=job_name, asset_selection=selection))
     if requests:
         return requests, plan.cursor.to_json(), None, observations

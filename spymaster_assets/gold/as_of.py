@@ -20,7 +20,7 @@ from spymaster_core.config import SpymasterConfig
 from spymaster_core.errors import MissingPartitionError, SpymasterError
 from .answer import KnownBefore, fit_blend_on_signals, probability_columns
 from .distance_baseline import distance_counts, distance_table_from_counts
-from .history import history_fingerprint
+from .history import history_before, history_fingerprint
 from .model import META_FILE as MODEL_META, MODEL_FILE, OutcomeModel, train_model, training_window, xgb_params
 from .normalization import NormalizationStats, fit_normalization, normalization_window, stats_from_frame
 from .schema_indexes import SchemaIndexes
@@ -75,7 +75,7 @@ def build_index_as_of(lake: Lake, day: date, stats: NormalizationStats, config: 
     weights, source = similarity_weights_of(model_as_of(lake, day, config), config)
     provenance = {"episodes": history_fingerprint(lake, day, ("gold_episodes",)), "normalization": stats.digest(), "robust_z_clip": config.robust_z_clip}
     recent = _RECENT_INDEXES.get(str(lake.root))
-    if recent is not None and recent.as_of == day and _built_alike(recent, provenance, weights):
+    if _built_as(recent, day, provenance, weights):
         return recent
     indexes = _extend_previous(lake, sessions[-1], day, stats, weights, provenance, config) if sessions else None
     if indexes is None:
@@ -85,8 +85,10 @@ def build_index_as_of(lake: Lake, day: date, stats: NormalizationStats, config: 
     return indexes
 
 
-def _built_alike(indexes: SchemaIndexes, provenance: dict, weights) -> bool:
-    """True when ``indexes`` were built from the history, statistics and weights that ``provenance`` and ``weights`` describe."""
+def _built_as(indexes: SchemaIndexes | None, as_of: date, provenance: dict, weights) -> bool:
+    """True when ``indexes`` are the index as of ``as_of`` built from the history, statistics and weights that ``provenance`` and ``weights`` describe."""
+    if indexes is None or indexes.as_of != as_of:
+        return False
     before = indexes.provenance
     same_vectors = before.get("normalization") == provenance["normalization"] and before.get("robust_z_clip") == provenance["robust_z_clip"]
     same_weights = (indexes.weights is None and weights is None) or (indexes.weights is not None and weights is not None and np.array_equal(indexes.weights, weights))
@@ -96,11 +98,11 @@ def _built_alike(indexes: SchemaIndexes, provenance: dict, weights) -> bool:
 def _extend_previous(lake: Lake, previous: date, day: date, stats: NormalizationStats, weights, provenance: dict, config: SpymasterConfig) -> SchemaIndexes | None:
     """The index as of ``previous`` (this process's, else a saved one with its vectors) plus its episodes,
     when it was built exactly as ``day``'s would be; else None."""
-    earlier = {**provenance, "episodes": {k: v for k, v in provenance["episodes"].items() if k != f"gold_episodes/{previous.isoformat()}"}}
+    earlier = {**provenance, "episodes": history_before(provenance["episodes"], "gold_episodes", previous)}
     recent = _RECENT_INDEXES.get(str(lake.root))
-    if recent is None or recent.as_of != previous or not _built_alike(recent, earlier, weights):
+    if not _built_as(recent, previous, earlier, weights):
         recent = _saved_index(lake, previous, config)
-        if recent is None or recent.as_of != previous or not _built_alike(recent, earlier, weights):
+        if not _built_as(recent, previous, earlier, weights):
             return None
     return recent.extended(lake.read(GOLD, "gold_episodes", previous), stats, day, provenance)
 
@@ -333,7 +335,7 @@ def carried_counts(lake: Lake, day: date, name: str, columns: dict[str, pl.DataT
     if recent is not None and recent[0] == day and recent[1] == fingerprint:
         return recent[2]
     previous = sessions[-1] if sessions else None
-    earlier = {k: v for k, v in fingerprint.items() if previous is None or k != f"gold_episodes/{previous.isoformat()}"}
+    earlier = fingerprint if previous is None else history_before(fingerprint, "gold_episodes", previous)
     if previous is not None and recent is not None and recent[0] == previous and recent[1] == earlier:
         added = count(lake.read_many(GOLD, "gold_episodes", [previous], list(columns)))
         both = pl.concat([recent[2], added.select(recent[2].columns).cast(recent[2].schema)])

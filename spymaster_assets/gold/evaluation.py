@@ -545,9 +545,21 @@ def session_bootstrap_skills(
     if len(ids) != a.shape[1]:
         raise ValueError(f"{len(ids)} session dates for {a.shape[1]} sessions")
     weights = session_weights(ids, replicates, seed)
-    model_sums, reference_sums = a @ weights, b @ weights
+    return replicate_skill_interval(a @ weights, b @ weights, level)
+
+
+def replicate_skill_interval(model_replicates: np.ndarray, reference_replicates: np.ndarray, level: float = 0.90) -> tuple[np.ndarray, np.ndarray]:
+    """Central ``level`` percentile interval of the Brier skill ``1 - model / reference`` over bootstrap
+    replicates: inputs (K, replicates) of the replicates' weighted Brier sums, returns (lo, hi), each (K,).
+
+    A replicate whose reference sum is 0 (it weights no session with Brier > 0) is left out; a pair
+    with no usable replicate gets NaN. Shared by :func:`session_bootstrap_skills` and the carried
+    sums of ``evaluation_sums.CumulativeSums``.
+    """
     with np.errstate(divide="ignore", invalid="ignore"):
-        skills = np.where(reference_sums > 0, 1.0 - model_sums / reference_sums, np.nan)
+        skills = np.where(reference_replicates > 0, 1.0 - model_replicates / reference_replicates, np.nan)
+    lo = np.full(skills.shape[0], math.nan)
+    hi = np.full(skills.shape[0], math.nan)
     tail = (1.0 - level) / 2.0
     usable = np.isfinite(skills).any(axis=1)
     if usable.any():

@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 
 from spymaster_core.config import OUTCOMES
-from .evaluation import _binned_sums, _check_bins, _prepare, session_weights
+from .evaluation import _binned_sums, _check_bins, _prepare, replicate_skill_interval, session_weights
 
 COMPLETE = "complete"
 WITHOUT_XGBOOST = "without_xgboost"
@@ -170,14 +170,13 @@ class CumulativeSums:
         first = entries[models[0]]
         n, n_sessions = int(first["n_episodes"]), int(first["n_sessions"])
         brier = {name: float(entries[name]["brier_sum"]) / n for name in models}
-        tail = (1.0 - level) / 2.0
         rows = []
         for name in models:
             entry = entries[name]
             row: dict[str, object] = {"model": name, "n_episodes": n, "n_sessions": n_sessions, "brier": brier[name]}
             for tag, ref in (("base", reference), ("distance", baseline)):
                 row[f"bss_{tag}"] = 1.0 - brier[name] / brier[ref] if brier[ref] > 0 else math.nan
-                row[f"bss_{tag}_lo"], row[f"bss_{tag}_hi"] = _replicate_interval(entry["replicate_brier"], entries[ref]["replicate_brier"], n_sessions, tail)
+                row[f"bss_{tag}_lo"], row[f"bss_{tag}_hi"] = _replicate_interval(entry["replicate_brier"], entries[ref]["replicate_brier"], n_sessions, level)
             class_p, class_y = entry["class_bin_p"].reshape(_N_CLASSES, -1), entry["class_bin_y"].reshape(_N_CLASSES, -1)
             row.update(
                 log_loss=float(entry["log_loss_sum"]) / n,
@@ -189,17 +188,12 @@ class CumulativeSums:
         return pl.DataFrame(rows).with_columns(pl.col("n_episodes", "n_sessions").cast(pl.Int64), level_kind=pl.lit(group[0]), direction=pl.lit(group[1]))
 
 
-def _replicate_interval(model: np.ndarray, reference: np.ndarray, n_sessions: int, tail: float) -> tuple[float, float]:
-    """Percentile interval of the replicates' Brier skill ``1 - model / reference`` (NaN below 2 sessions;
-    replicates weighting no reference Brier left out), as ``evaluation.session_bootstrap_skills``."""
+def _replicate_interval(model: np.ndarray, reference: np.ndarray, n_sessions: int, level: float) -> tuple[float, float]:
+    """:func:`evaluation.replicate_skill_interval` of one (model, reference) pair; NaN below 2 sessions."""
     if n_sessions < 2:
         return math.nan, math.nan
-    with np.errstate(divide="ignore", invalid="ignore"):
-        skills = np.where(reference > 0, 1.0 - model / reference, np.nan)
-    if not np.isfinite(skills).any():
-        return math.nan, math.nan
-    lo, hi = np.nanquantile(skills, [tail, 1.0 - tail])
-    return float(lo), float(hi)
+    lo, hi = replicate_skill_interval(model[None, :], reference[None, :], level)
+    return float(lo[0]), float(hi[0])
 
 
 def cumulative_sums(sums: pl.DataFrame, replicates: int = 1000, seed: int = 0, start: CumulativeSums | None = None) -> CumulativeSums:

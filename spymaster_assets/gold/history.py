@@ -32,6 +32,12 @@ def history_fingerprint(lake: Lake, day: date, tables: tuple[str, ...] = _TABLES
     return out
 
 
+def history_before(fingerprint: dict[str, str], table: str, day: date) -> dict[str, str]:
+    """``fingerprint`` (:func:`history_fingerprint`) without ``table``'s partition of ``day``: the history
+    the previous session rested on, when ``day`` is the latest session of the fingerprint's history."""
+    return {k: v for k, v in fingerprint.items() if k != f"{table}/{day.isoformat()}"}
+
+
 def record_history(lake: Lake, day: date, fingerprint: dict[str, str]) -> LakePath:
     """Write ``fingerprint`` (taken before building day's signals) to the gold_signals partition of ``day``, atomically."""
     text = json.dumps({"day": day.isoformat(), "history": fingerprint}, indent=1, sort_keys=True)

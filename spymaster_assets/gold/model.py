@@ -90,7 +90,7 @@ def training_window(history_sessions: list[date], config: SpymasterConfig) -> li
     docstring), of which the latest ``model_max_training_sessions`` (a year by default: training time
     stays bounded as history grows); [] = no model."""
     n, first, cadence = len(history_sessions), config.model_min_sessions, config.model_retrain_sessions
-    if n < first or n == 0:
+    if n < first:
         return []
     m = first + cadence * ((n - first) // cadence)
     return sorted(history_sessions)[:m][-config.model_max_training_sessions:]

@@ -112,20 +112,19 @@ def cumulative_as_of(lake: Lake, day: date, config: SpymasterConfig) -> tuple[Cu
     and the cost of a session in a date-order walk does not grow with history.
     """
     eligible = eligible_sessions(lake, day, config.min_history_sessions)
-    empty = _empty_sums(config)
-    today = _session_sums(lake, day, config) if eligible and eligible[-1] == day else empty
     signals = {d: info["fingerprint"] for d, info in lake.partition_files("gold", "gold_signals").items()}
     fingerprints = {d: signals.get(d, "") for d in eligible}
     earlier = [d for d in eligible if d < day]
     recent = _RECENT_CUMULATIVE.get(str(lake.root))
+    scored_today = bool(eligible) and eligible[-1] == day
     if recent is not None and recent[0] == (eligible[-1] if eligible else None) and recent[1] == fingerprints:
-        return recent[2], today
+        return recent[2], _session_sums(lake, day, config) if scored_today else _empty_sums(config)
     if recent is not None and earlier and recent[0] == earlier[-1] and recent[1] == {d: fingerprints[d] for d in earlier}:
+        today = _session_sums(lake, day, config) if scored_today else _empty_sums(config)
         carry = cumulative_sums(today.drop("signals_fingerprint"), config.bootstrap_replicates, config.bootstrap_seed, start=recent[2])
     else:
-        frames = [_session_sums(lake, d, config) for d in eligible]
-        sums = pl.concat(frames, how="vertical_relaxed").drop("signals_fingerprint") if frames else empty.drop("signals_fingerprint")
-        carry = cumulative_sums(sums, config.bootstrap_replicates, config.bootstrap_seed)
+        everything, today = evaluation_sums_up_to(lake, day, config)
+        carry = cumulative_sums(everything.drop("signals_fingerprint"), config.bootstrap_replicates, config.bootstrap_seed)
     if eligible:
         _RECENT_CUMULATIVE[str(lake.root)] = (eligible[-1], fingerprints, carry)
     return carry, today
