@@ -9,9 +9,11 @@ https://databento.com/docs/standards-and-conventions/databento-binary-encoding).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
+import uuid
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
@@ -223,6 +225,42 @@ def find_dbn_files(raw_dir: Path) -> list[Path]:
     return sorted(p for p in raw_dir.rglob("*") if p.is_file() and p.name.endswith(DBN_SUFFIXES))
 
 
+#: The inspections of raw/'s readable files, kept beside them so a new process (the daily job, a
+#: query) does not decode a decade of headers again: one JSON object per file, keyed by its path
+#: relative to raw/, its size and its mtime (ns), so a changed or replaced file is inspected afresh.
+INVENTORY_FILE = ".spymaster-inventory.json"
+_INVENTORY_VERSION = 1
+
+
+def load_inventory(raw_dir: Path) -> dict[tuple[str, int, int], DbnFileInfo]:
+    """The saved inspections of ``raw_dir`` by (path, size, mtime_ns); empty when there are none or
+    the file is unreadable or of another version (it is only a cache: everything is inspected again)."""
+    try:
+        saved = json.loads((raw_dir / INVENTORY_FILE).read_text())
+        if saved.get("version") != _INVENTORY_VERSION:
+            return {}
+        out = {}
+        for row in saved["files"]:
+            info = DbnFileInfo(**{**row, "path": raw_dir / row["path"], "symbols": tuple(row["symbols"])})
+            out[(str(info.path), info.size, info.mtime_ns)] = info
+        return out
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def save_inventory(raw_dir: Path, infos: list[DbnFileInfo]) -> None:
+    """Save the inspections ``infos`` (files under ``raw_dir``) for :func:`load_inventory`, atomically
+    (temporary file, then rename: two processes saving at once leave one whole inventory). Best
+    effort: a read-only raw/ only costs the next process its inspections."""
+    rows = [{**info.__dict__, "path": str(info.path.relative_to(raw_dir)), "symbols": list(info.symbols)} for info in infos if info.path.is_relative_to(raw_dir)]
+    staged = raw_dir / f"{INVENTORY_FILE}.{uuid.uuid4().hex}.tmp"
+    try:
+        staged.write_text(json.dumps({"version": _INVENTORY_VERSION, "files": rows}))
+        os.replace(staged, raw_dir / INVENTORY_FILE)
+    except OSError:
+        staged.unlink(missing_ok=True)
+
+
 #: A listing of raw/ is reused for this long (seconds): a range run asks for the files of each
 #: session's windows thousands of times in a few seconds, and listing a year of files costs ~40 ms.
 LISTING_TTL_SECONDS = 2.0
@@ -269,16 +307,22 @@ class RawCatalog:
         return out
 
     def _list_and_inspect(self) -> list[DbnFileInfo | RawDataError]:
+        if not self._cache:
+            self._cache.update(load_inventory(self.raw_dir))
         out = []
+        inspected = False
         for path in find_dbn_files(self.raw_dir):
             st = path.stat()
             key = (str(path), st.st_size, st.st_mtime_ns)
             if key not in self._cache:
+                inspected = True
                 try:
                     self._cache[key] = inspect_file(path)
                 except RawDataError as exc:
                     self._cache[key] = exc  # reported by the windows it may cover, not by every listing
             out.append(self._cache[key])
+        if inspected:
+            save_inventory(self.raw_dir, [info for info in out if isinstance(info, DbnFileInfo)])
         return out
 
     def files(self, schema: str | None = None, dataset: str | None = None, strict: bool = False) -> list[DbnFileInfo]:

@@ -153,3 +153,28 @@ def test_a_truncated_dbn_v1_file_fails_with_its_name(tmp_path):
     whole = tmp_path / "esh4-whole.mbo.dbn"
     whole.write_bytes(raw)
     assert sum(len(chunk) for chunk in iter_records(whole)) == 68_792
+
+
+def test_a_new_catalog_reuses_saved_inspections_and_inspects_changed_files_again(tmp_path, monkeypatch):
+    """The inventory beside raw/'s files spares a new process every header; a rewritten file is inspected again."""
+    import os
+
+    import spymaster_resources.raw_files as raw_files
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for name in ("glbx-mdp3-20131008.ohlcv-1m.dbn.zst", "glbx-mdp3-20131008.definition.dbn.zst"):
+        shutil.copy2(SAMPLE_RAW / "GLBX.MDP3" / name, raw)
+    first = RawCatalog(raw).files()
+    assert (raw / raw_files.INVENTORY_FILE).is_file() and len(first) == 2
+    inspected: list[str] = []
+    real = raw_files.inspect_file
+    monkeypatch.setattr(raw_files, "inspect_file", lambda path, *a, **k: inspected.append(path.name) or real(path, *a, **k))
+    assert RawCatalog(raw).files() == first and inspected == []
+    bars = raw / "glbx-mdp3-20131008.ohlcv-1m.dbn.zst"
+    os.utime(bars, ns=(bars.stat().st_atime_ns, bars.stat().st_mtime_ns + 1_000_000))
+    again = RawCatalog(raw).files()
+    assert inspected == [bars.name] and {f.path.name for f in again} == {f.path.name for f in first}
+    (raw / raw_files.INVENTORY_FILE).write_text("{not json")
+    inspected.clear()
+    assert {f.ts_min for f in RawCatalog(raw).files()} == {f.ts_min for f in first} and sorted(inspected) == sorted(f.path.name for f in first)
