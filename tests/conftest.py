@@ -202,6 +202,15 @@ def assert_same_lake(ours: Path, theirs: Path) -> None:
             assert a.equals(b), name
         elif path.name == "history.json":
             assert _sizes(json.loads(path.read_text())["history"]) == _sizes(json.loads(twin.read_text())["history"]), name
+        elif path.name == "cumulative.npz":
+            import numpy as np
+
+            with np.load(path) as a, np.load(twin) as b:
+                assert sorted(a.files) == sorted(b.files), name
+                metas = [json.loads(str(f["meta"])) for f in (a, b)]
+                for meta in metas:
+                    meta["signals_fingerprints"] = _sizes(meta["signals_fingerprints"])
+                assert metas[0] == metas[1] and all(np.array_equal(a[k], b[k]) for k in a.files if k != "meta"), name
         elif path.name == "manifest.json" and "gold_setup_index" in name and "schema=" not in name:
             a, b = json.loads(path.read_text()), json.loads(twin.read_text())
             a["provenance"]["episodes"], b["provenance"]["episodes"] = _sizes(a["provenance"]["episodes"]), _sizes(b["provenance"]["episodes"])

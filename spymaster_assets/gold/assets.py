@@ -18,7 +18,7 @@ from .episodes import select_episodes
 from .history import history_fingerprint, record_history
 from .evaluation import png_to_markdown, reliability_diagram_png_of_table, reliability_table_from_sums
 from .evaluation_sums import COMPLETE, WITHOUT_XGBOOST, CumulativeSums, scores_from_sums
-from .report import EVALUATION_SUMS, cumulative_as_of, store_sums_of_day
+from .report import EVALUATION_SUMS, cumulative_as_of, save_checkpoint, store_sums_of_day
 from .model import OutcomeModel
 from .normalization import stats_to_frame
 from .schemas import GoldNormalization, column_descriptions, validate_episodes, validate_signals
@@ -295,6 +295,7 @@ def gold_evaluation(context: AssetExecutionContext, spymaster: SpymasterResource
     lake.write(TIER, EVALUATION_SUMS, day, today)
     frame = evaluation_frame(carry, today, day, cfg) if carry.sessions else pl.DataFrame(schema=EVALUATION_SCHEMA)
     path = lake.write(TIER, "gold_evaluation", day, frame)
+    save_checkpoint(lake, day, carry)
     if frame.height == 0:
         context.log.info(f"gold_evaluation {day}: no session with {cfg.min_history_sessions}+ earlier sessions yet; nothing to score")
         return MaterializeResult(metadata=table_metadata(frame, path, cfg, scored_episodes=0))

@@ -16,6 +16,7 @@ and direction ``"ALL"``, and each (level kind, direction) of the complete set.
 from __future__ import annotations
 
 import math
+from datetime import date
 
 import numpy as np
 import polars as pl
@@ -128,6 +129,27 @@ class CumulativeSums:
         other.sessions = list(self.sessions)
         other.totals = {key: {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in entry.items()} for key, entry in self.totals.items()}
         return other
+
+    def state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """(JSON-able description, named arrays) holding everything, for saving; :meth:`from_state` inverts it exactly."""
+        keys = sorted(self.totals)
+        meta = {
+            "replicates": self.replicates, "seed": self.seed, "sessions": [d.isoformat() for d in self.sessions], "keys": [list(k) for k in keys],
+            "scalars": [{name: self.totals[k][name] for name in (*self._SCALARS, "n_sessions")} for k in keys],
+        }
+        arrays = {f"{i}/{name}": np.asarray(self.totals[k][name]) for i, k in enumerate(keys) for name in (*self._ARRAYS, "replicate_brier")}
+        return meta, arrays
+
+    @classmethod
+    def from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "CumulativeSums":
+        """The sums :meth:`state` described. Raises KeyError or ValueError on a state of another layout."""
+        out = cls(int(meta["replicates"]), int(meta["seed"]))
+        out.sessions = [date.fromisoformat(d) for d in meta["sessions"]]
+        for i, (key, scalars) in enumerate(zip(meta["keys"], meta["scalars"], strict=True)):
+            entry = {name: scalars[name] for name in (*cls._SCALARS, "n_sessions")}
+            entry.update({name: np.array(arrays[f"{i}/{name}"], dtype=np.float64) for name in (*cls._ARRAYS, "replicate_brier")})
+            out.totals[tuple(key)] = entry
+        return out
 
     def add(self, sums: pl.DataFrame) -> None:
         """Add one session's :func:`session_sums` rows (any row order). Raises ValueError when they hold

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from bisect import bisect_left
 from datetime import date
 
+import numpy as np
 import polars as pl
 
 from spymaster_resources.lake import Lake
-from spymaster_resources.lake_paths import file_fingerprint
+from spymaster_resources.lake_paths import LakePath, file_fingerprint, make_parent, open_binary, publish_file, staging_file
 
 from spymaster_core.config import SpymasterConfig
 from spymaster_core.errors import SpymasterError
@@ -97,6 +99,57 @@ def evaluation_sums_up_to(lake: Lake, day: date, config: SpymasterConfig) -> tup
     return everything, today
 
 
+#: A checkpoint of the cumulative sums is saved beside gold_evaluation every this many scored
+#: sessions, so a new process (the daily job) adds at most this many sessions' sums to the latest
+#: valid one instead of every scored session. Which sessions hold one depends on the history only.
+CHECKPOINT_EVERY = 20
+CHECKPOINT_FILE = "cumulative.npz"
+
+
+def _checkpoint_path(lake: Lake, day: date) -> LakePath:
+    return lake.partition_dir("gold", "gold_evaluation", day) / CHECKPOINT_FILE
+
+
+def _signals_fingerprints(lake: Lake) -> dict[date, str]:
+    return {d: info["fingerprint"] for d, info in lake.partition_files("gold", "gold_signals").items()}
+
+
+def save_checkpoint(lake: Lake, day: date, carry: CumulativeSums) -> LakePath | None:
+    """Save ``carry`` (its last session ``day``) with the fingerprints of its sessions' signals beside
+    ``day``'s gold_evaluation when it holds a multiple of :data:`CHECKPOINT_EVERY` sessions
+    (temporary file, then rename). Returns the path written, else None."""
+    if not carry.sessions or carry.sessions[-1] != day or len(carry.sessions) % CHECKPOINT_EVERY:
+        return None
+    fingerprints = _signals_fingerprints(lake)
+    meta, arrays = carry.state()
+    meta["signals_fingerprints"] = {d.isoformat(): fingerprints.get(d, "") for d in carry.sessions}
+    path = _checkpoint_path(lake, day)
+    make_parent(path)
+    staged = staging_file(path)
+    with open(staged, "wb") as handle:
+        np.savez(handle, meta=np.array(json.dumps(meta)), **arrays)
+    publish_file(staged, path)
+    return path
+
+
+def _latest_checkpoint(lake: Lake, earlier: list[date], fingerprints: dict[date, str]) -> CumulativeSums | None:
+    """The latest checkpoint among the eligible sessions ``earlier`` whose sessions are exactly the
+    first ones of ``earlier`` with today's signals ``fingerprints`` (nothing before it rebuilt), else None."""
+    for count in range(len(earlier) - len(earlier) % CHECKPOINT_EVERY, 0, -CHECKPOINT_EVERY):
+        day = earlier[count - 1]
+        try:
+            with open_binary(_checkpoint_path(lake, day)) as handle, np.load(handle) as saved:
+                meta = json.loads(str(saved["meta"]))
+                if meta["signals_fingerprints"] != {d.isoformat(): fingerprints[d] for d in earlier[:count]}:
+                    continue
+                carry = CumulativeSums.from_state(meta, {k: saved[k] for k in saved.files if k != "meta"})
+        except (OSError, ValueError, KeyError):
+            continue
+        if carry.sessions == earlier[:count]:
+            return carry
+    return None
+
+
 #: The cumulative sums each lake (by its root) last reached in this process: (the last session
 #: added, the signals fingerprint of every session added, the sums). The walk adds one session a day.
 _RECENT_CUMULATIVE: dict[str, tuple[date, dict[date, str], CumulativeSums]] = {}
@@ -107,12 +160,13 @@ def cumulative_as_of(lake: Lake, day: date, config: SpymasterConfig) -> tuple[Cu
 
     Carried: when this process last added up to the eligible session before ``day`` and no session
     it added has been rebuilt since (same signals fingerprints), ``day``'s sums are added to that;
+    else the sessions after the latest valid checkpoint (:func:`save_checkpoint`) are added to it;
     else every eligible session's sums are added in date order (read from gold_evaluation_sums when
     they match the signals, as :func:`evaluation_sums_up_to`). Both give the same sums bit for bit,
     and the cost of a session in a date-order walk does not grow with history.
     """
     eligible = eligible_sessions(lake, day, config.min_history_sessions)
-    signals = {d: info["fingerprint"] for d, info in lake.partition_files("gold", "gold_signals").items()}
+    signals = _signals_fingerprints(lake)
     fingerprints = {d: signals.get(d, "") for d in eligible}
     earlier = [d for d in eligible if d < day]
     recent = _RECENT_CUMULATIVE.get(str(lake.root))
@@ -123,8 +177,16 @@ def cumulative_as_of(lake: Lake, day: date, config: SpymasterConfig) -> tuple[Cu
         today = _session_sums(lake, day, config) if scored_today else _empty_sums(config)
         carry = cumulative_sums(today.drop("signals_fingerprint"), config.bootstrap_replicates, config.bootstrap_seed, start=recent[2])
     else:
-        everything, today = evaluation_sums_up_to(lake, day, config)
-        carry = cumulative_sums(everything.drop("signals_fingerprint"), config.bootstrap_replicates, config.bootstrap_seed)
+        saved = _latest_checkpoint(lake, earlier, fingerprints)
+        if saved is not None and (saved.replicates, saved.seed) == (config.bootstrap_replicates, config.bootstrap_seed):
+            rest = [d for d in eligible if d > saved.sessions[-1]]
+            frames = [_session_sums(lake, d, config) for d in rest]
+            today = frames[-1] if scored_today else _empty_sums(config)
+            added = pl.concat(frames, how="vertical_relaxed").drop("signals_fingerprint") if frames else _empty_sums(config).drop("signals_fingerprint")
+            carry = cumulative_sums(added, config.bootstrap_replicates, config.bootstrap_seed, start=saved)
+        else:
+            everything, today = evaluation_sums_up_to(lake, day, config)
+            carry = cumulative_sums(everything.drop("signals_fingerprint"), config.bootstrap_replicates, config.bootstrap_seed)
     if eligible:
         _RECENT_CUMULATIVE[str(lake.root)] = (eligible[-1], fingerprints, carry)
     return carry, today

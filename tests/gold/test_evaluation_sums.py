@@ -175,3 +175,45 @@ def test_the_reliability_table_of_summed_bins_equals_the_one_of_the_episodes():
     from polars.testing import assert_frame_equal
 
     assert_frame_equal(reliability_table_from_sums(totals["class_bin_n"], totals["class_bin_p"], totals["class_bin_y"], 10), expected, abs_tol=1e-12)
+
+
+def test_a_new_process_starts_from_the_latest_valid_checkpoint_and_gets_the_same_evaluation(materialized_home, tmp_path, monkeypatch):
+    """Checkpoints of the carried sums (every CHECKPOINT_EVERY scored sessions) spare a new process
+    every earlier session's sums; one whose sessions were rebuilt since is not used."""
+    import os
+
+    from spymaster_assets.gold import report
+    from spymaster_assets.gold.assets import evaluation_frame
+    from spymaster_resources.lake import Lake
+
+    home = tmp_path / "home"
+    for table in ("gold_signals", "gold_episodes", EVALUATION_SUMS, "gold_evaluation"):
+        shutil.copytree(materialized_home / "lake" / "gold" / table, home / "lake" / "gold" / table)
+    config = SpymasterResource(home=str(materialized_home)).config
+    lake = Lake(home / "lake")
+    monkeypatch.setattr(report, "CHECKPOINT_EVERY", 1)  # the chain has two scored sessions
+    report._RECENT_CUMULATIVE.clear()
+    walked, saved = {}, []
+    for day in lake.dates("gold", "gold_evaluation"):
+        carry, today = report.cumulative_as_of(lake, day, config)
+        walked[day] = evaluation_frame(carry, today, day, config) if carry.sessions else None
+        saved.append(report.save_checkpoint(lake, day, carry))
+    scored = [day for day, frame in walked.items() if frame is not None]
+    checkpoints = [p for p in saved if p is not None]
+    assert len(scored) >= 2 and len(checkpoints) == len(scored)
+    read: list[date] = []
+    real = report._session_sums
+    monkeypatch.setattr(report, "_session_sums", lambda lk, d, cfg: read.append(d) or real(lk, d, cfg))
+
+    def afresh(day):
+        report._RECENT_CUMULATIVE.clear()  # a new process
+        read.clear()
+        carry, today = report.cumulative_as_of(lake, day, config)
+        return evaluation_frame(carry, today, day, config)
+
+    last = scored[-1]
+    assert afresh(last).equals(walked[last]) and read == [last]  # the previous session's checkpoint plus the day
+    # The first scored session's signals rebuilt: no checkpoint holds that history any more.
+    signals = lake.partition_path("gold", "gold_signals", scored[0])
+    os.utime(signals, ns=(signals.stat().st_atime_ns, signals.stat().st_mtime_ns + 1_000_000))
+    assert afresh(last).equals(walked[last]) and read == scored
