@@ -43,6 +43,7 @@ from dagster import AssetCheckResult, AssetCheckSeverity, BackfillPolicy, BetaWa
 
 from spymaster_resources import SpymasterResource
 from spymaster_resources.instance import LAUNCHED_BY_TAG, data_root_lock
+from spymaster_resources.lake import cached_listings
 from spymaster_resources.lake_paths import LakePath, lake_path, newest_mtime, remove_tree
 from spymaster_resources.run_failures import RunFailures
 
@@ -240,14 +241,17 @@ def _each_session(context, name: str, body: Callable, kwargs: dict, keys: list[s
     log = RangeLog(context.log)
     try:
         if workers <= 1:
-            for key in keys:
-                log.session = key
-                try:
-                    result, error = body(SessionContext(key, log, context.run.run_id, keys), **kwargs), None
-                except Exception as exc:
-                    result, error = None, innermost_error(exc)
-                progress(key)
-                yield key, result, error
+            # One process writes this step's tables while it walks: the lake's listings are kept
+            # (updated by its own writes) instead of re-listing a decade of partitions each time.
+            with cached_listings():
+                for key in keys:
+                    log.session = key
+                    try:
+                        result, error = body(SessionContext(key, log, context.run.run_id, keys), **kwargs), None
+                    except Exception as exc:
+                        result, error = None, innermost_error(exc)
+                    progress(key)
+                    yield key, result, error
             return
         rest = {k: v for k, v in kwargs.items() if k != "spymaster"}
         home = str(spymaster.config.home)

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from spymaster_core.errors import LakeWriteError, MissingPartitionError
 
 from .lake_paths import (
+    CHANGE_LISTENERS,
     LakePath,
     file_identity,
     is_remote,
@@ -305,6 +306,9 @@ class Lake:
         One listing of the table on object storage; locally one stat per partition.
         """
         root = self.table_dir(tier, table)
+        cached = self._listed(root, marker)
+        if cached is not None:
+            return dict(cached)
         out: dict[date, dict] = {}
         if self.remote:
             for name, info in list_files(root).items():
@@ -324,7 +328,21 @@ class Lake:
                 except (FileNotFoundError, NotADirectoryError):
                     continue
                 out[date.fromisoformat(entry.name[len("date="):])] = local_file_info(st)
-        return out
+        if LISTINGS.active:
+            LISTINGS.put(os.path.abspath(root), marker, out)
+        return dict(out)
+
+    def _listed(self, root: LakePath, marker: str) -> dict[date, dict] | None:
+        if self.remote or not LISTINGS.active:
+            return None
+        return LISTINGS.get(os.path.abspath(root), marker)
+
+    def listing_version(self, tier: str, table: str, marker: str = PART_FILE) -> int | None:
+        """While listings are kept (:func:`cached_listings`), a number that changes whenever the table's
+        listing does (a memo key for what is derived from it); else None (nothing to key on)."""
+        if self.remote or not LISTINGS.active:
+            return None
+        return LISTINGS.version(os.path.abspath(self.table_dir(tier, table)), marker)
 
     def dates(self, tier: str, table: str, marker: str = PART_FILE) -> list[date]:
         """Sorted dates of the partitions present (``marker`` as :meth:`partition_files`)."""
@@ -334,6 +352,83 @@ class Lake:
         """Dates present strictly before ``session_date``, the latest ``limit`` of them when given (``marker`` as :meth:`dates`)."""
         before = [d for d in self.dates(tier, table, marker) if d < session_date]
         return before[-limit:] if limit else before
+
+
+class ListingCache:
+    """Local partition listings (:meth:`Lake.partition_files`) kept while a date-order walk runs
+    (:func:`cached_listings`): a walk lists the same history tables many times a session, and
+    listing a decade costs thousands of stats each time.
+
+    Valid only while this process is the one writing the tables it lists (a range step: the backfill
+    lock keeps other writers out, and a step reads only its upstream tables and its own). Every
+    file published or directory replaced or removed through ``lake_paths`` updates its partition's
+    entry (:meth:`changed`), so the walk's own writes are seen at once.
+    """
+
+    def __init__(self):
+        self.depth = 0
+        self._tables: dict[tuple[str, str], dict[date, dict]] = {}
+        self._versions: dict[tuple[str, str], int] = {}
+        self._counter = 0
+
+    def _touch(self, key: tuple[str, str]) -> None:
+        self._counter += 1
+        self._versions[key] = self._counter
+
+    def version(self, root: str, marker: str) -> int | None:
+        """A number that changes whenever the kept listing of (``root``, ``marker``) does; None when none is kept."""
+        return self._versions.get((root, marker)) if (root, marker) in self._tables else None
+
+    @property
+    def active(self) -> bool:
+        return self.depth > 0
+
+    def get(self, root: str, marker: str) -> dict[date, dict] | None:
+        return self._tables.get((root, marker))
+
+    def put(self, root: str, marker: str, listing: dict[date, dict]) -> None:
+        self._tables[(root, marker)] = listing
+        self._touch((root, marker))
+
+    def clear(self) -> None:
+        self._tables.clear()
+        self._versions.clear()
+
+    def changed(self, path: LakePath) -> None:
+        """Bring the listings of the table holding ``path`` (a partition directory or a file in one) up to date."""
+        if not self._tables or is_remote(path):
+            return
+        text = os.path.abspath(path)
+        for (root, marker), listing in list(self._tables.items()):
+            if not text.startswith(root + os.sep):
+                if text == root or root.startswith(text + os.sep):
+                    del self._tables[(root, marker)]  # the table itself replaced or removed
+                continue
+            folder = text[len(root) + 1:].split(os.sep, 1)[0]
+            if not folder.startswith("date="):
+                continue
+            day = date.fromisoformat(folder[len("date="):])
+            try:
+                listing[day] = local_file_info(os.stat(os.path.join(root, folder, marker)))
+            except (FileNotFoundError, NotADirectoryError):
+                listing.pop(day, None)
+            self._touch((root, marker))
+
+
+LISTINGS = ListingCache()
+CHANGE_LISTENERS.append(LISTINGS.changed)
+
+
+@contextmanager
+def cached_listings() -> Iterator[None]:
+    """Keep local partition listings while the block runs (see :class:`ListingCache`); they are dropped when it ends."""
+    LISTINGS.depth += 1
+    try:
+        yield
+    finally:
+        LISTINGS.depth -= 1
+        if LISTINGS.depth == 0:
+            LISTINGS.clear()
 
 
 class PartitionWriter:

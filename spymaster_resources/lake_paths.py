@@ -178,6 +178,16 @@ def staging_file(final: LakePath) -> Path:
     return Path(tempfile.gettempdir()) / name
 
 
+#: Called with every path published (:func:`publish_file`, :func:`replace_directory`) or removed
+#: (:func:`remove_tree`) here, after the change: the lake's listing cache keeps itself current so.
+CHANGE_LISTENERS: list[Callable[[LakePath], None]] = []
+
+
+def _changed(path: LakePath) -> None:
+    for listener in CHANGE_LISTENERS:
+        listener(path)
+
+
 def publish_file(staged: Path, final: LakePath) -> None:
     """Make the local file ``staged`` the file ``final``, atomically for readers; ``staged`` is gone afterwards.
 
@@ -191,6 +201,7 @@ def publish_file(staged: Path, final: LakePath) -> None:
     finally:
         if staged.exists():
             staged.unlink()
+        _changed(final)
 
 
 def make_parent(path: LakePath) -> None:
@@ -210,14 +221,17 @@ def write_text_atomic(path: LakePath, text: str) -> LakePath:
 
 def remove_tree(path: LakePath) -> None:
     """Delete ``path`` and everything under it; nothing happens when it does not exist."""
-    if not is_remote(path):
-        shutil.rmtree(path, ignore_errors=True)
-        return
     try:
-        path.fs.rm(path.path, recursive=True)
-    except FileNotFoundError:
-        pass
-    path.fs.invalidate_cache(path.path)
+        if not is_remote(path):
+            shutil.rmtree(path, ignore_errors=True)
+            return
+        try:
+            path.fs.rm(path.path, recursive=True)
+        except FileNotFoundError:
+            pass
+        path.fs.invalidate_cache(path.path)
+    finally:
+        _changed(path)
 
 
 def replace_directory(final: LakePath, build: Callable[[Path], None]) -> LakePath:
@@ -234,7 +248,10 @@ def replace_directory(final: LakePath, build: Callable[[Path], None]) -> LakePat
     if is_remote(final):
         with tempfile.TemporaryDirectory(prefix=f".{final.name}.") as staging:
             build(Path(staging))
-            _publish_directory(Path(staging), final)
+            try:
+                _publish_directory(Path(staging), final)
+            finally:
+                _changed(final)
         return final
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -252,6 +269,8 @@ def replace_directory(final: LakePath, build: Callable[[Path], None]) -> LakePat
             if aside.exists():
                 os.replace(aside, final)
             raise
+        finally:
+            _changed(final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     shutil.rmtree(aside, ignore_errors=True)

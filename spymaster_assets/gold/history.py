@@ -23,13 +23,27 @@ _TABLES = ("gold_episodes", "gold_signals")
 def history_fingerprint(lake: Lake, day: date, tables: tuple[str, ...] = _TABLES) -> dict[str, str]:
     """``{"<table>/<date>": "<fingerprint>"}`` for every partition of ``tables`` (default gold_episodes
     and gold_signals) before ``day``: ``<size>-<mtime_ns>`` locally, ``<size>-<ETag>`` on object
-    storage (``lake_paths.file_fingerprint``); one listing per table."""
+    storage (``lake_paths.file_fingerprint``); one listing per table. While the lake's listings are
+    kept (a range step's walk) the result is reused until one of them changes. The caller must not
+    modify it."""
+    versions = tuple(lake.listing_version("gold", table) for table in tables)
+    key = (str(lake.root), tables, day, versions)
+    if None not in versions and key in _FINGERPRINTS:
+        return _FINGERPRINTS[key]
     out: dict[str, str] = {}
     for table in tables:
         for d, info in sorted(lake.partition_files("gold", table).items()):
             if d < day:
                 out[f"{table}/{d.isoformat()}"] = info["fingerprint"]
+    if None not in (versions := tuple(lake.listing_version("gold", table) for table in tables)):
+        if len(_FINGERPRINTS) >= 8:
+            _FINGERPRINTS.pop(next(iter(_FINGERPRINTS)))
+        _FINGERPRINTS[(str(lake.root), tables, day, versions)] = out
     return out
+
+
+#: The last few fingerprints taken while listings were kept, by (lake, tables, day, listing versions).
+_FINGERPRINTS: dict[tuple, dict[str, str]] = {}
 
 
 def history_before(fingerprint: dict[str, str], table: str, day: date) -> dict[str, str]:

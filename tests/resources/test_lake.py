@@ -54,3 +54,4 @@ def test_an_error_that_is_not_the_disk_is_left_alone(tmp_path, monkeypatch):
     monkeypatch.setattr(pl.DataFrame, "write_parquet", schema_error)
     with pytest.raises(pl.exceptions.SchemaError):
         Lake(tmp_path).write("gold", "gold_signals", DAY, _frame(1))
+
