@@ -27,8 +27,10 @@ def normalization_window(sessions_before: Sequence[date], config: SpymasterConfi
 
     With n sessions before the day: while n < ``normalization_sessions`` (the window still filling,
     the statistics moving fast) every session refits, m = n; once full, the statistics are refitted
-    every ``normalization_refit_sessions`` sessions, m = max(normalization_sessions,
-    refit * floor(n / refit)), the same cadence as the model's retrain (``model.training_window``).
+    every ``normalization_refit_sessions`` sessions c, on the sessions the model retrains on when
+    both cadences are equal (``model.training_window``: m = f + c * floor((n - f) / c), f =
+    ``model_min_sessions``), so the setup index, which depends on both, is rebuilt once per cadence:
+    m = max(normalization_sessions, f + c * floor((n - f) / c)).
     Returns the latest ``normalization_sessions`` of the first m sorted sessions: all strictly
     before the day, and unchanged between refits, so the setup index of a day between refits is
     the previous session's plus that session's episodes (``as_of.build_index_as_of``).
@@ -38,7 +40,8 @@ def normalization_window(sessions_before: Sequence[date], config: SpymasterConfi
     if refit < 1:
         raise ValueError(f"normalization_refit_sessions must be >= 1, got {refit}")
     n = len(sessions_before)
-    m = n if n < config.normalization_sessions else max(config.normalization_sessions, refit * (n // refit))
+    first = config.model_min_sessions
+    m = n if n < config.normalization_sessions else max(config.normalization_sessions, first + refit * ((n - first) // refit))
     return sorted(sessions_before)[:m][-config.normalization_sessions:]
 
 

@@ -245,5 +245,5 @@ def _schema_rows(
         rows = episodes.filter(pl.col("feature_families").is_in(members))
     if rows is None or rows.height == 0:
         return np.zeros((0, len(dims)), dtype=np.float32), pl.DataFrame(schema={"partition_key": pl.String(), **SETUP_KEY_SCHEMA, "outcome": pl.String()})
-    full = rows["vector"].to_numpy().astype(np.float32).reshape(rows.height, -1)
+    full = rows["vector"].to_numpy().astype(np.float32, copy=False).reshape(rows.height, -1)
     return normalize(full, stats, config.robust_z_clip, dims, weights), rows.select("partition_key", *META_COLUMNS)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -312,7 +313,7 @@ class SetupIndex:
             return np.full((m, max(k, 0)), -1, dtype=np.int64), np.full((m, max(k, 0)), np.nan, dtype=np.float32)
         cutoff = len(self.sessions)
         if exclude_on_or_after is not None:
-            cutoff = int(np.searchsorted(np.array(self.sessions, dtype="datetime64[D]"), np.datetime64(exclude_on_or_after, "D")))
+            cutoff = bisect_left(self.sessions, exclude_on_or_after)  # sessions are sorted; O(log n), not a decade's array per batch
         total = int(part.index.ntotal)
         fetch = min(total, k * 4)
         sims, ids = part.index.search(q, fetch)

@@ -117,7 +117,7 @@ def test_frame_round_trip_and_schema():
 
 
 def test_normalization_window_refits_daily_while_filling_then_on_the_cadence():
-    config = replace(CONFIG, normalization_sessions=4, normalization_refit_sessions=3)
+    config = replace(CONFIG, normalization_sessions=4, normalization_refit_sessions=3, model_min_sessions=3)
     days = [date(2024, 1, 1) + timedelta(days=i) for i in range(12)]
     windows = [normalization_window(days[:n], config) for n in range(len(days) + 1)]
     # Filling (n < 4): every earlier session, a refit each day.
@@ -128,6 +128,16 @@ def test_normalization_window_refits_daily_while_filling_then_on_the_cadence():
     assert windows[9] == days[5:9] and windows[12] == days[8:12]
     for n, window in enumerate(windows):
         assert len(window) <= 4 and all(d in days[:n] for d in window)  # never the day itself or later
+    # Refits fall on the model's retrain sessions (m = f + c * floor((n - f) / c)), so the index,
+    # which depends on both, is rebuilt once per cadence: here f = 5, c = 3 -> n = 5, 8, 11.
+    from spymaster_assets.gold.model import training_window
+
+    anchored = replace(config, model_min_sessions=5, model_retrain_sessions=3)
+    windows = [normalization_window(days[:n], anchored) for n in range(len(days) + 1)]
+    assert windows[4] == days[0:4] and windows[5] == windows[6] == windows[7] == days[1:5] and windows[8] == days[4:8] and windows[11] == days[7:11]
+    changes = {n for n in range(5, len(days) + 1) if windows[n] != windows[n - 1]}
+    model_changes = {n for n in range(6, len(days) + 1) if training_window(days[:n], anchored) != training_window(days[:n - 1], anchored)}
+    assert changes == model_changes | {5} == {5, 8, 11}
     # A cadence of 1 is the daily trailing window.
     daily = replace(config, normalization_refit_sessions=1)
     assert [normalization_window(days[:n], daily) for n in range(13)] == [days[:n][-4:] for n in range(13)]
