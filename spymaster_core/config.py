@@ -103,9 +103,10 @@ class SpymasterConfig:
     download_total_spend_cap_usd: float = 15.0  # refuse a session whose products' downloads together exceed this
     # Normalization, index and retrieval.
     normalization_sessions: int = 60
-    # Refit cadence once the trailing window is full: statistics refitted every N sessions (aligned with the
-    # model's retrain cadence, so the index is rebuilt on those sessions and extended by one session between).
-    normalization_refit_sessions: int = 5
+    # Refit cadence once the trailing window is full: statistics refitted every N sessions (on the model's
+    # retrain sessions, so the index is rebuilt on those sessions and extended by one session between).
+    # 20 = the cheapest of 5, 10, 20 whose walk-forward score stays inside the 5-session one's interval (issue 19).
+    normalization_refit_sessions: int = 20
     robust_z_clip: float = 4.0
     top_k: int = 50
     max_neighbours_per_session: int = 2
@@ -119,7 +120,7 @@ class SpymasterConfig:
     distance_bins: int = 4
     distance_prior_strength: float = 10.0  # pseudo-setups of the (kind, direction) rate per cell
     # gold_model: XGBoost multi:softprob, trained as of D on sessions before D.
-    model_retrain_sessions: int = 5  # cadence: a new model every N sessions, the latest one reused in between
+    model_retrain_sessions: int = 20  # cadence: a new model every N sessions, the latest one reused in between (chosen as normalization_refit_sessions)
     model_min_sessions: int = 5  # fewer earlier sessions: no model, the answer is the kNN posterior
     model_max_training_sessions: int = 250  # the model trains on at most this many (the latest) sessions of its window
     xgb_rounds: int = 150

@@ -6,7 +6,8 @@ The fixtures were written by the code of commit e4c4ec2, before the product tabl
   chain sessions materialized as ``conftest.materialized_home`` does (CHAIN_CONFIG: a model from two
   sessions, a blend from one), compared in the default run at no extra cost;
 - ``tests/fixtures/es_sample/``: the same tables of all 14 sample sessions as `spymaster demo` built
-  them with the default configuration, compared in the slow pass (a 14-session backfill).
+  them with the default configuration of the time (refit cadences 5), compared in the slow pass (a
+  14-session backfill).
 
 Today's code must give the same rows: strings, dates and integers exactly, floats within 1e-12 (the
 pipeline is deterministic on one machine; the tolerance only absorbs a different CPU's last bit).
@@ -54,6 +55,8 @@ def sample_lake(tmp_path_factory) -> Path:
 
     home = tmp_path_factory.mktemp("pinned")
     shutil.copytree(SAMPLE_RAW, home / "raw")
+    # The configuration the fixtures were written with: the refit cadences were 5 then (20 since issue 19).
+    (home / "config.json").write_text('{"model_retrain_sessions": 5, "normalization_refit_sessions": 5}')
     assert main(["--home", str(home), "backfill", "--start", "2013-10-07", "--end", "2020-01-06", "--quiet", "--no-charts"]) == 0
     return home
 
