@@ -5,11 +5,12 @@ America/New_York on D-1 to 17:00 on D; an equity's (SPY, QQQ) from 04:00 to 20:0
 extended hours). The clock is the configuration's, set from the product table
 (``SpymasterConfig.for_product``). Which dates are sessions comes from the product's
 ``pandas_market_calendars`` calendar (``CME_Equity`` for ES); DST is handled by the time zone
-database, never by fixed offsets. Everything here is pure (no Dagster).
+database, never by fixed offsets. No Dagster here; the library's schedules are kept on disk for the day.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import warnings
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from spymaster_core.config import EXCHANGE_CALENDAR, SESSION_TZ, SpymasterConfig
+from spymaster_resources.disk_cache import cached_json
 
 NY = ZoneInfo(SESSION_TZ)
 UTC = ZoneInfo("UTC")
@@ -69,7 +71,27 @@ class ExchangeSchedule:
 def exchange_schedule(calendar: str = EXCHANGE_CALENDAR) -> ExchangeSchedule:
     """The sessions of ``calendar`` (a ``pandas_market_calendars`` name, e.g. ``CME_Equity``,
     ``CMEGlobex_GC``, ``XNYS``) from 2000 to about a year ahead: holidays and early closes are the
-    library's, never written here. Raises ValueError naming an unknown calendar."""
+    library's, never written here. Raises ValueError naming an unknown calendar.
+
+    The library's schedule is kept on disk for the day (``disk_cache.cached_json``, keyed by the
+    calendar, the calendar libraries' versions and today's date): computing it takes about a second
+    per calendar, which every short command (the daily job, a query) would otherwise pay again."""
+    key = {"calendar": calendar, "today": date.today().isoformat(), "versions": [_version("pandas_market_calendars"), _version("exchange_calendars")]}
+    rows = cached_json("schedule", key, lambda: _library_schedule(calendar))
+    days = tuple(date.fromisoformat(d) for d in rows["sessions"])
+    closes = {d: datetime.fromisoformat(close) for d, close in zip(days, rows["closes"], strict=True)}
+    return ExchangeSchedule(calendar, days, closes)
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "absent"
+
+
+def _library_schedule(calendar: str) -> dict[str, list[str]]:
+    """``{"sessions": [ISO dates], "closes": [ISO aware datetimes]}`` of ``calendar`` from pandas_market_calendars."""
     import pandas_market_calendars as mcal
 
     try:
@@ -79,9 +101,7 @@ def exchange_schedule(calendar: str = EXCHANGE_CALENDAR) -> ExchangeSchedule:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         schedule = cal.schedule(start_date="2000-01-03", end_date=(date.today() + timedelta(days=400)).isoformat())
-    days = tuple(ts.date() for ts in schedule.index)
-    closes = {d: ts.to_pydatetime() for d, ts in zip(days, schedule["market_close"])}
-    return ExchangeSchedule(calendar, days, closes)
+    return {"sessions": [ts.date().isoformat() for ts in schedule.index], "closes": [ts.to_pydatetime().isoformat() for ts in schedule["market_close"]]}
 
 
 @lru_cache(maxsize=None)

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import json
+import os
 import shutil
+import tempfile
 import warnings
 from datetime import date
 from pathlib import Path
 
 import pytest
+
+# Values kept between processes (exchange schedules, setup-index refit copies) go to a directory of
+# this test session, never the user's cache; CLI subprocesses inherit it.
+if "SPYMASTER_CACHE_DIR" not in os.environ:
+    os.environ["SPYMASTER_CACHE_DIR"] = tempfile.mkdtemp(prefix="spymaster-cache-")
+    atexit.register(shutil.rmtree, os.environ["SPYMASTER_CACHE_DIR"], True)
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_RAW = REPO / "data" / "sample" / "raw"

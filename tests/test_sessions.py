@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import date, datetime, timezone
 
+import pytest
+
 from spymaster_assets.sessions import (
     is_trading_session,
     minutes_since_rth_open,
@@ -47,3 +49,28 @@ def test_calendar_knows_holidays_and_weekends():
     week = trading_sessions(date(2013, 12, 23), date(2013, 12, 27))
     assert week == [date(2013, 12, 23), date(2013, 12, 24), date(2013, 12, 26), date(2013, 12, 27)]
     assert non_session_weekdays(date(2013, 12, 23), date(2014, 1, 3)) == [date(2013, 12, 25), date(2014, 1, 1)]
+
+
+def test_the_library_schedule_is_kept_on_disk_for_the_day_and_read_back_equal(tmp_path, monkeypatch):
+    """A new process reads the calendar's schedule from the cache instead of asking the library again."""
+    import pandas_market_calendars as mcal
+
+    from spymaster_assets import sessions
+
+    monkeypatch.setenv("SPYMASTER_CACHE_DIR", str(tmp_path))
+    sessions.exchange_schedule.cache_clear()
+    computed = sessions.exchange_schedule("CME_Equity")
+    assert len(list(tmp_path.glob("schedule-*.json"))) == 1
+    sessions.exchange_schedule.cache_clear()  # as in a new process
+
+    def refuse(name):
+        raise AssertionError("the library was asked again")
+
+    monkeypatch.setattr(mcal, "get_calendar", refuse)
+    again = sessions.exchange_schedule("CME_Equity")
+    assert again == computed and again.closes[date(2024, 3, 28)] == computed.closes[date(2024, 3, 28)]
+    assert again.closes[date(2024, 3, 28)].utcoffset() is not None  # aware, as the library's
+    # Another calendar is another key: computed (here refused), never read from the wrong file.
+    with pytest.raises(AssertionError, match="asked again"):
+        sessions.exchange_schedule("XNYS")
+    sessions.exchange_schedule.cache_clear()

@@ -6,13 +6,16 @@ Shared by the gold assets and the CLI so both answer with the same code path. Po
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from spymaster_resources.disk_cache import cache_dir
 from spymaster_resources.lake import Lake
 from spymaster_resources.lake_paths import LakePath, file_identity, replace_directory
 
@@ -79,10 +82,61 @@ def build_index_as_of(lake: Lake, day: date, stats: NormalizationStats, config: 
         return recent
     indexes = _extend_previous(lake, sessions[-1], day, stats, weights, provenance, config) if sessions else None
     if indexes is None:
+        indexes = _extend_refit_copy(lake, sessions, day, stats, weights, provenance, config)
+    if indexes is None:
         history = lake.read_many(GOLD, "gold_episodes", sessions)
         indexes = SchemaIndexes.build(history, stats, config, as_of=day, weights=weights, weights_source=source, provenance=provenance)
+        _save_refit_copy(lake, indexes)
     _RECENT_INDEXES[str(lake.root)] = indexes
     return indexes
+
+
+def refit_copy_dir(lake: Lake) -> Path:
+    """Where the latest index built whole for ``lake`` is kept with its vectors, outside the lake (the
+    user cache, ``disk_cache.cache_dir``): one directory per lake, replaced whole."""
+    return cache_dir() / "setup_index" / hashlib.sha256(str(lake.root).encode()).hexdigest()[:16]
+
+
+def _save_refit_copy(lake: Lake, indexes: SchemaIndexes) -> None:
+    """Keep ``indexes`` (just built whole) for a later process, unless a copy as of a later day is kept already.
+
+    A new process (the daily job, a query) then extends that copy by the sessions since its day
+    instead of normalizing every earlier episode again. Only a cache: failures are ignored."""
+    directory = refit_copy_dir(lake)
+    try:
+        kept = json.loads((directory / "manifest.json").read_text()).get("as_of")
+        if kept is not None and indexes.as_of is not None and date.fromisoformat(kept) > indexes.as_of:
+            return
+    except (OSError, ValueError):
+        pass
+    try:
+        indexes.save(directory, vectors=True)
+    except OSError:
+        pass
+
+
+def _extend_refit_copy(lake: Lake, sessions: list[date], day: date, stats: NormalizationStats, weights, provenance: dict, config: SpymasterConfig) -> SchemaIndexes | None:
+    """The kept refit copy (:func:`_save_refit_copy`) extended by the sessions from its day to ``day``,
+    when it was built exactly as ``day``'s index would be (same statistics, weights and earlier
+    episodes, by the history fingerprint); else None."""
+    directory = refit_copy_dir(lake)
+    try:
+        if not (directory / "manifest.json").is_file():
+            return None
+        kept = SchemaIndexes.load(directory, config)
+    except (OSError, ValueError, KeyError):
+        return None
+    if kept.as_of is None or kept.as_of > day:
+        return None
+    before = kept.as_of.isoformat()
+    earlier = {**provenance, "episodes": {k: v for k, v in provenance["episodes"].items() if k.split("/", 1)[1] < before}}
+    if not _built_as(kept, kept.as_of, earlier, weights):
+        return None
+    rest = [s for s in sessions if s >= kept.as_of]
+    if not rest:
+        kept.provenance = provenance
+        return kept
+    return kept.extended(lake.read_many(GOLD, "gold_episodes", rest), stats, day, provenance)
 
 
 def _built_as(indexes: SchemaIndexes | None, as_of: date, provenance: dict, weights) -> bool:

@@ -112,3 +112,33 @@ def test_the_distance_lookup_carried_session_by_session_equals_one_fitted_on_eve
     history = lake.read_many("gold", "gold_episodes", lake.dates_before("gold", "gold_episodes", day), ["level_kind", "direction", "distance_atr", "outcome"])
     assert distance_table_from_counts(as_of.distance_counts_as_of(lake, day, config), config).equals(fit_distance_table(history, config))
     assert path.is_file()
+
+
+def test_a_new_process_extends_the_kept_refit_copy_and_gets_the_rebuild_bit_for_bit(materialized_home, tmp_path, monkeypatch):
+    """The index built whole last is kept with its vectors outside the lake; a new process (the daily
+    job) extends it by the sessions since instead of normalizing every earlier episode again. A copy
+    whose history was rebuilt since is not used."""
+    monkeypatch.setenv("SPYMASTER_CACHE_DIR", str(tmp_path / "cache"))
+    spymaster = _lake_with_episodes(materialized_home, tmp_path / "home")
+    lake, config = spymaster.lake, spymaster.config
+    for day in CHAIN_SESSIONS[:3]:  # built whole on each (statistics refitted daily while filling)
+        stats = as_of.fit_as_of(lake, day, config)
+        lake.write("gold", "gold_normalization", day, stats_to_frame(stats))
+        as_of.build_index_as_of(lake, day, as_of.stats_as_of(lake, day), config)
+    assert json.loads((as_of.refit_copy_dir(lake) / "manifest.json").read_text())["as_of"] == CHAIN_SESSIONS[2].isoformat()
+    day = CHAIN_SESSIONS[3]  # shares the statistics and weights of CHAIN_SESSIONS[2]
+    lake.write("gold", "gold_normalization", day, stats_to_frame(as_of.fit_as_of(lake, day, config)))
+    as_of._RECENT_INDEXES.clear()  # a new process
+    extended = as_of.build_index_as_of(lake, day, as_of.stats_as_of(lake, day), config)
+    assert extended.origin.startswith(f"extended the index of {CHAIN_SESSIONS[2]} by 1 session"), extended.origin
+    as_of._RECENT_INDEXES.clear()
+    monkeypatch.setenv("SPYMASTER_CACHE_DIR", str(tmp_path / "empty"))
+    rebuilt = as_of.build_index_as_of(lake, day, as_of.stats_as_of(lake, day), config)
+    assert rebuilt.origin.startswith("built from")
+    assert _files(extended.save(tmp_path / "a")) == _files(rebuilt.save(tmp_path / "b"))
+    # An earlier session rewritten since the copy was built: it is not extended.
+    monkeypatch.setenv("SPYMASTER_CACHE_DIR", str(tmp_path / "cache"))
+    path = lake.partition_path("gold", "gold_episodes", CHAIN_SESSIONS[0])
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000_000))
+    as_of._RECENT_INDEXES.clear()
+    assert as_of.build_index_as_of(lake, day, as_of.stats_as_of(lake, day), config).origin.startswith("built from")
