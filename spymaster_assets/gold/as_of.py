@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import uuid
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.ipc  # noqa: F401  (pa.ipc)
 
 from spymaster_resources.disk_cache import cache_dir
 from spymaster_resources.lake import Lake
@@ -378,27 +382,71 @@ def carried_counts(lake: Lake, day: date, name: str, columns: dict[str, pl.DataT
 
     ``count`` maps episodes to integer counts grouped by ``keys`` (any other column is a count); it
     must be additive, so the counts of two sets of sessions summed per key equal those of their
-    union. Carried: the counts this process reached as of the previous session (``name`` tells the
-    counts apart), when the lake still holds exactly that history, plus that session's; else
-    counted from every earlier session. Integer sums: both ways give the same frame, sorted by ``keys``.
+    union. Carried: the counts this process last reached (``name`` tells the counts apart), else
+    those an earlier process kept (:func:`_counts_copy_path`), as of a day D' <= ``day`` whose
+    history the lake still holds unchanged (by the history fingerprint), plus the sessions in
+    [D', ``day``); else counted from every earlier session. Integer sums: every way gives the same
+    frame, sorted by ``keys``.
     """
     sessions = lake.dates_before(GOLD, "gold_episodes", day)
     fingerprint = history_fingerprint(lake, day, ("gold_episodes",))
     slot = (str(lake.root), name)
     recent = _CARRIED_COUNTS.get(slot)
+    if recent is None or recent[0] > day:
+        recent = _load_counts_copy(lake, name)
     if recent is not None and recent[0] == day and recent[1] == fingerprint:
+        _CARRIED_COUNTS[slot] = recent
         return recent[2]
-    previous = sessions[-1] if sessions else None
-    earlier = fingerprint if previous is None else history_before(fingerprint, "gold_episodes", previous)
-    if previous is not None and recent is not None and recent[0] == previous and recent[1] == earlier:
-        added = count(lake.read_many(GOLD, "gold_episodes", [previous], list(columns)))
-        both = pl.concat([recent[2], added.select(recent[2].columns).cast(recent[2].schema)])
-        counts = both.group_by(keys).agg(pl.exclude(keys).sum()).sort(keys)
-    else:
+    counts = None
+    if recent is not None and recent[0] <= day:
+        before = recent[0].isoformat()
+        if recent[1] == {k: v for k, v in fingerprint.items() if k.split("/", 1)[1] < before}:
+            rest = [s for s in sessions if s >= recent[0]]
+            if rest:
+                added = count(lake.read_many(GOLD, "gold_episodes", rest, list(columns)))
+                both = pl.concat([recent[2], added.select(recent[2].columns).cast(recent[2].schema)])
+                counts = both.group_by(keys).agg(pl.exclude(keys).sum()).sort(keys)
+            else:
+                counts = recent[2]
+    if counts is None:
         history = lake.read_many(GOLD, "gold_episodes", sessions, list(columns))
         counts = count(history if history is not None else pl.DataFrame(schema=columns)).sort(keys)
     _CARRIED_COUNTS[slot] = (day, fingerprint, counts)
+    _save_counts_copy(lake, name, day, fingerprint, counts)
     return counts
+
+
+def _counts_copy_path(lake: Lake, name: str) -> Path:
+    """The counts ``name`` of ``lake`` last reached by any process, kept outside the lake (the user cache)."""
+    return cache_dir() / "counts" / f"{hashlib.sha256(str(lake.root).encode()).hexdigest()[:16]}-{name}.arrow"
+
+
+def _save_counts_copy(lake: Lake, name: str, day: date, fingerprint: dict, counts: pl.DataFrame) -> None:
+    """Keep (day, fingerprint, counts) for a later process (Arrow IPC, the day and fingerprint in its
+    schema metadata; temporary file, then rename). Only a cache: failures are ignored."""
+    path = _counts_copy_path(lake, name)
+    table = counts.to_arrow()
+    table = table.replace_schema_metadata({"day": day.isoformat(), "fingerprint": json.dumps(fingerprint)})
+    staged = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with pa.OSFile(str(staged), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+        os.replace(staged, path)
+    except OSError:
+        staged.unlink(missing_ok=True)
+
+
+def _load_counts_copy(lake: Lake, name: str) -> tuple[date, dict, pl.DataFrame] | None:
+    """(day, fingerprint, counts) of :func:`_save_counts_copy`, or None when none is readable."""
+    try:
+        with pa.memory_map(str(_counts_copy_path(lake, name))) as source:
+            table = pa.ipc.open_file(source).read_all()
+        meta = table.schema.metadata or {}
+        day, fingerprint = date.fromisoformat(meta[b"day"].decode()), json.loads(meta[b"fingerprint"])
+        return day, fingerprint, pl.from_arrow(table.replace_schema_metadata(None))
+    except (OSError, KeyError, ValueError, pa.ArrowInvalid):
+        return None
 
 
 def distance_counts_as_of(lake: Lake, day: date, config: SpymasterConfig) -> pl.DataFrame:

@@ -142,3 +142,31 @@ def test_a_new_process_extends_the_kept_refit_copy_and_gets_the_rebuild_bit_for_
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000_000))
     as_of._RECENT_INDEXES.clear()
     assert as_of.build_index_as_of(lake, day, as_of.stats_as_of(lake, day), config).origin.startswith("built from")
+
+
+def test_a_new_process_carries_the_counts_an_earlier_one_kept(materialized_home, tmp_path, monkeypatch):
+    """The distance lookup's counts are kept outside the lake: a new process adds the sessions since
+    instead of reading every earlier episode, and gets the same table; a rebuilt history is recounted."""
+    from spymaster_assets.gold.distance_baseline import distance_table_from_counts, fit_distance_table
+
+    monkeypatch.setenv("SPYMASTER_CACHE_DIR", str(tmp_path / "cache"))
+    spymaster = _lake_with_episodes(materialized_home, tmp_path / "home")
+    lake, config = spymaster.lake, spymaster.config
+    as_of._CARRIED_COUNTS.clear()
+    as_of.distance_counts_as_of(lake, CHAIN_SESSIONS[2], config)  # kept as of the third session
+    as_of._CARRIED_COUNTS.clear()  # a new process
+    read: list = []
+    real = lake.read_many
+    monkeypatch.setattr(lake, "read_many", lambda tier, table, dates, columns=None: read.append(list(dates)) or real(tier, table, dates, columns))
+    day = CHAIN_SESSIONS[-1]
+    carried = distance_table_from_counts(as_of.distance_counts_as_of(lake, day, config), config)
+    assert read == [CHAIN_SESSIONS[2:4]]  # only the sessions since the kept day
+    history = real("gold", "gold_episodes", CHAIN_SESSIONS[:4], ["level_kind", "direction", "distance_atr", "outcome"])
+    assert carried.equals(fit_distance_table(history, config))
+    # The first session rewritten since: recounted from every earlier session.
+    path = lake.partition_path("gold", "gold_episodes", CHAIN_SESSIONS[0])
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000_000))
+    as_of._CARRIED_COUNTS.clear()
+    read.clear()
+    assert distance_table_from_counts(as_of.distance_counts_as_of(lake, day, config), config).equals(carried)
+    assert read == [CHAIN_SESSIONS[:4]]
