@@ -23,7 +23,7 @@ product (``spymaster backfill --product P``), beside the first product alone in 
 own, in the same run: ``products_wall_seconds``, ``one_product_wall_seconds`` and their ratio
 ``products_ratio`` (the target: at most 1.1 x the number of products).
 
-Usage: ``.venv/bin/python scripts/benchmark_backfill.py [--sessions 250|2520] [--window N] [--keep DIR] [--products ES,NQ,CL]``.
+Usage: ``.venv/bin/python scripts/benchmark_backfill.py [--sessions 250|2520] [--window N] [--keep DIR] [--raw DIR] [--products ES,NQ,CL]``.
 """
 
 from __future__ import annotations
@@ -103,6 +103,24 @@ def gold_seconds_per_session(home: Path, days: list[date]) -> list[float]:
     return total
 
 
+def link_generated(source: Path, target: Path, sessions: int) -> list[date]:
+    """Hard-link the DBN files of the first ``sessions`` sessions (by the date in their names) under
+    ``source`` into ``target``; returns those sessions. Raises SystemExit when ``source`` has fewer."""
+    by_day: dict[date, list[Path]] = {}
+    for path in source.glob("*.dbn*"):
+        found = re.search(r"(\d{8})", path.name)
+        if found:
+            by_day.setdefault(datetime.strptime(found.group(1), "%Y%m%d").date(), []).append(path)
+    days = sorted(by_day)[:sessions]
+    if len(days) < sessions:
+        raise SystemExit(f"--raw {source}: {len(by_day)} sessions of DBN files, {sessions} needed")
+    target.mkdir(parents=True, exist_ok=True)
+    for day in days:
+        for path in by_day[day]:
+            os.link(path, target / path.name)
+    return days
+
+
 def fresh_root(source: Path, target: Path, days: list[date]) -> Path:
     """A data root at ``target`` whose raw/ holds the files of ``days`` from ``source``/raw (hard links)."""
     stamps = {d.strftime("%Y%m%d") for d in days}
@@ -151,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=int, default=0, help="sessions averaged at the start and at the end (default 100 from 1,000 sessions, else 20)")
     parser.add_argument("--first", type=date.fromisoformat, default=date(2024, 1, 2), help="first session date (default 2024-01-02)")
     parser.add_argument("--keep", type=Path, help="data root to use and keep (default: a temporary directory, removed)")
+    parser.add_argument("--raw", type=Path, help="use the generated DBN files under this directory (e.g. an earlier run's raw/GLBX.MDP3, hard-linked) instead of generating them: its first --sessions + 1 sessions")
     parser.add_argument("--products", help="comma-separated futures products (e.g. ES,NQ,CL): measure several products in one data root against the first alone")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO_ROOT / "scripts"))
@@ -162,8 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="spymaster-backfill-bench-") as tmp:
         home = args.keep or Path(tmp) / "home"
         # One session more than asked: the last one lands after the cold backfill, as the daily job.
-        reports = generate_bars_sessions(args.first, args.sessions + 1, home / "raw" / "GLBX.MDP3")
-        all_days = sorted(datetime.strptime(re.search(r"(\d{8})", r.paths["ohlcv-1m"].name).group(1), "%Y%m%d").date() for r in reports)
+        if args.raw is not None:
+            all_days = link_generated(args.raw, home / "raw" / "GLBX.MDP3", args.sessions + 1)
+        else:
+            reports = generate_bars_sessions(args.first, args.sessions + 1, home / "raw" / "GLBX.MDP3")
+            all_days = sorted(datetime.strptime(re.search(r"(\d{8})", r.paths["ohlcv-1m"].name).group(1), "%Y%m%d").date() for r in reports)
         days, daily = all_days[:-1], all_days[-1]
         emit("sessions", len(days))
         emit("first_session", days[0].isoformat())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Callable
 from datetime import date
@@ -115,8 +116,25 @@ def _save_refit_copy(lake: Lake, indexes: SchemaIndexes) -> None:
         pass
     try:
         indexes.save(directory, vectors=True)
+        (directory / _ROOT_FILE).write_text(str(lake.root))
+        _remove_orphan_copies(directory.parent)
     except OSError:
         pass
+
+
+_ROOT_FILE = "lake_root.txt"
+
+
+def _remove_orphan_copies(parent: Path) -> None:
+    """Remove the kept copies of local lakes that no longer exist (a removed data root, a benchmark's
+    temporary one): a decade's copy is hundreds of MB."""
+    for other in parent.iterdir():
+        try:
+            root = (other / _ROOT_FILE).read_text()
+        except OSError:
+            continue
+        if "://" not in root and not Path(root).exists():
+            shutil.rmtree(other, ignore_errors=True)
 
 
 def _extend_refit_copy(lake: Lake, sessions: list[date], day: date, stats: NormalizationStats, weights, provenance: dict, config: SpymasterConfig) -> SchemaIndexes | None:

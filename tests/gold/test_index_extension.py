@@ -170,3 +170,20 @@ def test_a_new_process_carries_the_counts_an_earlier_one_kept(materialized_home,
     read.clear()
     assert distance_table_from_counts(as_of.distance_counts_as_of(lake, day, config), config).equals(carried)
     assert read == [CHAIN_SESSIONS[:4]]
+
+
+def test_the_kept_copy_of_a_removed_lake_is_removed_with_the_next_one(materialized_home, tmp_path, monkeypatch):
+    monkeypatch.setenv("SPYMASTER_CACHE_DIR", str(tmp_path / "cache"))
+    first = _lake_with_episodes(materialized_home, tmp_path / "first")
+    second = _lake_with_episodes(materialized_home, tmp_path / "second")
+    copies = []
+    for spymaster in (first, second):
+        lake, config = spymaster.lake, spymaster.config
+        day = CHAIN_SESSIONS[1]
+        lake.write("gold", "gold_normalization", day, stats_to_frame(as_of.fit_as_of(lake, day, config)))
+        as_of._RECENT_INDEXES.clear()
+        as_of.build_index_as_of(lake, day, as_of.stats_as_of(lake, day), config)
+        copies.append(as_of.refit_copy_dir(lake))
+        if spymaster is first:
+            shutil.rmtree(tmp_path / "first")  # the data root removed
+    assert not copies[0].exists() and (copies[1] / "manifest.json").is_file()
