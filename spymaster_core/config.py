@@ -7,6 +7,8 @@ nothing reads module-level settings. Each materialization records ``config.as_me
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -288,8 +290,28 @@ class SpymasterConfig:
         return tuple(f"{e[i]}-{e[i + 1]}" for i in range(len(e) - 1))
 
     def as_metadata(self) -> dict[str, str]:
-        """Flat string view of every field, for Dagster materialization metadata."""
-        return {f"config/{f.name}": str(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        """The configuration a materialization was built with, in two entries (Dagster stores each
+        partition's metadata, so a decade of a dozen assets pays for every entry 30,000 times):
+        ``config/digest``, the first 12 hex digits of SHA-256 over every field but ``home`` (the same
+        configuration gives the same digest in any data root), and ``config/changed``, the JSON of the
+        fields that differ from the product's defaults (``{}`` when none)."""
+        return _metadata_of(self)
+
+    def field_strings(self) -> dict[str, str]:
+        """Every field (``home`` too) as a string, by name."""
+        return {f.name: str(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+@functools.lru_cache(maxsize=64)
+def _metadata_of(config: SpymasterConfig) -> dict[str, str]:
+    fields = {name: value for name, value in config.field_strings().items() if name != "home"}
+    try:
+        defaults = SpymasterConfig().for_product(config.product).field_strings()
+    except SpymasterError:  # a product only this data root's product_table defines
+        defaults = SpymasterConfig().field_strings()
+    changed = {name: value for name, value in fields.items() if defaults.get(name) != value}
+    digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+    return {"config/digest": digest, "config/changed": json.dumps(changed, sort_keys=True)}
 
 
 #: Fields set from the product table by :meth:`SpymasterConfig.for_product` (not settable in config.json).

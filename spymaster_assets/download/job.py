@@ -80,7 +80,7 @@ def _metadata(session_date, dry_run: bool, reports: dict, settings, products: li
         "files_written": MetadataValue.int(len(report.files)),
         "files": MetadataValue.md("\n".join(f"- `{p}`" for p in report.files) or "none"),
         "bytes_written": MetadataValue.int(report.bytes_written),
-        **{k: MetadataValue.text(v) for k, v in settings.as_metadata().items() if k.startswith("config/download_")},
+        **{f"config/{k}": MetadataValue.text(v) for k, v in settings.field_strings().items() if k.startswith("download_")},
     }
     return metadata
 
