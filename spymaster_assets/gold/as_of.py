@@ -89,8 +89,12 @@ def build_index_as_of(lake: Lake, day: date, stats: NormalizationStats, config: 
     if indexes is None:
         indexes = _extend_refit_copy(lake, sessions, day, stats, weights, provenance, config)
     if indexes is None:
+        # The index this process held is of other statistics or weights: let it go before the new one
+        # exists (at a decade each copy of the vectors is hundreds of MB).
+        _RECENT_INDEXES.pop(str(lake.root), None)
         history = lake.read_many(GOLD, "gold_episodes", sessions)
         indexes = SchemaIndexes.build(history, stats, config, as_of=day, weights=weights, weights_source=source, provenance=provenance)
+        del history
         _save_refit_copy(lake, indexes)
     _RECENT_INDEXES[str(lake.root)] = indexes
     return indexes
