@@ -158,6 +158,12 @@ def cold_figures(home: Path, days: list[date], daily: date, window: int, prefix:
         emit(f"{prefix}_gold_seconds_per_session_first_{window}", first)
         emit(f"{prefix}_gold_seconds_per_session_last_{window}", last)
         emit(f"{prefix}_gold_last_over_first", last / first if first > 0 else float("nan"))
+    if len(gold) >= 2 * YEAR:
+        # What each year of history costs the gold walk: "adding a year costs no more than 1.3x the first".
+        years = [sum(gold[i:i + YEAR]) for i in range(0, len(gold) - YEAR + 1, YEAR)]
+        for number, seconds in enumerate(years, 1):
+            emit(f"{prefix}_gold_seconds_year_{number}", seconds)
+        emit(f"{prefix}_gold_last_year_over_first", years[-1] / years[0] if years[0] > 0 else float("nan"))
     emit(f"{prefix}_peak_rss_mb", peak)
     wall, _ = run_backfill(home, daily, daily)
     emit(f"{prefix}_daily_job_wall_seconds", wall)
