@@ -160,7 +160,12 @@ def cold_figures(home: Path, days: list[date], daily: date, window: int, prefix:
         emit(f"{prefix}_gold_last_over_first", last / first if first > 0 else float("nan"))
     if len(gold) >= 2 * YEAR:
         # What each year of history costs the gold walk: "adding a year costs no more than 1.3x the first".
-        years = [sum(gold[i:i + YEAR]) for i in range(0, len(gold) - YEAR + 1, YEAR)]
+        # A backfill splits a decade into range runs; the mtime gap across a run boundary holds the next
+        # range's bronze and silver, so those few sessions (over 20x the median) are left out of the sums.
+        median = sorted(gold)[len(gold) // 2]
+        boundaries = {i for i, g in enumerate(gold) if g > 20 * median}
+        emit(f"{prefix}_gold_range_boundaries_left_out", len(boundaries))
+        years = [sum(g for j, g in enumerate(gold[i:i + YEAR], i) if j not in boundaries) for i in range(0, len(gold) - YEAR + 1, YEAR)]
         for number, seconds in enumerate(years, 1):
             emit(f"{prefix}_gold_seconds_year_{number}", seconds)
         emit(f"{prefix}_gold_last_year_over_first", years[-1] / years[0] if years[0] > 0 else float("nan"))
