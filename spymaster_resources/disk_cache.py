@@ -13,9 +13,10 @@ import hashlib
 import json
 import os
 import time
-import uuid
 from pathlib import Path
 from typing import Any, Callable
+
+from .lake_paths import write_text_atomic
 
 #: Files of a name not used for this long (seconds) are removed when that name is written again.
 STALE_AFTER_SECONDS = 7 * 24 * 3600
@@ -43,14 +44,11 @@ def cached_json(name: str, key: dict[str, Any], compute: Callable[[], Any]) -> A
     except (OSError, ValueError):
         pass
     value = compute()
-    staged = directory / f".{path.name}.{uuid.uuid4().hex}.tmp"
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        staged.write_text(json.dumps(value))
-        os.replace(staged, path)
+        write_text_atomic(path, json.dumps(value))
         _remove_stale(directory, name, keep=path)
     except OSError:
-        staged.unlink(missing_ok=True)
+        pass
     return value
 
 

@@ -210,13 +210,24 @@ def make_parent(path: LakePath) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
 
 
-def write_text_atomic(path: LakePath, text: str) -> LakePath:
-    """Write ``text`` to ``path`` so that a reader sees the old text or the new, never half. Returns ``path``."""
+def write_file_atomic(path: LakePath, write: Callable[[Path], None]) -> LakePath:
+    """Create ``path`` with ``write(staged)`` (which fills a local staging file) so that a reader sees
+    the old file or the new, never half. Returns ``path``. Raises what ``write`` or the publication
+    raises (OSError: ENOSPC, EACCES, ...), with the staging file removed and the old file whole."""
     make_parent(path)
     staged = staging_file(path)
-    staged.write_text(text)
+    try:
+        write(staged)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
     publish_file(staged, path)
     return path
+
+
+def write_text_atomic(path: LakePath, text: str) -> LakePath:
+    """Write ``text`` to ``path`` so that a reader sees the old text or the new, never half (:func:`write_file_atomic`). Returns ``path``."""
+    return write_file_atomic(path, lambda staged: staged.write_text(text))
 
 
 def remove_tree(path: LakePath) -> None:

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import time
-import uuid
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
@@ -26,6 +25,7 @@ import polars as pl
 
 from spymaster_core.errors import RawDataError
 from spymaster_core.products import Product
+from .lake_paths import write_text_atomic
 from .dbn_layout import PRICE_SCALE, UNDEF_PRICE  # prices are divided by PRICE_SCALE, as DBNStore.to_df does: exact for every tick price
 
 DBN_SUFFIXES = (".dbn", ".dbn.zst")
@@ -253,12 +253,10 @@ def save_inventory(raw_dir: Path, infos: list[DbnFileInfo]) -> None:
     (temporary file, then rename: two processes saving at once leave one whole inventory). Best
     effort: a read-only raw/ only costs the next process its inspections."""
     rows = [{**info.__dict__, "path": str(info.path.relative_to(raw_dir)), "symbols": list(info.symbols)} for info in infos if info.path.is_relative_to(raw_dir)]
-    staged = raw_dir / f"{INVENTORY_FILE}.{uuid.uuid4().hex}.tmp"
     try:
-        staged.write_text(json.dumps({"version": _INVENTORY_VERSION, "files": rows}))
-        os.replace(staged, raw_dir / INVENTORY_FILE)
+        write_text_atomic(raw_dir / INVENTORY_FILE, json.dumps({"version": _INVENTORY_VERSION, "files": rows}))
     except OSError:
-        staged.unlink(missing_ok=True)
+        pass
 
 
 #: A listing of raw/ is reused for this long (seconds): a range run asks for the files of each

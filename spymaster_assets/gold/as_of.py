@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import uuid
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -22,13 +20,13 @@ import pyarrow.ipc  # noqa: F401  (pa.ipc)
 
 from spymaster_resources.disk_cache import cache_dir
 from spymaster_resources.lake import Lake
-from spymaster_resources.lake_paths import LakePath, file_identity, replace_directory
+from spymaster_resources.lake_paths import LakePath, file_identity, replace_directory, write_file_atomic
 
 from spymaster_core.config import SpymasterConfig
 from spymaster_core.errors import MissingPartitionError, SpymasterError
 from .answer import KnownBefore, fit_blend_on_signals, probability_columns
 from .distance_baseline import distance_counts, distance_table_from_counts
-from .history import history_before, history_fingerprint
+from .history import history_before, history_fingerprint, history_until
 from .model import META_FILE as MODEL_META, MODEL_FILE, OutcomeModel, train_model, training_window, xgb_params
 from .normalization import NormalizationStats, fit_normalization, normalization_window, stats_from_frame
 from .schema_indexes import SchemaIndexes
@@ -154,8 +152,7 @@ def _extend_refit_copy(lake: Lake, sessions: list[date], day: date, stats: Norma
         return None
     if kept.as_of is None or kept.as_of > day:
         return None
-    before = kept.as_of.isoformat()
-    earlier = {**provenance, "episodes": {k: v for k, v in provenance["episodes"].items() if k.split("/", 1)[1] < before}}
+    earlier = {**provenance, "episodes": history_until(provenance["episodes"], kept.as_of)}
     if not _built_as(kept, kept.as_of, earlier, weights):
         return None
     rest = [s for s in sessions if s >= kept.as_of]
@@ -421,8 +418,7 @@ def carried_counts(lake: Lake, day: date, name: str, columns: dict[str, pl.DataT
         return recent[2]
     counts = None
     if recent is not None and recent[0] <= day:
-        before = recent[0].isoformat()
-        if recent[1] == {k: v for k, v in fingerprint.items() if k.split("/", 1)[1] < before}:
+        if recent[1] == history_until(fingerprint, recent[0]):
             rest = [s for s in sessions if s >= recent[0]]
             if rest:
                 added = count(lake.read_many(GOLD, "gold_episodes", rest, list(columns)))
@@ -446,17 +442,16 @@ def _counts_copy_path(lake: Lake, name: str) -> Path:
 def _save_counts_copy(lake: Lake, name: str, day: date, fingerprint: dict, counts: pl.DataFrame) -> None:
     """Keep (day, fingerprint, counts) for a later process (Arrow IPC, the day and fingerprint in its
     schema metadata; temporary file, then rename). Only a cache: failures are ignored."""
-    path = _counts_copy_path(lake, name)
-    table = counts.to_arrow()
-    table = table.replace_schema_metadata({"day": day.isoformat(), "fingerprint": json.dumps(fingerprint)})
-    staged = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    table = counts.to_arrow().replace_schema_metadata({"day": day.isoformat(), "fingerprint": json.dumps(fingerprint)})
+
+    def write(staged: Path) -> None:
         with pa.OSFile(str(staged), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
             writer.write_table(table)
-        os.replace(staged, path)
+
+    try:
+        write_file_atomic(_counts_copy_path(lake, name), write)
     except OSError:
-        staged.unlink(missing_ok=True)
+        pass
 
 
 def _load_counts_copy(lake: Lake, name: str) -> tuple[date, dict, pl.DataFrame] | None:

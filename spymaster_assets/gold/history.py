@@ -52,6 +52,13 @@ def history_before(fingerprint: dict[str, str], table: str, day: date) -> dict[s
     return {k: v for k, v in fingerprint.items() if k != f"{table}/{day.isoformat()}"}
 
 
+def history_until(fingerprint: dict[str, str], day: date) -> dict[str, str]:
+    """``fingerprint`` (:func:`history_fingerprint`) restricted to the sessions before ``day``: the
+    history something built as of ``day`` rested on, when nothing before ``day`` changed since."""
+    before = day.isoformat()
+    return {k: v for k, v in fingerprint.items() if k.split("/", 1)[1] < before}
+
+
 def record_history(lake: Lake, day: date, fingerprint: dict[str, str]) -> LakePath:
     """Write ``fingerprint`` (taken before building day's signals) to the gold_signals partition of ``day``, atomically."""
     text = json.dumps({"day": day.isoformat(), "history": fingerprint}, indent=1, sort_keys=True)

@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 
 from spymaster_resources.lake import Lake
-from spymaster_resources.lake_paths import LakePath, file_fingerprint, make_parent, open_binary, publish_file, staging_file
+from spymaster_resources.lake_paths import LakePath, file_fingerprint, open_binary, write_file_atomic
 
 from spymaster_core.config import SpymasterConfig
 from spymaster_core.errors import SpymasterError
@@ -123,13 +123,12 @@ def save_checkpoint(lake: Lake, day: date, carry: CumulativeSums) -> LakePath | 
     fingerprints = _signals_fingerprints(lake)
     meta, arrays = carry.state()
     meta["signals_fingerprints"] = {d.isoformat(): fingerprints.get(d, "") for d in carry.sessions}
-    path = _checkpoint_path(lake, day)
-    make_parent(path)
-    staged = staging_file(path)
-    with open(staged, "wb") as handle:
-        np.savez(handle, meta=np.array(json.dumps(meta)), **arrays)
-    publish_file(staged, path)
-    return path
+
+    def write(staged) -> None:
+        with open(staged, "wb") as handle:  # a handle: given a path, np.savez would append ".npz" to it
+            np.savez(handle, meta=np.array(json.dumps(meta)), **arrays)
+
+    return write_file_atomic(_checkpoint_path(lake, day), write)
 
 
 def _latest_checkpoint(lake: Lake, earlier: list[date], fingerprints: dict[date, str]) -> CumulativeSums | None:

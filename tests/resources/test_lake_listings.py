@@ -39,3 +39,21 @@ def test_listings_kept_during_a_walk_follow_its_own_writes_and_end_with_it(tmp_p
         assert lake.dates("gold", "t") == [one]
     # ... and is seen once it ends: nothing is kept outside a walk.
     assert not LISTINGS.active and lake.dates("gold", "t") == [one, three]
+
+
+def test_a_failed_atomic_write_keeps_the_old_file_and_leaves_no_staging_file(tmp_path):
+    """``write_file_atomic``, the one write-then-rename of the lake, its caches and raw/'s inventory."""
+    import pytest
+
+    from spymaster_resources.lake_paths import write_file_atomic, write_text_atomic
+
+    target = tmp_path / "kept.json"
+    write_text_atomic(target, "old")
+
+    def fail(staged):
+        staged.write_text("half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space"):
+        write_file_atomic(target, fail)
+    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["kept.json"]
