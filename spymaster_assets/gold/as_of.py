@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import date
 from pathlib import Path
 
@@ -65,6 +67,21 @@ def index_dir(lake: Lake, day: date) -> LakePath:
 #: The setup indexes each lake (by its root) last built, extended or loaded in this process: a
 #: date-order walk (gold_setup_index, then gold_signals) extends it by one session at a time.
 _RECENT_INDEXES: dict[str, SchemaIndexes] = {}
+
+_SOLE_USER: ContextVar[bool] = ContextVar("spymaster_sole_user_of_indexes", default=False)
+
+
+@contextmanager
+def sole_user_of_indexes() -> Iterator[None]:
+    """Inside this block the caller promises that no other code holds this process's recent setup
+    index, so the next session's is that index extended in place (``SchemaIndexes.extended(in_place=True)``)
+    instead of a copy of every earlier vector plus one session. The gold assets' bodies use it; the
+    screen, which answers several days from threads, does not."""
+    token = _SOLE_USER.set(True)
+    try:
+        yield
+    finally:
+        _SOLE_USER.reset(token)
 
 
 def build_index_as_of(lake: Lake, day: date, stats: NormalizationStats, config: SpymasterConfig) -> SchemaIndexes:
@@ -159,7 +176,7 @@ def _extend_refit_copy(lake: Lake, sessions: list[date], day: date, stats: Norma
     if not rest:
         kept.provenance = provenance
         return kept
-    return kept.extended(lake.read_many(GOLD, "gold_episodes", rest), stats, day, provenance)
+    return kept.extended(lake.read_many(GOLD, "gold_episodes", rest), stats, day, provenance, in_place=True)  # just loaded: nothing else holds it
 
 
 def _built_as(indexes: SchemaIndexes | None, as_of: date, provenance: dict, weights) -> bool:
@@ -177,11 +194,15 @@ def _extend_previous(lake: Lake, previous: date, day: date, stats: Normalization
     when it was built exactly as ``day``'s would be; else None."""
     earlier = {**provenance, "episodes": history_before(provenance["episodes"], "gold_episodes", previous)}
     recent = _RECENT_INDEXES.get(str(lake.root))
+    in_place = _SOLE_USER.get()
     if not _built_as(recent, previous, earlier, weights):
         recent = _saved_index(lake, previous, config)
+        in_place = True  # just loaded: nothing else holds it
         if not _built_as(recent, previous, earlier, weights):
             return None
-    return recent.extended(lake.read(GOLD, "gold_episodes", previous), stats, day, provenance)
+    elif in_place:
+        _RECENT_INDEXES.pop(str(lake.root), None)  # retired by the extension below
+    return recent.extended(lake.read(GOLD, "gold_episodes", previous), stats, day, provenance, in_place=in_place)
 
 
 def _saved_index(lake: Lake, day: date, config: SpymasterConfig) -> SchemaIndexes | None:

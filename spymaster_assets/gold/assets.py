@@ -154,7 +154,8 @@ def gold_setup_index(context: AssetExecutionContext, spymaster: SpymasterResourc
     """
     day = session_of_partition_key(context.partition_key)
     (cfg, tuned), lake = spymaster.config_for_day(day), spymaster.lake
-    indexes = as_of.build_index_as_of(lake, day, as_of.stats_as_of(lake, day), cfg)
+    with as_of.sole_user_of_indexes():
+        indexes = as_of.build_index_as_of(lake, day, as_of.stats_as_of(lake, day), cfg)
     directory = indexes.save(as_of.index_dir(lake, day), vectors=False)
     table = indexes.summary()
     sessions = indexes.sessions
@@ -188,7 +189,8 @@ def gold_signals(context: AssetExecutionContext, spymaster: SpymasterResource) -
     day = session_of_partition_key(context.partition_key)
     (cfg, tuned), lake = spymaster.config_for_day(day), spymaster.lake
     history = history_fingerprint(lake, day)  # before reading it: what these answers rest on
-    known = as_of.known_before_from_lake(lake, day, cfg)
+    with as_of.sole_user_of_indexes():
+        known = as_of.known_before_from_lake(lake, day, cfg)
     signals, neighbours = answer(known, lake.read(TIER, "gold_episodes", day), cfg)
     signals = validate_signals(signals, cfg)
     path = lake.write(TIER, "gold_signals", day, signals)

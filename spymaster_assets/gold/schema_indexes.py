@@ -123,7 +123,7 @@ class SchemaIndexes:
         return cls(indexes, as_of, layout, config, weights, weights_source, provenance, f"built from {history['session_date'].n_unique() if history is not None and history.height else 0} session(s)")
 
     def extended(
-        self, rows: pl.DataFrame | None, stats: NormalizationStats, as_of: date, provenance: dict | None = None
+        self, rows: pl.DataFrame | None, stats: NormalizationStats, as_of: date, provenance: dict | None = None, in_place: bool = False
     ) -> "SchemaIndexes | None":
         """These indexes plus ``rows`` (gold_episodes of sessions after theirs, before ``as_of``), or None to rebuild.
 
@@ -132,6 +132,8 @@ class SchemaIndexes:
         :meth:`build`, appended by :meth:`SetupIndex.extended`; the result equals :meth:`build` over
         the whole history. None when a row brings a family set no schema holds yet (a new schema
         indexes earlier rows too) or a partition cannot be extended exactly (approximate).
+        ``in_place``: each schema's index is extended in place and retired (:meth:`SetupIndex.extended`),
+        only for a caller holding the sole reference; when the result is None nothing was changed.
         Raises ValueError on a point-in-time violation (from :meth:`SetupIndex.extended`).
         """
         if rows is not None:
@@ -139,10 +141,13 @@ class SchemaIndexes:
         labels = set(rows["feature_families"].unique().to_list()) if rows is not None and rows.height else set()
         if labels - set(self.indexes):
             return None
+        added = {label: _schema_rows(rows, label, stats, self.weights, self.config) for label in self.indexes}
+        if not all(self.indexes[label].extendable(meta) for label, (_, meta) in added.items()):
+            return None
         indexes: dict[str, SetupIndex] = {}
         for label, index in self.indexes.items():
-            vectors, meta = _schema_rows(rows, label, stats, self.weights, self.config)
-            grown = index.extended(vectors, meta, as_of=as_of)
+            vectors, meta = added[label]
+            grown = index.extended(vectors, meta, as_of=as_of, in_place=in_place)
             if grown is None:
                 return None
             indexes[label] = grown
@@ -241,9 +246,20 @@ def _schema_rows(
     rows = None
     if episodes is not None and episodes.height:
         wanted = parse_families(label)
-        members = [f for f in episodes["feature_families"].unique().to_list() if wanted <= parse_families(f)]
-        rows = episodes.filter(pl.col("feature_families").is_in(members))
+        families = episodes["feature_families"].unique().to_list()
+        members = [f for f in families if wanted <= parse_families(f)]
+        # Every row has the bars family: no filtered copy of a decade's vectors for that schema.
+        rows = episodes if len(members) == len(families) else episodes.filter(pl.col("feature_families").is_in(members))
     if rows is None or rows.height == 0:
         return np.zeros((0, len(dims)), dtype=np.float32), pl.DataFrame(schema={"partition_key": pl.String(), **SETUP_KEY_SCHEMA, "outcome": pl.String()})
-    full = rows["vector"].to_numpy().astype(np.float32, copy=False).reshape(rows.height, -1)
-    return normalize(full, stats, config.robust_z_clip, dims, weights), rows.select("partition_key", *META_COLUMNS)
+    out = np.empty((rows.height, len(dims)), dtype=np.float32)
+    # A slice of the vector column at a time: the raw vectors are never copied whole next to the normalized ones.
+    for start in range(0, rows.height, _SCHEMA_SLICE_ROWS):
+        part = rows["vector"].slice(start, _SCHEMA_SLICE_ROWS)
+        raw = part.to_numpy().astype(np.float32, copy=False).reshape(part.len(), -1)
+        out[start:start + part.len()] = normalize(raw, stats, config.robust_z_clip, dims, weights)
+    return out, rows.select("partition_key", *META_COLUMNS)
+
+
+#: Rows normalized at a time by :func:`_schema_rows` (a few MB of raw vectors).
+_SCHEMA_SLICE_ROWS = 16384

@@ -102,6 +102,15 @@ def _days(dates: pl.Series) -> np.ndarray:
     return dates.cast(pl.Int32).to_numpy()
 
 
+class _RetiredPartitions(dict):
+    """The partitions of an index extended in place: its FAISS indexes now hold later sessions too."""
+
+    def _retired(self, *args, **kwargs):
+        raise RuntimeError("this setup index was extended in place (SetupIndex.extended(in_place=True)); use the extended one")
+
+    get = __getitem__ = __contains__ = __iter__ = __len__ = items = keys = values = _retired
+
+
 class SetupIndex:
     """FAISS indexes of normalized setup vectors, one per partition_key, with per-row metadata.
 
@@ -189,7 +198,7 @@ class SetupIndex:
             stats[key] = part_stats
         return cls(partitions, sessions, x.shape[1], vector_version, as_of, stats, config)
 
-    def extended(self, vectors_normalized: np.ndarray, meta: pl.DataFrame, *, as_of: date) -> "SetupIndex | None":
+    def extended(self, vectors_normalized: np.ndarray, meta: pl.DataFrame, *, as_of: date, in_place: bool = False) -> "SetupIndex | None":
         """A new index: this one plus later sessions' vectors appended, or None when it cannot be extended exactly.
 
         ``vectors_normalized`` and ``meta`` as :meth:`build` (normalized with the same statistics
@@ -198,7 +207,10 @@ class SetupIndex:
         order, so the result equals :meth:`build` over all rows (every exact ``IndexFlatIP``
         partition holds the same vectors in the same order, bit for bit). Returns None when a
         partition is approximate (HNSW) or would reach ``approximate_index_min_vectors``: an HNSW
-        graph depends on its insertion batches, so it is rebuilt. ``self`` is not modified.
+        graph depends on its insertion batches, so it is rebuilt. ``self`` is not modified, unless
+        ``in_place``: then its FAISS indexes take the new vectors (no copy of a decade's vectors per
+        session) and ``self`` is retired, any later use of it raising RuntimeError; only for a caller
+        that holds the sole reference (the date-order walk, ``as_of.sole_user_of_indexes``).
         Raises ValueError on misaligned rows, a session not after this index's, or one on or after ``as_of``.
         """
         x = np.ascontiguousarray(vectors_normalized, dtype=np.float32)
@@ -208,10 +220,7 @@ class SetupIndex:
         if new_sessions and ((self.sessions and new_sessions[0] <= self.sessions[-1]) or new_sessions[-1] >= as_of):
             raise ValueError(f"an index of sessions up to {self.sessions[-1] if self.sessions else None} as of {as_of} cannot take sessions {new_sessions[0]}..{new_sessions[-1]}")
         outcome_codes(meta["outcome"])  # raises on an unknown label
-        counts = dict(meta.group_by("partition_key").len().iter_rows()) if meta.height else {}
-        if any(s.kind != "flat" for s in self.stats.values()):
-            return None
-        if any(self.n_vectors(key) + n >= self.config.approximate_index_min_vectors for key, n in counts.items()):
+        if not self.extendable(meta):
             return None
         sessions = self.sessions + new_sessions
         session_days = np.array([(s - _EPOCH).days for s in sessions], dtype=np.int64)
@@ -222,7 +231,7 @@ class SetupIndex:
         for key in list(self._partitions) + [k for (k,) in added if k not in self._partitions]:
             old = self._partitions.get(key)
             rows = added.get((key,))
-            index = faiss.IndexFlatIP(self.dim) if old is None else faiss.clone_index(old.index)
+            index = faiss.IndexFlatIP(self.dim) if old is None else old.index if in_place else faiss.clone_index(old.index)
             part_meta = old.meta if old is not None else None
             if rows is None:
                 partitions[key] = _Partition(index, old.meta, old.session_code, old.outcome_code)
@@ -242,7 +251,17 @@ class SetupIndex:
                         np.concatenate([old.outcome_code, added_part.outcome_code]),
                     )
             stats[key] = PartitionStats(int(index.ntotal), "flat", 1.0)
+        if in_place:
+            self._partitions = _RetiredPartitions()
         return SetupIndex(partitions, sessions, self.dim, self.vector_version, as_of, stats, self.config)
+
+    def extendable(self, meta: pl.DataFrame) -> bool:
+        """True when :meth:`extended` can append the rows of ``meta`` (its partition_key column) exactly:
+        every partition is flat and none would reach ``approximate_index_min_vectors``."""
+        if any(s.kind != "flat" for s in self.stats.values()):
+            return False
+        counts = dict(meta.group_by("partition_key").len().iter_rows()) if meta.height else {}
+        return all(self.n_vectors(key) + n < self.config.approximate_index_min_vectors for key, n in counts.items())
 
     # ----------------------------------------------------------------- access
     @property

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 from pathlib import Path
+
+import pytest
 
 from spymaster_assets.gold import as_of
 from spymaster_assets.gold.normalization import stats_to_frame
@@ -26,14 +29,16 @@ def _lake_with_episodes(materialized_home: Path, home: Path) -> SpymasterResourc
     return SpymasterResource(home=str(home))
 
 
-def _walk(spymaster: SpymasterResource) -> dict:
-    """gold_normalization and gold_setup_index of every chain session, in date order, as the assets build them."""
+def _walk(spymaster: SpymasterResource, sole_user: bool = False) -> dict:
+    """gold_normalization and gold_setup_index of every chain session, in date order, as the assets build them
+    (``sole_user``: inside ``as_of.sole_user_of_indexes``, as the assets' bodies, so extended in place)."""
     lake, config = spymaster.lake, spymaster.config
     origins = {}
     for day in CHAIN_SESSIONS:
         stats = as_of.fit_as_of(lake, day, config)
         lake.write("gold", "gold_normalization", day, stats_to_frame(stats))
-        indexes = as_of.build_index_as_of(lake, day, as_of.stats_as_of(lake, day), config)
+        with as_of.sole_user_of_indexes() if sole_user else contextlib.nullcontext():
+            indexes = as_of.build_index_as_of(lake, day, as_of.stats_as_of(lake, day), config)
         indexes.save(as_of.index_dir(lake, day))
         origins[day] = indexes.origin
     return origins
@@ -43,9 +48,11 @@ def _files(directory: Path) -> dict[str, bytes]:
     return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
-def test_an_index_extended_between_refits_equals_a_rebuild_bit_for_bit(materialized_home, tmp_path):
+@pytest.mark.parametrize("sole_user", [False, True], ids=["copied", "in-place"])
+def test_an_index_extended_between_refits_equals_a_rebuild_bit_for_bit(materialized_home, tmp_path, sole_user):
+    as_of._RECENT_INDEXES.clear()
     spymaster = _lake_with_episodes(materialized_home, tmp_path / "home")
-    origins = _walk(spymaster)
+    origins = _walk(spymaster, sole_user)
     extended = [day for day, origin in origins.items() if origin.startswith("extended")]
     assert extended == [CHAIN_SESSIONS[3]], origins  # the only day whose statistics and weights equal the day before's
     lake, config = spymaster.lake, spymaster.config
@@ -187,3 +194,26 @@ def test_the_kept_copy_of_a_removed_lake_is_removed_with_the_next_one(materializ
         if spymaster is first:
             shutil.rmtree(tmp_path / "first")  # the data root removed
     assert not copies[0].exists() and (copies[1] / "manifest.json").is_file()
+
+
+def test_an_index_extended_in_place_is_retired_and_one_copied_stays_usable(materialized_home, tmp_path):
+    """In place, the earlier index's FAISS partitions take the new vectors, so using it again is an
+    error, not a silently different answer; the copying extension leaves it as it was."""
+    spymaster = _lake_with_episodes(materialized_home, tmp_path / "home")
+    lake, config = spymaster.lake, spymaster.config
+    day, previous = CHAIN_SESSIONS[3], CHAIN_SESSIONS[2]
+    stats = as_of.fit_as_of(lake, previous, config)
+    history = lake.read_many("gold", "gold_episodes", lake.dates_before("gold", "gold_episodes", previous))
+    added = lake.read("gold", "gold_episodes", previous)
+    results = {}
+    for in_place in (False, True):
+        earlier = SchemaIndexes.build(history, stats, config, as_of=previous)
+        before = _files(earlier.save(tmp_path / f"before-{in_place}"))
+        grown = earlier.extended(added, stats, day, in_place=in_place)
+        results[in_place] = _files(grown.save(tmp_path / f"grown-{in_place}"))
+        if in_place:
+            with pytest.raises(RuntimeError, match="extended in place"):
+                earlier.indexes["bars"].partition_keys
+        else:
+            assert _files(earlier.save(tmp_path / "after")) == before
+    assert results[True] == results[False]
