@@ -121,6 +121,10 @@ class SpymasterConfig:
     distance_bin_atr: float = 0.5
     distance_bins: int = 4
     distance_prior_strength: float = 10.0  # pseudo-setups of the (kind, direction) rate per cell
+    # Trailing class mix (a reference): outcome rate by (level kind, direction) over the last W sessions,
+    # W chosen among these by the Brier score over the class_mix_select_sessions before the day.
+    class_mix_windows: tuple[int, ...] = (5, 10, 20, 40, 60)
+    class_mix_select_sessions: int = 20
     # gold_model: XGBoost multi:softprob, trained as of D on sessions before D.
     model_retrain_sessions: int = 20  # cadence: a new model every N sessions, the latest one reused in between (chosen as normalization_refit_sessions)
     model_min_sessions: int = 5  # fewer earlier sessions: no model, the answer is the kNN posterior

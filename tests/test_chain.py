@@ -100,7 +100,7 @@ def test_first_session_has_no_history_and_later_ones_do(lake):
 def test_evaluation_scores_every_model_on_the_sessions_with_enough_history(lake):
     evaluation = lake.read("gold", "gold_evaluation", CHAIN_SESSIONS[-1])
     overall = evaluation.filter((pl.col("scope") == "cumulative") & (pl.col("level_kind") == "ALL"))
-    assert overall["model"].to_list() == ["base_rate", "distance", "knn", "xgboost", "answer"]
+    assert overall["model"].to_list() == ["base_rate", "class_mix", "distance", "distance_calibrated", "knn", "xgboost", "answer_t1", "answer"]
     # min_history_sessions = 3: 10-10 and 10-11 are scored, every model answered each of their episodes.
     scored = sum(lake.read("gold", "gold_episodes", d).height for d in CHAIN_SESSIONS[3:])
     assert (overall["n_sessions"] == 2).all() and (overall["n_episodes"] == scored).all()
@@ -109,6 +109,11 @@ def test_evaluation_scores_every_model_on_the_sessions_with_enough_history(lake)
         assert row["bss_base_lo"] <= row["bss_base"] + 1e-12 and row["bss_base"] <= row["bss_base_hi"] + 1e-12
     base = overall.filter(pl.col("model") == "base_rate").row(0, named=True)
     assert base["bss_base"] == 0.0
+    best = base["best_baseline"]
+    assert best in ("base_rate", "class_mix", "distance", "distance_calibrated")
+    briers = dict(zip(overall["model"], overall["brier"]))
+    assert briers[best] == min(briers[name] for name in ("base_rate", "class_mix", "distance", "distance_calibrated"))
+    assert overall.filter(pl.col("model") == best)["bss_best"][0] == 0.0
     assert set(evaluation["scope"].unique().to_list()) == {"cumulative", "cumulative_all", "session"}
 
 

@@ -112,13 +112,15 @@ def test_query_matches_the_materialized_signals(materialized_home, capsys):
 def test_evaluate_prints_every_model_beside_the_baselines(materialized_home, capsys):
     code, out, _ = _run(capsys, "--home", str(materialized_home), "evaluate")
     assert code == 0
-    for name in ("base_rate", "distance", "knn", "xgboost", "answer"):
+    models = ["base_rate", "class_mix", "distance", "distance_calibrated", "knn", "xgboost", "answer_t1", "answer"]
+    for name in models:
         assert f"\n{name} " in out
-    assert "2013-10-10 .. 2013-10-11" in out and "BSS vs distance" in out
-    assert "the answer" in out.splitlines()[-1]
+    assert "2013-10-10 .. 2013-10-11" in out and "BSS vs distance" in out and "BSS vs best" in out
+    assert "the best baseline (" in out.splitlines()[-1]
     code, out, _ = _run(capsys, "--home", str(materialized_home), "evaluate", "--start", "2013-10-11", "--json")
     rows = json.loads(out)
-    assert [r["model"] for r in rows] == ["base_rate", "distance", "knn", "xgboost", "answer"]
+    assert [r["model"] for r in rows] == models
+    assert len({r["best_baseline"] for r in rows}) == 1 and rows[0]["best_baseline"] in ("base_rate", "class_mix", "distance", "distance_calibrated")
     assert all(r["n_sessions"] == 1 for r in rows)
     code, _, err = _run(capsys, "--home", str(materialized_home), "evaluate", "--end", "2013-10-08")
     assert code == 2 and "earlier sessions to score" in err

@@ -17,14 +17,15 @@ Components, each known before D only (DESIGN.md "The answer" and "Evaluation"):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 import numpy as np
 import polars as pl
 
 from spymaster_core.config import OUTCOMES, SpymasterConfig
-from .blend import BlendFit, blend, blend_interval, fit_blend
+from .blend import BlendFit, blend, blend_interval, fit_blend, fit_temperature, temper
+from .class_mix import class_mix_probabilities
 from .distance_baseline import DistanceLookup
 from .episodes import SETUP_KEY_SCHEMA
 from .model import OutcomeModel
@@ -35,7 +36,16 @@ from .schema_indexes import SchemaIndexes
 CLASSES = [o.lower() for o in OUTCOMES]  # break, reject, chop
 ANSWER_SOURCES = ("blend", "blend_default", "knn", "no_history")
 #: Prefixes of the probability columns of every model scored by gold_evaluation, in table order.
-MODEL_PREFIXES: dict[str, str] = {"base_rate": "base_", "distance": "p_dist_", "knn": "p_knn_", "xgboost": "p_xgb_", "answer": "p_"}
+MODEL_PREFIXES: dict[str, str] = {
+    "base_rate": "base_",
+    "class_mix": "p_mix_",
+    "distance": "p_dist_",
+    "distance_calibrated": "p_distcal_",
+    "knn": "p_knn_",
+    "xgboost": "p_xgb_",
+    "answer_t1": "p_t1_",
+    "answer": "p_",
+}
 
 
 def probability_columns(prefix: str) -> list[str]:
@@ -55,6 +65,9 @@ SIGNALS_SCHEMA: dict[str, pl.DataType] = {
     **{f"p_dist_{c}": pl.Float64() for c in CLASSES},
     **{f"p_knn_{c}": pl.Float64() for c in CLASSES},
     **{f"p_xgb_{c}": pl.Float64() for c in CLASSES},
+    **{f"p_mix_{c}": pl.Float64() for c in CLASSES},
+    **{f"p_distcal_{c}": pl.Float64() for c in CLASSES},
+    **{f"p_t1_{c}": pl.Float64() for c in CLASSES},
     "effective_sample_size": pl.Float64(),
     "n_neighbours": pl.Int32(),
     "knn_concentration": pl.Float64(),
@@ -71,7 +84,8 @@ class KnownBefore:
 
     ``indexes``/``stats``: the setup indexes and normalization as of the day; ``model``: the
     outcome model as of the day (None before ``model_min_sessions``); ``distance_table``: the fitted
-    distance lookup; ``blend_fit``: w and T from earlier sessions.
+    distance lookup; ``blend_fit``: w and T from earlier sessions (and the distance lookup's own T);
+    ``class_mix``: the trailing class mix (``class_mix.fit_class_mix``; None: uniform).
     """
 
     as_of: date
@@ -80,6 +94,7 @@ class KnownBefore:
     model: OutcomeModel | None
     distance_table: pl.DataFrame
     blend_fit: BlendFit
+    class_mix: pl.DataFrame | None = None
     distance_lookup: DistanceLookup = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -116,7 +131,9 @@ def fit_blend_on_signals(earlier: pl.DataFrame | None, config: SpymasterConfig) 
 
     ``earlier``: rows with session_date, p_knn_*, p_xgb_* and outcome, all of sessions before the
     day served (the caller's guarantee, as with every as-of artefact). Rows without a model
-    probability are left out; the trailing ``blend_sessions`` sessions with one are used.
+    probability are left out; the trailing ``blend_sessions`` sessions with one are used. When the
+    rows hold p_dist_*, the distance lookup's own temperature is fitted on the same rows
+    (``BlendFit.distance_temperature``, :func:`blend.fit_temperature`), so the reference is calibrated as the blend is.
     """
     if config.calibration not in ("temperature", "temperature_bias"):
         raise ValueError(f"calibration must be 'temperature' or 'temperature_bias', got {config.calibration!r}")
@@ -126,15 +143,20 @@ def fit_blend_on_signals(earlier: pl.DataFrame | None, config: SpymasterConfig) 
     rows = earlier.filter(pl.col("p_xgb_break").is_not_null())
     sessions = sorted(set(rows["session_date"].to_list()))[-config.blend_sessions:]
     rows = rows.filter(pl.col("session_date").is_in(sessions))
-    return fit_blend(
+    labels = outcome_codes(rows["outcome"])
+    fit = fit_blend(
         rows.select(probability_columns("p_xgb_")).to_numpy(),
         rows.select(probability_columns("p_knn_")).to_numpy(),
-        outcome_codes(rows["outcome"]),
+        labels,
         len(sessions),
         config.blend_min_sessions,
         config.blend_default_weight,
         class_bias=config.calibration == "temperature_bias",
     )
+    if "p_dist_break" not in rows.columns:
+        return fit
+    p_dist = rows.select(probability_columns("p_dist_")).to_numpy()
+    return replace(fit, distance_temperature=fit_temperature(p_dist, labels, len(sessions), config.blend_min_sessions))
 
 
 def compose_answer(knn: pl.DataFrame, episodes: pl.DataFrame, known: KnownBefore, config: SpymasterConfig) -> pl.DataFrame:
@@ -149,16 +171,23 @@ def compose_answer(knn: pl.DataFrame, episodes: pl.DataFrame, known: KnownBefore
     p_dist = known.distance_lookup.probabilities(frame["level_kind"].to_list(), frame["direction"].to_list(), frame["distance_atr"].to_numpy())
     p_xgb = known.model.predict(frame, config) if known.model is not None else None
     parts = compose_arrays(known, p_knn, frame["knn_concentration"].to_numpy(), p_dist, p_xgb, config.interval_level)
+    fit = known.blend_fit
+    kinds, directions = frame["level_kind"].to_list(), frame["direction"].to_list()
+    p_mix = class_mix_probabilities(known.class_mix, kinds, directions) if known.class_mix is not None else np.full_like(p_knn, 1.0 / len(CLASSES))
+    p_distcal = temper(p_dist, fit.distance_temperature)
+    p_t1 = blend(p_xgb, p_knn, fit.weight, 1.0) if p_xgb is not None else p_knn  # the blend before calibration
     columns: dict[str, object] = {}
     for j, c in enumerate(CLASSES):
         columns[f"p_knn_{c}"] = pl.Series(p_knn[:, j])
         columns[f"p_dist_{c}"] = pl.Series(p_dist[:, j])
+        columns[f"p_mix_{c}"] = pl.Series(p_mix[:, j])
+        columns[f"p_distcal_{c}"] = pl.Series(p_distcal[:, j])
+        columns[f"p_t1_{c}"] = pl.Series(p_t1[:, j])
         columns[f"p_xgb_{c}"] = pl.Series(parts["p_xgb"][:, j], nan_to_null=True)
         columns[f"p_{c}"] = pl.Series(parts["answer"][:, j])
         columns[f"p_{c}_lo"] = pl.Series(parts["lower"][:, j])
         columns[f"p_{c}_hi"] = pl.Series(parts["upper"][:, j])
     has_model = known.model is not None
-    fit = known.blend_fit
     out = frame.drop(probability_columns("p_")).with_columns(
         **columns,
         answer_source=pl.lit(known.answer_source),

@@ -27,6 +27,7 @@ from spymaster_resources.lake_paths import LakePath, file_identity, replace_dire
 from spymaster_core.config import SpymasterConfig
 from spymaster_core.errors import MissingPartitionError, SpymasterError
 from .answer import KnownBefore, fit_blend_on_signals, probability_columns
+from .class_mix import counts_before, fit_class_mix, sessions_needed
 from .distance_baseline import distance_counts, distance_table_from_counts
 from .history import history_before, history_fingerprint, history_until
 from .model import META_FILE as MODEL_META, MODEL_FILE, OutcomeModel, train_model, training_window, xgb_params
@@ -390,7 +391,7 @@ def blend_fit_as_of(lake: Lake, day: date, config: SpymasterConfig):
     if not used:
         return fit_blend_on_signals(None, config)
     keys = ["session_date", "ts_event", "level_kind"]
-    signals = lake.read_many(GOLD, "gold_signals", used, [*keys, *probability_columns("p_knn_"), *probability_columns("p_xgb_")])
+    signals = lake.read_many(GOLD, "gold_signals", used, [*keys, *probability_columns("p_knn_"), *probability_columns("p_xgb_"), *probability_columns("p_dist_")])
     outcomes = lake.read_many(GOLD, "gold_episodes", used, [*keys, "outcome"])
     return fit_blend_on_signals(signals.join(outcomes, on=keys, how="inner"), config)
 
@@ -408,7 +409,16 @@ def known_before_from_lake(lake: Lake, day: date, config: SpymasterConfig) -> Kn
         model=model_as_of(lake, day, config),
         distance_table=distance_table_from_counts(distance_counts_as_of(lake, day, config), config),
         blend_fit=blend_fit_as_of(lake, day, config),
+        class_mix=class_mix_as_of(lake, day, config),
     )
+
+
+def class_mix_as_of(lake: Lake, day: date, config: SpymasterConfig) -> pl.DataFrame:
+    """The trailing class mix serving ``day`` (``class_mix.fit_class_mix``), from the outcomes of the
+    trailing ``class_mix.sessions_needed`` gold_episodes sessions before it only (a flat cost per day)."""
+    sessions = lake.dates_before(GOLD, "gold_episodes", day)[-sessions_needed(config):]
+    episodes = lake.read_many(GOLD, "gold_episodes", sessions, ["session_date", "level_kind", "direction", "outcome"])
+    return fit_class_mix(counts_before(episodes, sessions, day, config), config)
 
 
 #: Counts over every earlier episode each lake (by its root) and count last reached in this process:

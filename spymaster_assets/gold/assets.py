@@ -257,12 +257,16 @@ EVALUATION_SCHEMA: dict[str, pl.DataType] = {
     "n_episodes": pl.Int64(),
     "n_sessions": pl.Int64(),
     "brier": pl.Float64(),
+    "best_baseline": pl.Utf8(),
     "bss_base": pl.Float64(),
     "bss_base_lo": pl.Float64(),
     "bss_base_hi": pl.Float64(),
     "bss_distance": pl.Float64(),
     "bss_distance_lo": pl.Float64(),
     "bss_distance_hi": pl.Float64(),
+    "bss_best": pl.Float64(),
+    "bss_best_lo": pl.Float64(),
+    "bss_best_hi": pl.Float64(),
     "log_loss": pl.Float64(),
     "ece": pl.Float64(),
     "top_label_ece": pl.Float64(),
@@ -314,7 +318,7 @@ def gold_evaluation(context: AssetExecutionContext, spymaster: SpymasterResource
                 f"{name}: walk-forward reliability up to {day}", cfg.calibration_bins,
             )
     overall = frame.filter((pl.col("scope") == "cumulative") & (pl.col("level_kind") == "ALL"))
-    summary = overall.select("model", "n_episodes", "brier", "bss_base", "bss_base_lo", "bss_base_hi", "bss_distance", "bss_distance_lo", "bss_distance_hi", "log_loss", "top_label_ece")
+    summary = overall.select("model", "n_episodes", "brier", "bss_base", "bss_base_lo", "bss_base_hi", "bss_distance", "bss_distance_lo", "bss_distance_hi", "best_baseline", "bss_best", "bss_best_lo", "bss_best_hi", "log_loss", "top_label_ece")
     answer_row = {r["model"]: r for r in overall.iter_rows(named=True)}.get("answer")
     return MaterializeResult(
         metadata={
@@ -322,6 +326,6 @@ def gold_evaluation(context: AssetExecutionContext, spymaster: SpymasterResource
             "comparison": MetadataValue.md(summary.with_columns(pl.col(pl.Float64).round(4)).to_pandas().to_markdown(index=False)),
             "reliability_diagram": MetadataValue.md("\n\n".join(png_to_markdown(p, name) for name, p in diagrams.items())),
             **{f"reliability_png/{name}": MetadataValue.path(str(p)) for name, p in diagrams.items()},
-            **({f"answer/{k}": float(answer_row[k]) for k in ("bss_base", "bss_base_lo", "bss_base_hi", "bss_distance", "bss_distance_lo", "bss_distance_hi", "top_label_ece")} if answer_row else {}),
+            **({f"answer/{k}": float(answer_row[k]) for k in ("bss_base", "bss_base_lo", "bss_base_hi", "bss_distance", "bss_distance_lo", "bss_distance_hi", "bss_best", "bss_best_lo", "bss_best_hi", "top_label_ece")} if answer_row else {}),
         }
     )

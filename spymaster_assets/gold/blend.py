@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize
+from scipy.optimize import minimize, minimize_scalar
 from scipy.special import betaincinv
 
 _EPS = 1e-9
@@ -34,6 +34,8 @@ class BlendFit:
     n_sessions: int
     fitted: bool
     bias: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    #: The distance lookup's own temperature, fitted on the same rows (a calibrated reference; 1 when not fitted).
+    distance_temperature: float = 1.0
 
 
 def blend(
@@ -94,6 +96,24 @@ def fit_blend(
     result = minimize(objective, x0=np.array([default_weight, 0.0] + [0.0] * (2 if class_bias else 0)), method="L-BFGS-B", bounds=bounds)
     weight, temperature, bias = unpack(result.x)
     return BlendFit(float(np.clip(weight, 0.0, 1.0)), temperature, int(labels.size), n_sessions, True, bias or (0.0, 0.0, 0.0))
+
+
+def temper(p: np.ndarray, temperature: float) -> np.ndarray:
+    """Temperature scaling of probabilities (n, 3): ``softmax(log(p) / T)`` (Guo et al. 2017); T = 1 returns p renormalized."""
+    return blend(p, p, 1.0, temperature)
+
+
+def fit_temperature(p: np.ndarray, labels: np.ndarray, n_sessions: int, min_sessions: int) -> float:
+    """The temperature T minimizing the mean log loss of :func:`temper` (p, T) on earlier sessions' forecasts.
+
+    ``p`` (n, 3), ``labels`` (n,) class indices. 1.0 with fewer than ``min_sessions`` sessions or no
+    rows; T is bounded to [0.25, 4] as the blend's (scipy's bounded scalar minimizer).
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    if n_sessions < min_sessions or labels.size == 0:
+        return 1.0
+    result = minimize_scalar(lambda log_t: _mean_log_loss(temper(p, float(np.exp(log_t))), labels), bounds=tuple(np.log(_T_BOUNDS)), method="bounded")
+    return float(np.exp(result.x))
 
 
 def blend_interval(p: np.ndarray, concentration: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:

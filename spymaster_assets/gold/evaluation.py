@@ -25,6 +25,17 @@ from matplotlib.figure import Figure
 
 from spymaster_core.config import OUTCOMES
 
+#: The simple references of the evaluation (DESIGN.md "Evaluation"); the answer is also judged
+#: against the strongest of those scored (lowest Brier on the same episodes): the "best baseline".
+REFERENCE_MODELS: tuple[str, ...] = ("base_rate", "class_mix", "distance", "distance_calibrated")
+
+
+def best_reference(brier: dict[str, float]) -> str | None:
+    """The reference model (:data:`REFERENCE_MODELS`) with the lowest Brier score among those in ``brier``; None when none is."""
+    present = [name for name in REFERENCE_MODELS if name in brier]
+    return min(present, key=lambda name: brier[name]) if present else None
+
+
 #: Column names of ``scored``: model probabilities, partition base-rate probabilities (both in
 #: OUTCOMES order) and the realised outcome.
 PROBABILITY_COLUMNS: tuple[str, ...] = ("p_break", "p_reject", "p_chop")
@@ -595,7 +606,9 @@ def compare_models(
 
     Returns one row per model, in ``models`` order: model, n_episodes, n_sessions, brier,
     bss_base / bss_base_lo / bss_base_hi (skill against ``reference`` and its ``level`` interval by
-    :func:`session_bootstrap_skill`), bss_distance / _lo / _hi (against ``baseline``), log_loss
+    :func:`session_bootstrap_skill`), bss_distance / _lo / _hi (against ``baseline``), best_baseline
+    (the reference of :data:`REFERENCE_MODELS` in ``models`` with the lowest Brier on these
+    episodes, else ``reference``) and bss_best / _lo / _hi (against it), log_loss
     (nats), ece (classwise, ``bins`` bins), top_label_ece, accuracy.
     Raises ValueError when no episode has every model's probabilities, or on invalid probabilities.
     """
@@ -610,7 +623,10 @@ def compare_models(
     session_codes = complete["session_date"].rank("dense").cast(pl.Int64).to_numpy() - 1
     n_sessions = int(session_codes.max()) + 1
     per_session = {name: _per_session_brier(complete, cols, labels, session_codes, n_sessions) for name, cols in columns.items()}
-    pairs = [(name, tag, ref) for name in columns for tag, ref in (("base", reference), ("distance", baseline))]
+    briers = {name: multiclass_brier(complete.select(cols).to_numpy(), labels) for name, cols in columns.items()}
+    best = best_reference(briers) or reference
+    references = (("base", reference), ("distance", baseline), ("best", best))
+    pairs = [(name, tag, ref) for name in columns for tag, ref in references]
     sessions = complete["session_date"].unique().sort().to_list()
     lows, highs = session_bootstrap_skills(
         np.stack([per_session[name] for name, _, _ in pairs]), np.stack([per_session[ref] for _, _, ref in pairs]), level, replicates, seed, sessions
@@ -620,9 +636,9 @@ def compare_models(
     for name, cols in columns.items():
         p = complete.select(cols).to_numpy()
         brier = multiclass_brier(p, labels)
-        row: dict[str, object] = {"model": name, "n_episodes": complete.height, "n_sessions": n_sessions, "brier": brier}
-        for tag, ref in (("base", reference), ("distance", baseline)):
-            ref_brier = multiclass_brier(complete.select(columns[ref]).to_numpy(), labels)
+        row: dict[str, object] = {"model": name, "n_episodes": complete.height, "n_sessions": n_sessions, "brier": brier, "best_baseline": best}
+        for tag, ref in references:
+            ref_brier = briers[ref]
             row[f"bss_{tag}"] = 1.0 - brier / ref_brier if ref_brier > 0 else math.nan
             row[f"bss_{tag}_lo"], row[f"bss_{tag}_hi"] = interval[(name, tag)]
         row.update(
@@ -638,7 +654,7 @@ def compare_models(
 def format_comparison(table: pl.DataFrame, level: float = 0.90) -> str:
     """The comparison of :func:`compare_models` as an aligned text table (one line per model)."""
     pct = f"{level:.0%}"
-    head = f"{'model':<10} {'Brier':>7}  {'BSS vs base [' + pct + ']':>28}  {'BSS vs distance [' + pct + ']':>28}  {'log loss':>8} {'ECE':>6} {'top ECE':>7}"
+    head = f"{'model':<19} {'Brier':>7}  {'BSS vs base [' + pct + ']':>28}  {'BSS vs distance [' + pct + ']':>28}  {'BSS vs best [' + pct + ']':>28}  {'log loss':>8} {'ECE':>6} {'top ECE':>7}"
     lines = [head]
     for r in table.iter_rows(named=True):
         def skill(tag: str) -> str:
@@ -648,8 +664,9 @@ def format_comparison(table: pl.DataFrame, level: float = 0.90) -> str:
             return f"{r[f'bss_{tag}']:+.4f} [{lo:+.4f}, {hi:+.4f}]"
 
         lines.append(
-            f"{r['model']:<10} {r['brier']:>7.4f}  {skill('base'):>28}  {skill('distance'):>28}  {r['log_loss']:>8.4f} {r['ece']:>6.4f} {r['top_label_ece']:>7.4f}"
+            f"{r['model']:<19} {r['brier']:>7.4f}  {skill('base'):>28}  {skill('distance'):>28}  {skill('best'):>28}  {r['log_loss']:>8.4f} {r['ece']:>6.4f} {r['top_label_ece']:>7.4f}"
         )
     first = table.row(0, named=True)
+    lines.append(f"best baseline (lowest Brier of {', '.join(REFERENCE_MODELS)} on these episodes): {first['best_baseline']}")
     lines.append(f"{first['n_episodes']} episodes in {first['n_sessions']} sessions, each answered walk-forward (only earlier sessions); intervals resample whole sessions")
     return "\n".join(lines)

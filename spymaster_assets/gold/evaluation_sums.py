@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 
 from spymaster_core.config import OUTCOMES
-from .evaluation import _binned_sums, _check_bins, _prepare, replicate_skill_interval, session_weights
+from .evaluation import _binned_sums, _check_bins, _prepare, best_reference, replicate_skill_interval, session_weights
 
 COMPLETE = "complete"
 WITHOUT_XGBOOST = "without_xgboost"
@@ -192,11 +192,12 @@ class CumulativeSums:
         first = entries[models[0]]
         n, n_sessions = int(first["n_episodes"]), int(first["n_sessions"])
         brier = {name: float(entries[name]["brier_sum"]) / n for name in models}
+        best = best_reference(brier) or reference
         rows = []
         for name in models:
             entry = entries[name]
-            row: dict[str, object] = {"model": name, "n_episodes": n, "n_sessions": n_sessions, "brier": brier[name]}
-            for tag, ref in (("base", reference), ("distance", baseline)):
+            row: dict[str, object] = {"model": name, "n_episodes": n, "n_sessions": n_sessions, "brier": brier[name], "best_baseline": best}
+            for tag, ref in (("base", reference), ("distance", baseline), ("best", best)):
                 row[f"bss_{tag}"] = 1.0 - brier[name] / brier[ref] if brier[ref] > 0 else math.nan
                 row[f"bss_{tag}_lo"], row[f"bss_{tag}_hi"] = _replicate_interval(entry["replicate_brier"], entries[ref]["replicate_brier"], n_sessions, level)
             class_p, class_y = entry["class_bin_p"].reshape(_N_CLASSES, -1), entry["class_bin_y"].reshape(_N_CLASSES, -1)
@@ -231,7 +232,8 @@ def scores_from_sums(sums: pl.DataFrame, row_set: str, models: list[str], refere
 
     ``sums``: rows of :func:`session_sums` of the sessions to score (any number, any order).
     Returns columns level_kind, direction, then those of ``compare_models`` (model, n_episodes,
-    n_sessions, brier, bss_base, bss_base_lo, bss_base_hi, bss_distance, ..._lo, ..._hi, log_loss,
+    n_sessions, brier, best_baseline, bss_base, bss_base_lo, bss_base_hi, bss_distance, ..._lo, ..._hi,
+    bss_best, ..._lo, ..._hi, log_loss,
     ece, top_label_ece, accuracy), one row per (group, model in ``models`` order); groups in
     (level kind, direction) order with "ALL" first. Intervals: the Poisson session bootstrap of
     :func:`evaluation.session_bootstrap_skills` over the group's sessions. Empty when no row matches.

@@ -220,7 +220,7 @@ def evaluate_lake(config: SpymasterConfig, start: date | None = None, end: date 
     sessions = sorted(scored.drop_nulls("p_xgb_break")["session_date"].unique().to_list())
     answer = table.filter(pl.col("model") == "answer").row(0, named=True)
     verdict = []
-    for tag, name in (("base", "the partition base rate"), ("distance", "the distance lookup")):
+    for tag, name in (("base", "the partition base rate"), ("distance", "the distance lookup"), ("best", f"the best baseline ({answer['best_baseline']})")):
         lo = answer[f"bss_{tag}_lo"]
         if lo is not None and lo > 0:
             verdict.append(f"the answer beats {name} (the whole {config.interval_level:.0%} interval is above 0)")

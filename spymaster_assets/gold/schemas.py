@@ -111,6 +111,15 @@ class GoldSignals(pa.DataFrameModel):
     p_xgb_break: float = pa.Field(ge=0, le=1, nullable=True)
     p_xgb_reject: float = pa.Field(ge=0, le=1, nullable=True)
     p_xgb_chop: float = pa.Field(ge=0, le=1, nullable=True)
+    p_mix_break: float = pa.Field(gt=0, le=1)
+    p_mix_reject: float = pa.Field(gt=0, le=1)
+    p_mix_chop: float = pa.Field(gt=0, le=1)
+    p_distcal_break: float = pa.Field(gt=0, le=1)
+    p_distcal_reject: float = pa.Field(gt=0, le=1)
+    p_distcal_chop: float = pa.Field(gt=0, le=1)
+    p_t1_break: float = pa.Field(ge=0, le=1)
+    p_t1_reject: float = pa.Field(ge=0, le=1)
+    p_t1_chop: float = pa.Field(ge=0, le=1)
     effective_sample_size: float = pa.Field(ge=0)
     n_neighbours: pl.Int32 = pa.Field(ge=0)
     knn_concentration: float = pa.Field(ge=0)
@@ -128,7 +137,7 @@ class GoldSignals(pa.DataFrameModel):
         """p_break + p_reject + p_chop = 1, and the same for the smoothed answer and every component (the model's when present)."""
         checks = [
             (pl.sum_horizontal([f"{prefix}{c}{suffix}" for c in _CLASSES]) - 1.0).abs() < _PROBABILITY_TOLERANCE
-            for prefix, suffix in (("p_", ""), ("p_", "_smooth"), ("base_", ""), ("p_dist_", ""), ("p_knn_", ""))
+            for prefix, suffix in (("p_", ""), ("p_", "_smooth"), ("base_", ""), ("p_dist_", ""), ("p_knn_", ""), ("p_mix_", ""), ("p_distcal_", ""), ("p_t1_", ""))
         ]
         model = (pl.sum_horizontal([f"p_xgb_{c}" for c in _CLASSES]) - 1.0).abs() < _PROBABILITY_TOLERANCE
         checks.append(pl.col("p_xgb_break").is_null() | model)
@@ -192,6 +201,9 @@ for _c in _CLASSES:
     _PROBABILITY_DESCRIPTIONS[f"p_knn_{_c}"] = f"kNN component: Dirichlet posterior mean of P({_O}) from the neighbours around the partition base rate."
     _PROBABILITY_DESCRIPTIONS[f"p_xgb_{_c}"] = f"Model component: gold_model's P({_O}); null before the first model."
     _PROBABILITY_DESCRIPTIONS[f"p_dist_{_c}"] = f"Distance lookup baseline: rate of {_O} by (level kind, direction, |distance| bin) in earlier sessions."
+    _PROBABILITY_DESCRIPTIONS[f"p_mix_{_c}"] = f"Trailing class mix (a reference): rate of {_O} by (level kind, direction) over the last W sessions, W chosen on earlier sessions."
+    _PROBABILITY_DESCRIPTIONS[f"p_distcal_{_c}"] = f"Calibrated distance lookup (a reference): p_dist tempered with its own temperature fitted on the blend's rows."
+    _PROBABILITY_DESCRIPTIONS[f"p_t1_{_c}"] = f"The blend before calibration (T = 1): w * P_xgb + (1 - w) * P_knn of {_O}, the kNN posterior without a model."
 
 #: Per table, per column: the description shown in the Dagster UI (dagster/column_schema).
 column_descriptions: dict[str, dict[str, str]] = {
@@ -236,9 +248,11 @@ column_descriptions: dict[str, dict[str, str]] = {
     },
     "gold_evaluation": {
         "scope": "cumulative (episodes every model answered, all sessions so far), cumulative_all (every episode, no XGBoost column), session (the day).",
-        "model": "base_rate, distance (lookup), knn, xgboost, answer (the calibrated blend).",
+        "model": "base_rate, class_mix (trailing), distance (lookup), distance_calibrated, knn, xgboost, answer_t1 (the blend at T = 1), answer (the calibrated blend).",
         "bss_base": "Brier skill score against the partition base rate; _lo/_hi: 90% session-bootstrap interval.",
         "bss_distance": "Brier skill score against the distance lookup; _lo/_hi: 90% session-bootstrap interval.",
+        "best_baseline": "The strongest reference on these episodes (lowest Brier among base_rate, class_mix, distance, distance_calibrated).",
+        "bss_best": "Brier skill score against best_baseline; _lo/_hi: 90% session-bootstrap interval.",
         "ece": "Classwise expected calibration error (10 bins).",
         "top_label_ece": "Top-label (confidence) expected calibration error (10 bins).",
     },

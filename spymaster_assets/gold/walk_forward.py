@@ -17,6 +17,7 @@ import polars as pl
 
 from spymaster_core.config import SpymasterConfig
 from .answer import KnownBefore, fit_blend_on_signals
+from .class_mix import counts_before, fit_class_mix
 from .distance_baseline import fit_distance_table
 from .model import OutcomeModel, train_model, training_window, xgb_params
 from .normalization import fit_normalization, normalization_window
@@ -90,7 +91,8 @@ def known_before(
         model = cache[key].as_of_day(day)
     weights, source = similarity_weights_of(model, config)
     indexes = SchemaIndexes.build(history if history.height else None, stats, config, as_of=day, weights=weights, weights_source=source)
-    return KnownBefore(day, indexes, stats, model, fit_distance_table(history, config), fit_blend_on_signals(earlier_signals, config))
+    mix = fit_class_mix(counts_before(history, before, day, config), config)
+    return KnownBefore(day, indexes, stats, model, fit_distance_table(history, config), fit_blend_on_signals(earlier_signals, config), mix)
 
 
 def walk_forward(

@@ -115,8 +115,9 @@ def reliability_line(lake: Lake, day: date) -> str:
     """One line on how far to trust the answer: its walk-forward scores through the session before ``day``.
 
     From the latest gold_evaluation partition before ``day`` (point in time: the day's own outcomes
-    are not in it), scope cumulative, all levels: the answer's BSS against the partition base rate
-    and the distance lookup with their session-bootstrap intervals, and its top-label ECE.
+    are not in it), scope cumulative, all levels: the answer's BSS against the partition base rate,
+    the distance lookup and the best baseline (the strongest reference on those episodes) with their
+    session-bootstrap intervals, and its top-label ECE.
     """
     before = lake.dates_before("gold", "gold_evaluation", day, limit=1)
     if not before:
@@ -138,7 +139,8 @@ def reliability_line(lake: Lake, day: date) -> str:
     sessions = f"{r['n_sessions']} session{'s' if r['n_sessions'] != 1 else ''}"
     return (
         f"walk-forward through {before[0]} ({sessions}, {r['n_episodes']:,} setups): "
-        f"BSS vs base rate {bss('bss_base')}, vs distance lookup {bss('bss_distance')}, top-label ECE {r['top_label_ece']:.3f}"
+        f"BSS vs base rate {bss('bss_base')}, vs distance lookup {bss('bss_distance')}, "
+        f"vs the best baseline ({r.get('best_baseline') or 'n/a'}) {bss('bss_best') if 'bss_best' in r else 'n/a'}, top-label ECE {r['top_label_ece']:.3f}"
     )
 
 
