@@ -117,11 +117,15 @@ def test_evaluate_prints_every_model_beside_the_baselines(materialized_home, cap
         assert f"\n{name} " in out
     assert "2013-10-10 .. 2013-10-11" in out and "BSS vs distance" in out and "BSS vs best" in out
     assert "the best baseline (" in out.splitlines()[-1]
+    assert "per anchor" in out and "per approach" in out
     code, out, _ = _run(capsys, "--home", str(materialized_home), "evaluate", "--start", "2013-10-11", "--json")
     rows = json.loads(out)
-    assert [r["model"] for r in rows] == models
+    assert [r["model"] for r in rows if r["scope"] == "anchor"] == models == [r["model"] for r in rows if r["scope"] == "approach"]
+    per_anchor = {r["scope"]: r["n_episodes"] for r in rows if r["model"] == "answer"}
+    assert 0 < per_anchor["approach"] < per_anchor["anchor"]
     assert len({r["best_baseline"] for r in rows}) == 1 and rows[0]["best_baseline"] in ("base_rate", "class_mix", "distance", "distance_calibrated")
     assert all(r["n_sessions"] == 1 for r in rows)
+    rows = [r for r in rows if r["scope"] == "anchor"]
     code, _, err = _run(capsys, "--home", str(materialized_home), "evaluate", "--end", "2013-10-08")
     assert code == 2 and "earlier sessions to score" in err
 

@@ -17,7 +17,7 @@ from .answer import MODEL_PREFIXES, probability_columns
 from .episodes import select_episodes
 from .history import history_fingerprint, record_history
 from .evaluation import png_to_markdown, reliability_diagram_png_of_table, reliability_table_from_sums
-from .evaluation_sums import COMPLETE, WITHOUT_XGBOOST, CumulativeSums, scores_from_sums
+from .evaluation_sums import COMPLETE, FIRST_ANCHOR, WITHOUT_XGBOOST, CumulativeSums, scores_from_sums
 from .report import EVALUATION_SUMS, cumulative_as_of, save_checkpoint, store_sums_of_day
 from .model import OutcomeModel
 from .normalization import stats_to_frame
@@ -230,7 +230,8 @@ def evaluation_frame(carry: CumulativeSums, today: pl.DataFrame, day: date, cfg)
     ``carry``: the sums of every eligible session up to ``day`` added up (``report.cumulative_as_of``);
     ``today``: the day's own sums. Scopes: 'cumulative' (those sessions, on the episodes every model
     answered), 'cumulative_all' (the same sessions, every episode, without the XGBoost column, which
-    is absent before the first model) and 'session' (the day only). Level kind and direction are
+    is absent before the first model), 'cumulative_approach' (the first anchor of each approach of
+    the 'cumulative' episodes: each approach scored once) and 'session' (the day only). Level kind and direction are
     'ALL' or one group. Columns as :func:`evaluation.compare_models`, plus scope, level_kind,
     direction and as_of (EVALUATION_SCHEMA).
     """
@@ -240,6 +241,7 @@ def evaluation_frame(carry: CumulativeSums, today: pl.DataFrame, day: date, cfg)
     tables = [
         ("cumulative", carry.scores(COMPLETE, models_all, level=level)),
         ("cumulative_all", carry.scores(WITHOUT_XGBOOST, without_model, level=level)),
+        ("cumulative_approach", carry.scores(FIRST_ANCHOR, models_all, level=level)),
         ("session", scores_from_sums(today, COMPLETE, models_all, level=level, replicates=cfg.bootstrap_replicates, seed=cfg.bootstrap_seed) if today.height else pl.DataFrame()),
     ]
     rows = [table.with_columns(scope=pl.lit(scope)) for scope, table in tables if table.height]

@@ -36,6 +36,19 @@ def best_reference(brier: dict[str, float]) -> str | None:
     return min(present, key=lambda name: brier[name]) if present else None
 
 
+def first_anchors(scored: pl.DataFrame) -> pl.DataFrame:
+    """The rows that score each approach once: its first anchor in the zone.
+
+    ``scored``: gold_signals rows (session_date, ts_event, level_kind, approach_id, ...). Anchors of
+    one approach overlap heavily (their outcomes are mostly the same), so a long approach weighs
+    as much as a short one here. Returns the row with the earliest ts_event of each
+    (session_date, level_kind, approach_id), in the input's order. Raises ColumnNotFoundError
+    without approach_id.
+    """
+    approach = ["session_date", "level_kind", "approach_id"]
+    return scored.filter(pl.col("ts_event") == pl.col("ts_event").min().over(approach))
+
+
 #: Column names of ``scored``: model probabilities, partition base-rate probabilities (both in
 #: OUTCOMES order) and the realised outcome.
 PROBABILITY_COLUMNS: tuple[str, ...] = ("p_break", "p_reject", "p_chop")

@@ -9,8 +9,10 @@ them per session, and :func:`scores_from_sums` adds the sessions up. The result 
 ``compare_models`` on the concatenated episodes up to float summation order (about 1e-15).
 
 Row sets: ``"complete"`` = the episodes every model of ``models`` answered, ``"without_xgboost"`` =
-those every model but XGBoost answered (XGBoost is absent before the first model). Groups: level kind
-and direction ``"ALL"``, and each (level kind, direction) of the complete set.
+those every model but XGBoost answered (XGBoost is absent before the first model), ``"first_anchor"``
+= the complete set's first anchor of each approach (``evaluation.first_anchors``: each approach scored
+once). Groups: level kind and direction ``"ALL"``, and each (level kind, direction) of the complete
+and first-anchor sets.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ import numpy as np
 import polars as pl
 
 from spymaster_core.config import OUTCOMES
-from .evaluation import _binned_sums, _check_bins, _prepare, best_reference, replicate_skill_interval, session_weights
+from .evaluation import _binned_sums, _check_bins, _prepare, best_reference, first_anchors, replicate_skill_interval, session_weights
 
 COMPLETE = "complete"
 WITHOUT_XGBOOST = "without_xgboost"
+FIRST_ANCHOR = "first_anchor"
 _N_CLASSES = len(OUTCOMES)
 _KEYS = ["row_set", "level_kind", "direction", "model"]
 
@@ -88,13 +91,16 @@ def session_sums(scored: pl.DataFrame, models: dict[str, str], bins: int) -> pl.
         raise ValueError(f"session_sums takes one session's episodes, got {len(sessions)} sessions")
     columns = {name: [f"{prefix}{o.lower()}" for o in OUTCOMES] for name, prefix in models.items()}
     without = {k: v for k, v in columns.items() if k != "xgboost"}
+    row_sets = [(COMPLETE, columns), (WITHOUT_XGBOOST, without)] + ([(FIRST_ANCHOR, columns)] if "approach_id" in scored.columns else [])
     rows: list[dict[str, object]] = []
-    for row_set, used in ((COMPLETE, columns), (WITHOUT_XGBOOST, without)):
+    for row_set, used in row_sets:
         frame = scored.drop_nulls([c for cols in used.values() for c in cols] + ["outcome"])
+        if row_set == FIRST_ANCHOR:
+            frame = first_anchors(frame)
         if frame.height == 0:
             continue
         groups = [("ALL", "ALL", frame)]
-        if row_set == COMPLETE:
+        if row_set != WITHOUT_XGBOOST:
             groups += [(g["level_kind"][0], g["direction"][0], g) for g in frame.sort("level_kind", "direction").partition_by("level_kind", "direction", maintain_order=True)]
         for kind, direction, group in groups:
             labels = group["outcome"].to_numpy()

@@ -15,7 +15,7 @@ from spymaster_resources.lake_paths import LakePath, file_fingerprint, open_bina
 from spymaster_core.config import SpymasterConfig
 from spymaster_core.errors import SpymasterError
 from .answer import MODEL_PREFIXES
-from .evaluation import compare_models, format_comparison
+from .evaluation import compare_models, first_anchors, format_comparison
 from .evaluation_sums import CumulativeSums, cumulative_sums, session_sums, sums_schema
 
 _KEYS = ["session_date", "ts_event", "level_kind"]
@@ -49,8 +49,13 @@ def _signals_with_outcomes(lake: Lake, dates: list[date]) -> pl.DataFrame:
 EVALUATION_SUMS = "gold_evaluation_sums"
 
 
+#: What the stored sums hold (models and row sets of ``evaluation_sums.session_sums``): stored sums
+#: and checkpoints of another layout are computed again, not mixed with today's.
+SUMS_LAYOUT = "sums-2 (references, first_anchor)"
+
+
 def _signals_fingerprint(lake: Lake, d: date) -> str:
-    return file_fingerprint(lake.partition_path("gold", "gold_signals", d))
+    return f"{SUMS_LAYOUT}:{file_fingerprint(lake.partition_path('gold', 'gold_signals', d))}"
 
 
 def _session_sums(lake: Lake, d: date, config: SpymasterConfig) -> pl.DataFrame:
@@ -123,6 +128,7 @@ def save_checkpoint(lake: Lake, day: date, carry: CumulativeSums) -> LakePath | 
     fingerprints = _signals_fingerprints(lake)
     meta, arrays = carry.state()
     meta["signals_fingerprints"] = {d.isoformat(): fingerprints.get(d, "") for d in carry.sessions}
+    meta["layout"] = SUMS_LAYOUT
 
     def write(staged) -> None:
         with open(staged, "wb") as handle:  # a handle: given a path, np.savez would append ".npz" to it
@@ -139,7 +145,7 @@ def _latest_checkpoint(lake: Lake, earlier: list[date], fingerprints: dict[date,
         try:
             with open_binary(_checkpoint_path(lake, day)) as handle, np.load(handle) as saved:
                 meta = json.loads(str(saved["meta"]))
-                if meta["signals_fingerprints"] != {d.isoformat(): fingerprints[d] for d in earlier[:count]}:
+                if meta.get("layout") != SUMS_LAYOUT or meta["signals_fingerprints"] != {d.isoformat(): fingerprints[d] for d in earlier[:count]}:
                     continue
                 carry = CumulativeSums.from_state(meta, {k: saved[k] for k in saved.files if k != "meta"})
         except (OSError, ValueError, KeyError):
@@ -194,8 +200,9 @@ def cumulative_as_of(lake: Lake, day: date, config: SpymasterConfig) -> tuple[Cu
 def evaluate_lake(config: SpymasterConfig, start: date | None = None, end: date | None = None) -> tuple[pl.DataFrame, str]:
     """Compare every model on the materialized gold_signals of sessions in [start, end] (with enough history).
 
-    Returns (the :func:`evaluation.compare_models` table, its text form with a header naming the
-    sessions and a plain verdict against each baseline). Raises SpymasterError when nothing in the
+    Returns (the :func:`evaluation.compare_models` tables per anchor and per approach (each
+    approach's first anchor), one frame with a ``scope`` column "anchor" / "approach", and their text
+    form with a header naming the sessions and a plain verdict against each baseline). Raises SpymasterError when nothing in the
     range can be scored (not materialized, or too little history), naming the range.
     """
     lake = Lake(config.lake_dir)
@@ -210,14 +217,27 @@ def evaluate_lake(config: SpymasterConfig, start: date | None = None, end: date 
         )
     if "p_xgb_break" not in scored.columns:
         raise SpymasterError("gold_signals were written by an older version without the model columns: rematerialize the gold assets")
-    try:
-        table = compare_models(
-            scored, MODEL_PREFIXES, bins=config.calibration_bins, level=config.interval_level,
-            replicates=config.bootstrap_replicates, seed=config.bootstrap_seed,
-        )
-    except ValueError as exc:
-        raise SpymasterError(f"cannot compare the models: {exc} (the first model exists after {config.model_min_sessions} sessions)") from None
-    sessions = sorted(scored.drop_nulls("p_xgb_break")["session_date"].unique().to_list())
+    if "p_mix_break" not in scored.columns:
+        raise SpymasterError("gold_signals were written by an older version without the reference columns (p_mix_*, p_distcal_*, p_t1_*): rematerialize the gold assets")
+    complete = scored.drop_nulls("p_xgb_break")
+    tables, texts = [], []
+    for scope, rows, what in (("anchor", complete, "every anchor of the episodes every model answered"), ("approach", first_anchors(complete), "each approach once, at its first anchor")):
+        try:
+            table = compare_models(
+                rows, MODEL_PREFIXES, bins=config.calibration_bins, level=config.interval_level,
+                replicates=config.bootstrap_replicates, seed=config.bootstrap_seed,
+            )
+        except ValueError as exc:
+            raise SpymasterError(f"cannot compare the models: {exc} (the first model exists after {config.model_min_sessions} sessions)") from None
+        sessions = sorted(rows["session_date"].unique().to_list())
+        header = f"Walk-forward evaluation per {scope}, sessions {sessions[0]} .. {sessions[-1]} ({what})"
+        texts.append("\n".join([header, format_comparison(table, config.interval_level), *("  " + v for v in _verdict(table, config))]))
+        tables.append(table.with_columns(scope=pl.lit(scope)))
+    return pl.concat(tables), "\n\n".join(texts)
+
+
+def _verdict(table: pl.DataFrame, config: SpymasterConfig) -> list[str]:
+    """Plain sentences: does the answer beat each baseline of ``table`` (a :func:`compare_models` table)?"""
     answer = table.filter(pl.col("model") == "answer").row(0, named=True)
     verdict = []
     for tag, name in (("base", "the partition base rate"), ("distance", "the distance lookup"), ("best", f"the best baseline ({answer['best_baseline']})")):
@@ -228,5 +248,4 @@ def evaluate_lake(config: SpymasterConfig, start: date | None = None, end: date 
             verdict.append(f"the answer is ahead of {name}, but its {config.interval_level:.0%} interval includes 0")
         else:
             verdict.append(f"the answer does NOT beat {name}")
-    header = f"Walk-forward evaluation, sessions {sessions[0]} .. {sessions[-1]} (episodes every model answered)"
-    return table, "\n".join([header, format_comparison(table, config.interval_level), *("  " + v for v in verdict)])
+    return verdict

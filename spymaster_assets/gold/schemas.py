@@ -247,7 +247,7 @@ column_descriptions: dict[str, dict[str, str]] = {
         "model_trained_through": "Last session the model saw (always before session_date); null without a model.",
     },
     "gold_evaluation": {
-        "scope": "cumulative (episodes every model answered, all sessions so far), cumulative_all (every episode, no XGBoost column), session (the day).",
+        "scope": "cumulative (episodes every model answered, all sessions so far), cumulative_all (every episode, no XGBoost column), cumulative_approach (the first anchor of each approach of cumulative's episodes), session (the day).",
         "model": "base_rate, class_mix (trailing), distance (lookup), distance_calibrated, knn, xgboost, answer_t1 (the blend at T = 1), answer (the calibrated blend).",
         "bss_base": "Brier skill score against the partition base rate; _lo/_hi: 90% session-bootstrap interval.",
         "bss_distance": "Brier skill score against the distance lookup; _lo/_hi: 90% session-bootstrap interval.",

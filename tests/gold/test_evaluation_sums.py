@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -11,8 +11,8 @@ import pytest
 
 from spymaster_core.config import OUTCOMES
 from spymaster_assets.gold.answer import MODEL_PREFIXES
-from spymaster_assets.gold.evaluation import compare_models
-from spymaster_assets.gold.evaluation_sums import COMPLETE, WITHOUT_XGBOOST, scores_from_sums, session_sums
+from spymaster_assets.gold.evaluation import compare_models, first_anchors
+from spymaster_assets.gold.evaluation_sums import COMPLETE, FIRST_ANCHOR, WITHOUT_XGBOOST, scores_from_sums, session_sums
 from spymaster_assets.gold.report import EVALUATION_SUMS, evaluation_sums_up_to, scored_signals
 from spymaster_resources import SpymasterResource
 
@@ -30,6 +30,8 @@ def _scored(sessions: int, seed: int = 3) -> pl.DataFrame:
             "level_kind": rng.choice(["PM_HIGH", "OR_LOW", "EMA_20"], n).tolist(),
             "direction": rng.choice(["UP", "DOWN"], n).tolist(),
             "outcome": rng.choice(list(OUTCOMES), n).tolist(),
+            "ts_event": [datetime(2024, 1, 2, 14, 30) + timedelta(days=s, minutes=2 * i) for i in range(n)],
+            "approach_id": rng.integers(0, 4, n).tolist(),
         }
         for name, prefix in MODEL_PREFIXES.items():
             p = rng.dirichlet([1.0, 1.0, 1.0], n)
@@ -72,6 +74,22 @@ def test_sums_of_sessions_give_the_scores_of_their_episodes():
     got = scores_from_sums(sums, WITHOUT_XGBOOST, list(without), level=0.9, replicates=400, seed=5).drop("level_kind", "direction")
     _close(got, compare_models(scored, without, replicates=400, seed=5))
     assert got["n_episodes"][0] == scored.height > expected["n_episodes"][0]
+    # Each approach once, at its first anchor, of the episodes every model answered.
+    firsts = first_anchors(scored.drop_nulls("p_xgb_break"))
+    got = scores_from_sums(sums, FIRST_ANCHOR, MODELS, level=0.9, replicates=400, seed=5)
+    _close(got.filter(pl.col("level_kind") == "ALL").drop("level_kind", "direction"), compare_models(firsts, MODEL_PREFIXES, replicates=400, seed=5))
+    assert got["n_episodes"][0] == firsts.height == scored.drop_nulls("p_xgb_break").select("session_date", "level_kind", "approach_id").n_unique()
+
+
+def test_first_anchors_keeps_the_earliest_anchor_of_each_approach():
+    t0 = datetime(2024, 1, 2, 14, 30)
+    frame = pl.DataFrame({
+        "session_date": [date(2024, 1, 2)] * 5,
+        "level_kind": ["PM_HIGH", "PM_HIGH", "PM_HIGH", "OR_LOW", "PM_HIGH"],
+        "approach_id": [0, 0, 1, 0, 1],
+        "ts_event": [t0 + timedelta(minutes=m) for m in (4, 2, 8, 2, 6)],
+    })
+    assert first_anchors(frame)["ts_event"].to_list() == [t0 + timedelta(minutes=2), t0 + timedelta(minutes=2), t0 + timedelta(minutes=6)]
 
 
 def test_sums_refuse_invalid_input():
@@ -100,6 +118,9 @@ def test_materialized_gold_evaluation_equals_scoring_every_episode_again(materia
         overall = stored.filter((pl.col("scope") == "cumulative") & (pl.col("level_kind") == "ALL"))
         expected = compare_models(scored, MODEL_PREFIXES, bins=config.calibration_bins, level=config.interval_level, replicates=config.bootstrap_replicates, seed=config.bootstrap_seed)
         _close(overall.select(expected.columns), expected)
+        approaches = stored.filter((pl.col("scope") == "cumulative_approach") & (pl.col("level_kind") == "ALL"))
+        expected = compare_models(first_anchors(scored.drop_nulls("p_xgb_break")), MODEL_PREFIXES, bins=config.calibration_bins, level=config.interval_level, replicates=config.bootstrap_replicates, seed=config.bootstrap_seed)
+        _close(approaches.select(expected.columns), expected)
         assert lake.read("gold", EVALUATION_SUMS, day)["session_date"].unique().to_list() == [day]
     assert scored_days >= 2
 
