@@ -318,6 +318,7 @@ def synthetic_partition(n_sessions: int, per_session: int, dim: int, seed: int) 
             "level_kind": kind,
             "direction": direction,
             "time_bucket": bucket,
+            "distance_atr": pl.Series(rng.uniform(-2.0, 2.0, n)),
             "outcome": pl.Series(np.array(OUTCOMES)[rng.integers(0, len(OUTCOMES), n)]),
         }
     )

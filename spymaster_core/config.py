@@ -113,6 +113,13 @@ class SpymasterConfig:
     top_k: int = 50
     max_neighbours_per_session: int = 2
     dirichlet_prior_strength: float = 10.0
+    # Prior mean of the kNN posterior: "partition_base_rate" (the index partition's outcome mix) or
+    # "distance_lookup" (the setup's distance-lookup rate, so the neighbours move the answer away from it;
+    # chosen by nested walk-forward on the sample, issue 20: scripts/compare_answers.py --nested).
+    knn_prior: str = "distance_lookup"
+    # Candidates of the kNN: "partition" (same level kind, direction and time bucket) or "distance_band"
+    # (filter-then-rank: also the same |distance| band as the distance lookup's cells, ranked by similarity inside it).
+    knn_candidates: str = "partition"
     interval_level: float = 0.90
     approximate_index_min_vectors: int = 200_000
     index_retention_sessions: int = 20
@@ -137,6 +144,9 @@ class SpymasterConfig:
     xgb_colsample_bytree: float = 0.8
     xgb_reg_lambda: float = 1.0
     xgb_seed: int = 7
+    # Training weights: "anchor" = every anchor counts 1; "approach" = the anchors of one approach share a weight of 1
+    # (anchors of an approach overlap and mostly share their outcome, so long approaches would dominate).
+    model_sample_weighting: str = "anchor"
     # Learned similarity: "model_gain" weighs each vector dimension by its share of the model's gain; "equal" does not.
     similarity_weighting: str = "model_gain"
     # Multipliers per block of dimensions on top of those weights, e.g. (("distance", 2.0), ("context", 0.5));

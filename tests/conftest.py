@@ -28,7 +28,9 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 CHAIN_SESSIONS = [date(2013, 10, 7), date(2013, 10, 8), date(2013, 10, 9), date(2013, 10, 10), date(2013, 10, 11)]
 #: The chain's data-root config.json: a model from 2 earlier sessions, retrained every 2 (10-09 trains,
 #: 10-10 reuses it, 10-11 retrains), the blend fitted from 1 earlier session with a model (10-11).
-CHAIN_CONFIG = {"model_min_sessions": 2, "model_retrain_sessions": 2, "blend_min_sessions": 1}
+#: The kNN prior is the partition base rate, as when the pinned ES fixtures were written (the distance
+#: lookup since issue 20; tests/gold/test_signals.py covers it).
+CHAIN_CONFIG = {"model_min_sessions": 2, "model_retrain_sessions": 2, "blend_min_sessions": 1, "knn_prior": "partition_base_rate"}
 #: The real GC sample's sessions (data/sample/GC), and SPY's (data/sample/SPY: the Friday before too).
 GC_SESSIONS = [date(2013, 10, d) for d in (7, 8, 9, 10, 11)]
 SPY_SESSIONS = [date(2013, 10, 4)] + GC_SESSIONS

@@ -114,7 +114,7 @@ def test_evaluation_scores_every_model_on_the_sessions_with_enough_history(lake)
     briers = dict(zip(overall["model"], overall["brier"]))
     assert briers[best] == min(briers[name] for name in ("base_rate", "class_mix", "distance", "distance_calibrated"))
     assert overall.filter(pl.col("model") == best)["bss_best"][0] == 0.0
-    assert set(evaluation["scope"].unique().to_list()) == {"cumulative", "cumulative_all", "session"}
+    assert set(evaluation["scope"].unique().to_list()) == {"cumulative", "cumulative_all", "cumulative_approach", "session"}
 
 
 def test_models_are_saved_with_their_training_window(lake):

@@ -55,8 +55,9 @@ def sample_lake(tmp_path_factory) -> Path:
 
     home = tmp_path_factory.mktemp("pinned")
     shutil.copytree(SAMPLE_RAW, home / "raw")
-    # The configuration the fixtures were written with: the refit cadences were 5 then (20 since issue 19).
-    (home / "config.json").write_text('{"model_retrain_sessions": 5, "normalization_refit_sessions": 5}')
+    # The configuration the fixtures were written with: the refit cadences were 5 then (20 since issue 19),
+    # the kNN prior the partition base rate (the distance lookup since issue 20).
+    (home / "config.json").write_text('{"model_retrain_sessions": 5, "normalization_refit_sessions": 5, "knn_prior": "partition_base_rate"}')
     assert main(["--home", str(home), "backfill", "--start", "2013-10-07", "--end", "2020-01-06", "--quiet", "--no-charts"]) == 0
     return home
 

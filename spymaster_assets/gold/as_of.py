@@ -228,7 +228,7 @@ PRETRAINED: dict[tuple, OutcomeModel] = {}
 
 def _training_signature(window: list[date], config: SpymasterConfig) -> tuple:
     """What makes two trainings the same model: the window, the vector layout and the XGBoost parameters."""
-    return (tuple(window), vector_version(config), config.xgb_rounds, json.dumps(xgb_params(config), sort_keys=True, default=str))
+    return (tuple(window), vector_version(config), config.xgb_rounds, config.model_sample_weighting, json.dumps(xgb_params(config), sort_keys=True, default=str))
 
 
 def _window_key(window: list[date], day: date, config: SpymasterConfig) -> tuple:
@@ -242,8 +242,9 @@ def _saved_model_with(lake: Lake, day: date, window: list[date], config: Spymast
             previous = OutcomeModel.load(model_dir(lake, earlier))
         except (FileNotFoundError, ValueError):
             continue
-        if previous.training_sessions == window and previous.vector_version == vector_version(config) and previous.params.get("num_boost_round") == config.xgb_rounds:
-            if {k: v for k, v in previous.params.items() if k != "num_boost_round"} == xgb_params(config):
+        same_training = previous.params.get("num_boost_round") == config.xgb_rounds and previous.params.get("sample_weighting", "anchor") == config.model_sample_weighting
+        if previous.training_sessions == window and previous.vector_version == vector_version(config) and same_training:
+            if {k: v for k, v in previous.params.items() if k not in ("num_boost_round", "sample_weighting")} == xgb_params(config):
                 return previous, earlier
         if previous.training_sessions and previous.training_sessions[-1] < window[-1]:
             return None  # older models have shorter windows still

@@ -35,7 +35,7 @@ import polars as pl
 from spymaster_resources.lake_paths import LakePath, lake_path, load_directory, replace_directory
 
 from spymaster_core.config import DIRECTIONS, LEVEL_KINDS, OUTCOMES, SpymasterConfig
-from .retrieval import outcome_codes
+from .retrieval import outcome_codes, with_approach_ids
 from .vectors import vector_columns, vector_version
 
 if TYPE_CHECKING:  # xgboost is imported where a model is trained or loaded: a second less for every process that never does
@@ -237,6 +237,23 @@ class OutcomeModel:
         return OutcomeModel(self.booster, self.features, self.training_sessions, self.n_episodes, self.params, day, self.vector_version, self.gain)
 
 
+def sample_weights(history: pl.DataFrame, config: SpymasterConfig) -> np.ndarray | None:
+    """Training weight of each row of ``history`` (sorted as it is trained on), or None for equal weights.
+
+    ``model_sample_weighting`` "anchor": None (each anchor counts 1); "approach": 1 / (anchors of the
+    row's approach, ``retrieval.with_approach_ids``), so every approach weighs 1 however long it is.
+    Raises ValueError for another value.
+    """
+    if config.model_sample_weighting == "anchor":
+        return None
+    if config.model_sample_weighting != "approach":
+        raise ValueError(f"model_sample_weighting must be 'anchor' or 'approach', got {config.model_sample_weighting!r}")
+    keyed = history.select("session_date", "ts_event", "level_kind", "direction").with_row_index("_row")
+    approach = ["session_date", "level_kind", "approach_id"]
+    sized = with_approach_ids(keyed, config).with_columns(_w=1.0 / pl.len().over(approach)).sort("_row")
+    return sized["_w"].to_numpy().astype(np.float32)
+
+
 def train_model(history: pl.DataFrame, config: SpymasterConfig, as_of: date) -> OutcomeModel:
     """Train the outcome model on ``history`` (gold_episodes rows of sessions before ``as_of``).
 
@@ -255,7 +272,8 @@ def train_model(history: pl.DataFrame, config: SpymasterConfig, as_of: date) -> 
     history = history.sort("session_date", "ts_event", "level_kind")
     features = model_feature_names(config)
     labels = outcome_codes(history["outcome"]).astype(np.int32)
-    dtrain = xgb.DMatrix(feature_matrix(history, config), label=labels, missing=np.nan, feature_names=features)
+    weights = sample_weights(history, config)
+    dtrain = xgb.DMatrix(feature_matrix(history, config), label=labels, weight=weights, missing=np.nan, feature_names=features)
     params = xgb_params(config)
     booster = xgb.train(params, dtrain, num_boost_round=config.xgb_rounds)
     gain = {k: float(v) for k, v in booster.get_score(importance_type="total_gain").items()}
@@ -264,7 +282,7 @@ def train_model(history: pl.DataFrame, config: SpymasterConfig, as_of: date) -> 
         features=features,
         training_sessions=sorted(set(history["session_date"].to_list())),
         n_episodes=history.height,
-        params={**params, "num_boost_round": config.xgb_rounds},
+        params={**params, "num_boost_round": config.xgb_rounds, **({"sample_weighting": config.model_sample_weighting} if weights is not None else {})},
         as_of=as_of,
         vector_version=vector_version(config),
         gain=gain,

@@ -169,6 +169,19 @@ def outcome_distribution(
 _PROBABILITY_COLUMNS = ("p_break", "p_reject", "p_chop")
 
 
+def with_approach_ids(frame: pl.DataFrame, config: SpymasterConfig) -> pl.DataFrame:
+    """``frame`` (session_date, ts_event, level_kind, direction, ...) sorted by (session_date, level_kind,
+    ts_event) with approach_id (Int32): approaches numbered 0, 1, ... within each (session_date,
+    level_kind); an approach is a run of anchors at most ``level_bar_minutes`` apart whose direction does not flip."""
+    gap_limit = pl.duration(minutes=config.level_bar_minutes)
+    group = ["session_date", "level_kind"]
+    new_approach = (
+        (pl.col("ts_event").diff().over(group) > gap_limit)
+        | (pl.col("direction") != pl.col("direction").shift(1).over(group))
+    ).fill_null(True)  # the first anchor of a group starts an approach
+    return frame.sort([*group, "ts_event"]).with_columns(approach_id=(new_approach.cast(pl.Int32).cum_sum().over(group) - 1).cast(pl.Int32))
+
+
 def smooth_series(frame: pl.DataFrame, config: SpymasterConfig) -> pl.DataFrame:
     """Add approach_id and EMA-smoothed probabilities along each approach to a level.
 
@@ -183,17 +196,8 @@ def smooth_series(frame: pl.DataFrame, config: SpymasterConfig) -> pl.DataFrame:
     within each approach, renormalized to sum 1. The EMA is causal: an anchor's smooth value uses
     only that anchor and earlier ones. Output is sorted by (session_date, level_kind, ts_event).
     """
-    gap_limit = pl.duration(minutes=config.level_bar_minutes)
-    group = ["session_date", "level_kind"]
-    ordered = frame.sort([*group, "ts_event"])
-    new_approach = (
-        (pl.col("ts_event").diff().over(group) > gap_limit)
-        | (pl.col("direction") != pl.col("direction").shift(1).over(group))
-    ).fill_null(True)  # the first anchor of a group starts an approach
-    ordered = ordered.with_columns(
-        approach_id=(new_approach.cast(pl.Int32).cum_sum().over(group) - 1).cast(pl.Int32)
-    )
-    approach = [*group, "approach_id"]
+    ordered = with_approach_ids(frame, config)
+    approach = ["session_date", "level_kind", "approach_id"]
     smoothed = ordered.with_columns(
         pl.col(c).ewm_mean(span=config.smoothing_span_anchors, adjust=False).over(approach).alias(f"{c}_smooth")
         for c in _PROBABILITY_COLUMNS

@@ -251,7 +251,7 @@ def _schema_rows(
         # Every row has the bars family: no filtered copy of a decade's vectors for that schema.
         rows = episodes if len(members) == len(families) else episodes.filter(pl.col("feature_families").is_in(members))
     if rows is None or rows.height == 0:
-        return np.zeros((0, len(dims)), dtype=np.float32), pl.DataFrame(schema={"partition_key": pl.String(), **SETUP_KEY_SCHEMA, "outcome": pl.String()})
+        return np.zeros((0, len(dims)), dtype=np.float32), pl.DataFrame(schema={"partition_key": pl.String(), **SETUP_KEY_SCHEMA, "distance_atr": pl.Float64(), "outcome": pl.String()})
     out = np.empty((rows.height, len(dims)), dtype=np.float32)
     # A slice of the vector column at a time: the raw vectors are never copied whole next to the normalized ones.
     for start in range(0, rows.height, _SCHEMA_SLICE_ROWS):

@@ -30,7 +30,7 @@ from .episodes import SETUP_KEY_SCHEMA
 from .retrieval import base_rate, outcome_codes
 
 #: Columns of each partition's metadata frame, aligned with the FAISS row ids of that partition.
-META_COLUMNS: tuple[str, ...] = ("session_date", "ts_event", "level_kind", "direction", "time_bucket", "outcome")
+META_COLUMNS: tuple[str, ...] = ("session_date", "ts_event", "level_kind", "direction", "time_bucket", "distance_atr", "outcome")
 HNSW_NEIGHBOURS = 32  # M: graph degree (faiss default recommendation for D ~ 50)
 HNSW_EF_CONSTRUCTION = 64
 HNSW_EF_SEARCH = 128
@@ -58,11 +58,19 @@ class _Partition:
     meta: pl.DataFrame  # META_COLUMNS + partition_key + row_id, row i = FAISS id i
     session_code: np.ndarray  # int32 dense code of session_date (order of SetupIndex.sessions)
     outcome_code: np.ndarray  # int8 index into OUTCOMES
+    distance_atr: np.ndarray  # float64 signed distance of each row, in ATR (the distance band filter)
 
 
 @njit(cache=True)
-def _filter_candidates(cand_ids, cand_sims, session_code, cutoff_code, k, max_per_session, n_sessions):
-    """Keep, per query row, the first k candidates whose session is < cutoff and not yet seen max_per_session times.
+def _distance_band(distance_atr, band_atr, n_bands):
+    """The |distance| band of a distance in ATR: min(floor(|d| / band_atr), n_bands - 1), as the distance lookup's bins."""
+    return min(int(abs(distance_atr) / band_atr), n_bands - 1)
+
+
+@njit(cache=True)
+def _filter_candidates(cand_ids, cand_sims, session_code, cutoff_code, k, max_per_session, n_sessions, row_distance, query_distance, band_atr, n_bands):
+    """Keep, per query row, the first k candidates whose session is < cutoff and not yet seen max_per_session times,
+    and, when ``band_atr`` > 0, whose |distance| band (:func:`_distance_band`) is the query's.
 
     Candidates come best first from FAISS (id -1 = none). O(F) per row: a per-session counter
     array is reset after each row by walking only the kept ids.
@@ -74,12 +82,15 @@ def _filter_candidates(cand_ids, cand_sims, session_code, cutoff_code, k, max_pe
     counts = np.zeros(max(n_sessions, 1), dtype=np.int32)
     for r in range(m):
         n = 0
+        band = _distance_band(query_distance[r], band_atr, n_bands) if band_atr > 0 else -1
         for j in range(width):
             i = cand_ids[r, j]
             if i < 0:
                 continue
             s = session_code[i]
             if s >= cutoff_code or counts[s] >= max_per_session:
+                continue
+            if band >= 0 and _distance_band(row_distance[i], band_atr, n_bands) != band:
                 continue
             counts[s] += 1
             out_ids[r, n] = i
@@ -234,7 +245,7 @@ class SetupIndex:
             index = faiss.IndexFlatIP(self.dim) if old is None else old.index if in_place else faiss.clone_index(old.index)
             part_meta = old.meta if old is not None else None
             if rows is None:
-                partitions[key] = _Partition(index, old.meta, old.session_code, old.outcome_code)
+                partitions[key] = _Partition(index, old.meta, old.session_code, old.outcome_code, old.distance_atr)
             else:
                 index.add(np.ascontiguousarray(x[rows["_source_row"].to_numpy()]))
                 start = 0 if old is None else old.meta.height
@@ -249,6 +260,7 @@ class SetupIndex:
                         pl.concat([part_meta, fresh]),
                         np.concatenate([old.session_code, added_part.session_code]),
                         np.concatenate([old.outcome_code, added_part.outcome_code]),
+                        np.concatenate([old.distance_atr, added_part.distance_atr]),
                     )
             stats[key] = PartitionStats(int(index.ntotal), "flat", 1.0)
         if in_place:
@@ -311,13 +323,18 @@ class SetupIndex:
         k: int | None = None,
         max_per_session: int | None = None,
         exclude_on_or_after: date | None = None,
+        distance_atr: np.ndarray | None = None,
+        bands: tuple[float, int] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Fast path: neighbours of m queries as arrays, best first.
 
         queries: (m, D) float32 normalized vectors. Returns (ids (m, k) int64 partition row ids,
         -1 padded; similarities (m, k) float32 cosine, NaN padded). At most ``max_per_session``
         (default config.max_neighbours_per_session) per session_date, only sessions before
-        ``exclude_on_or_after`` when given. FAISS is asked for k*4 candidates, doubling for the
+        ``exclude_on_or_after`` when given; with the queries' ``distance_atr`` (m,), only rows in the
+        same |distance| band (filter-then-rank: ``bands`` = (band width in ATR, number of bands), the
+        last one open, as the distance lookup's cells; default the index configuration's
+        ``distance_bin_atr`` and ``distance_bins``). FAISS is asked for k*4 candidates, doubling for the
         queries still short until they have k or the partition is exhausted.
         Raises ValueError if the query width is not D.
         """
@@ -335,14 +352,19 @@ class SetupIndex:
             cutoff = bisect_left(self.sessions, exclude_on_or_after)  # sessions are sorted; O(log n), not a decade's array per batch
         total = int(part.index.ntotal)
         fetch = min(total, k * 4)
+        band_atr, n_bands = bands if bands is not None else (self.config.distance_bin_atr, self.config.distance_bins)
+        band_atr = float(band_atr) if distance_atr is not None else 0.0
+        query_distance = np.zeros(m) if distance_atr is None else np.asarray(distance_atr, dtype=np.float64).reshape(m)
         sims, ids = part.index.search(q, fetch)
-        out_ids, out_sims, found = _filter_candidates(ids, sims, part.session_code, cutoff, k, max_per_session, len(self.sessions))
+        out_ids, out_sims, found = _filter_candidates(
+            ids, sims, part.session_code, cutoff, k, max_per_session, len(self.sessions), part.distance_atr, query_distance, band_atr, int(n_bands)
+        )
         pending = np.flatnonzero(found < k) if fetch < total else np.empty(0, dtype=np.int64)
         while pending.size:
             fetch = min(total, fetch * 2)
             sims, ids = part.index.search(np.ascontiguousarray(q[pending]), fetch)
             more_ids, more_sims, more_found = _filter_candidates(
-                ids, sims, part.session_code, cutoff, k, max_per_session, len(self.sessions)
+                ids, sims, part.session_code, cutoff, k, max_per_session, len(self.sessions), part.distance_atr, query_distance[pending], band_atr, int(n_bands)
             )
             out_ids[pending], out_sims[pending] = more_ids, more_sims
             pending = pending[more_found < k] if fetch < total else np.empty(0, dtype=np.int64)
@@ -469,6 +491,9 @@ class SetupIndex:
         if not meta_path.is_file():
             raise FileNotFoundError(f"setup index incomplete: {meta_path} does not exist")
         meta = pl.read_parquet(meta_path)
+        missing = [c for c in META_COLUMNS if c not in meta.columns]
+        if missing:
+            raise ValueError(f"setup index {root}: {meta_path} lacks {missing} (written by an older version: rematerialize gold_setup_index)")
         sessions = [date.fromisoformat(s) for s in manifest["source_session_dates"]]
         session_days = np.array([(s - _EPOCH).days for s in sessions], dtype=np.int64)
         by_key = meta.partition_by("partition_key", as_dict=True, maintain_order=True) if meta.height else {}
@@ -496,7 +521,7 @@ class SetupIndex:
 
 
 def _meta_schema() -> dict[str, pl.DataType]:
-    return {**SETUP_KEY_SCHEMA, "outcome": pl.String()}
+    return {**SETUP_KEY_SCHEMA, "distance_atr": pl.Float64(), "outcome": pl.String()}
 
 
 def _make_partition(index: faiss.Index, meta: pl.DataFrame, session_days: np.ndarray) -> _Partition:
@@ -505,7 +530,7 @@ def _make_partition(index: faiss.Index, meta: pl.DataFrame, session_days: np.nda
     session_code = np.searchsorted(session_days, days).astype(np.int32)
     if session_code.size and (session_code.max() >= len(session_days) or not np.array_equal(session_days[session_code], days)):
         raise ValueError("index metadata holds sessions not in the index's session list")
-    return _Partition(index, meta, session_code, outcome_codes(meta["outcome"]))
+    return _Partition(index, meta, session_code, outcome_codes(meta["outcome"]), meta["distance_atr"].cast(pl.Float64).to_numpy())
 
 
 def _build_partition_index(vectors: np.ndarray, config: SpymasterConfig) -> tuple[faiss.Index, PartitionStats]:

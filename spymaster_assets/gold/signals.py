@@ -18,6 +18,7 @@ from spymaster_core.config import OUTCOMES, SpymasterConfig
 from .episodes import SETUP_KEY_SCHEMA, partition_key_expr
 from .normalization import NormalizationStats, normalize
 from .answer import SIGNALS_SCHEMA, KnownBefore, compose_answer, compose_arrays
+from .distance_baseline import DistanceLookup
 from .model import setup_features
 from .retrieval import base_rate, posterior_batch
 from .schema_indexes import SchemaIndexes
@@ -88,12 +89,46 @@ def answer(known: KnownBefore, episodes_of_day: pl.DataFrame, config: SpymasterC
         raise ValueError(f"what was known before {known.as_of} cannot answer the episodes of {day}")
     if known.model is not None and known.model.trained_through >= day:
         raise ValueError(f"point-in-time violation: the model used for {day} was trained through {known.model.trained_through}")
-    knn, neighbours = knn_answer(known.indexes, known.stats, episodes_of_day, config)
+    knn, neighbours = knn_answer(known.indexes, known.stats, episodes_of_day, config, known.distance_lookup)
     return compose_answer(knn, episodes_of_day, known, config), neighbours
 
 
+def knn_prior(config: SpymasterConfig, base: np.ndarray, distance_lookup: DistanceLookup | None, level_kinds, directions, distances_atr) -> np.ndarray:
+    """Prior mean of the kNN posterior for n setups: (n, 3) or the partition's base rate (3,).
+
+    ``knn_prior`` "partition_base_rate": ``base``; "distance_lookup": the lookup's rate of each
+    setup's (level kind, direction, |distance| bin) cell. Raises ValueError for another value, or
+    for "distance_lookup" without a lookup.
+    """
+    if config.knn_prior == "partition_base_rate":
+        return base
+    if config.knn_prior != "distance_lookup":
+        raise ValueError(f"knn_prior must be 'partition_base_rate' or 'distance_lookup', got {config.knn_prior!r}")
+    if distance_lookup is None or distances_atr is None:
+        raise ValueError("knn_prior 'distance_lookup' needs the distance lookup of the day and each setup's distance_atr")
+    return distance_lookup.probabilities(list(level_kinds), list(directions), np.asarray(distances_atr, dtype=np.float64))
+
+
+def candidate_band(config: SpymasterConfig, distances_atr) -> np.ndarray | None:
+    """The queries' distances for the search's band filter under ``knn_candidates`` "distance_band", None under "partition".
+
+    Raises ValueError for another value, or for "distance_band" without the setups' distance_atr.
+    """
+    if config.knn_candidates == "partition":
+        return None
+    if config.knn_candidates != "distance_band":
+        raise ValueError(f"knn_candidates must be 'partition' or 'distance_band', got {config.knn_candidates!r}")
+    if distances_atr is None:
+        raise ValueError("knn_candidates 'distance_band' needs each setup's distance_atr")
+    return np.asarray(distances_atr, dtype=np.float64)
+
+
 def knn_answer(
-    indexes: SchemaIndexes, stats: NormalizationStats, episodes_of_day: pl.DataFrame, config: SpymasterConfig
+    indexes: SchemaIndexes,
+    stats: NormalizationStats,
+    episodes_of_day: pl.DataFrame,
+    config: SpymasterConfig,
+    distance_lookup: DistanceLookup | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The kNN component for every episode of one day D: (kNN rows, neighbours).
 
@@ -104,8 +139,9 @@ def knn_answer(
     projected onto that schema, normalized with ``stats`` (robust z clipped to
     ``robust_z_clip``, the indexes' similarity weights, L2), searched in its partition for the top ``top_k`` neighbours (at most
     ``max_neighbours_per_session`` per past session, sessions before D only) and turned into a
-    Dirichlet posterior around the partition's base rate (``retrieval.posterior_batch``;
-    uniform base rate for a partition absent from the index).
+    Dirichlet posterior around the prior of :func:`knn_prior` (``retrieval.posterior_batch``): the
+    partition's base rate (uniform for a partition absent from the index), or with ``knn_prior``
+    "distance_lookup" the rate of ``distance_lookup`` for the setup (episodes need distance_atr).
 
     kNN rows (one per episode, sorted by ts_event, level_kind): the episode keys and partition_key,
     p_break/p_reject/p_chop (posterior mean; the answer's interval is computed around the blend, so
@@ -140,7 +176,7 @@ def knn_answer(
         base_rates = index.partition_base_rates()
         for (key,), group in same_families.partition_by("partition_key", as_dict=True, maintain_order=True).items():
             group = group.with_columns(vector_version=pl.lit(index.vector_version))
-            signals_part, neighbours_part = _answer_partition(index, key, group, stats, dims, indexes.weights, base_rates.get(key, uniform), day, config)
+            signals_part, neighbours_part = _answer_partition(index, key, group, stats, dims, indexes.weights, base_rates.get(key, uniform), day, config, distance_lookup)
             signal_parts.append(signals_part)
             neighbour_parts.append(neighbours_part)
     signals = pl.concat(signal_parts, how="vertical_relaxed").sort("ts_event", "level_kind").select(
@@ -164,12 +200,14 @@ def _answer_partition(
     prior: np.ndarray,
     day: date,
     config: SpymasterConfig,
+    distance_lookup: DistanceLookup | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Answer the episodes of one index partition: (their signal rows before smoothing, their neighbour rows)."""
     vectors = group["vector"].to_numpy().reshape(group.height, -1)
     queries = normalize(vectors, stats, config.robust_z_clip, dims, weights)
-    ids, sims = index.search_batch(key, queries, exclude_on_or_after=day)
-    posterior = posterior_batch(sims, index.outcome_codes_of(key, ids), prior, config, intervals=False)
+    ids, sims = index.search_batch(key, queries, exclude_on_or_after=day, distance_atr=candidate_band(config, group["distance_atr"] if "distance_atr" in group.columns else None), bands=(config.distance_bin_atr, config.distance_bins))
+    centre = knn_prior(config, prior, distance_lookup, group["level_kind"], group["direction"], group["distance_atr"] if "distance_atr" in group.columns else None)
+    posterior = posterior_batch(sims, index.outcome_codes_of(key, ids), centre, config, intervals=False)
     columns: dict[str, np.ndarray] = {}
     for j, c in enumerate(_CLASS):
         columns[f"p_{c}"] = posterior["probabilities"][:, j]
@@ -249,9 +287,10 @@ def answer_setup(
     dims = schema_dims(config, label)
     key = f"{level_kind}|{direction}|{time_bucket}"
     query = normalize(np.asarray(vector)[None, :], known.stats, config.robust_z_clip, dims, known.indexes.weights)
-    ids, sims = index.search_batch(key, query, exclude_on_or_after=known.as_of)
+    ids, sims = index.search_batch(key, query, exclude_on_or_after=known.as_of, distance_atr=candidate_band(config, [distance_atr]), bands=(config.distance_bin_atr, config.distance_bins))
     prior = index.partition_base_rates().get(key, base_rate([]))
-    posterior = posterior_batch(sims, index.outcome_codes_of(key, ids), prior, config, intervals=False)
+    centre = knn_prior(config, prior, known.distance_lookup, [level_kind], [direction], [distance_atr])
+    posterior = posterior_batch(sims, index.outcome_codes_of(key, ids), centre, config, intervals=False)
     p_dist = known.distance_lookup.probabilities([level_kind], [direction], np.array([distance_atr]))
     p_xgb = known.model.predict_features(setup_features(vector, level_kind, direction)) if known.model is not None else None
     concentration = posterior["alpha"].sum(axis=1)

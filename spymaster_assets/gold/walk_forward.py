@@ -84,7 +84,7 @@ def known_before(
     window = training_window(before, config)
     model = None
     if window:
-        key = (tuple(window), config.xgb_rounds, tuple(sorted(xgb_params(config).items())))
+        key = (tuple(window), config.xgb_rounds, config.model_sample_weighting, tuple(sorted(xgb_params(config).items())))
         cache = model_cache if model_cache is not None else {}
         if key not in cache:
             cache[key] = train_model(history.filter(pl.col("session_date").is_in(window)), config, as_of=day)

@@ -286,7 +286,7 @@ class SessionEngine:
         if self.known is None or setups.height == 0:
             return pl.DataFrame(schema=SIGNALS_SCHEMA), pl.DataFrame(schema=NEIGHBOURS_SCHEMA)
         episodes = with_vectors(setups.sort("session_date", "ts_event", "level_kind"), self.config)
-        knn, neighbours = knn_answer(self.known.indexes, self.known.stats, episodes, self.config)
+        knn, neighbours = knn_answer(self.known.indexes, self.known.stats, episodes, self.config, self.known.distance_lookup)
         raw = compose_answer(knn, episodes, self.known, self.config).drop(_SMOOTHED)
         self._answered = raw if self._answered is None else pl.concat([self._answered, raw])
         # The smoothing runs along each approach: over every setup of the session so far.

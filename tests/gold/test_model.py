@@ -159,3 +159,23 @@ def test_models_trained_ahead_for_a_range_equal_the_walks_own(tmp_path):
         serial = train_model(lake.read_many("gold", "gold_episodes", training_window(SESSIONS[: SESSIONS.index(day)], config)), config, as_of=day)
         serial.save(tmp_path / "serial")
         assert walked[day][1] == (tmp_path / "serial" / "model.json").read_bytes()
+
+
+def test_approach_weighting_gives_each_approach_a_total_weight_of_one_and_a_different_model(tmp_path):
+    from spymaster_assets.gold.model import sample_weights
+    from spymaster_assets.gold.retrieval import with_approach_ids
+
+    history = _episodes().sort("session_date", "ts_event", "level_kind")
+    config = replace(CONFIG, model_sample_weighting="approach")
+    weights = sample_weights(history, config)
+    assert sample_weights(history, CONFIG) is None
+    ids = with_approach_ids(history.select("session_date", "ts_event", "level_kind", "direction").with_row_index("_row"), config).sort("_row")
+    totals = ids.with_columns(w=pl.Series(weights)).group_by("session_date", "level_kind", "approach_id").agg(pl.col("w").sum())
+    assert np.allclose(totals["w"].to_numpy(), 1.0) and totals.height < history.height  # some approaches have several anchors
+    anchor = train_model(history, CONFIG, as_of=SESSIONS[-1] + timedelta(days=1))
+    approach = train_model(history, config, as_of=SESSIONS[-1] + timedelta(days=1))
+    assert approach.params["sample_weighting"] == "approach" and "sample_weighting" not in anchor.params
+    features = feature_matrix(history.head(20), CONFIG)
+    assert not np.allclose(anchor.predict_features(features), approach.predict_features(features))
+    with pytest.raises(ValueError, match="model_sample_weighting"):
+        sample_weights(history, replace(CONFIG, model_sample_weighting="session"))

@@ -32,6 +32,7 @@ def _meta(session_days, outcomes, key="PM_HIGH|UP|0-15"):
             "level_kind": [key.split("|")[0]] * n,
             "direction": [key.split("|")[1]] * n,
             "time_bucket": [key.split("|")[2]] * n,
+            "distance_atr": [((i % 8) - 4) * 0.25 for i in range(n)],
             "outcome": list(outcomes),
         }
     ).with_columns(pl.col("ts_event").cast(pl.Datetime("ns", "UTC")))

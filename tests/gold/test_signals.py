@@ -19,7 +19,7 @@ from spymaster_assets.silver.feature_names import FEATURE_FAMILIES, families_lab
 
 ALL_FAMILIES = families_label(FEATURE_FAMILIES)
 
-CONFIG = SpymasterConfig(top_k=6, max_neighbours_per_session=2, dirichlet_prior_strength=10.0)
+CONFIG = SpymasterConfig(top_k=6, max_neighbours_per_session=2, dirichlet_prior_strength=10.0, knn_prior="partition_base_rate")
 SESSIONS = [date(2024, 3, 4) + timedelta(days=i) for i in range(6)]
 DAY = SESSIONS[-1]
 LEVELS = (("PM_HIGH", "UP"), ("SMA_90", "DOWN"))
@@ -155,6 +155,50 @@ def test_retrieval_beats_the_base_rate_on_clustered_setups(world):
         pl.when(pl.col("outcome") == "BREAK").then("base_break").when(pl.col("outcome") == "REJECT").then("base_reject").otherwise("base_chop")
     ).to_series()
     assert p_actual.mean() > base_actual.mean() + 0.1
+
+
+@pytest.mark.parametrize("candidates", ["partition", "distance_band"])
+def test_the_distance_lookup_prior_and_the_distance_band_match_a_brute_force(world, candidates):
+    """knn_prior "distance_lookup": the posterior is centred on the setup's distance-lookup rate;
+    knn_candidates "distance_band": only neighbours in the query's |distance| band, best first."""
+    from spymaster_assets.gold.distance_baseline import DistanceLookup, fit_distance_table
+
+    _, _, _, history, stats, index, today, _, _ = world
+    config = replace(CONFIG, knn_prior="distance_lookup", knn_candidates=candidates, distance_bin_atr=0.05, distance_bins=8)
+    lookup = DistanceLookup(fit_distance_table(history, config), config)
+    signals, neighbours = knn_answer(index, stats, today, config, lookup)
+    dims = schema_dims(config, ALL_FAMILIES)
+    hist_vectors = normalize(history["vector"].to_numpy(), stats, config.robust_z_clip, dims)
+    band = lambda d: np.minimum(np.floor(np.abs(d) / 0.05), 7)  # noqa: E731
+    checked_band = False
+    for row_number in range(today.height):
+        query = today.row(row_number, named=True)
+        keep = (history["partition_key"] == query["partition_key"]).to_numpy()
+        if candidates == "distance_band":
+            keep &= band(history["distance_atr"].to_numpy()) == band(query["distance_atr"])
+        sessions, labels = history["session_date"].to_numpy()[keep], history["outcome"].to_numpy()[keep]
+        sims = hist_vectors[keep] @ normalize(np.array(query["vector"])[None, :], stats, config.robust_z_clip, dims)[0]
+        kept, seen = [], {}
+        for i in np.argsort(-sims, kind="stable"):
+            if seen.get(sessions[i], 0) < 2:
+                seen[sessions[i]] = seen.get(sessions[i], 0) + 1
+                kept.append(i)
+            if len(kept) == config.top_k:
+                break
+        prior = lookup.probabilities([query["level_kind"]], [query["direction"]], np.array([query["distance_atr"]]))[0]
+        w = np.maximum(sims[kept], 0)
+        alpha = 10.0 * prior + np.array([w[labels[kept] == o].sum() for o in OUTCOMES])
+        got = signals.filter((pl.col("ts_event") == query["ts_event"]) & (pl.col("level_kind") == query["level_kind"]))
+        np.testing.assert_allclose(got.select("p_break", "p_reject", "p_chop").row(0), alpha / alpha.sum(), rtol=1e-5)
+        assert got["n_neighbours"][0] == len(kept)
+        if candidates == "distance_band" and len(kept) < config.top_k:
+            checked_band = True  # the band really restricted the candidates of this query
+    if candidates == "distance_band":
+        assert checked_band
+    with pytest.raises(ValueError, match="knn_prior"):
+        knn_answer(index, stats, today, replace(config, knn_prior="uniform"), lookup)
+    with pytest.raises(ValueError, match="distance lookup"):
+        knn_answer(index, stats, today, config)
 
 
 def test_the_days_own_outcomes_never_influence_its_signals(world):

@@ -1,0 +1,116 @@
+#!/usr/bin/env python
+"""Walk-forward comparison of configuration variants of the whole answer, per anchor and per approach.
+
+Each variant is the data root's configuration plus a JSON object of overrides (e.g.
+``'{"model_sample_weighting": "approach"}'``). For each, every session of the lake's gold_episodes is
+answered walk-forward in memory (``gold.walk_forward.walk_forward``: what the gold assets compute,
+each day from earlier sessions only) and the sessions with ``min_history_sessions`` earlier ones are
+scored with ``evaluation.compare_models`` on the episodes every model answered: every model beside
+the partition base rate, the distance lookup and the best baseline, with 90% session-bootstrap
+intervals, per anchor and per approach (each approach's first anchor). Prints each table, then
+``name: value`` lines (``<variant>_<scope>_<model>_bss_best`` and its interval ends).
+
+With ``--nested``, the variants are also chosen the way the product may choose: for each scored day D,
+the variant whose kNN component had the lowest Brier score over the scored sessions before D (the
+first variant on the first scored day), and the chosen variant's rows of D are scored as one more
+variant, ``nested`` (so the choice itself is judged on sessions it did not see). The variant chosen
+on every scored session is printed as ``nested_choice_after_all``.
+
+Usage: ``.venv/bin/python scripts/compare_answers.py [--home data/demo] [--variant NAME=JSON ...] [--nested]``
+(default variants: ``default={}``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+import numpy as np  # noqa: E402
+import polars as pl  # noqa: E402
+
+from spymaster_assets.gold.answer import MODEL_PREFIXES  # noqa: E402
+from spymaster_assets.gold.evaluation import compare_models, first_anchors, format_comparison  # noqa: E402
+from spymaster_assets.gold.walk_forward import walk_forward  # noqa: E402
+from spymaster_resources import SpymasterResource  # noqa: E402
+
+
+def _variant(text: str) -> tuple[str, dict]:
+    name, _, overrides = text.partition("=")
+    try:
+        values = json.loads(overrides or "{}")
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"variant {name!r}: not a JSON object of overrides ({exc})") from None
+    if not name or not isinstance(values, dict):
+        raise argparse.ArgumentTypeError(f"a variant is NAME=JSON-object, got {text!r}")
+    return name, values
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--home", default=str(REPO_ROOT / "data" / "demo"), help="data root with gold_episodes (default: data/demo, after `spymaster demo`)")
+    parser.add_argument("--product", default="", help="product of the data root (default: its only or first product)")
+    parser.add_argument("--variant", action="append", type=_variant, default=[], help="NAME=JSON overrides of the configuration; repeatable")
+    parser.add_argument("--nested", action="store_true", help="also score the variant chosen day by day on the earlier sessions' kNN Brier")
+    args = parser.parse_args()
+    spymaster = SpymasterResource(home=args.home, workers=1, product=args.product)
+    lake, base = spymaster.lake, spymaster.config
+    sessions = lake.dates("gold", "gold_episodes")
+    if len(sessions) <= base.min_history_sessions:
+        print(f"error: {args.home} holds {len(sessions)} sessions of gold_episodes; at least {base.min_history_sessions + 1} are needed", file=sys.stderr)
+        return 2
+    episodes = lake.read_many("gold", "gold_episodes", sessions)
+    scored_days = sessions[base.min_history_sessions:]
+    answered: dict[str, pl.DataFrame] = {}
+    for name, overrides in args.variant or [("default", {})]:
+        config = replace(base, **overrides)
+        started = time.perf_counter()
+        answered[name] = walk_forward(episodes, config, days=scored_days, sessions=sessions).drop_nulls("p_xgb_break")
+        print(f"{name}_walk_seconds: {time.perf_counter() - started:.1f}")
+    if args.nested:
+        answered["nested"], choice = _nested(answered, base)
+        print(f"nested_choice_after_all: {choice}")
+    for name, signals in answered.items():
+        config = base
+        for scope, rows in (("anchor", signals), ("approach", first_anchors(signals))):
+            table = compare_models(rows, MODEL_PREFIXES, bins=config.calibration_bins, level=config.interval_level, replicates=config.bootstrap_replicates, seed=config.bootstrap_seed)
+            print(f"\n== {name}, per {scope} ==")
+            print(format_comparison(table, config.interval_level))
+            for row in table.filter(pl.col("model").is_in(["knn", "xgboost", "answer_t1", "answer"])).iter_rows(named=True):
+                for key in ("bss_best", "bss_best_lo", "bss_best_hi", "bss_distance", "top_label_ece"):
+                    print(f"{name}_{scope}_{row['model']}_{key}: {row[key]:.4f}")
+    return 0
+
+
+def _nested(answered: dict[str, pl.DataFrame], config) -> tuple[pl.DataFrame, str]:
+    """The rows of the variant chosen for each day by the kNN Brier over the earlier scored days, and the choice after the last day."""
+    names = list(answered)
+    knn = [f"p_knn_{o}" for o in ("break", "reject", "chop")]
+    per_day: dict[str, dict] = {}
+    for name, signals in answered.items():
+        labels = signals["outcome"].to_numpy()
+        p = signals.select(knn).to_numpy()
+        onehot = (labels[:, None] == np.array(["BREAK", "REJECT", "CHOP"])[None, :]).astype(float)
+        scored = signals.select("session_date").with_columns(brier=pl.Series(((p - onehot) ** 2).sum(axis=1)))
+        per_day[name] = dict(scored.group_by("session_date").agg(pl.col("brier").sum(), n=pl.len()).select("session_date", pl.struct("brier", "n")).iter_rows())
+    days = sorted(answered[names[0]]["session_date"].unique().to_list())
+    chosen_rows, choice = [], names[0]
+    for day in days:
+        earlier = [d for d in days if d < day]
+        if earlier:
+            totals = {name: sum(per_day[name][d]["brier"] for d in earlier if d in per_day[name]) for name in names}
+            choice = min(names, key=lambda name: totals[name])  # first listed on ties
+        chosen_rows.append(answered[choice].filter(pl.col("session_date") == day))
+        print(f"nested_choice_{day}: {choice}")
+    totals = {name: sum(v["brier"] for v in per_day[name].values()) for name in names}
+    return pl.concat(chosen_rows), min(names, key=lambda name: totals[name])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
