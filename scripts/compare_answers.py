@@ -37,6 +37,8 @@ import polars as pl  # noqa: E402
 
 from spymaster_assets.gold.answer import MODEL_PREFIXES  # noqa: E402
 from spymaster_assets.gold.evaluation import compare_models, first_anchors, format_comparison  # noqa: E402
+from spymaster_assets.gold.episodes import select_episodes  # noqa: E402
+from spymaster_assets.gold.vectors import vector_columns  # noqa: E402
 from spymaster_assets.gold.walk_forward import walk_forward  # noqa: E402
 from spymaster_resources import SpymasterResource  # noqa: E402
 
@@ -58,6 +60,10 @@ def main() -> int:
     parser.add_argument("--product", default="", help="product of the data root (default: its only or first product)")
     parser.add_argument("--variant", action="append", type=_variant, default=[], help="NAME=JSON overrides of the configuration; repeatable")
     parser.add_argument("--nested", action="store_true", help="also score the variant chosen day by day on the earlier sessions' kNN Brier")
+    parser.add_argument(
+        "--from-silver", action="store_true",
+        help="build each variant's episodes from silver_level_state and silver_outcomes (for variants that change the vector, e.g. chart_blocks; the lake's silver must hold their columns)",
+    )
     args = parser.parse_args()
     spymaster = SpymasterResource(home=args.home, workers=1, product=args.product)
     lake, base = spymaster.lake, spymaster.config
@@ -66,11 +72,20 @@ def main() -> int:
         print(f"error: {args.home} holds {len(sessions)} sessions of gold_episodes; at least {base.min_history_sessions + 1} are needed", file=sys.stderr)
         return 2
     episodes = lake.read_many("gold", "gold_episodes", sessions)
+    if args.from_silver:
+        state = lake.read_many("silver", "silver_level_state", sessions)
+        outcomes = lake.read_many("silver", "silver_outcomes", sessions)
     scored_days = sessions[base.min_history_sessions:]
     answered: dict[str, pl.DataFrame] = {}
     for name, overrides in args.variant or [("default", {})]:
-        config = replace(base, **overrides)
+        config = replace(base, **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
         started = time.perf_counter()
+        if args.from_silver:
+            missing = [c for c in vector_columns(config) if c not in state.columns]
+            if missing:
+                print(f"error: variant {name}: silver_level_state lacks {missing[:4]}...: backfill the lake with those features first", file=sys.stderr)
+                return 2
+            episodes = select_episodes(state, outcomes, config)
         answered[name] = walk_forward(episodes, config, days=scored_days, sessions=sessions).drop_nulls("p_xgb_break")
         print(f"{name}_walk_seconds: {time.perf_counter() - started:.1f}")
     if args.nested:

@@ -79,6 +79,8 @@ def vector_version(config: SpymasterConfig) -> str:
         "columns": all_feature_columns(config),
         "config": {name: str(getattr(config, name)) for name in _VECTOR_CONFIG_FIELDS},
     }
+    if config.chart_blocks:  # only then, so the versions of layouts without chart blocks stay as they were
+        payload["config"]["round_number_handles_points"] = str(config.round_number_handles_points)
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:8]
     return f"{VECTOR_LAYOUT_VERSION}-{digest}"
 

@@ -80,9 +80,24 @@ def context_columns(config: SpymasterConfig) -> list[str]:
     )
 
 
+#: Chart blocks of the bars family (``chart_features``), in vector order; ``chart_blocks`` switches each on.
+CHART_BLOCKS: tuple[str, ...] = ("vwap", "ranges", "round_numbers", "level_age")
+
+
+def chart_columns(config: SpymasterConfig) -> list[str]:
+    """Columns of the enabled chart blocks (``config.chart_blocks``), in :data:`CHART_BLOCKS` order; definitions in ``chart_features``."""
+    names = {
+        "vwap": ["vwap_rth_dist_atr", "vwap_session_dist_atr"],
+        "ranges": ["overnight_range_atr", "day_range_atr"],
+        "round_numbers": [f"round_{h:g}_dist_atr".replace(".", "p") for h in config.round_number_handles_points],
+        "level_age": ["minutes_since_level_set"],
+    }
+    return [c for block in CHART_BLOCKS if block in config.chart_blocks for c in names[block]]
+
+
 def bars_feature_columns(config: SpymasterConfig) -> list[str]:
-    """All vector feature columns of the bars-only vector, in vector order (d itself first)."""
-    return ["distance_atr"] + trajectory_columns(config) + kinematic_columns(config) + context_columns(config)
+    """All vector feature columns of the bars-only vector, in vector order (d itself first, the chart blocks last)."""
+    return ["distance_atr"] + trajectory_columns(config) + kinematic_columns(config) + context_columns(config) + chart_columns(config)
 
 
 def _w(seconds: int) -> str:

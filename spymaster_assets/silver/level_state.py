@@ -25,6 +25,7 @@ from .feature_names import (
     trajectory_columns,
 )
 from .levels import level_known_from
+from .chart_features import chart_features
 from .gamma_features import gamma_features
 from .order_flow_features import order_flow_features
 
@@ -213,7 +214,9 @@ def compute_level_state(
       closing in (instant the kind became known, T] whose [low, high] contains that bar's level
       price (known from: rth_open for PM and the moving averages, rth_open + opening range for OR).
       minutes_since_last_touch: T minus the last such bar close in minutes (null if none).
-      or_width_atr: (OR_HIGH - OR_LOW) / ATR, null before the opening range is known.
+      or_width_atr: (OR_HIGH - OR_LOW) / ATR, null before the opening range is known. Then the
+      enabled chart blocks (``config.chart_blocks``: VWAP, ranges, round numbers, level age;
+      definitions in ``chart_features``).
     - The order-flow families (tape, book, depth, mbo; ``feature_names`` gives each column's
       definition) from ``order_flow``, computed by ``order_flow_features.order_flow_features`` from
       events with ts_event <= T; a family whose data the session lacks is null, never zero.
@@ -284,6 +287,7 @@ def compute_level_state(
             ((kind != k) & (np.abs(other_levels[k] - level) <= x * atr)).astype(np.int32) for k in LEVEL_KINDS
         )
     arrays |= _trajectory_and_kinematics(bars_1m, state, config)
+    arrays |= chart_features(state, bars_1m, session_date, config)
     state = state.with_columns(
         [pl.Series(name, values, dtype=pl.Float64).fill_nan(None) for name, values in arrays.items()]
         + [pl.Series(name, values, dtype=pl.Int32) for name, values in counts.items()]
