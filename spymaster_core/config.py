@@ -59,6 +59,7 @@ class SpymasterConfig:
     session_opens_previous_day: bool = True
     premarket_start: time = time(4, 0)
     rth_open: time = time(9, 30)
+    rth_close: time = time(16, 0)  # end of regular hours (the previous session's regular-hours high, low and close)
     opening_range_minutes: int = 15
     anchor_start: time = time(9, 30)
     anchor_end: time = time(12, 30)
@@ -83,7 +84,7 @@ class SpymasterConfig:
     # Order flow (trades, top of book, depth, MBO).
     tick_size_points: float = 0.25  # used when the definitions give no min_price_increment
     # Chart blocks of the bars family (silver/chart_features.py): any of "vwap", "ranges", "round_numbers",
-    # "level_age". Off by default: each changes the vector layout, and the sample's ablation decides.
+    # "level_age", "prior_session". Off by default: each changes the vector layout, and the sample's ablation decides.
     chart_blocks: tuple[str, ...] = ()
     round_number_handles_points: tuple[float, ...] = (25.0, 50.0, 100.0)  # ES points; scaled by tick_size_points / 0.25
     order_flow_windows_seconds: tuple[int, ...] = (30, 60, 120, 300)
@@ -264,6 +265,7 @@ class SpymasterConfig:
             session_opens_previous_day=spec.session_opens_previous_day,
             premarket_start=spec.premarket_start,
             rth_open=spec.rth_open,
+            rth_close=spec.rth_close,
             anchor_start=_clock(start),
             anchor_end=_clock(start + anchor_minutes),
             tick_size_points=spec.tick_size,
@@ -335,7 +337,7 @@ def _metadata_of(config: SpymasterConfig) -> dict[str, str]:
 #: Fields set from the product table by :meth:`SpymasterConfig.for_product` (not settable in config.json).
 _PRODUCT_FIELDS = (
     "exchange_calendar", "session_open", "session_close", "session_opens_previous_day", "premarket_start", "rth_open",
-    "tick_size_points", "download_dataset",
+    "rth_close", "tick_size_points", "download_dataset",
 )
 
 

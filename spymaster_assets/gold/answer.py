@@ -7,7 +7,10 @@ Components, each known before D only (DESIGN.md "The answer" and "Evaluation"):
 - ``p_knn_*``: the Dirichlet posterior of the retrieved neighbours (``signals.knn_answer``), in the
   learned-similarity space;
 - ``p_xgb_*``: the XGBoost model as of D (``model``), null when there is none yet;
-- ``p_*``: the answer, ``calibrate(w * P_xgb + (1 - w) * P_knn)`` (``blend``), with its interval.
+- ``p_*``: the answer, ``calibrate(w * P_xgb + (1 - w) * P_knn)`` (``blend``), with its interval;
+- references beside it, for the evaluation: ``p_mix_*`` the trailing class mix (``class_mix``),
+  ``p_distcal_*`` the distance lookup with its own temperature (fitted on the blend's rows),
+  ``p_t1_*`` the blend before calibration (T = 1; the kNN posterior without a model).
 
 ``answer_source`` says which answer a row got: ``blend`` (w and T fitted on earlier sessions),
 ``blend_default`` (a model exists but too few earlier sessions to fit w and T: w =

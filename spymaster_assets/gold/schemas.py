@@ -198,7 +198,7 @@ for _c in _CLASSES:
     _PROBABILITY_DESCRIPTIONS[f"p_{_c}"] = f"The answer: P({_O}) = calibrate(w * P_xgb + (1 - w) * P_knn), or the kNN posterior without a model (see answer_source)."
     _PROBABILITY_DESCRIPTIONS[f"p_{_c}_lo"] = f"Lower end of the central interval of P({_O}): Beta(p * knn_concentration, (1 - p) * knn_concentration)."
     _PROBABILITY_DESCRIPTIONS[f"p_{_c}_hi"] = f"Upper end of the central interval of P({_O}) (same Beta)."
-    _PROBABILITY_DESCRIPTIONS[f"p_knn_{_c}"] = f"kNN component: Dirichlet posterior mean of P({_O}) from the neighbours around the partition base rate."
+    _PROBABILITY_DESCRIPTIONS[f"p_knn_{_c}"] = f"kNN component: Dirichlet posterior mean of P({_O}) from the neighbours around the prior of knn_prior (the setup's distance-lookup rate by default, else the partition base rate)."
     _PROBABILITY_DESCRIPTIONS[f"p_xgb_{_c}"] = f"Model component: gold_model's P({_O}); null before the first model."
     _PROBABILITY_DESCRIPTIONS[f"p_dist_{_c}"] = f"Distance lookup baseline: rate of {_O} by (level kind, direction, |distance| bin) in earlier sessions."
     _PROBABILITY_DESCRIPTIONS[f"p_mix_{_c}"] = f"Trailing class mix (a reference): rate of {_O} by (level kind, direction) over the last W sessions, W chosen on earlier sessions."
@@ -234,9 +234,9 @@ column_descriptions: dict[str, dict[str, str]] = {
         **_PROBABILITY_DESCRIPTIONS,
         "effective_sample_size": "Kish effective sample size (sum w)^2 / sum w^2 of the neighbour weights.",
         "n_neighbours": "Neighbours retrieved (at most top_k, at most 2 per past session).",
-        "base_break": "Partition base rate of BREAK (add-one smoothed), the prior mean.",
-        "base_reject": "Partition base rate of REJECT (add-one smoothed), the prior mean.",
-        "base_chop": "Partition base rate of CHOP (add-one smoothed), the prior mean.",
+        "base_break": "Partition base rate of BREAK (add-one smoothed); the kNN prior mean when knn_prior is partition_base_rate.",
+        "base_reject": "Partition base rate of REJECT (add-one smoothed); the kNN prior mean when knn_prior is partition_base_rate.",
+        "base_chop": "Partition base rate of CHOP (add-one smoothed); the kNN prior mean when knn_prior is partition_base_rate.",
         "p_break_smooth": "EMA of p_break along the approach, renormalized.",
         "p_reject_smooth": "EMA of p_reject along the approach, renormalized.",
         "p_chop_smooth": "EMA of p_chop along the approach, renormalized.",

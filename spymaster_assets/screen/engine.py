@@ -257,7 +257,7 @@ class SessionEngine:
         known_levels = levels.filter(pl.col("ts_event") == ts_close)
         if ts_close < self._first_anchor:  # before the anchor window: levels, no state and no answer
             return BarClose(ts_close, candle, known_levels, empty, *nothing, gap)
-        state = compute_level_state(bars, levels, self.day, self.config, _up_to(self._flow(), ts_close), _options_up_to(self.options, ts_close))
+        state = compute_level_state(bars, levels, self.day, self.config, _up_to(self._flow(), ts_close), _options_up_to(self.options, ts_close), self.warmup_1m)
         now = state.filter(pl.col("ts_event") == ts_close)
         signals, neighbours = self._answer(now)
         return BarClose(ts_close, candle, known_levels, now, signals, neighbours, gap)

@@ -251,7 +251,10 @@ _OPTIONS_TABLES = ["bronze_options_definitions", "bronze_options_open_interest",
 @session_asset(
     parallel=True,
     group_name="silver",
-    deps=[silver_bars, silver_levels, "bronze_futures_trades", silver_book_1s, silver_depth_flow_1m, *_OPTIONS_TABLES],
+    deps=[
+        silver_bars, silver_levels, "bronze_futures_trades", silver_book_1s, silver_depth_flow_1m, *_OPTIONS_TABLES,
+        AssetDep(bronze_futures_ohlcv_1m, partition_mapping=WITH_PREVIOUS_SESSION),
+    ],
 )
 def silver_level_state(context: AssetExecutionContext, spymaster: SpymasterResource) -> MaterializeResult:
     """Level-relative features at each anchor bar (2-minute close, 09:30-12:30 ET), with the order-flow and dealer-gamma families the session has data for, one row per (anchor, known level kind)."""
@@ -260,7 +263,11 @@ def silver_level_state(context: AssetExecutionContext, spymaster: SpymasterResou
     bars = lake.read(TIER, "silver_bars", day)
     flow = order_flow_inputs(lake, day, cfg)
     options = options_inputs(lake, day)
-    state = validate_silver_level_state(compute_level_state(bars, lake.read(TIER, "silver_levels", day), day, cfg, flow, options), cfg)
+    previous = None
+    if "prior_session" in cfg.chart_blocks:  # the previous session's regular hours, as silver_bars warms up with
+        ohlcv = lake.read("bronze", "bronze_futures_ohlcv_1m", day)
+        previous, _ = warmup_bars(lake, day, int(ohlcv["instrument_id"][0]) if ohlcv.height else -1, cfg, spymaster.catalog)
+    state = validate_silver_level_state(compute_level_state(bars, lake.read(TIER, "silver_levels", day), day, cfg, flow, options, previous), cfg)
     path = lake.write(TIER, "silver_level_state", day, state)
     features = family_columns("bars", cfg)
     families = state["feature_families"].unique().to_list()

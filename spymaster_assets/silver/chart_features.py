@@ -18,6 +18,11 @@ truncation test checks it). Distances are in units of the anchor's 2-minute ATR.
 - ``level_age``: ``minutes_since_level_set`` = minutes from the close of the last 1-minute bar that
   made the level's price (the bar whose high is PM_HIGH / OR_HIGH, whose low is PM_LOW / OR_LOW, in
   the level's window) to T; null for the moving averages, which change every bar.
+- ``prior_session``: from the previous session's 1-minute bars of the same contract (``previous_1m``,
+  the bars silver_bars warms up with; null after a roll or without them): ``prev_rth_<x>_dist_atr`` =
+  (close - the previous session's regular-hours high / low / close) / ATR, regular hours being the
+  bars opening in [rth_open, rth_close) ET; ``open_gap_atr`` = (the first regular-hours open of the
+  day - the previous regular-hours close) / ATR.
 """
 
 from __future__ import annotations
@@ -36,13 +41,16 @@ NS_PER_MINUTE = 60_000_000_000
 _ES_TICK = 0.25
 
 
-def chart_features(state: pl.DataFrame, bars_1m: pl.DataFrame, session_date: date, config: SpymasterConfig) -> dict[str, np.ndarray]:
+def chart_features(
+    state: pl.DataFrame, bars_1m: pl.DataFrame, session_date: date, config: SpymasterConfig, previous_1m: pl.DataFrame | None = None
+) -> dict[str, np.ndarray]:
     """The enabled chart blocks' columns (``feature_names.chart_columns``) for each row of ``state``.
 
     ``state``: rows with ts_event (anchor T), level_kind, level_price, close, atr_points (points);
     ``bars_1m``: the session's 1-minute silver_bars (ts_event open, ts_close, high, low, close,
-    volume), any order. Returns float64 arrays of len(state), NaN where undefined. Raises
-    ValueError for an unknown block in ``config.chart_blocks``.
+    volume), any order; ``previous_1m``: the previous session's 1-minute bars of the same contract
+    (ts_event open, open, high, low, close) or None. Returns float64 arrays of len(state), NaN where
+    undefined. Raises ValueError for an unknown block in ``config.chart_blocks``.
     """
     unknown = sorted(set(config.chart_blocks) - set(CHART_BLOCKS))
     if unknown:
@@ -83,7 +91,27 @@ def chart_features(state: pl.DataFrame, bars_1m: pl.DataFrame, session_date: dat
             set_ns = _level_set_close_ns(bars, session_date, config)
             made = np.array([set_ns.get((kind, price), np.nan) for kind, price in zip(state["level_kind"].to_list(), level.tolist())], dtype=np.float64)
             out["minutes_since_level_set"] = np.where(made <= anchor_ns, (anchor_ns - made) / NS_PER_MINUTE, np.nan)
+        if "prior_session" in config.chart_blocks:
+            previous = _regular_hours(previous_1m, config) if previous_1m is not None else None
+            if previous is None or previous.height == 0:
+                for name in ("prev_rth_high_dist_atr", "prev_rth_low_dist_atr", "prev_rth_close_dist_atr", "open_gap_atr"):
+                    out[name] = np.full(state.height, np.nan)
+            else:
+                prev_close = float(previous["close"][-1])
+                out["prev_rth_high_dist_atr"] = (close - float(previous["high"].max())) / atr
+                out["prev_rth_low_dist_atr"] = (close - float(previous["low"].min())) / atr
+                out["prev_rth_close_dist_atr"] = (close - prev_close) / atr
+                today = bars.filter(pl.col("ts_event") >= et_to_utc(session_date, config.rth_open)).head(1)
+                opened = today["ts_close"].dt.epoch("ns")[0] if today.height else None
+                gap = (float(today["open"][0]) - prev_close) if today.height else np.nan
+                out["open_gap_atr"] = np.where(opened is not None and np.asarray(anchor_ns) >= (opened or 0), gap, np.nan) / atr
     return {name: out[name] for name in chart_columns(config)}
+
+
+def _regular_hours(bars: pl.DataFrame, config: SpymasterConfig) -> pl.DataFrame:
+    """The bars opening in [rth_open, rth_close) New York time, in time order (a session's regular hours occur once)."""
+    clock = pl.col("ts_event").dt.convert_time_zone("America/New_York").dt.time()
+    return bars.filter((clock >= config.rth_open) & (clock < config.rth_close)).sort("ts_event")
 
 
 def _round_columns(config: SpymasterConfig) -> list[str]:

@@ -81,7 +81,7 @@ def context_columns(config: SpymasterConfig) -> list[str]:
 
 
 #: Chart blocks of the bars family (``chart_features``), in vector order; ``chart_blocks`` switches each on.
-CHART_BLOCKS: tuple[str, ...] = ("vwap", "ranges", "round_numbers", "level_age")
+CHART_BLOCKS: tuple[str, ...] = ("vwap", "ranges", "round_numbers", "level_age", "prior_session")
 
 
 def chart_columns(config: SpymasterConfig) -> list[str]:
@@ -91,6 +91,7 @@ def chart_columns(config: SpymasterConfig) -> list[str]:
         "ranges": ["overnight_range_atr", "day_range_atr"],
         "round_numbers": [f"round_{h:g}_dist_atr".replace(".", "p") for h in config.round_number_handles_points],
         "level_age": ["minutes_since_level_set"],
+        "prior_session": ["prev_rth_high_dist_atr", "prev_rth_low_dist_atr", "prev_rth_close_dist_atr", "open_gap_atr"],
     }
     return [c for block in CHART_BLOCKS if block in config.chart_blocks for c in names[block]]
 

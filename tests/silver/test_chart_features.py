@@ -26,7 +26,8 @@ def session(materialized_home):
     day = CHAIN_SESSIONS[2]
     bars = lake.read("silver", "silver_bars", day)
     state = lake.read("silver", "silver_level_state", day)
-    return day, bars.filter(pl.col("bar_minutes") == 1), state
+    previous = lake.read("bronze", "bronze_futures_ohlcv_1m", CHAIN_SESSIONS[1])
+    return day, bars.filter(pl.col("bar_minutes") == 1), state, previous
 
 
 def test_the_chart_columns_follow_the_blocks_and_leave_the_default_layout_alone():
@@ -34,6 +35,7 @@ def test_the_chart_columns_follow_the_blocks_and_leave_the_default_layout_alone(
     assert chart_columns(ALL) == [
         "vwap_rth_dist_atr", "vwap_session_dist_atr", "overnight_range_atr", "day_range_atr",
         "round_25_dist_atr", "round_50_dist_atr", "round_100_dist_atr", "minutes_since_level_set",
+        "prev_rth_high_dist_atr", "prev_rth_low_dist_atr", "prev_rth_close_dist_atr", "open_gap_atr",
     ]
     assert chart_columns(replace(ALL, chart_blocks=("level_age", "vwap"))) == ["vwap_rth_dist_atr", "vwap_session_dist_atr", "minutes_since_level_set"]
     assert set(chart_columns(ALL)) <= set(vector_columns(ALL)) and not set(chart_columns(ALL)) & set(vector_columns(SpymasterConfig()))
@@ -43,8 +45,8 @@ def test_the_chart_columns_follow_the_blocks_and_leave_the_default_layout_alone(
 
 
 def test_the_chart_features_equal_an_independent_computation(session):
-    day, bars, state = session
-    got = chart_features(state, bars, day, ALL)
+    day, bars, state, previous = session
+    got = chart_features(state, bars, day, ALL, previous)
     rth_open = et_to_utc(day, ALL.rth_open)
     for row_number in (0, state.height // 2, state.height - 1):
         row = state.row(row_number, named=True)
@@ -68,14 +70,27 @@ def test_the_chart_features_equal_an_independent_computation(session):
     assert got["minutes_since_level_set"][row_number] == pytest.approx((pm["ts_event"] - maker).total_seconds() / 60)
     moving = (state["level_kind"].is_in(["SMA_90", "EMA_20"])).to_numpy()
     assert np.isnan(got["minutes_since_level_set"][moving]).all()
+    # The previous session's regular hours (09:30-16:00 New York) and today's first regular-hours open.
+    clock = pl.col("ts_event").dt.convert_time_zone("America/New_York").dt.time()
+    regular = previous.filter((clock >= ALL.rth_open) & (clock < ALL.rth_close)).sort("ts_event")
+    assert regular.height == 390
+    first_open = bars.filter(pl.col("ts_event") == rth_open)["open"].item()
+    row = state.row(0, named=True)
+    assert got["prev_rth_high_dist_atr"][0] == pytest.approx((row["close"] - regular["high"].max()) / row["atr_points"])
+    assert got["prev_rth_low_dist_atr"][0] == pytest.approx((row["close"] - regular["low"].min()) / row["atr_points"])
+    assert got["prev_rth_close_dist_atr"][0] == pytest.approx((row["close"] - regular["close"][-1]) / row["atr_points"])
+    assert got["open_gap_atr"][0] == pytest.approx((first_open - regular["close"][-1]) / row["atr_points"])
+    # Without the previous session (a roll), the block is null, the others are not.
+    alone = chart_features(state, bars, day, ALL)
+    assert np.isnan(alone["open_gap_atr"]).all() and np.array_equal(alone["day_range_atr"], got["day_range_atr"], equal_nan=True)
 
 
 def test_each_row_is_what_the_bars_closed_by_its_anchor_give(session):
     """Point in time: truncating the bars at each anchor reproduces the row bit for bit."""
-    day, bars, state = session
-    full = chart_features(state, bars, day, ALL)
+    day, bars, state, previous = session
+    full = chart_features(state, bars, day, ALL, previous)
     for row_number in range(0, state.height, max(1, state.height // 12)):
         anchor = state["ts_event"][row_number]
-        truncated = chart_features(state[row_number:row_number + 1], bars.filter(pl.col("ts_close") <= anchor), day, ALL)
+        truncated = chart_features(state[row_number:row_number + 1], bars.filter(pl.col("ts_close") <= anchor), day, ALL, previous)
         for name, values in truncated.items():
             np.testing.assert_array_equal(values, full[name][row_number:row_number + 1], err_msg=f"{name} at {anchor}")
