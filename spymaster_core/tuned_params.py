@@ -32,6 +32,8 @@ TUNABLE_FIELDS: tuple[str, ...] = (
     "top_k",
     "max_neighbours_per_session",
     "dirichlet_prior_strength",
+    "knn_prior",
+    "knn_candidates",
     "similarity_weighting",
     "similarity_block_weights",
     "similarity_dct_coefficients",

@@ -1,6 +1,6 @@
 """Two-stage Optuna tuning of the answer, nested walk-forward (DESIGN.md "The answer": tuning).
 
-Stage 1 tunes how a setup is retrieved (k, per-session cap, prior strength, similarity weighting,
+Stage 1 tunes how a setup is retrieved (k, per-session cap, prior strength and mean, candidates, similarity weighting,
 block weights, DCT coefficients counted) with the model at its current settings; stage 2 tunes the
 XGBoost parameters, the blend window and the calibration map (temperature, or temperature and
 per-class bias) with stage 1's best values fixed. Labels and the vector
@@ -71,6 +71,8 @@ def stage1_space(trial: optuna.Trial, families: set[str]) -> dict[str, object]:
         "top_k": trial.suggest_categorical("top_k", [10, 20, 30, 50, 80]),
         "max_neighbours_per_session": trial.suggest_int("max_neighbours_per_session", 1, 4),
         "dirichlet_prior_strength": trial.suggest_float("dirichlet_prior_strength", 1.0, 50.0, log=True),
+        "knn_prior": trial.suggest_categorical("knn_prior", ["distance_lookup", "partition_base_rate"]),
+        "knn_candidates": trial.suggest_categorical("knn_candidates", ["partition", "distance_band"]),
         "similarity_weighting": trial.suggest_categorical("similarity_weighting", ["model_gain", "equal"]),
         "similarity_dct_coefficients": trial.suggest_int("similarity_dct_coefficients", 2, 8),
         "similarity_block_weights": tuple((b, trial.suggest_float(f"block_{b}", 0.25, 4.0, log=True)) for b in blocks),
