@@ -27,7 +27,7 @@ from spymaster_resources.lake_paths import LakePath, file_identity, replace_dire
 from spymaster_core.config import SpymasterConfig
 from spymaster_core.errors import MissingPartitionError, SpymasterError
 from .answer import KnownBefore, fit_blend_on_signals, probability_columns
-from .class_mix import counts_before, fit_class_mix, sessions_needed
+from .class_mix import counts_before, fit_class_mix, session_counts, sessions_needed
 from .distance_baseline import distance_counts, distance_table_from_counts
 from .history import history_before, history_fingerprint, history_until
 from .model import META_FILE as MODEL_META, MODEL_FILE, OutcomeModel, train_model, training_window, xgb_params
@@ -414,12 +414,27 @@ def known_before_from_lake(lake: Lake, day: date, config: SpymasterConfig) -> Kn
     )
 
 
+#: Outcome counts of one gold_episodes partition (``class_mix.session_counts``) by (file, identity):
+#: the date-order walk counts each session once, not once for each of the 80 days that read it.
+_SESSION_CLASS_COUNTS: dict[tuple, np.ndarray] = {}
+
+
 def class_mix_as_of(lake: Lake, day: date, config: SpymasterConfig) -> pl.DataFrame:
     """The trailing class mix serving ``day`` (``class_mix.fit_class_mix``), from the outcomes of the
     trailing ``class_mix.sessions_needed`` gold_episodes sessions before it only (a flat cost per day)."""
     sessions = lake.dates_before(GOLD, "gold_episodes", day)[-sessions_needed(config):]
-    episodes = lake.read_many(GOLD, "gold_episodes", sessions, ["session_date", "level_kind", "direction", "outcome"])
-    return fit_class_mix(counts_before(episodes, sessions, day, config), config)
+    counts, kept = [], {}
+    for session in sessions:
+        path = lake.partition_path(GOLD, "gold_episodes", session)
+        key = (str(path), *file_identity(path))  # a rewritten partition is counted again
+        found = _SESSION_CLASS_COUNTS.get(key)
+        if found is None:
+            found = session_counts(lake.read_many(GOLD, "gold_episodes", [session], ["level_kind", "direction", "outcome"]))
+        kept[key] = found
+        counts.append(found)
+    _SESSION_CLASS_COUNTS.clear()
+    _SESSION_CLASS_COUNTS.update(kept)
+    return fit_class_mix(np.stack(counts) if counts else counts_before(None, [], day, config), config)
 
 
 #: Counts over every earlier episode each lake (by its root) and count last reached in this process:

@@ -15,6 +15,9 @@ from .answer import ANSWER_SOURCES
 from .vectors import vector_columns
 
 _PROBABILITY_TOLERANCE = 1e-6
+#: Column prefixes of gold_signals' probabilities, and of those that are never 0 (smoothed rates).
+_PROBABILITY_PREFIXES = ("p_", "base_")
+_POSITIVE_PREFIXES = ("base_", "p_dist_", "p_mix_", "p_distcal_")
 _CLASSES = [o.lower() for o in OUTCOMES]
 
 
@@ -86,40 +89,40 @@ class GoldSignals(pa.DataFrameModel):
     time_bucket: str
     partition_key: str
     approach_id: pl.Int32 = pa.Field(ge=0)
-    p_break: float = pa.Field(ge=0, le=1)
-    p_reject: float = pa.Field(ge=0, le=1)
-    p_chop: float = pa.Field(ge=0, le=1)
-    p_break_lo: float = pa.Field(ge=0, le=1)
-    p_break_hi: float = pa.Field(ge=0, le=1)
-    p_reject_lo: float = pa.Field(ge=0, le=1)
-    p_reject_hi: float = pa.Field(ge=0, le=1)
-    p_chop_lo: float = pa.Field(ge=0, le=1)
-    p_chop_hi: float = pa.Field(ge=0, le=1)
-    p_break_smooth: float = pa.Field(ge=0, le=1)
-    p_reject_smooth: float = pa.Field(ge=0, le=1)
-    p_chop_smooth: float = pa.Field(ge=0, le=1)
+    p_break: float
+    p_reject: float
+    p_chop: float
+    p_break_lo: float
+    p_break_hi: float
+    p_reject_lo: float
+    p_reject_hi: float
+    p_chop_lo: float
+    p_chop_hi: float
+    p_break_smooth: float
+    p_reject_smooth: float
+    p_chop_smooth: float
     answer_source: str = pa.Field(isin=list(ANSWER_SOURCES))
-    base_break: float = pa.Field(gt=0, le=1)
-    base_reject: float = pa.Field(gt=0, le=1)
-    base_chop: float = pa.Field(gt=0, le=1)
-    p_dist_break: float = pa.Field(gt=0, le=1)
-    p_dist_reject: float = pa.Field(gt=0, le=1)
-    p_dist_chop: float = pa.Field(gt=0, le=1)
-    p_knn_break: float = pa.Field(ge=0, le=1)
-    p_knn_reject: float = pa.Field(ge=0, le=1)
-    p_knn_chop: float = pa.Field(ge=0, le=1)
-    p_xgb_break: float = pa.Field(ge=0, le=1, nullable=True)
-    p_xgb_reject: float = pa.Field(ge=0, le=1, nullable=True)
-    p_xgb_chop: float = pa.Field(ge=0, le=1, nullable=True)
-    p_mix_break: float = pa.Field(gt=0, le=1)
-    p_mix_reject: float = pa.Field(gt=0, le=1)
-    p_mix_chop: float = pa.Field(gt=0, le=1)
-    p_distcal_break: float = pa.Field(gt=0, le=1)
-    p_distcal_reject: float = pa.Field(gt=0, le=1)
-    p_distcal_chop: float = pa.Field(gt=0, le=1)
-    p_t1_break: float = pa.Field(ge=0, le=1)
-    p_t1_reject: float = pa.Field(ge=0, le=1)
-    p_t1_chop: float = pa.Field(ge=0, le=1)
+    base_break: float
+    base_reject: float
+    base_chop: float
+    p_dist_break: float
+    p_dist_reject: float
+    p_dist_chop: float
+    p_knn_break: float
+    p_knn_reject: float
+    p_knn_chop: float
+    p_xgb_break: float = pa.Field(nullable=True)
+    p_xgb_reject: float = pa.Field(nullable=True)
+    p_xgb_chop: float = pa.Field(nullable=True)
+    p_mix_break: float
+    p_mix_reject: float
+    p_mix_chop: float
+    p_distcal_break: float
+    p_distcal_reject: float
+    p_distcal_chop: float
+    p_t1_break: float
+    p_t1_reject: float
+    p_t1_chop: float
     effective_sample_size: float = pa.Field(ge=0)
     n_neighbours: pl.Int32 = pa.Field(ge=0)
     knn_concentration: float = pa.Field(ge=0)
@@ -131,6 +134,16 @@ class GoldSignals(pa.DataFrameModel):
     class Config:
         strict = True
         unique = ["session_date", "ts_event", "level_kind"]
+
+    @pa.dataframe_check
+    def probabilities_in_unit_interval(cls, data) -> pl.LazyFrame:
+        """Every probability in [0, 1] (nulls: the model's before the first model); the references'
+        and the base rate's in (0, 1]. One check for all columns: a check per column costs a collect each."""
+        names = data.lazyframe.collect_schema().names()
+        probabilities = [c for c in names if c.startswith(_PROBABILITY_PREFIXES)]
+        positive = [c for c in probabilities if c.startswith(_POSITIVE_PREFIXES)]
+        inside = [pl.col(c).is_between(0.0, 1.0).fill_null(True) for c in probabilities]
+        return data.lazyframe.select(pl.all_horizontal([*inside, *[(pl.col(c) > 0).fill_null(True) for c in positive]]))
 
     @pa.dataframe_check
     def probabilities_sum_to_one(cls, data) -> pl.LazyFrame:

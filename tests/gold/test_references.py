@@ -77,6 +77,9 @@ def test_the_class_mix_as_of_a_day_does_not_move_when_a_later_session_changes(ma
     lake, config = spymaster.lake, spymaster.config
     day = CHAIN_SESSIONS[3]
     before = as_of.class_mix_as_of(lake, day, config)
+    # Counted session by session (and kept for the next day) as from every earlier episode at once.
+    earlier = lake.read_many("gold", "gold_episodes", CHAIN_SESSIONS[:3])
+    assert before.equals(fit_class_mix(counts_before(earlier, CHAIN_SESSIONS, day, config), config))
     for later in CHAIN_SESSIONS[3:]:  # the day itself and after: every outcome flipped to CHOP
         episodes = lake.read("gold", "gold_episodes", later)
         lake.write("gold", "gold_episodes", later, episodes.with_columns(outcome=pl.lit("CHOP")))
@@ -123,3 +126,16 @@ def test_the_best_baseline_is_the_reference_with_the_lowest_brier():
     answer = table.filter(pl.col("model") == "answer").row(0, named=True)
     assert answer["bss_best"] == pytest.approx(0.0)
     assert answer["bss_base"] > 0.05
+
+
+@pytest.mark.parametrize(("column", "value"), [("p_mix_break", 1.5), ("p_t1_chop", -0.1), ("base_reject", 0.0), ("p_xgb_break", float("nan"))])
+def test_gold_signals_validation_refuses_a_probability_outside_its_range(materialized_home, column, value):
+    from pandera.errors import SchemaError
+
+    from spymaster_assets.gold.schemas import validate_signals
+
+    lake = SpymasterResource(home=str(materialized_home)).lake
+    signals = lake.read("gold", "gold_signals", CHAIN_SESSIONS[-1])
+    validate_signals(signals, SpymasterConfig())
+    with pytest.raises(SchemaError, match="probabilities_in_unit_interval"):
+        validate_signals(signals.with_columns(pl.lit(value).alias(column)), SpymasterConfig())
