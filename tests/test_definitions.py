@@ -76,7 +76,7 @@ def test_lineage_runs_bronze_to_gold():
     assert parents("silver_bars") == {"bronze_futures_ohlcv_1m"}
     assert parents("gold_episodes") == {"silver_level_state", "silver_outcomes"}
     assert parents("silver_level_state") == {
-        "silver_bars", "silver_levels", "bronze_futures_trades", "silver_book_1s", "silver_depth_flow_1m",
+        "silver_bars", "silver_levels", "bronze_futures_trades", "silver_book_1s", "silver_depth_flow_1m", "bronze_futures_ohlcv_1m",
         "bronze_options_definitions", "bronze_options_open_interest", "bronze_options_bbo", "bronze_options_trades",
     }
     assert parents("silver_book_1s") == {"bronze_futures_mbp10", "bronze_futures_bbo"}
