@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -13,7 +12,7 @@ import polars as pl
 from spymaster_core.config import SpymasterConfig
 from spymaster_core.errors import RawDataError
 from ..sessions import et_to_utc, session_bounds_utc, trading_sessions
-from spymaster_resources.raw_files import BadDbnFile, DbnFileInfo, RawCatalog, _ns, _store, read_definitions, read_ohlcv_1m, symbol_map
+from spymaster_resources.raw_files import BadDbnFile, DbnFileInfo, RawCatalog, _ns, read_definitions, read_ohlcv_1m, symbol_map
 from .front_month import FrontMonth, select_front_month
 from .market_records import (
     BBO_SCHEMA,
@@ -38,16 +37,6 @@ from .market_records import (
 from .trade_bars import trade_volume_by_instrument, trades_to_ohlcv_1m
 
 
-def _header_range(path) -> tuple[int, int] | None:
-    """``(start, end)`` ns of the file's request range from its DBN header; None when it has no end."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        meta = _store(path).metadata
-    if meta.start is None or meta.end is None or int(meta.end) <= int(meta.start):
-        return None
-    return int(meta.start), int(meta.end)
-
-
 def definition_files_for_session(catalog: RawCatalog, session_date: date, config: SpymasterConfig) -> list[DbnFileInfo]:
     """Definition files published between 24 h before the session opens and its close.
 
@@ -68,10 +57,13 @@ def definition_files_for_session(catalog: RawCatalog, session_date: date, config
 
 
 def file_span(info: DbnFileInfo) -> tuple[int, int] | None:
-    """``[lo, hi)`` ns a file covers: its header request range, else its record ts_event range; None when empty."""
-    header = _header_range(info.path)
-    if header is not None:
-        return header
+    """``[lo, hi)`` ns a file covers: its header request range, else its record ts_event range; None when empty.
+
+    Both come from the file's inspection (``raw_files.inspect_file``, kept in raw/'s inventory), so
+    choosing a session's definition files does not reopen every file of raw/ for every session.
+    """
+    if info.header_start is not None and info.header_end is not None and info.header_end > info.header_start:
+        return info.header_start, info.header_end
     if info.ts_min is None or info.ts_max is None:
         return None
     return info.ts_min, info.ts_max + 1

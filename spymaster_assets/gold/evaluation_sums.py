@@ -99,13 +99,18 @@ def session_sums(scored: pl.DataFrame, models: dict[str, str], bins: int) -> pl.
             frame = first_anchors(frame)
         if frame.height == 0:
             continue
-        groups = [("ALL", "ALL", frame)]
+        # One conversion per row set: every model's three columns side by side, the groups as row indices.
+        probabilities = frame.select([c for cols in used.values() for c in cols]).to_numpy()
+        labels = frame["outcome"].to_numpy()
+        groups = [("ALL", "ALL", np.arange(frame.height))]
         if row_set != WITHOUT_XGBOOST:
-            groups += [(g["level_kind"][0], g["direction"][0], g) for g in frame.sort("level_kind", "direction").partition_by("level_kind", "direction", maintain_order=True)]
-        for kind, direction, group in groups:
-            labels = group["outcome"].to_numpy()
-            for name, cols in used.items():
-                rows.append({"session_date": sessions[0], "row_set": row_set, "level_kind": kind, "direction": direction, "model": name, **_model_sums(group.select(cols).to_numpy(), labels, bins)})
+            kinds, directions = frame["level_kind"].to_numpy(), frame["direction"].to_numpy()
+            for kind, direction in sorted(set(zip(kinds.tolist(), directions.tolist()))):
+                groups.append((kind, direction, np.flatnonzero((kinds == kind) & (directions == direction))))
+        for kind, direction, rows_of_group in groups:
+            for m, name in enumerate(used):
+                p = probabilities[rows_of_group, _N_CLASSES * m:_N_CLASSES * (m + 1)]
+                rows.append({"session_date": sessions[0], "row_set": row_set, "level_kind": kind, "direction": direction, "model": name, **_model_sums(p, labels[rows_of_group], bins)})
     if not rows:
         return pl.DataFrame(schema=schema)
     return pl.DataFrame(rows, schema=schema)
@@ -187,10 +192,10 @@ class CumulativeSums:
             if name not in models:
                 raise ValueError(f"the baseline {name!r} is not among the models {models}")
         groups = sorted({(k[1], k[2]) for k in self.totals if k[0] == row_set and k[3] in models}, key=lambda g: (g != ("ALL", "ALL"), g))
-        out = [self._group_scores(row_set, group, models, reference, baseline, level) for group in groups]
-        return pl.concat(out) if out else pl.DataFrame()
+        rows = [row for group in groups for row in self._group_scores(row_set, group, models, reference, baseline, level)]
+        return pl.DataFrame(rows).with_columns(pl.col("n_episodes", "n_sessions").cast(pl.Int64)) if rows else pl.DataFrame()
 
-    def _group_scores(self, row_set: str, group: tuple[str, str], models: list[str], reference: str, baseline: str, level: float) -> pl.DataFrame:
+    def _group_scores(self, row_set: str, group: tuple[str, str], models: list[str], reference: str, baseline: str, level: float) -> list[dict[str, object]]:
         entries = {name: self.totals.get((row_set, *group, name)) for name in models}
         missing = [name for name, entry in entries.items() if entry is None]
         if missing or len({entries[name]["n_sessions"] for name in models}) != 1 or len({entries[name]["n_episodes"] for name in models}) != 1:
@@ -199,13 +204,22 @@ class CumulativeSums:
         n, n_sessions = int(first["n_episodes"]), int(first["n_sessions"])
         brier = {name: float(entries[name]["brier_sum"]) / n for name in models}
         best = best_reference(brier) or reference
+        references = (("base", reference), ("distance", baseline), ("best", best))
+        # Every (model, reference) pair's interval in one call: one quantile over a (3K, replicates) array.
+        pairs = [(name, ref) for name in models for _, ref in references]
+        if n_sessions < 2:
+            lo = hi = np.full(len(pairs), math.nan)
+        else:
+            lo, hi = replicate_skill_interval(
+                np.stack([entries[name]["replicate_brier"] for name, _ in pairs]), np.stack([entries[ref]["replicate_brier"] for _, ref in pairs]), level
+            )
         rows = []
-        for name in models:
+        for i, name in enumerate(models):
             entry = entries[name]
             row: dict[str, object] = {"model": name, "n_episodes": n, "n_sessions": n_sessions, "brier": brier[name], "best_baseline": best}
-            for tag, ref in (("base", reference), ("distance", baseline), ("best", best)):
+            for j, (tag, ref) in enumerate(references):
                 row[f"bss_{tag}"] = 1.0 - brier[name] / brier[ref] if brier[ref] > 0 else math.nan
-                row[f"bss_{tag}_lo"], row[f"bss_{tag}_hi"] = _replicate_interval(entry["replicate_brier"], entries[ref]["replicate_brier"], n_sessions, level)
+                row[f"bss_{tag}_lo"], row[f"bss_{tag}_hi"] = float(lo[i * len(references) + j]), float(hi[i * len(references) + j])
             class_p, class_y = entry["class_bin_p"].reshape(_N_CLASSES, -1), entry["class_bin_y"].reshape(_N_CLASSES, -1)
             row.update(
                 log_loss=float(entry["log_loss_sum"]) / n,
@@ -213,16 +227,9 @@ class CumulativeSums:
                 top_label_ece=float(np.abs(entry["top_bin_y"] - entry["top_bin_p"]).sum() / n),
                 accuracy=int(entry["correct"]) / n,
             )
+            row.update(level_kind=group[0], direction=group[1])
             rows.append(row)
-        return pl.DataFrame(rows).with_columns(pl.col("n_episodes", "n_sessions").cast(pl.Int64), level_kind=pl.lit(group[0]), direction=pl.lit(group[1]))
-
-
-def _replicate_interval(model: np.ndarray, reference: np.ndarray, n_sessions: int, level: float) -> tuple[float, float]:
-    """:func:`evaluation.replicate_skill_interval` of one (model, reference) pair; NaN below 2 sessions."""
-    if n_sessions < 2:
-        return math.nan, math.nan
-    lo, hi = replicate_skill_interval(model[None, :], reference[None, :], level)
-    return float(lo[0]), float(hi[0])
+        return rows
 
 
 def cumulative_sums(sums: pl.DataFrame, replicates: int = 1000, seed: int = 0, start: CumulativeSums | None = None) -> CumulativeSums:

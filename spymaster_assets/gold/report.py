@@ -51,7 +51,7 @@ EVALUATION_SUMS = "gold_evaluation_sums"
 
 #: What the stored sums hold (models and row sets of ``evaluation_sums.session_sums``): stored sums
 #: and checkpoints of another layout are computed again, not mixed with today's.
-SUMS_LAYOUT = "sums-2 (references, first_anchor)"
+SUMS_LAYOUT = "sums-3 (references, first_anchor; groups in row order)"
 
 
 def _signals_fingerprint(lake: Lake, d: date) -> str:

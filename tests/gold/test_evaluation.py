@@ -22,6 +22,7 @@ from spymaster_assets.gold.evaluation import (
     png_to_markdown,
     reliability_diagram_png,
     reliability_table,
+    replicate_skill_interval,
     top_label_ece,
 )
 
@@ -411,3 +412,20 @@ def test_a_report_png_is_readable_by_other_users(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_replicate_skill_interval_rows_with_and_without_left_out_replicates():
+    """The stacked interval equals each pair's own nanquantile: a whole row, a row with replicates whose
+    reference sum is 0 (left out) and a row with none usable (NaN)."""
+    rng = np.random.default_rng(3)
+    model = rng.uniform(0.5, 1.0, size=(3, 200))
+    reference = rng.uniform(0.6, 1.1, size=(3, 200))
+    reference[1, :17] = 0.0
+    reference[2, :] = 0.0
+    lo, hi = replicate_skill_interval(model, reference, 0.90)
+    for k in range(2):
+        usable = reference[k] > 0
+        tail = (1.0 - 0.90) / 2.0
+        expected = np.nanquantile(1.0 - model[k, usable] / reference[k, usable], [tail, 1.0 - tail])
+        assert (lo[k], hi[k]) == (expected[0], expected[1])
+    assert np.isnan(lo[2]) and np.isnan(hi[2])
