@@ -372,29 +372,50 @@ def blend_fit_as_of(lake: Lake, day: date, config: SpymasterConfig):
     """w and T for ``day``, fitted on the gold_signals of the sessions before it joined with their outcomes.
 
     Only the trailing ``blend_sessions`` sessions with a model probability are read (what
-    ``fit_blend_on_signals`` keeps), found walking back from ``day``: the cost does not grow with history.
+    ``fit_blend_on_signals`` keeps), found walking back from ``day``: the cost does not grow with
+    history. Each session's joined rows are kept in this process by the identity of its two files
+    (:func:`_blend_rows`), so a date-order walk reads and joins a session once, not once per day it serves.
     """
     dates = lake.dates_before(GOLD, "gold_signals", day)
     if not dates or "p_xgb_break" not in lake.scan(GOLD, "gold_signals", dates[0]).collect_schema():
         return fit_blend_on_signals(None, config)  # no history, or signals written before the model existed
-    with_model: list[date] = []
-    end = len(dates)
-    while end > 0 and len(with_model) < config.blend_sessions:
-        # Sessions whose episodes are gone are left out, checked chunk by chunk from the end (not every earlier one).
-        start = max(0, end - config.blend_sessions)
-        chunk = [d for d in dates[start:end] if lake.exists(GOLD, "gold_episodes", d)]
-        end = start
-        if not chunk:
+    used: list[pl.DataFrame] = []
+    kept: dict[tuple, tuple[bool, pl.DataFrame]] = {}
+    # Walking back from the day; sessions whose episodes are gone are left out.
+    for session in reversed(dates):
+        if len(used) == config.blend_sessions:
+            break
+        if not lake.exists(GOLD, "gold_episodes", session):
             continue
-        flags = lake.read_many(GOLD, "gold_signals", chunk, ["session_date", "p_xgb_break"]).drop_nulls("p_xgb_break")
-        with_model = sorted(set(flags["session_date"].to_list())) + with_model
-    used = with_model[-config.blend_sessions:]
+        key, (has_model, rows) = _blend_rows(lake, session)
+        kept[key] = (has_model, rows)
+        if has_model:
+            used.append(rows)
+    _BLEND_ROWS.clear()
+    _BLEND_ROWS.update(kept)
     if not used:
         return fit_blend_on_signals(None, config)
-    keys = ["session_date", "ts_event", "level_kind"]
-    signals = lake.read_many(GOLD, "gold_signals", used, [*keys, *probability_columns("p_knn_"), *probability_columns("p_xgb_"), *probability_columns("p_dist_")])
-    outcomes = lake.read_many(GOLD, "gold_episodes", used, [*keys, "outcome"])
-    return fit_blend_on_signals(signals.join(outcomes, on=keys, how="inner"), config)
+    return fit_blend_on_signals(pl.concat(used[::-1], how="vertical_relaxed"), config)
+
+
+#: One session's rows for the blend fit (whether it has a model probability, its joined rows) by
+#: the identity of its gold_signals and gold_episodes files: a rewritten partition is read again.
+_BLEND_ROWS: dict[tuple, tuple[bool, pl.DataFrame]] = {}
+
+
+def _blend_rows(lake: Lake, session: date) -> tuple[tuple, tuple[bool, pl.DataFrame]]:
+    """(memo key, (True when some row of ``session`` has p_xgb_*, its gold_signals forecasts joined with
+    the outcomes, in the signals' row order)) for :func:`blend_fit_as_of`."""
+    signals_path = lake.partition_path(GOLD, "gold_signals", session)
+    episodes_path = lake.partition_path(GOLD, "gold_episodes", session)
+    key = (str(signals_path), *file_identity(signals_path), *file_identity(episodes_path))
+    found = _BLEND_ROWS.get(key)
+    if found is None:
+        keys = ["session_date", "ts_event", "level_kind"]
+        signals = lake.read_many(GOLD, "gold_signals", [session], [*keys, *probability_columns("p_knn_"), *probability_columns("p_xgb_"), *probability_columns("p_dist_")])
+        outcomes = lake.read_many(GOLD, "gold_episodes", [session], [*keys, "outcome"])
+        found = (signals["p_xgb_break"].is_not_null().any(), signals.join(outcomes, on=keys, how="inner", maintain_order="left"))
+    return key, found
 
 
 def known_before_from_lake(lake: Lake, day: date, config: SpymasterConfig) -> KnownBefore:

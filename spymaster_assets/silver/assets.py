@@ -1,6 +1,6 @@
 """Silver assets (Dagster wiring only): bars, levels, level-relative state and outcome labels per session."""
 
-
+import functools
 from datetime import date, timedelta
 
 import polars as pl
@@ -226,9 +226,22 @@ def order_flow_inputs(lake: Lake, day: date, config: SpymasterConfig) -> OrderFl
         trades = lake.scan("bronze", "bronze_futures_trades", day).select(tape).collect()
     else:
         trades = pl.DataFrame(schema={c: TRADES_SCHEMA[c] for c in tape})
-    book = lake.read(TIER, "silver_book_1s", day) if lake.exists(TIER, "silver_book_1s", day) else validate_silver_book_1s(book_1s(iter(()), day, config, {}), config)
-    depth = lake.read(TIER, "silver_depth_flow_1m", day) if lake.exists(TIER, "silver_depth_flow_1m", day) else validate_silver_depth_flow_1m(depth_flow_1m(iter(()), day, config, {}))
+    book = lake.read(TIER, "silver_book_1s", day) if lake.exists(TIER, "silver_book_1s", day) else _empty_book_1s(config)
+    depth = lake.read(TIER, "silver_depth_flow_1m", day) if lake.exists(TIER, "silver_depth_flow_1m", day) else _empty_depth_flow_1m(config)
     return OrderFlowInputs(trades=trades, book_1s=book, depth_flow_1m=depth, tick_size=_tick_size(lake, day, instrument, config))
+
+
+@functools.lru_cache(maxsize=8)
+def _empty_book_1s(config: SpymasterConfig) -> pl.DataFrame:
+    """The silver_book_1s table of a session without book data (no rows, so no day in it), validated
+    once per configuration: a bars-only decade would otherwise check the same empty table 2,520 times."""
+    return validate_silver_book_1s(book_1s(iter(()), date(2000, 1, 3), config, {}), config)
+
+
+@functools.lru_cache(maxsize=8)
+def _empty_depth_flow_1m(config: SpymasterConfig) -> pl.DataFrame:
+    """The silver_depth_flow_1m table of a session without MBO data (no rows), validated once per configuration."""
+    return validate_silver_depth_flow_1m(depth_flow_1m(iter(()), date(2000, 1, 3), config, {}))
 
 
 def options_inputs(lake: Lake, day: date) -> OptionsInputs:

@@ -6,6 +6,7 @@ schema is built from ``feature_names`` so it follows the vector contract for a g
 
 from __future__ import annotations
 
+import functools
 import re
 
 import pandera.polars as pa
@@ -149,18 +150,20 @@ def silver_level_state_schema(config: SpymasterConfig) -> pa.DataFrameSchema:
     Counts (stack_count_*, touches_today) are Int32 >= 0, every other feature is nullable Float64;
     distance_atr and minutes_since_open are never null; time_bucket is one of the config's labels.
     """
-    ints = set(integer_feature_columns(config))
+    return _level_state_schema(tuple(all_feature_columns(config)), frozenset(integer_feature_columns(config)), tuple(config.time_bucket_labels))
+
+
+@functools.lru_cache(maxsize=16)
+def _level_state_schema(feature_columns: tuple[str, ...], integer_columns: frozenset[str], time_bucket_labels: tuple[str, ...]) -> pa.DataFrameSchema:
+    # Built once per layout: building it (the model's schema copied, ~200 columns added) costs more
+    # than validating a session's rows.
     features: dict[str, pa.Column] = {}
-    for name in all_feature_columns(config):
-        if name in ints:
+    for name in feature_columns:
+        if name in integer_columns:
             features[name] = pa.Column(pl.Int32, checks=pa.Check.ge(0))
         else:
             features[name] = pa.Column(pl.Float64, nullable=name not in ("distance_atr", "minutes_since_open"))
-    return (
-        SilverLevelState.to_schema()
-        .add_columns(features)
-        .update_column("time_bucket", checks=[pa.Check.isin(list(config.time_bucket_labels))])
-    )
+    return SilverLevelState.to_schema().add_columns(features).update_column("time_bucket", checks=[pa.Check.isin(list(time_bucket_labels))])
 
 
 def validate_silver_bars(frame: pl.DataFrame) -> pl.DataFrame:
