@@ -84,9 +84,12 @@ class SpymasterConfig:
     # Order flow (trades, top of book, depth, MBO).
     tick_size_points: float = 0.25  # used when the definitions give no min_price_increment
     # Chart blocks of the bars family (silver/chart_features.py): any of "vwap", "ranges", "round_numbers",
-    # "level_age", "prior_session". Off by default: each changes the vector layout, and the sample's ablation decides.
+    # "level_age", "prior_session", "atr_regime". Off by default: each changes the vector layout, and the sample's ablation decides.
     chart_blocks: tuple[str, ...] = ()
     round_number_handles_points: tuple[float, ...] = (25.0, 50.0, 100.0)  # ES points; scaled by tick_size_points / 0.25
+    daily_atr_sessions: int = 14  # atr_regime: sessions in the daily ATR (silver/daily_regime.py)
+    atr_regime_sessions: int = 252  # atr_regime: the trailing sessions (a year) the daily ATR is ranked among
+    atr_regime_min_sessions: int = 20  # atr_regime: fewer daily ATR values than this leave the rank null
     order_flow_windows_seconds: tuple[int, ...] = (30, 60, 120, 300)
     level_band_ticks: tuple[int, ...] = (4, 8)  # depth / volume "at the level": within +-N ticks
     depth_change_minutes: tuple[int, ...] = (1, 3, 5)

@@ -82,6 +82,9 @@ def vector_version(config: SpymasterConfig) -> str:
     if config.chart_blocks:  # only then, so the versions of layouts without chart blocks stay as they were
         payload["config"]["round_number_handles_points"] = str(config.round_number_handles_points)
         payload["config"]["rth_close"] = str(config.rth_close)
+    if "atr_regime" in config.chart_blocks:  # likewise: the other layouts' versions stay as they were
+        for name in ("daily_atr_sessions", "atr_regime_sessions", "atr_regime_min_sessions"):
+            payload["config"][name] = str(getattr(config, name))
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:8]
     return f"{VECTOR_LAYOUT_VERSION}-{digest}"
 

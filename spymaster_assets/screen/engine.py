@@ -73,6 +73,8 @@ class SessionEngine:
     candles, levels and state). ``warmup_1m``: the previous session's 1-minute bars of the same
     contract (``silver_bars``' warm-up), or None. ``order_flow``/``options``: the session's
     order-flow and options tables; the engine passes each bar close only their rows up to it.
+    ``daily_history``: the earlier sessions' daily bars (``silver.assets.daily_history``, for the
+    ``atr_regime`` chart block), or None.
     """
 
     day: date
@@ -81,6 +83,7 @@ class SessionEngine:
     warmup_1m: pl.DataFrame | None = None
     order_flow: OrderFlowInputs | None = None
     options: OptionsInputs | None = None
+    daily_history: pl.DataFrame | None = None
     _bars: list[dict] = field(default_factory=list, init=False, repr=False)
     _answered: pl.DataFrame | None = field(default=None, init=False, repr=False)
     _pending_gap: int = field(default=0, init=False, repr=False)
@@ -257,7 +260,7 @@ class SessionEngine:
         known_levels = levels.filter(pl.col("ts_event") == ts_close)
         if ts_close < self._first_anchor:  # before the anchor window: levels, no state and no answer
             return BarClose(ts_close, candle, known_levels, empty, *nothing, gap)
-        state = compute_level_state(bars, levels, self.day, self.config, _up_to(self._flow(), ts_close), _options_up_to(self.options, ts_close), self.warmup_1m)
+        state = compute_level_state(bars, levels, self.day, self.config, _up_to(self._flow(), ts_close), _options_up_to(self.options, ts_close), self.warmup_1m, self.daily_history)
         now = state.filter(pl.col("ts_event") == ts_close)
         signals, neighbours = self._answer(now)
         return BarClose(ts_close, candle, known_levels, now, signals, neighbours, gap)

@@ -24,7 +24,7 @@ from spymaster_resources.raw_files import RawCatalog, empty_definitions
 from ..bronze.ingest import session_ohlcv_1m
 from ..charts.session_chart import LEVEL_STYLES
 from ..gold.as_of import known_before_from_lake
-from ..silver.assets import options_inputs, order_flow_inputs, warmup_bars
+from ..silver.assets import daily_history, options_inputs, order_flow_inputs, warmup_bars
 from ..sessions import NY, is_trading_session, session_venue
 from .engine import BAR_COLUMNS, BarClose, SessionEngine
 
@@ -70,7 +70,8 @@ def open_replay(config: SpymasterConfig, day: date, catalog: RawCatalog) -> Repl
     minutes = session_ohlcv_1m(catalog, day, defs, config).bars.sort("ts_event")
     instrument = int(minutes["instrument_id"][0]) if minutes.height else -1
     # Order flow and options come from the lake's bronze and silver tables; the engine passes each bar close only their rows up to it.
-    engine = SessionEngine(day, config, known, warmup_bars(lake, day, instrument, config)[0], order_flow_inputs(lake, day, config), options_inputs(lake, day))
+    daily = daily_history(lake, day, config, catalog) if "atr_regime" in config.chart_blocks else None
+    engine = SessionEngine(day, config, known, warmup_bars(lake, day, instrument, config)[0], order_flow_inputs(lake, day, config), options_inputs(lake, day), daily)
     return ReplaySession(day, minutes.select(BAR_COLUMNS), engine, session_meta(lake, day, known, config))
 
 
@@ -107,7 +108,8 @@ def open_live(config: SpymasterConfig, day: date) -> LiveSession:
     previous = lake.read("bronze", "bronze_futures_ohlcv_1m", before[0]) if before else None
     instrument = int(previous["instrument_id"][0]) if previous is not None and previous.height else None
     warmup = warmup_bars(lake, day, instrument, config)[0] if instrument is not None else None
-    engine = SessionEngine(day, config, known, warmup_1m=warmup)
+    daily = daily_history(lake, day, config) if "atr_regime" in config.chart_blocks else None
+    engine = SessionEngine(day, config, known, warmup_1m=warmup, daily_history=daily)
     return LiveSession(day, engine, instrument, session_meta(lake, day, known, config), problem)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from spymaster_core.config import CONFIG_FILE, SpymasterConfig
 from spymaster_resources import SpymasterResource
 from spymaster_resources.lake import Lake
+from spymaster_resources.lake_paths import file_identity
 
 from spymaster_resources.raw_files import RawCatalog
 
@@ -20,9 +21,10 @@ from ..bronze.market_records import TRADES_SCHEMA
 from ..bronze.ingest import session_definitions, session_ohlcv_1m, sessions_with_rth_data
 from ..partitions import WITH_PREVIOUS_SESSION, session_of_partition_key
 from ..session_range import session_asset
-from ..sessions import trading_sessions
+from ..sessions import session_bounds_utc, trading_sessions
 from ..table_metadata import same_columns, table_metadata
 from .bars import build_bars
+from .daily_regime import DAILY_BAR_SCHEMA, daily_bar
 from .book_summary import DEPTH_FLOW_DESCRIPTIONS, book_1s, book_1s_column_descriptions, depth_flow_1m, validate_silver_book_1s, validate_silver_depth_flow_1m
 from .feature_names import FEATURE_FAMILIES, all_feature_columns, family_columns
 from .labels import label_outcomes
@@ -65,6 +67,46 @@ def warmup_bars(lake: Lake, day: date, instrument_id: int, config: SpymasterConf
     if bars.height == 0 or int(bars["instrument_id"][0]) != instrument_id:
         return None, f"none ({prev} traded another contract: roll)"
     return bars, source
+
+
+#: Daily bars by (session, the identity of the files they were read from): a range's sessions share
+#: most of their trailing year, so each earlier session is summarised once per process.
+_DAILY_BARS: dict[tuple, pl.DataFrame] = {}
+
+
+def daily_history(lake: Lake, day: date, config: SpymasterConfig, catalog: RawCatalog | None = None) -> pl.DataFrame:
+    """The daily bars (``daily_regime.daily_bar``) of the calendar's sessions before ``day`` that the
+    ``atr_regime`` block reads: the last ``daily_atr_sessions + atr_regime_sessions - 1``, in date
+    order, a session without bars left out.
+
+    Like :func:`warmup_bars`, the sessions are the calendar's, each read from its
+    bronze_futures_ohlcv_1m partition when written, else (given ``catalog``) from the raw files, so
+    the block is a function of the raw files whatever order sessions were backfilled in. Raises
+    RawDataError (naming the file) when an earlier session's raw files are unreadable.
+    """
+    wanted = config.daily_atr_sessions + config.atr_regime_sessions - 1
+    calendar = trading_sessions(day - timedelta(days=2 * wanted + 30), day, config)
+    earlier = [d for d in calendar if d < day][-wanted:]
+    frames = []
+    for session in earlier:
+        if lake.exists("bronze", "bronze_futures_ohlcv_1m", session):
+            path = lake.partition_path("bronze", "bronze_futures_ohlcv_1m", session)
+            key = ("lake", str(path), *file_identity(path))
+        elif catalog is not None and sessions_with_rth_data(catalog, config, session, session):
+            start, end = session_bounds_utc(session, config)
+            key = ("raw", session, *((str(f.path), f.size, f.mtime_ns) for f in catalog.files_for_window("ohlcv-1m", start, end)))
+        else:
+            continue
+        found = _DAILY_BARS.get(key)
+        if found is None:
+            if key[0] == "lake":
+                bars = lake.read_many("bronze", "bronze_futures_ohlcv_1m", [session], ["session_date", "ts_event", "instrument_id", "high", "low", "close"])
+            else:
+                definitions, _ = session_definitions(catalog, session, config)
+                bars = session_ohlcv_1m(catalog, session, definitions, config).bars
+            found = _DAILY_BARS[key] = daily_bar(bars)
+        frames.append(found)
+    return pl.concat(frames) if frames else pl.DataFrame(schema=DAILY_BAR_SCHEMA)
 
 
 @session_asset(
@@ -280,7 +322,8 @@ def silver_level_state(context: AssetExecutionContext, spymaster: SpymasterResou
     if "prior_session" in cfg.chart_blocks:  # the previous session's regular hours, as silver_bars warms up with
         ohlcv = lake.read("bronze", "bronze_futures_ohlcv_1m", day)
         previous, _ = warmup_bars(lake, day, int(ohlcv["instrument_id"][0]) if ohlcv.height else -1, cfg, spymaster.catalog)
-    state = validate_silver_level_state(compute_level_state(bars, lake.read(TIER, "silver_levels", day), day, cfg, flow, options, previous), cfg)
+    daily = daily_history(lake, day, cfg, spymaster.catalog) if "atr_regime" in cfg.chart_blocks else None  # the trailing year's daily bars
+    state = validate_silver_level_state(compute_level_state(bars, lake.read(TIER, "silver_levels", day), day, cfg, flow, options, previous, daily), cfg)
     path = lake.write(TIER, "silver_level_state", day, state)
     features = family_columns("bars", cfg)
     families = state["feature_families"].unique().to_list()

@@ -23,6 +23,10 @@ truncation test checks it). Distances are in units of the anchor's 2-minute ATR.
   (close - the previous session's regular-hours high / low / close) / ATR, regular hours being the
   bars opening in [rth_open, rth_close) ET; ``open_gap_atr`` = (the first regular-hours open of the
   day - the previous regular-hours close) / ATR.
+- ``atr_regime``: from the daily bars of the sessions before the day (``daily_history``,
+  ``daily_regime``): ``daily_atr_atr`` = the 14-session daily ATR (points) / the anchor's 2-minute
+  ATR, and ``daily_atr_pct_1y`` = that daily ATR's percentile rank over the trailing 252 sessions;
+  null without enough earlier sessions.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import polars as pl
 
 from spymaster_core.config import SpymasterConfig
 from ..sessions import et_to_utc
+from .daily_regime import daily_atr_regime
 from .feature_names import CHART_BLOCKS, chart_columns
 
 NS_PER_MINUTE = 60_000_000_000
@@ -42,15 +47,22 @@ _ES_TICK = 0.25
 
 
 def chart_features(
-    state: pl.DataFrame, bars_1m: pl.DataFrame, session_date: date, config: SpymasterConfig, previous_1m: pl.DataFrame | None = None
+    state: pl.DataFrame,
+    bars_1m: pl.DataFrame,
+    session_date: date,
+    config: SpymasterConfig,
+    previous_1m: pl.DataFrame | None = None,
+    daily_history: pl.DataFrame | None = None,
 ) -> dict[str, np.ndarray]:
     """The enabled chart blocks' columns (``feature_names.chart_columns``) for each row of ``state``.
 
     ``state``: rows with ts_event (anchor T), level_kind, level_price, close, atr_points (points);
     ``bars_1m``: the session's 1-minute silver_bars (ts_event open, ts_close, high, low, close,
     volume), any order; ``previous_1m``: the previous session's 1-minute bars of the same contract
-    (ts_event open, open, high, low, close) or None. Returns float64 arrays of len(state), NaN where
-    undefined. Raises ValueError for an unknown block in ``config.chart_blocks``.
+    (ts_event open, open, high, low, close) or None; ``daily_history``: the daily bars of the
+    sessions before ``session_date`` (``daily_regime.DAILY_BAR_SCHEMA``, date order) or None.
+    Returns float64 arrays of len(state), NaN where undefined. Raises ValueError for an unknown
+    block in ``config.chart_blocks``.
     """
     unknown = sorted(set(config.chart_blocks) - set(CHART_BLOCKS))
     if unknown:
@@ -105,6 +117,10 @@ def chart_features(
                 opened = today["ts_close"].dt.epoch("ns")[0] if today.height else None
                 gap = (float(today["open"][0]) - prev_close) if today.height else np.nan
                 out["open_gap_atr"] = np.where(opened is not None and np.asarray(anchor_ns) >= (opened or 0), gap, np.nan) / atr
+        if "atr_regime" in config.chart_blocks:
+            daily_atr, rank = daily_atr_regime(daily_history, config) if daily_history is not None else (np.nan, np.nan)
+            out["daily_atr_atr"] = daily_atr / atr
+            out["daily_atr_pct_1y"] = np.full(state.height, rank)
     return {name: out[name] for name in chart_columns(config)}
 
 

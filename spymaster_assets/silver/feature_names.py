@@ -81,7 +81,7 @@ def context_columns(config: SpymasterConfig) -> list[str]:
 
 
 #: Chart blocks of the bars family (``chart_features``), in vector order; ``chart_blocks`` switches each on.
-CHART_BLOCKS: tuple[str, ...] = ("vwap", "ranges", "round_numbers", "level_age", "prior_session")
+CHART_BLOCKS: tuple[str, ...] = ("vwap", "ranges", "round_numbers", "level_age", "prior_session", "atr_regime")
 
 
 def chart_columns(config: SpymasterConfig) -> list[str]:
@@ -92,6 +92,7 @@ def chart_columns(config: SpymasterConfig) -> list[str]:
         "round_numbers": [f"round_{h:g}_dist_atr".replace(".", "p") for h in config.round_number_handles_points],
         "level_age": ["minutes_since_level_set"],
         "prior_session": ["prev_rth_high_dist_atr", "prev_rth_low_dist_atr", "prev_rth_close_dist_atr", "open_gap_atr"],
+        "atr_regime": ["daily_atr_atr", "daily_atr_pct_1y"],
     }
     return [c for block in CHART_BLOCKS if block in config.chart_blocks for c in names[block]]
 

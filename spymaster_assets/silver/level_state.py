@@ -186,11 +186,13 @@ def compute_level_state(
     order_flow: OrderFlowInputs | None = None,
     options: OptionsInputs | None = None,
     previous_1m: pl.DataFrame | None = None,
+    daily_history: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Level-relative state and bars-only features per (anchor, level kind known at the anchor).
 
     Inputs: silver_bars and silver_levels of the session; ``previous_1m``: the previous session's
-    1-minute bars of the same contract (for the ``prior_session`` chart block; None: null). Anchors are the 2-minute bar closes T
+    1-minute bars of the same contract (for the ``prior_session`` chart block; None: null); ``daily_history``: the
+    daily bars of the sessions before it (``silver.assets.daily_history``, for the ``atr_regime`` block; None: null). Anchors are the 2-minute bar closes T
     with ``anchor_start < T <= anchor_end`` ET whose ATR is defined and positive (an anchor without
     a usable ATR has no level-relative scale and is skipped).
 
@@ -289,7 +291,7 @@ def compute_level_state(
             ((kind != k) & (np.abs(other_levels[k] - level) <= x * atr)).astype(np.int32) for k in LEVEL_KINDS
         )
     arrays |= _trajectory_and_kinematics(bars_1m, state, config)
-    arrays |= chart_features(state, bars_1m, session_date, config, previous_1m)
+    arrays |= chart_features(state, bars_1m, session_date, config, previous_1m, daily_history)
     state = state.with_columns(
         [pl.Series(name, values, dtype=pl.Float64).fill_nan(None) for name, values in arrays.items()]
         + [pl.Series(name, values, dtype=pl.Int32) for name, values in counts.items()]

@@ -35,7 +35,7 @@ def test_the_chart_columns_follow_the_blocks_and_leave_the_default_layout_alone(
     assert chart_columns(ALL) == [
         "vwap_rth_dist_atr", "vwap_session_dist_atr", "overnight_range_atr", "day_range_atr",
         "round_25_dist_atr", "round_50_dist_atr", "round_100_dist_atr", "minutes_since_level_set",
-        "prev_rth_high_dist_atr", "prev_rth_low_dist_atr", "prev_rth_close_dist_atr", "open_gap_atr",
+        "prev_rth_high_dist_atr", "prev_rth_low_dist_atr", "prev_rth_close_dist_atr", "open_gap_atr", "daily_atr_atr", "daily_atr_pct_1y",
     ]
     assert chart_columns(replace(ALL, chart_blocks=("level_age", "vwap"))) == ["vwap_rth_dist_atr", "vwap_session_dist_atr", "minutes_since_level_set"]
     assert set(chart_columns(ALL)) <= set(vector_columns(ALL)) and not set(chart_columns(ALL)) & set(vector_columns(SpymasterConfig()))
@@ -94,3 +94,10 @@ def test_each_row_is_what_the_bars_closed_by_its_anchor_give(session):
         truncated = chart_features(state[row_number:row_number + 1], bars.filter(pl.col("ts_close") <= anchor), day, ALL, previous)
         for name, values in truncated.items():
             np.testing.assert_array_equal(values, full[name][row_number:row_number + 1], err_msg=f"{name} at {anchor}")
+
+
+def test_every_chart_column_is_described_for_the_ui():
+    from spymaster_assets.silver.schemas import level_state_column_descriptions
+
+    described = level_state_column_descriptions(ALL)
+    assert all(described[c] != c and "chart block" in described[c] for c in chart_columns(ALL))
