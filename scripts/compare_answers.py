@@ -16,6 +16,10 @@ first variant on the first scored day), and the chosen variant's rows of D are s
 variant, ``nested`` (so the choice itself is judged on sessions it did not see). The variant chosen
 on every scored session is printed as ``nested_choice_after_all``.
 
+With ``--score-from DATE`` only the sessions on or after DATE are scored (every session is still
+answered walk-forward): the out-of-window check of a tuning run, e.g. ``--score-from`` the first
+session after ``spymaster tune --through`` with ``--variant tuned=<the tuned file's values>``.
+
 Usage: ``.venv/bin/python scripts/compare_answers.py [--home data/demo] [--variant NAME=JSON ...] [--nested]``
 (default variants: ``default={}``).
 """
@@ -27,16 +31,17 @@ import json
 import sys
 import time
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
 from spymaster_assets.gold.answer import MODEL_PREFIXES  # noqa: E402
-from spymaster_assets.gold.evaluation import compare_models, first_anchors, format_comparison  # noqa: E402
+from spymaster_assets.gold.evaluation import compare_models, first_anchors, format_comparison, multiclass_brier  # noqa: E402
+from spymaster_core.config import OUTCOMES  # noqa: E402
 from spymaster_assets.gold.episodes import select_episodes  # noqa: E402
 from spymaster_assets.gold.vectors import vector_columns  # noqa: E402
 from spymaster_assets.gold.walk_forward import walk_forward  # noqa: E402
@@ -64,6 +69,7 @@ def main() -> int:
         "--from-silver", action="store_true",
         help="build each variant's episodes from silver_level_state and silver_outcomes (for variants that change the vector, e.g. chart_blocks; the lake's silver must hold their columns)",
     )
+    parser.add_argument("--score-from", type=date.fromisoformat, default=None, help="score only the sessions on or after this date, YYYY-MM-DD (default: every scored session)")
     args = parser.parse_args()
     spymaster = SpymasterResource(home=args.home, workers=1, product=args.product)
     lake, base = spymaster.lake, spymaster.config
@@ -91,6 +97,9 @@ def main() -> int:
     if args.nested:
         answered["nested"], choice = _nested(answered, base)
         print(f"nested_choice_after_all: {choice}")
+    if args.score_from is not None:
+        answered = {name: signals.filter(pl.col("session_date") >= args.score_from) for name, signals in answered.items()}
+        print(f"scored_sessions: {answered[next(iter(answered))]['session_date'].n_unique()} (from {args.score_from})")
     for name, signals in answered.items():
         config = base
         for scope, rows in (("anchor", signals), ("approach", first_anchors(signals))):
@@ -106,14 +115,14 @@ def main() -> int:
 def _nested(answered: dict[str, pl.DataFrame], config) -> tuple[pl.DataFrame, str]:
     """The rows of the variant chosen for each day by the kNN Brier over the earlier scored days, and the choice after the last day."""
     names = list(answered)
-    knn = [f"p_knn_{o}" for o in ("break", "reject", "chop")]
+    knn = [f"{MODEL_PREFIXES['knn']}{o.lower()}" for o in OUTCOMES]
     per_day: dict[str, dict] = {}
     for name, signals in answered.items():
-        labels = signals["outcome"].to_numpy()
-        p = signals.select(knn).to_numpy()
-        onehot = (labels[:, None] == np.array(["BREAK", "REJECT", "CHOP"])[None, :]).astype(float)
-        scored = signals.select("session_date").with_columns(brier=pl.Series(((p - onehot) ** 2).sum(axis=1)))
-        per_day[name] = dict(scored.group_by("session_date").agg(pl.col("brier").sum(), n=pl.len()).select("session_date", pl.struct("brier", "n")).iter_rows())
+        # Per-day Brier sums (the mean times the episodes), so the earlier days add up episode-weighted.
+        per_day[name] = {
+            day: {"brier": multiclass_brier(rows.select(knn).to_numpy(), rows["outcome"].to_numpy()) * rows.height}
+            for (day,), rows in signals.partition_by("session_date", as_dict=True).items()
+        }
     days = sorted(answered[names[0]]["session_date"].unique().to_list())
     chosen_rows, choice = [], names[0]
     for day in days:
