@@ -38,6 +38,13 @@ def distance_bin_expr(config: SpymasterConfig) -> pl.Expr:
     return pl.min_horizontal(raw, pl.lit(config.distance_bins - 1, dtype=pl.Int32)).alias("distance_bin")
 
 
+def distance_bins(distances_atr, bin_atr: float, n_bins: int) -> np.ndarray:
+    """The |distance| bin of each distance in ATR: ``min(floor(|d| / bin_atr), n_bins - 1)`` (int64, the
+    last bin open), as :func:`distance_bin_expr`; the lookup's cells and the kNN's distance band share it."""
+    raw = np.floor(np.abs(np.asarray(distances_atr, dtype=np.float64)) / bin_atr).astype(np.int64)
+    return np.minimum(raw, n_bins - 1)
+
+
 #: Columns of the lookup's sufficient statistics: outcome counts per cell (exact integers, so the
 #: counts of many sessions add up to those of their episodes together, in any order).
 DISTANCE_COUNTS_SCHEMA: dict[str, pl.DataType] = {
@@ -122,8 +129,7 @@ class DistanceLookup:
 
     def bins(self, distances_atr: np.ndarray) -> np.ndarray:
         """The |distance| bin of each distance (int, 0 .. distance_bins - 1), as :func:`distance_bin_expr`."""
-        raw = np.floor(np.abs(np.asarray(distances_atr, dtype=np.float64)) / self.config.distance_bin_atr).astype(np.int64)
-        return np.minimum(raw, self.config.distance_bins - 1)
+        return distance_bins(distances_atr, self.config.distance_bin_atr, self.config.distance_bins)
 
     def probabilities(self, level_kinds, directions, distances_atr) -> np.ndarray:
         out = np.empty((len(level_kinds), len(OUTCOMES)))

@@ -27,6 +27,7 @@ from spymaster_resources.lake_paths import LakePath, lake_path, load_directory, 
 
 from spymaster_core.config import OUTCOMES, SpymasterConfig
 from .episodes import SETUP_KEY_SCHEMA
+from .distance_baseline import distance_bins
 from .retrieval import base_rate, outcome_codes
 
 #: Columns of each partition's metadata frame, aligned with the FAISS row ids of that partition.
@@ -62,15 +63,9 @@ class _Partition:
 
 
 @njit(cache=True)
-def _distance_band(distance_atr, band_atr, n_bands):
-    """The |distance| band of a distance in ATR: min(floor(|d| / band_atr), n_bands - 1), as the distance lookup's bins."""
-    return min(int(abs(distance_atr) / band_atr), n_bands - 1)
-
-
-@njit(cache=True)
-def _filter_candidates(cand_ids, cand_sims, session_code, cutoff_code, k, max_per_session, n_sessions, row_distance, query_distance, band_atr, n_bands):
+def _filter_candidates(cand_ids, cand_sims, session_code, cutoff_code, k, max_per_session, n_sessions, row_band, query_band):
     """Keep, per query row, the first k candidates whose session is < cutoff and not yet seen max_per_session times,
-    and, when ``band_atr`` > 0, whose |distance| band (:func:`_distance_band`) is the query's.
+    and, when the query's |distance| band (``query_band``, ``distance_baseline.distance_bins``) is >= 0, whose row band is the same.
 
     Candidates come best first from FAISS (id -1 = none). O(F) per row: a per-session counter
     array is reset after each row by walking only the kept ids.
@@ -82,7 +77,7 @@ def _filter_candidates(cand_ids, cand_sims, session_code, cutoff_code, k, max_pe
     counts = np.zeros(max(n_sessions, 1), dtype=np.int32)
     for r in range(m):
         n = 0
-        band = _distance_band(query_distance[r], band_atr, n_bands) if band_atr > 0 else -1
+        band = query_band[r]
         for j in range(width):
             i = cand_ids[r, j]
             if i < 0:
@@ -90,7 +85,7 @@ def _filter_candidates(cand_ids, cand_sims, session_code, cutoff_code, k, max_pe
             s = session_code[i]
             if s >= cutoff_code or counts[s] >= max_per_session:
                 continue
-            if band >= 0 and _distance_band(row_distance[i], band_atr, n_bands) != band:
+            if band >= 0 and row_band[i] != band:
                 continue
             counts[s] += 1
             out_ids[r, n] = i
@@ -352,20 +347,19 @@ class SetupIndex:
             cutoff = bisect_left(self.sessions, exclude_on_or_after)  # sessions are sorted; O(log n), not a decade's array per batch
         total = int(part.index.ntotal)
         fetch = min(total, k * 4)
-        band_atr, n_bands = bands if bands is not None else (self.config.distance_bin_atr, self.config.distance_bins)
-        band_atr = float(band_atr) if distance_atr is not None else 0.0
-        query_distance = np.zeros(m) if distance_atr is None else np.asarray(distance_atr, dtype=np.float64).reshape(m)
+        if distance_atr is None:  # no band filter: every query's band is -1, the rows' are never read
+            query_band, row_band = np.full(m, -1, dtype=np.int64), np.zeros(1, dtype=np.int64)
+        else:
+            band_atr, n_bands = bands if bands is not None else (self.config.distance_bin_atr, self.config.distance_bins)
+            query_band = distance_bins(np.asarray(distance_atr, dtype=np.float64).reshape(m), band_atr, int(n_bands))
+            row_band = distance_bins(part.distance_atr, band_atr, int(n_bands))
         sims, ids = part.index.search(q, fetch)
-        out_ids, out_sims, found = _filter_candidates(
-            ids, sims, part.session_code, cutoff, k, max_per_session, len(self.sessions), part.distance_atr, query_distance, band_atr, int(n_bands)
-        )
+        out_ids, out_sims, found = _filter_candidates(ids, sims, part.session_code, cutoff, k, max_per_session, len(self.sessions), row_band, query_band)
         pending = np.flatnonzero(found < k) if fetch < total else np.empty(0, dtype=np.int64)
         while pending.size:
             fetch = min(total, fetch * 2)
             sims, ids = part.index.search(np.ascontiguousarray(q[pending]), fetch)
-            more_ids, more_sims, more_found = _filter_candidates(
-                ids, sims, part.session_code, cutoff, k, max_per_session, len(self.sessions), part.distance_atr, query_distance[pending], band_atr, int(n_bands)
-            )
+            more_ids, more_sims, more_found = _filter_candidates(ids, sims, part.session_code, cutoff, k, max_per_session, len(self.sessions), row_band, query_band[pending])
             out_ids[pending], out_sims[pending] = more_ids, more_sims
             pending = pending[more_found < k] if fetch < total else np.empty(0, dtype=np.int64)
         return out_ids, out_sims
