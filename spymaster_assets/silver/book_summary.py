@@ -27,12 +27,11 @@ from pandera.engines.polars_engine import DateTime
 
 from spymaster_resources.dbn_layout import F_SNAPSHOT
 from spymaster_core.config import SpymasterConfig
+from spymaster_core.units import NS_PER_MINUTE, NS_PER_SECOND
 from ..schema_validation import validate_table
 
 TS_DTYPE = pl.Datetime("ns", "UTC")
 UTC_NS = DateTime(time_zone="UTC", time_unit="ns")
-NS_PER_SECOND = 1_000_000_000
-NS_PER_MINUTE = 60 * NS_PER_SECOND
 #: Book sources of bronze_futures_mbp10 and bronze_futures_bbo.
 TOP_OF_BOOK_LEVELS = 1
 _MBO_SOURCE = "mbo"

@@ -37,11 +37,11 @@ import numpy as np
 import polars as pl
 
 from spymaster_core.config import SpymasterConfig
+from spymaster_core.units import NS_PER_MINUTE
 from ..sessions import et_to_utc
 from .daily_regime import daily_atr_regime
 from .feature_names import CHART_BLOCKS, chart_columns
 
-NS_PER_MINUTE = 60_000_000_000
 #: ES's tick, the unit the round-number handles of the configuration are written in.
 _ES_TICK = 0.25
 

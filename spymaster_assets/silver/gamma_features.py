@@ -40,11 +40,11 @@ import polars as pl
 from numba import njit
 
 from spymaster_core.config import SpymasterConfig
+from spymaster_core.units import NS_PER_SECOND
 from ..sessions import et_to_utc, session_date_of
 from .black76 import black76_gamma_nb, black76_implied_vol_nb
 from .feature_names import gamma_columns
 
-NS_PER_SECOND = 1_000_000_000
 SECONDS_PER_YEAR = 365 * 86_400
 #: Number of distinct strikes nearest F used to find the chain's strike interval.
 NEAR_MONEY_STRIKES = 20

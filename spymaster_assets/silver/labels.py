@@ -10,11 +10,10 @@ import polars as pl
 from numba import njit
 
 from spymaster_core.config import DIRECTIONS, OUTCOMES, SpymasterConfig
+from spymaster_core.units import NS_PER_MINUTE, NS_PER_SECOND
 from .feature_names import LABEL_COLUMNS
 
 TS_DTYPE = pl.Datetime("ns", "UTC")
-NS_PER_MINUTE = 60_000_000_000
-NS_PER_SECOND = 1_000_000_000
 OUTCOME_COLUMNS = (
     "session_date",
     "ts_event",

@@ -15,6 +15,7 @@ import polars as pl
 import scipy.fft
 
 from spymaster_core.config import DIRECTIONS, LEVEL_KINDS, SpymasterConfig
+from spymaster_core.units import NS_PER_MINUTE
 from ..sessions import et_to_utc
 from .feature_names import (
     all_feature_columns,
@@ -30,7 +31,6 @@ from .gamma_features import gamma_features
 from .order_flow_features import order_flow_features
 
 TS_DTYPE = pl.Datetime("ns", "UTC")
-NS_PER_MINUTE = 60_000_000_000
 #: Identity columns of silver_level_state, before the feature columns of feature_names.all_feature_columns.
 STATE_KEY_COLUMNS = (
     "session_date",

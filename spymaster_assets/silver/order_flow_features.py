@@ -19,10 +19,9 @@ import scipy.fft
 from numba import njit
 
 from spymaster_core.config import DIRECTIONS, SpymasterConfig
+from spymaster_core.units import NS_PER_MINUTE, NS_PER_SECOND
 from .feature_names import book_columns, depth_columns, mbo_columns, tape_columns
 
-NS_PER_SECOND = 1_000_000_000
-NS_PER_MINUTE = 60 * NS_PER_SECOND
 NS_PER_MS = 1_000_000
 #: Tolerance (points) of the "within +-b ticks of the level" test, for float rounding of prices.
 BAND_TOLERANCE_POINTS = 1e-9
