@@ -21,13 +21,14 @@ import pyarrow as pa
 import pyarrow.ipc  # noqa: F401  (pa.ipc)
 
 from spymaster_resources.disk_cache import cache_dir
+from spymaster_resources.file_memo import FileMemo
 from spymaster_resources.lake import Lake
 from spymaster_resources.lake_paths import LakePath, file_identity, replace_directory, write_file_atomic
 
-from spymaster_core.config import SpymasterConfig
+from spymaster_core.config import OUTCOMES, SpymasterConfig
 from spymaster_core.errors import MissingPartitionError, SpymasterError
 from .answer import KnownBefore, fit_blend_on_signals, probability_columns
-from .class_mix import counts_before, fit_class_mix, session_counts, sessions_needed
+from .class_mix import GROUPS, fit_class_mix, session_counts, sessions_needed
 from .distance_baseline import distance_counts, distance_table_from_counts
 from .history import history_before, history_fingerprint, history_until
 from .model import META_FILE as MODEL_META, MODEL_FILE, OutcomeModel, train_model, training_window, xgb_params
@@ -380,42 +381,37 @@ def blend_fit_as_of(lake: Lake, day: date, config: SpymasterConfig):
     if not dates or "p_xgb_break" not in lake.scan(GOLD, "gold_signals", dates[0]).collect_schema():
         return fit_blend_on_signals(None, config)  # no history, or signals written before the model existed
     used: list[pl.DataFrame] = []
-    kept: dict[tuple, tuple[bool, pl.DataFrame]] = {}
     # Walking back from the day; sessions whose episodes are gone are left out.
     for session in reversed(dates):
         if len(used) == config.blend_sessions:
             break
         if not lake.exists(GOLD, "gold_episodes", session):
             continue
-        key, (has_model, rows) = _blend_rows(lake, session)
-        kept[key] = (has_model, rows)
+        has_model, rows = _blend_rows(lake, session)
         if has_model:
             used.append(rows)
-    _BLEND_ROWS.clear()
-    _BLEND_ROWS.update(kept)
+    _BLEND_ROWS.retain_used()
     if not used:
         return fit_blend_on_signals(None, config)
     return fit_blend_on_signals(pl.concat(used[::-1], how="vertical_relaxed"), config)
 
 
-#: One session's rows for the blend fit (whether it has a model probability, its joined rows) by
-#: the identity of its gold_signals and gold_episodes files: a rewritten partition is read again.
-_BLEND_ROWS: dict[tuple, tuple[bool, pl.DataFrame]] = {}
+#: One session's rows for the blend fit (whether it has a model probability, its joined rows) by its
+#: gold_signals and gold_episodes files: a rewritten partition is read again.
+_BLEND_ROWS: FileMemo[tuple[bool, pl.DataFrame]] = FileMemo()
 
 
-def _blend_rows(lake: Lake, session: date) -> tuple[tuple, tuple[bool, pl.DataFrame]]:
-    """(memo key, (True when some row of ``session`` has p_xgb_*, its gold_signals forecasts joined with
-    the outcomes, in the signals' row order)) for :func:`blend_fit_as_of`."""
-    signals_path = lake.partition_path(GOLD, "gold_signals", session)
-    episodes_path = lake.partition_path(GOLD, "gold_episodes", session)
-    key = (str(signals_path), *file_identity(signals_path), *file_identity(episodes_path))
-    found = _BLEND_ROWS.get(key)
-    if found is None:
+def _blend_rows(lake: Lake, session: date) -> tuple[bool, pl.DataFrame]:
+    """(True when some row of ``session`` has p_xgb_*, its gold_signals forecasts joined with the
+    outcomes, in the signals' row order) for :func:`blend_fit_as_of`."""
+
+    def read() -> tuple[bool, pl.DataFrame]:
         keys = ["session_date", "ts_event", "level_kind"]
         signals = lake.read_many(GOLD, "gold_signals", [session], [*keys, *probability_columns("p_knn_"), *probability_columns("p_xgb_"), *probability_columns("p_dist_")])
         outcomes = lake.read_many(GOLD, "gold_episodes", [session], [*keys, "outcome"])
-        found = (signals["p_xgb_break"].is_not_null().any(), signals.join(outcomes, on=keys, how="inner", maintain_order="left"))
-    return key, found
+        return signals["p_xgb_break"].is_not_null().any(), signals.join(outcomes, on=keys, how="inner", maintain_order="left")
+
+    return _BLEND_ROWS.get([lake.partition_path(GOLD, "gold_signals", session), lake.partition_path(GOLD, "gold_episodes", session)], read)
 
 
 def known_before_from_lake(lake: Lake, day: date, config: SpymasterConfig) -> KnownBefore:
@@ -435,27 +431,24 @@ def known_before_from_lake(lake: Lake, day: date, config: SpymasterConfig) -> Kn
     )
 
 
-#: Outcome counts of one gold_episodes partition (``class_mix.session_counts``) by (file, identity):
-#: the date-order walk counts each session once, not once for each of the 80 days that read it.
-_SESSION_CLASS_COUNTS: dict[tuple, np.ndarray] = {}
+#: Outcome counts of one gold_episodes partition (``class_mix.session_counts``) by its file: the
+#: date-order walk counts each session once, not once for each of the 80 days that read it.
+_SESSION_CLASS_COUNTS: FileMemo[np.ndarray] = FileMemo()
 
 
 def class_mix_as_of(lake: Lake, day: date, config: SpymasterConfig) -> pl.DataFrame:
     """The trailing class mix serving ``day`` (``class_mix.fit_class_mix``), from the outcomes of the
     trailing ``class_mix.sessions_needed`` gold_episodes sessions before it only (a flat cost per day)."""
     sessions = lake.dates_before(GOLD, "gold_episodes", day)[-sessions_needed(config):]
-    counts, kept = [], {}
-    for session in sessions:
-        path = lake.partition_path(GOLD, "gold_episodes", session)
-        key = (str(path), *file_identity(path))  # a rewritten partition is counted again
-        found = _SESSION_CLASS_COUNTS.get(key)
-        if found is None:
-            found = session_counts(lake.read_many(GOLD, "gold_episodes", [session], ["level_kind", "direction", "outcome"]))
-        kept[key] = found
-        counts.append(found)
-    _SESSION_CLASS_COUNTS.clear()
-    _SESSION_CLASS_COUNTS.update(kept)
-    return fit_class_mix(np.stack(counts) if counts else counts_before(None, [], day, config), config)
+    counts = [
+        _SESSION_CLASS_COUNTS.get(
+            [lake.partition_path(GOLD, "gold_episodes", session)],
+            lambda: session_counts(lake.read_many(GOLD, "gold_episodes", [session], ["level_kind", "direction", "outcome"])),  # noqa: B023 (called at once)
+        )
+        for session in sessions
+    ]
+    _SESSION_CLASS_COUNTS.retain_used()
+    return fit_class_mix(np.stack(counts) if counts else np.zeros((0, len(GROUPS), len(OUTCOMES)), dtype=np.int64), config)
 
 
 #: Counts over every earlier episode each lake (by its root) and count last reached in this process:

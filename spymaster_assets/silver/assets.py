@@ -11,7 +11,7 @@ from pathlib import Path
 from spymaster_core.config import CONFIG_FILE, SpymasterConfig
 from spymaster_resources import SpymasterResource
 from spymaster_resources.lake import Lake
-from spymaster_resources.lake_paths import file_identity
+from spymaster_resources.file_memo import FileMemo
 
 from spymaster_resources.raw_files import RawCatalog
 
@@ -69,9 +69,9 @@ def warmup_bars(lake: Lake, day: date, instrument_id: int, config: SpymasterConf
     return bars, source
 
 
-#: Daily bars by (session, the identity of the files they were read from): a range's sessions share
-#: most of their trailing year, so each earlier session is summarised once per process.
-_DAILY_BARS: dict[tuple, pl.DataFrame] = {}
+#: Daily bars by the files they were read from: a range's sessions share most of their trailing
+#: year, so each earlier session is summarised once per process.
+_DAILY_BARS: FileMemo[pl.DataFrame] = FileMemo()
 
 
 def daily_history(lake: Lake, day: date, config: SpymasterConfig, catalog: RawCatalog | None = None) -> pl.DataFrame:
@@ -87,26 +87,22 @@ def daily_history(lake: Lake, day: date, config: SpymasterConfig, catalog: RawCa
     wanted = config.daily_atr_sessions + config.atr_regime_sessions - 1
     calendar = trading_sessions(day - timedelta(days=2 * wanted + 30), day, config)
     earlier = [d for d in calendar if d < day][-wanted:]
-    frames = []
-    for session in earlier:
-        if lake.exists("bronze", "bronze_futures_ohlcv_1m", session):
-            path = lake.partition_path("bronze", "bronze_futures_ohlcv_1m", session)
-            key = ("lake", str(path), *file_identity(path))
-        elif catalog is not None and sessions_with_rth_data(catalog, config, session, session):
-            start, end = session_bounds_utc(session, config)
-            key = ("raw", session, *((str(f.path), f.size, f.mtime_ns) for f in catalog.files_for_window("ohlcv-1m", start, end)))
-        else:
-            continue
-        found = _DAILY_BARS.get(key)
-        if found is None:
-            if key[0] == "lake":
-                bars = lake.read_many("bronze", "bronze_futures_ohlcv_1m", [session], ["session_date", "ts_event", "instrument_id", "high", "low", "close"])
-            else:
-                definitions, _ = session_definitions(catalog, session, config)
-                bars = session_ohlcv_1m(catalog, session, definitions, config).bars
-            found = _DAILY_BARS[key] = daily_bar(bars)
-        frames.append(found)
+    frames = [bar for bar in (_daily_bar_of(lake, session, config, catalog) for session in earlier) if bar is not None]
+    _DAILY_BARS.retain_used()
     return pl.concat(frames) if frames else pl.DataFrame(schema=DAILY_BAR_SCHEMA)
+
+
+def _daily_bar_of(lake: Lake, session: date, config: SpymasterConfig, catalog: RawCatalog | None) -> pl.DataFrame | None:
+    """``session``'s daily bar from its bronze partition, else from the raw files, else None."""
+    if lake.exists("bronze", "bronze_futures_ohlcv_1m", session):
+        columns = ["session_date", "ts_event", "instrument_id", "high", "low", "close"]
+        path = lake.partition_path("bronze", "bronze_futures_ohlcv_1m", session)
+        return _DAILY_BARS.get([path], lambda: daily_bar(lake.read_many("bronze", "bronze_futures_ohlcv_1m", [session], columns)), tag=session)
+    if catalog is not None and sessions_with_rth_data(catalog, config, session, session):
+        start, end = session_bounds_utc(session, config)
+        files = [f.path for f in catalog.files_for_window("ohlcv-1m", start, end)]
+        return _DAILY_BARS.get(files, lambda: daily_bar(session_ohlcv_1m(catalog, session, session_definitions(catalog, session, config)[0], config).bars), tag=session)
+    return None
 
 
 @session_asset(
