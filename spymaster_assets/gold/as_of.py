@@ -12,6 +12,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -44,12 +45,23 @@ def fit_as_of(lake: Lake, day: date, config: SpymasterConfig) -> NormalizationSt
     """Robust statistics for ``day`` from the episodes of ``normalization.normalization_window`` of the sessions before it
     (the trailing ``normalization_sessions``, refitted every ``normalization_refit_sessions`` once that window is full)."""
     window = normalization_window(lake.dates_before(GOLD, "gold_episodes", day), config)
-    history = lake.read_many(GOLD, "gold_episodes", window)
     columns = vector_columns(config)
-    if history is None:
-        history = pl.DataFrame(schema={"session_date": pl.Date, "vector": pl.Array(pl.Float32, len(columns)), "vector_version": pl.Utf8})
-    history = history.filter(pl.col("vector_version") == vector_version(config))
-    return fit_normalization(history, columns, config, as_of=day)
+
+    def fit() -> NormalizationStats:
+        history = lake.read_many(GOLD, "gold_episodes", window)
+        if history is None:
+            history = pl.DataFrame(schema={"session_date": pl.Date, "vector": pl.Array(pl.Float32, len(columns)), "vector_version": pl.Utf8})
+        return fit_normalization(history.filter(pl.col("vector_version") == vector_version(config)), columns, config, as_of=day)
+
+    # The window changes once per refit cadence: the days between refits take the same statistics,
+    # fitted once (as_of is the only field that names the day; the fit checks the window is before it).
+    stats = _WINDOW_STATS.get([lake.partition_path(GOLD, "gold_episodes", d) for d in window], fit, tag=(str(lake.root), tuple(columns), vector_version(config), config))
+    _WINDOW_STATS.retain_used()
+    return stats if stats.as_of == day else replace(stats, as_of=day)
+
+
+#: Normalization statistics by the files of their window and the configuration (``fit_as_of``).
+_WINDOW_STATS: FileMemo[NormalizationStats] = FileMemo()
 
 
 def stats_as_of(lake: Lake, day: date) -> NormalizationStats:
