@@ -180,13 +180,16 @@ def main(argv: list[str] | None = None) -> int:
 
     p_eval = sub.add_parser(
         "evaluate",
-        help="walk-forward scores of the answer beside the base rate, the distance lookup, kNN and XGBoost (from the lake)",
+        help="walk-forward scores of the answer beside its references (base rate, class mix, distance lookup raw and calibrated), kNN and XGBoost",
         description=(
             "Scores gold_signals against what happened, every session answered only from earlier sessions. Each model "
-            "(base_rate: the index partition's outcome rate; distance: the rate by level kind, direction and |distance| "
-            "bin; knn: the neighbours' Dirichlet posterior; xgboost: gold_model; answer: the calibrated blend) is scored "
-            "on the same episodes: multi-class Brier, Brier skill score (BSS) against the base rate and against the "
-            "distance lookup with a 90%% interval from resampling whole sessions, log loss, classwise and top-label ECE."
+            "(base_rate: the index partition's outcome rate; class_mix: the trailing sessions' outcome mix per level kind "
+            "and direction; distance: the rate by level kind, direction and |distance| bin; distance_calibrated: that "
+            "lookup with its own temperature; knn: the neighbours' Dirichlet posterior; xgboost: gold_model; answer_t1: "
+            "the blend at T = 1; answer: the calibrated blend) is scored on the same episodes, per anchor and per approach "
+            "(each approach at its first anchor): multi-class Brier, Brier skill score (BSS) against the base rate, the "
+            "distance lookup and the best baseline (the reference with the lowest Brier) with a 90% interval from "
+            "resampling whole sessions, log loss, classwise and top-label ECE."
         ),
     )
     p_eval.add_argument("--start", type=_date, help="first session scored, YYYY-MM-DD (default: the first with enough history)")
