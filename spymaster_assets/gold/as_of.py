@@ -187,10 +187,12 @@ def _extend_refit_copy(lake: Lake, sessions: list[date], day: date, stats: Norma
     if not _built_as(kept, kept.as_of, earlier, weights):
         return None
     rest = [s for s in sessions if s >= kept.as_of]
-    if not rest:
+    if not rest and kept.as_of == day:
         kept.provenance = provenance
         return kept
-    return kept.extended(lake.read_many(GOLD, "gold_episodes", rest), stats, day, provenance, in_place=True)  # just loaded: nothing else holds it
+    # Extended even by no session (the sessions between its day and ``day`` were removed, e.g. failed):
+    # the index must say the day it serves, which the point-in-time checks compare with the statistics'.
+    return kept.extended(lake.read_many(GOLD, "gold_episodes", rest) if rest else None, stats, day, provenance, in_place=True)  # just loaded: nothing else holds it
 
 
 def _built_as(indexes: SchemaIndexes | None, as_of: date, provenance: dict, weights) -> bool:

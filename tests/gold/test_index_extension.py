@@ -217,3 +217,27 @@ def test_an_index_extended_in_place_is_retired_and_one_copied_stays_usable(mater
         else:
             assert _files(earlier.save(tmp_path / "after")) == before
     assert results[True] == results[False]
+
+
+def test_the_kept_copy_serves_the_next_day_as_that_day_when_the_sessions_between_were_removed(materialized_home, tmp_path, monkeypatch):
+    """A failed session's partitions are removed (its episodes too): the copy kept as of that session
+    then holds exactly the next day's history, and the index it gives must say the next day (the
+    signals' point-in-time check compares it with the statistics' day), equal to a rebuild."""
+    monkeypatch.setenv("SPYMASTER_CACHE_DIR", str(tmp_path / "cache"))
+    spymaster = _lake_with_episodes(materialized_home, tmp_path / "home")
+    lake, config = spymaster.lake, spymaster.config
+    for day in CHAIN_SESSIONS[:3]:
+        lake.write("gold", "gold_normalization", day, stats_to_frame(as_of.fit_as_of(lake, day, config)))
+        as_of.build_index_as_of(lake, day, as_of.stats_as_of(lake, day), config)
+    assert json.loads((as_of.refit_copy_dir(lake) / "manifest.json").read_text())["as_of"] == CHAIN_SESSIONS[2].isoformat()
+    shutil.rmtree(lake.partition_dir("gold", "gold_episodes", CHAIN_SESSIONS[2]))  # the failed session's episodes
+    day = CHAIN_SESSIONS[3]
+    lake.write("gold", "gold_normalization", day, stats_to_frame(as_of.fit_as_of(lake, day, config)))
+    as_of._RECENT_INDEXES.clear()  # a new process
+    served = as_of.build_index_as_of(lake, day, as_of.stats_as_of(lake, day), config)
+    assert served.as_of == day and {label: index.as_of for label, index in served.indexes.items()} == {label: day for label in served.indexes}
+    as_of._RECENT_INDEXES.clear()
+    monkeypatch.setenv("SPYMASTER_CACHE_DIR", str(tmp_path / "empty"))
+    rebuilt = as_of.build_index_as_of(lake, day, as_of.stats_as_of(lake, day), config)
+    assert rebuilt.origin.startswith("built from")
+    assert _files(served.save(tmp_path / "a")) == _files(rebuilt.save(tmp_path / "b"))
