@@ -65,7 +65,16 @@ def _session_sums(lake: Lake, d: date, config: SpymasterConfig) -> pl.DataFrame:
         stored = lake.read("gold", EVALUATION_SUMS, d)
         if stored.height and "signals_fingerprint" in stored.columns and (stored["signals_fingerprint"] == fingerprint).all():
             return stored
-    return session_sums(_signals_with_outcomes(lake, [d]), MODEL_PREFIXES, config.calibration_bins).with_columns(signals_fingerprint=pl.lit(fingerprint))
+    scored = _signals_with_outcomes(lake, [d])
+    missing = [f"{prefix}*" for prefix in MODEL_PREFIXES.values() if f"{prefix}break" not in scored.columns]
+    if missing:
+        first = lake.dates("gold", "gold_signals")[0]
+        raise SpymasterError(
+            f"gold_signals of {d} was written by an earlier version of spymaster (no {', '.join(missing)} columns), so the "
+            f"evaluation cannot score it beside the others: rebuild the gold tables, e.g. "
+            f"`spymaster backfill --start {first} --end <the last session> --rebuild`"
+        )
+    return session_sums(scored, MODEL_PREFIXES, config.calibration_bins).with_columns(signals_fingerprint=pl.lit(fingerprint))
 
 
 def _empty_sums(config: SpymasterConfig) -> pl.DataFrame:

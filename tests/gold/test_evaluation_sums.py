@@ -238,3 +238,20 @@ def test_a_new_process_starts_from_the_latest_valid_checkpoint_and_gets_the_same
     signals = lake.partition_path("gold", "gold_signals", scored[0])
     os.utime(signals, ns=(signals.stat().st_atime_ns, signals.stat().st_mtime_ns + 1_000_000))
     assert afresh(last).equals(walked[last]) and read == scored
+
+
+def test_signals_of_an_earlier_version_get_an_error_that_says_to_rebuild(materialized_home, tmp_path):
+    """A lake whose earlier gold_signals lack the references (written before them) cannot be scored
+    beside today's: the evaluation says which session and the command that rebuilds, not a bare missing column."""
+    from spymaster_core.errors import SpymasterError
+
+    home = tmp_path / "home"
+    shutil.copytree(materialized_home / "lake", home / "lake")
+    shutil.copy2(materialized_home / "config.json", home / "config.json")
+    spymaster = SpymasterResource(home=str(home))
+    lake, config = spymaster.lake, spymaster.config
+    first, last = lake.dates("gold", "gold_evaluation")[-2:]
+    old = lake.read("gold", "gold_signals", first).drop(pl.selectors.starts_with("p_mix_", "p_distcal_"))
+    lake.write("gold", "gold_signals", first, old)
+    with pytest.raises(SpymasterError, match=rf"gold_signals of {first} was written by an earlier version .*p_mix_\*, p_distcal_\*.*--rebuild"):
+        evaluation_sums_up_to(lake, last, config)
