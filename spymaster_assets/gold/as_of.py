@@ -116,11 +116,11 @@ def build_index_as_of(lake: Lake, day: date, stats: NormalizationStats, config: 
         return recent
     indexes = _extend_previous(lake, sessions[-1], day, stats, weights, provenance, config) if sessions else None
     if indexes is None:
+        # The index this process held cannot become the day's: let it go before another is loaded or
+        # built (at a decade each copy of the vectors is hundreds of MB).
+        _RECENT_INDEXES.pop(str(lake.root), None)
         indexes = _extend_refit_copy(lake, sessions, day, stats, weights, provenance, config)
     if indexes is None:
-        # The index this process held is of other statistics or weights: let it go before the new one
-        # exists (at a decade each copy of the vectors is hundreds of MB).
-        _RECENT_INDEXES.pop(str(lake.root), None)
         history = lake.read_many(GOLD, "gold_episodes", sessions)
         indexes = SchemaIndexes.build(history, stats, config, as_of=day, weights=weights, weights_source=source, provenance=provenance)
         del history
@@ -130,29 +130,67 @@ def build_index_as_of(lake: Lake, day: date, stats: NormalizationStats, config: 
 
 
 def refit_copy_dir(lake: Lake) -> Path:
-    """Where the latest index built whole for ``lake`` is kept with its vectors, outside the lake (the
-    user cache, ``disk_cache.cache_dir``): one directory per lake, replaced whole."""
+    """Where the indexes built whole for ``lake`` are kept with their vectors, outside the lake (the
+    user cache, ``disk_cache.cache_dir``): one subdirectory per day built (``YYYY-MM-DD``)."""
     return cache_dir() / "setup_index" / hashlib.sha256(str(lake.root).encode()).hexdigest()[:16]
 
 
-def _save_refit_copy(lake: Lake, indexes: SchemaIndexes) -> None:
-    """Keep ``indexes`` (just built whole) for a later process, unless a copy as of a later day is kept already.
+#: The kept copies of one lake take at most this many bytes: the oldest go first (the newest always
+#: stays). A range run's gold_setup_index walk keeps one copy per refit, which gold_signals' walk
+#: then loads instead of building the same index again; past the budget it builds it again.
+REFIT_COPIES_MAX_BYTES = 3 * 1024**3
 
-    A new process (the daily job, a query) then extends that copy by the sessions since its day
-    instead of normalizing every earlier episode again. Only a cache: failures are ignored."""
-    directory = refit_copy_dir(lake)
+
+def kept_refit_copies(lake: Lake) -> list[tuple[date, Path]]:
+    """(day, directory) of every kept copy of ``lake``'s index, oldest first."""
+    root = refit_copy_dir(lake)
+    out = []
+    for entry in root.iterdir() if root.is_dir() else ():
+        try:
+            day = date.fromisoformat(entry.name)
+        except ValueError:
+            continue
+        if (entry / "manifest.json").is_file():
+            out.append((day, entry))
+    return sorted(out)
+
+
+def _save_refit_copy(lake: Lake, indexes: SchemaIndexes) -> None:
+    """Keep ``indexes`` (just built whole) for a later walk or process, as the copy of its day.
+
+    gold_signals' walk of the same range loads it on that day instead of normalizing every earlier
+    episode again; a new process (the daily job, a query) extends the latest one by the sessions
+    since. Copies beyond :data:`REFIT_COPIES_MAX_BYTES` are removed, oldest first. Only a cache:
+    failures are ignored."""
+    if indexes.as_of is None:
+        return
+    root = refit_copy_dir(lake)
     try:
-        kept = json.loads((directory / "manifest.json").read_text()).get("as_of")
-        if kept is not None and indexes.as_of is not None and date.fromisoformat(kept) > indexes.as_of:
-            return
-    except (OSError, ValueError):
-        pass
-    try:
-        indexes.save(directory, vectors=True)
-        (directory / _ROOT_FILE).write_text(str(lake.root))
-        _remove_orphan_copies(directory.parent)
+        root.mkdir(parents=True, exist_ok=True)
+        for entry in root.iterdir():  # the layout before dated copies: one copy at the root
+            if entry.name != _ROOT_FILE and not _is_day(entry.name):
+                shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+        indexes.save(root / indexes.as_of.isoformat(), vectors=True)
+        (root / _ROOT_FILE).write_text(str(lake.root))
+        copies = kept_refit_copies(lake)
+        sizes = {directory: sum(f.stat().st_size for f in directory.rglob("*") if f.is_file()) for _, directory in copies}
+        total = sum(sizes.values())
+        for _, directory in copies[:-1]:
+            if total <= REFIT_COPIES_MAX_BYTES:
+                break
+            shutil.rmtree(directory, ignore_errors=True)
+            total -= sizes[directory]
+        _remove_orphan_copies(root.parent)
     except OSError:
         pass
+
+
+def _is_day(name: str) -> bool:
+    try:
+        date.fromisoformat(name)
+    except ValueError:
+        return False
+    return True
 
 
 _ROOT_FILE = "lake_root.txt"
@@ -171,21 +209,29 @@ def _remove_orphan_copies(parent: Path) -> None:
 
 
 def _extend_refit_copy(lake: Lake, sessions: list[date], day: date, stats: NormalizationStats, weights, provenance: dict, config: SpymasterConfig) -> SchemaIndexes | None:
-    """The kept refit copy (:func:`_save_refit_copy`) extended by the sessions from its day to ``day``,
-    when it was built exactly as ``day``'s index would be (same statistics, weights and earlier
-    episodes, by the history fingerprint); else None."""
-    directory = refit_copy_dir(lake)
+    """The latest kept copy of a day on or before ``day`` (:func:`_save_refit_copy`) extended by the
+    sessions from its day to ``day``, when it was built exactly as ``day``'s index would be (same
+    statistics, weights and earlier episodes, by the history fingerprint); else None. The copies
+    before it are removed (a date-order walk that reached it needs none of them)."""
+    copies = [(kept_day, directory) for kept_day, directory in kept_refit_copies(lake) if kept_day <= day]
+    if not copies:
+        return None
+    kept_day, directory = copies[-1]  # an older one was built with older statistics or weights
     try:
-        if not (directory / "manifest.json").is_file():
+        # The manifest first: a copy of other statistics (the walk past a refit) is not worth loading.
+        manifest = json.loads((directory / "manifest.json").read_text())
+        if (manifest.get("provenance") or {}).get("normalization") != provenance["normalization"]:
             return None
         kept = SchemaIndexes.load(directory, config)
     except (OSError, ValueError, KeyError):
         return None
-    if kept.as_of is None or kept.as_of > day:
+    if kept.as_of != kept_day:
         return None
     earlier = {**provenance, "episodes": history_until(provenance["episodes"], kept.as_of)}
     if not _built_as(kept, kept.as_of, earlier, weights):
         return None
+    for _, older in copies[:-1]:  # a date-order walk that has reached this copy needs none before it
+        shutil.rmtree(older, ignore_errors=True)
     rest = [s for s in sessions if s >= kept.as_of]
     if not rest and kept.as_of == day:
         kept.provenance = provenance

@@ -132,7 +132,7 @@ def test_a_new_process_extends_the_kept_refit_copy_and_gets_the_rebuild_bit_for_
         stats = as_of.fit_as_of(lake, day, config)
         lake.write("gold", "gold_normalization", day, stats_to_frame(stats))
         as_of.build_index_as_of(lake, day, as_of.stats_as_of(lake, day), config)
-    assert json.loads((as_of.refit_copy_dir(lake) / "manifest.json").read_text())["as_of"] == CHAIN_SESSIONS[2].isoformat()
+    assert [kept for kept, _ in as_of.kept_refit_copies(lake)][-1] == CHAIN_SESSIONS[2]
     day = CHAIN_SESSIONS[3]  # shares the statistics and weights of CHAIN_SESSIONS[2]
     lake.write("gold", "gold_normalization", day, stats_to_frame(as_of.fit_as_of(lake, day, config)))
     as_of._RECENT_INDEXES.clear()  # a new process
@@ -193,7 +193,7 @@ def test_the_kept_copy_of_a_removed_lake_is_removed_with_the_next_one(materializ
         copies.append(as_of.refit_copy_dir(lake))
         if spymaster is first:
             shutil.rmtree(tmp_path / "first")  # the data root removed
-    assert not copies[0].exists() and (copies[1] / "manifest.json").is_file()
+    assert not copies[0].exists() and (copies[1] / CHAIN_SESSIONS[1].isoformat() / "manifest.json").is_file()
 
 
 def test_an_index_extended_in_place_is_retired_and_one_copied_stays_usable(materialized_home, tmp_path):
@@ -229,7 +229,7 @@ def test_the_kept_copy_serves_the_next_day_as_that_day_when_the_sessions_between
     for day in CHAIN_SESSIONS[:3]:
         lake.write("gold", "gold_normalization", day, stats_to_frame(as_of.fit_as_of(lake, day, config)))
         as_of.build_index_as_of(lake, day, as_of.stats_as_of(lake, day), config)
-    assert json.loads((as_of.refit_copy_dir(lake) / "manifest.json").read_text())["as_of"] == CHAIN_SESSIONS[2].isoformat()
+    assert [kept for kept, _ in as_of.kept_refit_copies(lake)][-1] == CHAIN_SESSIONS[2]
     shutil.rmtree(lake.partition_dir("gold", "gold_episodes", CHAIN_SESSIONS[2]))  # the failed session's episodes
     day = CHAIN_SESSIONS[3]
     lake.write("gold", "gold_normalization", day, stats_to_frame(as_of.fit_as_of(lake, day, config)))
@@ -241,3 +241,37 @@ def test_the_kept_copy_serves_the_next_day_as_that_day_when_the_sessions_between
     rebuilt = as_of.build_index_as_of(lake, day, as_of.stats_as_of(lake, day), config)
     assert rebuilt.origin.startswith("built from")
     assert _files(served.save(tmp_path / "a")) == _files(rebuilt.save(tmp_path / "b"))
+
+
+def test_the_signals_walk_loads_the_copy_the_setup_walk_kept_for_each_refit(materialized_home, tmp_path, monkeypatch):
+    """A range run walks gold_setup_index over every session, then gold_signals: the second walk
+    loads the copy the first kept on each refit day instead of building the same index again (equal
+    bit for bit), and removes the copies behind it; the newest always stays for the daily job."""
+    monkeypatch.setenv("SPYMASTER_CACHE_DIR", str(tmp_path / "cache"))
+    spymaster = _lake_with_episodes(materialized_home, tmp_path / "home")
+    lake, config = spymaster.lake, spymaster.config
+    first_walk = {}
+    for day in CHAIN_SESSIONS:
+        lake.write("gold", "gold_normalization", day, stats_to_frame(as_of.fit_as_of(lake, day, config)))
+        first_walk[day] = as_of.build_index_as_of(lake, day, as_of.stats_as_of(lake, day), config)
+        first_walk[day].save(tmp_path / "first" / day.isoformat())
+    rebuilt_days = [day for day, indexes in first_walk.items() if indexes.origin.startswith("built from")]
+    assert [kept for kept, _ in as_of.kept_refit_copies(lake)] == rebuilt_days and len(rebuilt_days) >= 2
+    as_of._RECENT_INDEXES.clear()  # the second walk starts from the first day again
+    for day in CHAIN_SESSIONS:
+        again = as_of.build_index_as_of(lake, day, as_of.stats_as_of(lake, day), config)
+        assert not again.origin.startswith("built from"), (day, again.origin)
+        assert _files(again.save(tmp_path / "second" / day.isoformat())) == _files(tmp_path / "first" / day.isoformat())
+        assert [kept for kept, _ in as_of.kept_refit_copies(lake)] == [d for d in rebuilt_days if d >= max(r for r in rebuilt_days if r <= day)]
+    assert [kept for kept, _ in as_of.kept_refit_copies(lake)] == rebuilt_days[-1:]
+
+
+def test_the_kept_copies_stay_within_their_byte_budget_the_newest_always_kept(materialized_home, tmp_path, monkeypatch):
+    monkeypatch.setenv("SPYMASTER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(as_of, "REFIT_COPIES_MAX_BYTES", 1)
+    spymaster = _lake_with_episodes(materialized_home, tmp_path / "home")
+    lake, config = spymaster.lake, spymaster.config
+    for day in CHAIN_SESSIONS:
+        lake.write("gold", "gold_normalization", day, stats_to_frame(as_of.fit_as_of(lake, day, config)))
+        as_of.build_index_as_of(lake, day, as_of.stats_as_of(lake, day), config)
+        assert len(as_of.kept_refit_copies(lake)) == 1
