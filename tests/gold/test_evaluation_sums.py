@@ -125,12 +125,16 @@ def test_materialized_gold_evaluation_equals_scoring_every_episode_again(materia
     assert scored_days >= 2
 
 
-def test_sums_of_a_session_whose_signals_changed_are_computed_again(materialized_home, tmp_path):
-    home = tmp_path / "home"
+def _copy_of(materialized_home, home):
+    """(lake, config) of a copy of the chain's data root, to change without touching the shared one."""
     shutil.copytree(materialized_home / "lake", home / "lake")
     shutil.copy2(materialized_home / "config.json", home / "config.json")
     spymaster = SpymasterResource(home=str(home))
-    lake, config = spymaster.lake, spymaster.config
+    return spymaster.lake, spymaster.config
+
+
+def test_sums_of_a_session_whose_signals_changed_are_computed_again(materialized_home, tmp_path):
+    lake, config = _copy_of(materialized_home, tmp_path / "home")
     first, last = lake.dates("gold", "gold_evaluation")[-2:]
     before, _ = evaluation_sums_up_to(lake, last, config)
     # The earlier session's signals are rewritten (every answer now the base rate) without rerunning its evaluation.
@@ -245,11 +249,7 @@ def test_signals_of_an_earlier_version_get_an_error_that_says_to_rebuild(materia
     beside today's: the evaluation says which session and the command that rebuilds, not a bare missing column."""
     from spymaster_core.errors import SpymasterError
 
-    home = tmp_path / "home"
-    shutil.copytree(materialized_home / "lake", home / "lake")
-    shutil.copy2(materialized_home / "config.json", home / "config.json")
-    spymaster = SpymasterResource(home=str(home))
-    lake, config = spymaster.lake, spymaster.config
+    lake, config = _copy_of(materialized_home, tmp_path / "home")
     first, last = lake.dates("gold", "gold_evaluation")[-2:]
     old = lake.read("gold", "gold_signals", first).drop(pl.selectors.starts_with("p_mix_", "p_distcal_"))
     lake.write("gold", "gold_signals", first, old)
