@@ -1,6 +1,7 @@
 """Silver assets (Dagster wiring only): bars, levels, level-relative state and outcome labels per session."""
 
 import functools
+from collections.abc import Callable
 from datetime import date, timedelta
 
 import polars as pl
@@ -57,16 +58,30 @@ def warmup_bars(lake: Lake, day: date, instrument_id: int, config: SpymasterConf
     if len(calendar) < 2 or calendar[-1] != day:
         return None, "none (no calendar session before it)"
     prev = calendar[-2]
-    if lake.exists("bronze", "bronze_futures_ohlcv_1m", prev):
-        bars, source = lake.read("bronze", "bronze_futures_ohlcv_1m", prev), str(prev)
-    elif catalog is not None and sessions_with_rth_data(catalog, config, prev, prev):
-        definitions, _ = session_definitions(catalog, prev, config)
-        bars, source = session_ohlcv_1m(catalog, prev, definitions, config).bars, f"{prev} (raw files)"
-    else:
+    found = _earlier_session_bars(lake, prev, config, catalog)
+    if found is None:
         return None, f"none (no bars of the previous session {prev})"
+    _, read, source = found
+    bars = read()
     if bars.height == 0 or int(bars["instrument_id"][0]) != instrument_id:
         return None, f"none ({prev} traded another contract: roll)"
     return bars, source
+
+
+def _earlier_session_bars(lake: Lake, session: date, config: SpymasterConfig, catalog: RawCatalog | None) -> tuple[list, Callable[[], pl.DataFrame], str] | None:
+    """Where an earlier session's front-month 1-minute bars (bronze_futures_ohlcv_1m columns) come from:
+    its bronze partition when written, else (given ``catalog``) the raw files when they hold its
+    regular hours (the bronze ingest in memory, nothing written); None when neither. Returns (the
+    files read, a reader, the source for metadata). The reader raises RawDataError (naming the file)
+    on unreadable raw files."""
+    if lake.exists("bronze", "bronze_futures_ohlcv_1m", session):
+        path = lake.partition_path("bronze", "bronze_futures_ohlcv_1m", session)
+        return [path], lambda: lake.read("bronze", "bronze_futures_ohlcv_1m", session), str(session)
+    if catalog is not None and sessions_with_rth_data(catalog, config, session, session):
+        start, end = session_bounds_utc(session, config)
+        files = [f.path for f in catalog.files_for_window("ohlcv-1m", start, end)]
+        return files, lambda: session_ohlcv_1m(catalog, session, session_definitions(catalog, session, config)[0], config).bars, f"{session} (raw files)"
+    return None
 
 
 #: Daily bars by the files they were read from: a range's sessions share most of their trailing
@@ -87,22 +102,14 @@ def daily_history(lake: Lake, day: date, config: SpymasterConfig, catalog: RawCa
     wanted = config.daily_atr_sessions + config.atr_regime_sessions - 1
     calendar = trading_sessions(day - timedelta(days=2 * wanted + 30), day, config)
     earlier = [d for d in calendar if d < day][-wanted:]
-    frames = [bar for bar in (_daily_bar_of(lake, session, config, catalog) for session in earlier) if bar is not None]
+    frames = []
+    for session in earlier:
+        found = _earlier_session_bars(lake, session, config, catalog)
+        if found is not None:
+            files, read, _ = found
+            frames.append(_DAILY_BARS.get(files, lambda: daily_bar(read()), tag=session))  # noqa: B023 (called at once)
     _DAILY_BARS.retain_used()
     return pl.concat(frames) if frames else pl.DataFrame(schema=DAILY_BAR_SCHEMA)
-
-
-def _daily_bar_of(lake: Lake, session: date, config: SpymasterConfig, catalog: RawCatalog | None) -> pl.DataFrame | None:
-    """``session``'s daily bar from its bronze partition, else from the raw files, else None."""
-    if lake.exists("bronze", "bronze_futures_ohlcv_1m", session):
-        columns = ["session_date", "ts_event", "instrument_id", "high", "low", "close"]
-        path = lake.partition_path("bronze", "bronze_futures_ohlcv_1m", session)
-        return _DAILY_BARS.get([path], lambda: daily_bar(lake.read_many("bronze", "bronze_futures_ohlcv_1m", [session], columns)), tag=session)
-    if catalog is not None and sessions_with_rth_data(catalog, config, session, session):
-        start, end = session_bounds_utc(session, config)
-        files = [f.path for f in catalog.files_for_window("ohlcv-1m", start, end)]
-        return _DAILY_BARS.get(files, lambda: daily_bar(session_ohlcv_1m(catalog, session, session_definitions(catalog, session, config)[0], config).bars), tag=session)
-    return None
 
 
 @session_asset(
