@@ -24,7 +24,7 @@ import pyarrow.ipc  # noqa: F401  (pa.ipc)
 from spymaster_resources.disk_cache import cache_dir
 from spymaster_resources.file_memo import FileMemo
 from spymaster_resources.lake import Lake
-from spymaster_resources.lake_paths import LakePath, file_identity, replace_directory, write_file_atomic
+from spymaster_resources.lake_paths import LakePath, replace_directory, write_file_atomic
 
 from spymaster_core.config import OUTCOMES, SpymasterConfig
 from spymaster_core.errors import MissingPartitionError, SpymasterError
@@ -55,12 +55,13 @@ def fit_as_of(lake: Lake, day: date, config: SpymasterConfig) -> NormalizationSt
 
     # The window changes once per refit cadence: the days between refits take the same statistics,
     # fitted once (as_of is the only field that names the day; the fit checks the window is before it).
-    stats = _WINDOW_STATS.get([lake.partition_path(GOLD, "gold_episodes", d) for d in window], fit, tag=(str(lake.root), tuple(columns), vector_version(config), config))
+    stats = _WINDOW_STATS.get([lake.partition_path(GOLD, "gold_episodes", d) for d in window], fit, tag=config)
     _WINDOW_STATS.retain_used()
     return stats if stats.as_of == day else replace(stats, as_of=day)
 
 
-#: Normalization statistics by the files of their window and the configuration (``fit_as_of``).
+#: Normalization statistics by the files of their window (which name the lake) and the configuration
+#: (which fixes the columns and the vector version), for ``fit_as_of``.
 _WINDOW_STATS: FileMemo[NormalizationStats] = FileMemo()
 
 
@@ -144,15 +145,8 @@ REFIT_COPIES_MAX_BYTES = 3 * 1024**3
 def kept_refit_copies(lake: Lake) -> list[tuple[date, Path]]:
     """(day, directory) of every kept copy of ``lake``'s index, oldest first."""
     root = refit_copy_dir(lake)
-    out = []
-    for entry in root.iterdir() if root.is_dir() else ():
-        try:
-            day = date.fromisoformat(entry.name)
-        except ValueError:
-            continue
-        if (entry / "manifest.json").is_file():
-            out.append((day, entry))
-    return sorted(out)
+    kept = [(_day_of(entry.name), entry) for entry in (root.iterdir() if root.is_dir() else ())]
+    return sorted((day, entry) for day, entry in kept if day is not None and (entry / "manifest.json").is_file())
 
 
 def _save_refit_copy(lake: Lake, indexes: SchemaIndexes) -> None:
@@ -168,7 +162,7 @@ def _save_refit_copy(lake: Lake, indexes: SchemaIndexes) -> None:
     try:
         root.mkdir(parents=True, exist_ok=True)
         for entry in root.iterdir():  # the layout before dated copies: one copy at the root
-            if entry.name != _ROOT_FILE and not _is_day(entry.name):
+            if entry.name != _ROOT_FILE and _day_of(entry.name) is None:
                 shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
         indexes.save(root / indexes.as_of.isoformat(), vectors=True)
         (root / _ROOT_FILE).write_text(str(lake.root))
@@ -185,12 +179,12 @@ def _save_refit_copy(lake: Lake, indexes: SchemaIndexes) -> None:
         pass
 
 
-def _is_day(name: str) -> bool:
+def _day_of(name: str) -> date | None:
+    """The day a kept copy's directory is named after (``YYYY-MM-DD``), else None."""
     try:
-        date.fromisoformat(name)
+        return date.fromisoformat(name)
     except ValueError:
-        return False
-    return True
+        return None
 
 
 _ROOT_FILE = "lake_root.txt"
@@ -404,20 +398,12 @@ def model_as_of(lake: Lake, day: date, config: SpymasterConfig) -> OutcomeModel 
 
 #: The models this process loaded lately, by directory, with the identity of their files: the index
 #: and the signals of a day both need its model, and a file is loaded once while it is unchanged.
-_LOADED_MODELS: dict[str, tuple[tuple, OutcomeModel]] = {}
+_LOADED_MODELS: FileMemo[OutcomeModel] = FileMemo(max_entries=8)
 
 
 def _load_model(directory: LakePath) -> OutcomeModel:
     """``OutcomeModel.load(directory)`` through a small per-process memo keyed by the files' identity."""
-    identity = tuple(file_identity(directory / name) for name in (MODEL_META, MODEL_FILE))
-    held = _LOADED_MODELS.get(str(directory))
-    if held is not None and held[0] == identity:
-        return held[1]
-    model = OutcomeModel.load(directory)
-    if len(_LOADED_MODELS) >= 8:
-        _LOADED_MODELS.pop(next(iter(_LOADED_MODELS)))
-    _LOADED_MODELS[str(directory)] = (identity, model)
-    return model
+    return _LOADED_MODELS.get([directory / name for name in (MODEL_META, MODEL_FILE)], lambda: OutcomeModel.load(directory))
 
 
 NO_MODEL_FORMAT = "gold-model-none-1"

@@ -41,3 +41,21 @@ def test_retain_used_keeps_the_entries_asked_for_since_the_last_call(tmp_path):
     memo.get([paths[2]], paths[2].read_text)
     memo.retain_used()
     assert len(memo) == 1
+
+
+def test_max_entries_lets_the_oldest_entry_go(tmp_path):
+    paths = [tmp_path / f"{i}" for i in range(3)]
+    for p in paths:
+        p.write_text(p.name)
+    memo: FileMemo[str] = FileMemo(max_entries=2)
+    calls = []
+
+    def reader(p):
+        return lambda: calls.append(p.name) or p.read_text()
+
+    for p in paths:
+        memo.get([p], reader(p))
+    assert len(memo) == 2
+    memo.get([paths[2]], reader(paths[2]))  # still held
+    memo.get([paths[0]], reader(paths[0]))  # the oldest went: read again
+    assert calls == ["0", "1", "2", "0"]
